@@ -1,0 +1,134 @@
+"""The runner: validate, load, enumerate points, measure each, write rows, report.
+
+Everything that can be checked before measuring is checked first (config values, device,
+document lengths against the corpus and the model's context), so a broken config fails in
+seconds. During the sweep a failing point becomes a row with ``status=failed|oom`` and a
+reason, and the sweep goes on; a point already ``ok`` in the run folder is skipped unless
+``overwrite=true``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from kvbench import __version__
+from kvbench.config import ConfigError, KVBenchConfig, load_settings
+from kvbench.corpus import Corpus
+from kvbench.experiments import RunContext, get_experiment
+from kvbench.models import context_tokens, load_model, load_tokenizer
+from kvbench.provenance import manifest, utc_now
+from kvbench.results import CONFIG_FILE, ResultStore, atomic_write_text, point_id, write_manifest
+from kvbench.rows import make_row
+from kvbench.summary import print_summary, progress
+from kvbench.tracking import make_tracker
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name!r} is invalid: allowed cpu | auto (no CUDA device is visible)")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise ConfigError(f"device={name!r} is invalid: allowed cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+        torch.cuda.set_device(device)
+    return device
+
+
+def max_doc_tokens(settings: KVBenchConfig, corpus: Corpus, context: int) -> int:
+    """Longest document whose longest question and continuation still fit the model's context."""
+    return context - max(q.shape[1] for q in corpus.questions) - settings.exactness.gen_tokens
+
+
+def preflight(settings: KVBenchConfig) -> tuple[torch.device, Corpus, list[int]]:
+    """Every check that needs no model weights. Returns the device, corpus and lengths to skip."""
+    device = resolve_device(settings.device)
+    if settings.dtype != "float32" and device.type == "cpu":
+        log.warning("dtype=%s on CPU runs through slow reference kernels", settings.dtype)
+    tokenizer, _ = load_tokenizer(settings.model)
+    corpus = Corpus(settings.corpus, tokenizer)
+    for n in settings.doc_tokens:
+        corpus.check_length(n)
+    context = context_tokens(settings.model)
+    limit = max_doc_tokens(settings, corpus, context)
+    skip = [n for n in settings.doc_tokens if n > limit]
+    if skip and not settings.skip_beyond_context:
+        raise ConfigError(f"doc_tokens={skip} is invalid: allowed up to {limit} (model context {context} "
+                          "minus question and continuation), or set skip_beyond_context=true to record them as skipped")
+    return device, corpus, skip
+
+
+def run(cfg: DictConfig, run_dir: str | Path) -> list[dict[str, Any]]:
+    """Run the configured experiment into ``run_dir``; return the rows written this run."""
+    settings = load_settings(cfg)
+    device, corpus, skip = preflight(settings)
+    lm = load_model(settings.model, device=device, dtype=getattr(torch, settings.dtype),
+                    attn_impl=settings.attn_impl, seed=settings.seed)
+    info = manifest(device)
+    ctx = RunContext(settings, lm, corpus, device, info["device_name"], getattr(torch, settings.dtype))
+    experiment = get_experiment(settings.experiment)
+
+    store = ResultStore(run_dir)
+    atomic_write_text(store.run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+    write_manifest(store.run_dir, info)
+    tracker = make_tracker(settings.logger, store.run_dir, OmegaConf.to_container(cfg, resolve=True),
+                           name=f"{settings.exp_name}-{lm.name}")
+    done, rows = store.done(), []
+    try:
+        for point in progress(experiment.points(ctx), f"{settings.exp_name} {lm.name}"):
+            identity = identity_columns(ctx, experiment.name, point)
+            if identity["point_id"] in done and not settings.overwrite:
+                log.info("skipping %s (already ok; overwrite=true re-measures)", point)
+                continue
+            row = measure_point(ctx, experiment, point, identity, skip)
+            store.append(row)
+            tracker.log_row(row)
+            rows.append(row)
+    finally:
+        info["end_time"] = utc_now()
+        write_manifest(store.run_dir, info)
+        tracker.finish(store.rows(), {"points": len(rows), "ok": sum(r["status"] == "ok" for r in rows)})
+    print_summary(store.rows(), title=f"{settings.exp_name}: {lm.name} ({lm.weights} weights) on {ctx.device_name}")
+    return rows
+
+
+def identity_columns(ctx: RunContext, experiment: str, point: dict[str, Any]) -> dict[str, Any]:
+    coords = dict(experiment=experiment, model=ctx.lm.name, weights=ctx.lm.weights,
+                  model_fingerprint=ctx.lm.fingerprint, dtype=ctx.settings.dtype,
+                  device=ctx.device_name, attn_impl=ctx.settings.attn_impl, **point)
+    return dict(coords, point_id=point_id(coords), tokenizer=ctx.lm.tokenizer_name)
+
+
+def measure_point(ctx: RunContext, experiment, point: dict[str, Any], identity: dict[str, Any],
+                  skip: list[int]) -> dict[str, Any]:
+    """One row: measured fields with status ok, or the status and reason it could not be."""
+    start = time.perf_counter()
+    common = dict(kvbench_version=__version__)
+    if point["doc_tokens"] in skip:
+        fields = dict(status="skipped", reason=f"doc_tokens={point['doc_tokens']} plus question and "
+                      f"continuation exceeds the model context {ctx.lm.context_tokens}")
+    else:
+        try:
+            fields = experiment.run_point(ctx, point)
+        except torch.cuda.OutOfMemoryError as exc:
+            fields = dict(status="oom", reason=str(exc).splitlines()[0])
+        except Exception as exc:  # noqa: BLE001 -- a failed point is recorded, the sweep goes on
+            log.error("point %s failed:\n%s", point, traceback.format_exc())
+            fields = dict(status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        finally:
+            if ctx.device.type == "cuda":
+                torch.cuda.empty_cache()
+    row_fields = {k: v for k, v in identity.items()}
+    row_fields.update(fields)
+    return make_row(**row_fields, **common, elapsed_s=round(time.perf_counter() - start, 3), timestamp=utc_now())

@@ -1,0 +1,175 @@
+"""Structured configs: the schema Hydra composes into, with one clear error per bad value.
+
+Every dataclass is registered in Hydra's ConfigStore, so a YAML key that does not exist or
+has the wrong type fails while composing. Values are checked in ``__post_init__``, which
+``OmegaConf.to_object`` runs: :func:`load_settings` turns a composed config into these
+objects or raises :class:`ConfigError` with one line naming the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+DTYPES = ("float32", "bfloat16", "float16")
+ATTN_IMPLS = ("sdpa", "eager")
+MODEL_SOURCES = ("embedded", "hub", "random")
+CORPUS_SOURCES = ("pydoc", "hub")
+LOGGERS = ("none", "wandb")
+WANDB_MODES = ("offline", "online", "disabled")
+EXPERIMENTS = ("reuse",)
+
+DEFAULT_QUESTIONS = [
+    "\n\nQuestion: In one sentence, what is the document above about?\nAnswer:",
+    "\n\nQuestion: Name one function or class described above and what it does.\nAnswer:",
+    "\n\nQuestion: What would a programmer use the module above for?\nAnswer:",
+    "\n\nQuestion: Summarise the last paragraph of the document.\nAnswer:",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message is one line naming the key."""
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is invalid: allowed {allowed}")
+
+
+def _one_of(key: str, value: Any, allowed: tuple) -> None:
+    _require(value in allowed, key, value, " | ".join(map(str, allowed)))
+
+
+@dataclass
+class ModelConfig:
+    """Which model: embedded SmolLM2 GGUF, a hub id / local path, or random weights by architecture."""
+
+    name: str = "smollm2-135m-instruct"
+    source: str = "embedded"
+    path: Optional[str] = None       # hub id or local folder (source=hub)
+    arch: Optional[str] = None       # architecture name (source=random), see kvbench.architectures
+    revision: Optional[str] = None   # hub revision (source=hub)
+
+    def __post_init__(self):
+        from kvbench.architectures import ARCHITECTURES
+
+        _one_of("model.source", self.source, MODEL_SOURCES)
+        if self.source == "hub":
+            _require(bool(self.path), "model.path", self.path, "a hub id or a local path when model.source=hub")
+        if self.source == "random":
+            _one_of("model.arch", self.arch, tuple(ARCHITECTURES))
+
+
+@dataclass
+class CorpusConfig:
+    """Where documents come from: rendered pydoc text (offline) or a hub dataset."""
+
+    source: str = "pydoc"
+    dataset: Optional[str] = None      # hub dataset id (source=hub)
+    subset: Optional[str] = None
+    split: str = "train"
+    text_field: str = "text"
+    max_texts: int = 2000              # texts read from a hub dataset
+    cache_dir: str = "~/.cache/kvbench"
+    questions: list[str] = field(default_factory=lambda: list(DEFAULT_QUESTIONS))
+
+    def __post_init__(self):
+        _one_of("corpus.source", self.source, CORPUS_SOURCES)
+        if self.source == "hub":
+            _require(bool(self.dataset), "corpus.dataset", self.dataset, "a hub dataset id when corpus.source=hub")
+        _require(len(self.questions) > 0, "corpus.questions", self.questions, "a non-empty list of strings")
+        _require(self.max_texts > 0, "corpus.max_texts", self.max_texts, "a positive integer")
+
+
+@dataclass
+class TimingConfig:
+    warmup: int = 2
+    repeats: int = 10
+
+    def __post_init__(self):
+        _require(self.warmup >= 0, "timing.warmup", self.warmup, "an integer >= 0")
+        _require(self.repeats >= 1, "timing.repeats", self.repeats, "an integer >= 1")
+
+
+@dataclass
+class ExactnessConfig:
+    enabled: bool = True
+    num_docs: int = 8      # document x question pairs per point
+    gen_tokens: int = 24   # greedy continuation length G
+
+    def __post_init__(self):
+        _require(self.num_docs >= 1, "exactness.num_docs", self.num_docs, "an integer >= 1")
+        _require(self.gen_tokens >= 1, "exactness.gen_tokens", self.gen_tokens, "an integer >= 1")
+
+
+@dataclass
+class LoggerConfig:
+    backend: str = "none"
+    project: str = "kvbench"
+    entity: Optional[str] = None
+    mode: str = "offline"
+
+    def __post_init__(self):
+        _one_of("logger.backend", self.backend, LOGGERS)
+        _one_of("logger.mode", self.mode, WANDB_MODES)
+
+
+@dataclass
+class KVBenchConfig:
+    """Top-level settings of one run (one Hydra job)."""
+
+    experiment: str = "reuse"
+    exp_name: str = "default"
+    device: str = "cpu"             # cpu | cuda | cuda:N | auto
+    dtype: str = "float32"
+    attn_impl: str = "sdpa"
+    doc_tokens: list[int] = field(default_factory=lambda: [256, 512, 1024, 2048])
+    skip_beyond_context: bool = False   # record too-long points as skipped instead of failing at start
+    seed: int = 0
+    overwrite: bool = False
+    results_dir: str = "results"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    exactness: ExactnessConfig = field(default_factory=ExactnessConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def __post_init__(self):
+        _one_of("experiment", self.experiment, EXPERIMENTS)
+        _one_of("dtype", self.dtype, DTYPES)
+        _one_of("attn_impl", self.attn_impl, ATTN_IMPLS)
+        _require(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),
+                 "device", self.device, "cpu | cuda | cuda:N | auto")
+        _require(len(self.doc_tokens) > 0 and all(int(n) > 0 for n in self.doc_tokens),
+                 "doc_tokens", list(self.doc_tokens), "a non-empty list of positive integers")
+
+
+def register_configs() -> None:
+    """Register the schema so Hydra type-checks every YAML that composes into it."""
+    cs = ConfigStore.instance()
+    cs.store(name="kvbench_schema", node=KVBenchConfig)
+
+
+def load_settings(cfg: DictConfig) -> KVBenchConfig:
+    """Validate a composed config and return the typed settings.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the first invalid key and its allowed values.
+    """
+    try:
+        settings = OmegaConf.to_object(cfg)
+    except ConfigError:
+        raise
+    except Exception as exc:  # OmegaConf wraps __post_init__ errors and type errors
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise ConfigError(str(exc).splitlines()[0]) from exc
+    if not isinstance(settings, KVBenchConfig):
+        raise ConfigError("config does not use the kvbench_schema defaults entry")
+    return settings

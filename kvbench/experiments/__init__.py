@@ -1,0 +1,17 @@
+"""Experiment kinds, by the name ``experiment=`` selects."""
+
+from __future__ import annotations
+
+from kvbench.experiments.base import Experiment, RunContext
+
+
+def get_experiment(name: str) -> Experiment:
+    """The experiment registered under ``name`` (imported lazily: each may pull heavy deps)."""
+    if name == "reuse":
+        from kvbench.experiments.reuse import ReuseExperiment
+
+        return ReuseExperiment()
+    raise KeyError(f"unknown experiment {name!r}")
+
+
+__all__ = ["Experiment", "RunContext", "get_experiment"]

@@ -1,0 +1,78 @@
+"""Experiment ``reuse``: prefill vs. KV reuse latency, and reuse exactness, per document length.
+
+Per point (model, dtype, L):
+
+* latency on the first document: one-pass prefill of document + question against reuse
+  (the KV resident on the compute device, attached to a fresh cache, question forward);
+* exactness over ``exactness.num_docs`` documents: one-pass, two-stage and reuse compared
+  (:mod:`kvbench.exactness`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import torch
+
+from kvbench import flops, inference
+from kvbench.artifact import KVArtifact
+from kvbench.exactness import aggregate, compare_pair
+from kvbench.experiments.base import RunContext
+from kvbench.measure import Summary, ratio_ci, time_ms, timer_name
+
+
+def snapshot(ctx: RunContext, cache, doc_ids: torch.Tensor) -> KVArtifact:
+    """The publisher's artifact: a cloned snapshot of the document cache, stamped with provenance."""
+    return KVArtifact.from_cache(cache, model_fingerprint=ctx.lm.fingerprint,
+                                 tokenizer_hash=ctx.lm.tokenizer_hash, token_ids=doc_ids)
+
+
+def measure_latency(ctx: RunContext, doc_ids: torch.Tensor, query_ids: torch.Tensor) -> dict[str, Any]:
+    """Time one-pass prefill and device-resident reuse; return the latency row fields."""
+    model, timing = ctx.lm.model, ctx.settings.timing
+    full_ids = torch.cat([doc_ids, query_ids], dim=1)
+    _, cache = inference.prefill(model, doc_ids)
+    artifact = snapshot(ctx, cache, doc_ids)
+    del cache
+    artifact.check_compatible(model_fingerprint=ctx.lm.fingerprint, tokenizer_hash=ctx.lm.tokenizer_hash)
+
+    prefill_samples = time_ms(lambda: inference.prefill(model, full_ids), ctx.device,
+                              warmup=timing.warmup, repeats=timing.repeats)
+    reuse_samples = time_ms(lambda: inference.reuse(model, artifact, query_ids), ctx.device,
+                            warmup=timing.warmup, repeats=timing.repeats)
+    pre, reu = Summary.of(prefill_samples), Summary.of(reuse_samples)
+    ci_low, ci_high = ratio_ci(prefill_samples, reuse_samples)
+    L, Q = doc_ids.shape[1], query_ids.shape[1]
+    return dict(
+        prefill_ms=pre.median, prefill_ms_p25=pre.p25, prefill_ms_p75=pre.p75,
+        reuse_ms=reu.median, reuse_ms_p25=reu.p25, reuse_ms_p75=reu.p75,
+        speedup=pre.median / reu.median, speedup_ci_low=ci_low, speedup_ci_high=ci_high,
+        repeats=timing.repeats, timer=timer_name(ctx.device),
+        kv_bytes=artifact.nbytes,
+        prefill_flops=flops.forward_flops(model.config, L + Q),
+        reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=L),
+    )
+
+
+class ReuseExperiment:
+    name = "reuse"
+
+    def points(self, ctx: RunContext) -> list[dict[str, Any]]:
+        return [{"doc_tokens": int(n)} for n in ctx.settings.doc_tokens]
+
+    def run_point(self, ctx: RunContext, point: dict[str, Any]) -> dict[str, Any]:
+        ex = ctx.settings.exactness
+        docs = ctx.corpus.documents(point["doc_tokens"], ex.num_docs if ex.enabled else 1)
+        move = lambda t: t.to(ctx.device)  # noqa: E731
+        row = dict(
+            doc_hash=docs[0].doc_hash,
+            query_tokens=docs[0].query_tokens,
+            corpus_hash=hashlib.sha256("".join(d.doc_hash for d in docs).encode()).hexdigest()[:16],
+        )
+        row.update(measure_latency(ctx, move(docs[0].doc_ids), move(docs[0].query_ids)))
+        if ex.enabled:
+            pairs = [compare_pair(ctx.lm.model, move(d.doc_ids), move(d.query_ids), ex.gen_tokens,
+                                  lambda cache, ids: snapshot(ctx, cache, ids)) for d in docs]
+            row.update(aggregate(pairs), gen_tokens=ex.gen_tokens)
+        return row

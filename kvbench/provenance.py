@@ -1,0 +1,79 @@
+"""Provenance for the manifest: code version, libraries, device, host. Short on purpose."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+import kvbench
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=Path(kvbench.__file__).parent, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_state() -> dict[str, object]:
+    """Commit sha and dirty flag; ``KVBENCH_GIT_SHA``/``KVBENCH_GIT_DIRTY`` stand in where the
+    code travelled without its ``.git`` (e.g. a copy sent to a GPU node)."""
+    sha = _git("rev-parse", "HEAD")
+    if sha is not None:
+        return {"git_sha": sha, "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+    return {"git_sha": os.environ.get("KVBENCH_GIT_SHA", "unknown"),
+            "git_dirty": os.environ.get("KVBENCH_GIT_DIRTY", "unknown")}
+
+
+def device_info(device: torch.device) -> dict[str, object]:
+    """Name of the compute device, and for CUDA the driver, runtime and memory."""
+    if device.type != "cuda":
+        return {"device_name": "cpu"}
+    props = torch.cuda.get_device_properties(device)
+    driver = None
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=20).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        pass
+    return {"device_name": props.name, "cuda_runtime": torch.version.cuda, "driver": driver,
+            "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+            "compute_capability": f"{props.major}.{props.minor}"}
+
+
+def _ram_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        return None
+
+
+def manifest(device: torch.device) -> dict[str, object]:
+    """Everything a reader needs to trust and reproduce a run, minus the config (saved beside it)."""
+    import transformers
+
+    return {
+        **git_state(),
+        "kvbench": kvbench.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        **device_info(device),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "ram_gib": _ram_gib(),
+        "host_os": platform.platform(),
+        "start_time": utc_now(),
+        "end_time": None,
+    }

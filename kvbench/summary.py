@@ -1,0 +1,53 @@
+"""Terminal feedback: a progress bar over points and a one-screen table at the end."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+SUMMARY_COLUMNS = (  # (row key, header, format)
+    ("model", "model", "{}"), ("weights", "weights", "{}"), ("dtype", "dtype", "{}"),
+    ("doc_tokens", "L", "{}"), ("prefill_ms", "prefill ms", "{:.2f}"), ("reuse_ms", "reuse ms", "{:.2f}"),
+    ("speedup", "speedup", "{:.1f}x"), ("kv_bytes", "KV MiB", "{:.1f}"), ("exact_fraction", "exact", "{:.2f}"),
+    ("first_token_agree", "top-1", "{:.2f}"), ("bitwise_twostage", "bitwise 2-stage", "{:.2f}"),
+    ("status", "status", "{}"),
+)
+
+
+def progress(items: Iterable[Any], description: str) -> Iterator[Any]:
+    """Yield ``items`` under a progress bar with counts and elapsed time."""
+    items = list(items)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(description, total=len(items))
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+def _fmt(key: str, fmt: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key == "kv_bytes":
+        value = value / 2**20
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def print_summary(rows: list[dict[str, Any]], title: str, columns=SUMMARY_COLUMNS) -> None:
+    """Print rows as one table (skipped and failed points show their status and reason)."""
+    table = Table(title=title)
+    for _, header, _ in columns:
+        table.add_column(header, justify="right")
+    for row in rows:
+        table.add_row(*(_fmt(key, fmt, row.get(key)) for key, _, fmt in columns))
+    console = Console(width=160)
+    console.print(table)
+    for row in rows:
+        if row.get("status") != "ok":
+            console.print(f"[yellow]{row.get('model')} L={row.get('doc_tokens')}: {row['status']}: {row.get('reason')}")

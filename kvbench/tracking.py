@@ -1,0 +1,70 @@
+"""Experiment tracking that never breaks a run.
+
+``logger.backend=wandb`` logs the resolved config (``wandb.init(config=...)``), every row as
+it lands, all rows as a ``wandb.Table`` and a summary at the end. Mode is ``offline`` by
+default (no network needed; the run folder stays under the run's results folder; ``wandb
+sync`` uploads it later). Every W&B call is wrapped: a failure is logged, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from kvbench.config import LoggerConfig
+
+log = logging.getLogger(__name__)
+
+
+class NullTracker:
+    """``logger.backend=none``."""
+
+    def log_row(self, row: dict[str, Any]) -> None:
+        pass
+
+    def finish(self, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+        pass
+
+
+class WandbTracker:
+    """W&B behind a guard: after any error the tracker turns itself off and the run goes on."""
+
+    def __init__(self, cfg: LoggerConfig, run_dir: Path, config: dict[str, Any], name: str):
+        self.run = None
+        try:
+            import wandb
+
+            self.run = wandb.init(project=cfg.project, entity=cfg.entity, mode=cfg.mode, dir=str(run_dir),
+                                  config=config, name=name, reinit="finish_previous")
+        except Exception as exc:  # noqa: BLE001 -- tracking must never be fatal
+            log.warning("W&B init failed, continuing without tracking: %s", exc)
+
+    def _guard(self, what: str, fn) -> None:
+        if self.run is None:
+            return
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("W&B %s failed, tracking turned off: %s", what, exc)
+            self.run = None
+
+    def log_row(self, row: dict[str, Any]) -> None:
+        numeric = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        self._guard("log", lambda: self.run.log(numeric))
+
+    def finish(self, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+        import pandas as pd
+        import wandb
+
+        def table():
+            df = pd.DataFrame(rows).astype(str) if rows else pd.DataFrame()
+            self.run.log({"rows": wandb.Table(dataframe=df)})
+            self.run.summary.update(summary)
+
+        self._guard("table", table)
+        self._guard("finish", lambda: self.run.finish())
+
+
+def make_tracker(cfg: LoggerConfig, run_dir: Path, config: dict[str, Any], name: str):
+    return WandbTracker(cfg, run_dir, config, name) if cfg.backend == "wandb" else NullTracker()
