@@ -118,6 +118,20 @@ class LoggerConfig:
 
 
 @dataclass
+class TierConfig:
+    """Where the reader's KV lives (see kvbench.tiers). ``gpu``: resident in device memory."""
+
+    name: str = "gpu"
+
+
+@dataclass
+class CodecConfig:
+    """How the KV is encoded for storage or transfer (see kvbench.codecs)."""
+
+    name: str = "identity"
+
+
+@dataclass
 class KVBenchConfig:
     """Top-level settings of one run (one Hydra job)."""
 
@@ -136,6 +150,8 @@ class KVBenchConfig:
     timing: TimingConfig = field(default_factory=TimingConfig)
     exactness: ExactnessConfig = field(default_factory=ExactnessConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    tier: TierConfig = field(default_factory=TierConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
 
     def __post_init__(self):
         _one_of("experiment", self.experiment, EXPERIMENTS)
