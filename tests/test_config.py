@@ -1,0 +1,89 @@
+"""Bad configs fail at start with one line naming the key; every experiment file composes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from kvbench.app import preflight
+from kvbench.config import ConfigError, load_settings
+
+EXP_FILES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "exp").glob("*.yaml"))
+
+
+def test_defaults_validate(make_cfg):
+    settings = load_settings(make_cfg())
+    assert settings.model.source == "embedded" and settings.dtype == "float32"
+    assert settings.exactness.num_docs >= 8 and settings.exactness.gen_tokens == 24
+
+
+@pytest.mark.parametrize("name", EXP_FILES)
+def test_every_experiment_file_composes(make_cfg, name):
+    settings = load_settings(make_cfg(f"+exp={name}"))
+    assert settings.exp_name == name
+    assert make_cfg(f"+exp={name}", with_hydra=True).hydra.job.name == "kvbench"
+
+
+def test_sweep_is_multirun_over_models(make_cfg):
+    cfg = make_cfg("+exp=sweep", with_hydra=True)
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert "qwen3_4b_random" in cfg.hydra.sweeper.params.model
+    assert "smollm2" in cfg.hydra.sweeper.params.model
+    assert max(cfg.doc_tokens) == 32768 and min(cfg.doc_tokens) == 256
+
+
+@pytest.mark.parametrize("override, key", [
+    ("doc_tokens=[128,-5]", "doc_tokens"),
+    ("dtype=float8", "dtype"),
+    ("attn_impl=flash9", "attn_impl"),
+    ("device=tpu", "device"),
+    ("timing.repeats=0", "timing.repeats"),
+    ("exactness.num_docs=0", "exactness.num_docs"),
+    ("model.source=ftp", "model.source"),
+    ("model=qwen3_4b_random model.arch=qwen9", "model.arch"),
+    ("logger.backend=mlflow", "logger.backend"),
+])
+def test_bad_value_names_key(make_cfg, override, key):
+    with pytest.raises(ConfigError) as err:
+        load_settings(make_cfg(*override.split()))
+    message = str(err.value)
+    assert message.startswith(f"{key}=") and "allowed" in message and "\n" not in message
+
+
+def test_unknown_key_fails(make_cfg):
+    with pytest.raises(Exception, match="doc_tokenz"):
+        make_cfg("doc_tokenz=5")
+    with pytest.raises(ConfigError, match="doc_tokenz"):
+        load_settings(make_cfg("+doc_tokenz=5"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_cuda_without_gpu_fails_at_start(make_cfg):
+    settings = load_settings(make_cfg("device=cuda"))
+    with pytest.raises(ConfigError, match=r"^device='cuda' is invalid: allowed cpu \| auto"):
+        preflight(settings)
+
+
+def test_length_beyond_context_fails_at_start(make_cfg):
+    settings = load_settings(make_cfg("model=tiny_random", "doc_tokens=[64,4096]"))
+    with pytest.raises(ConfigError, match=r"^doc_tokens=\[4096\] is invalid: allowed up to \d+"):
+        preflight(settings)
+
+
+def test_length_beyond_context_can_be_skipped(make_cfg):
+    settings = load_settings(make_cfg("model=tiny_random", "doc_tokens=[64,4096]", "skip_beyond_context=true"))
+    _, _, skip = preflight(settings)
+    assert skip == [4096]
+
+
+def test_length_beyond_corpus_fails_at_start(make_cfg):
+    settings = load_settings(make_cfg("model=tiny_random", "skip_beyond_context=true", "doc_tokens=[100000000]"))
+    with pytest.raises(ConfigError, match=r"^doc_tokens=100000000 is invalid: allowed up to \d+ \(the pydoc corpus"):
+        preflight(settings)
+
+
+def test_hub_model_needs_path(make_cfg):
+    with pytest.raises(ConfigError, match="model.path"):
+        load_settings(make_cfg("model=hub"))

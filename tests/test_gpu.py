@@ -1,0 +1,31 @@
+"""CUDA-only checks (skipped without a GPU): timing with events and bitwise reuse in bf16."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kvbench.config import ModelConfig
+from kvbench.measure import time_ms
+from kvbench.models import load_model
+
+pytestmark = pytest.mark.gpu
+
+
+def test_cuda_event_timing():
+    x = torch.randn(2048, 2048, device="cuda")
+    samples = time_ms(lambda: x @ x, torch.device("cuda"), warmup=2, repeats=5)
+    assert samples.shape == (5,) and (samples > 0).all()
+
+
+def test_bf16_reuse_is_bitwise_two_stage():
+    from kvbench.artifact import KVArtifact
+    from kvbench.exactness import compare_pair
+
+    lm = load_model(ModelConfig(name="tiny", source="random", arch="tiny"), device=torch.device("cuda"),
+                    dtype=torch.bfloat16, attn_impl="sdpa", seed=0)
+    snap = lambda c, ids: KVArtifact.from_cache(c, model_fingerprint=lm.fingerprint,  # noqa: E731
+                                                tokenizer_hash=lm.tokenizer_hash, token_ids=ids)
+    ids = torch.randint(0, 5000, (1, 256), device="cuda")
+    result = compare_pair(lm.model, ids[:, :240], ids[:, 240:], 8, snap)
+    assert result.bitwise_twostage
