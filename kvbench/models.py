@@ -64,9 +64,11 @@ def embedded_gguf_path() -> Path:
 
 
 def load_tokenizer(spec: ModelConfig):
-    """The tokenizer for a model spec (random models use the embedded one)."""
+    """The tokenizer for a model spec, and its name (random models use the embedded one)."""
     from transformers import AutoTokenizer
 
+    if spec.tokenizer:
+        return AutoTokenizer.from_pretrained(spec.tokenizer), spec.tokenizer
     if spec.source == "hub":
         return AutoTokenizer.from_pretrained(spec.path, revision=spec.revision), spec.path
     gguf = embedded_gguf_path()
