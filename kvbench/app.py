@@ -10,6 +10,7 @@ reason, and the sweep goes on; a point already ``ok`` in the run folder is skipp
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from pathlib import Path
@@ -42,6 +43,7 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError(f"device={name!r} is invalid: allowed cpu | auto (no CUDA device is visible)")
         if (device.index or 0) >= torch.cuda.device_count():
             raise ConfigError(f"device={name!r} is invalid: allowed cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+        device = torch.device("cuda", device.index or 0)
         torch.cuda.set_device(device)
     return device
 
@@ -53,6 +55,9 @@ def max_doc_tokens(settings: KVBenchConfig, corpus: Corpus, context: int) -> int
 
 def preflight(settings: KVBenchConfig) -> tuple[torch.device, Corpus, list[int]]:
     """Every check that needs no model weights. Returns the device, corpus and lengths to skip."""
+    if settings.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS initialises
+        torch.use_deterministic_algorithms(True, warn_only=True)
     device = resolve_device(settings.device)
     if settings.dtype != "float32" and device.type == "cpu":
         log.warning("dtype=%s on CPU runs through slow reference kernels", settings.dtype)
@@ -106,7 +111,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> list[dict[str, Any]]:
 def identity_columns(ctx: RunContext, experiment: str, point: dict[str, Any]) -> dict[str, Any]:
     coords = dict(experiment=experiment, model=ctx.lm.name, weights=ctx.lm.weights,
                   model_fingerprint=ctx.lm.fingerprint, dtype=ctx.settings.dtype,
-                  device=ctx.device_name, attn_impl=ctx.settings.attn_impl, **point)
+                  device=ctx.device_name, attn_impl=ctx.settings.attn_impl,
+                  deterministic=ctx.settings.deterministic, **point)
     return dict(coords, point_id=point_id(coords), tokenizer=ctx.lm.tokenizer_name)
 
 

@@ -47,3 +47,17 @@ def test_aggregate_rates(tiny_lm):
     agg = aggregate(pairs)
     assert agg["num_docs"] == 3 and agg["bitwise_twostage"] == 1.0
     assert 0.0 <= agg["exact_fraction"] <= 1.0 and agg["first_divergence_mean"] <= 4
+
+
+def test_static_cache_reader_matches_eager_reuse(tiny_lm):
+    from kvbench import inference
+    from kvbench.graph_reader import GraphReader
+
+    doc, query = _ids(3, 40), _ids(4, 5)
+    _, cache = inference.prefill(tiny_lm.model, doc)
+    art = _snapshot(tiny_lm)(cache, doc)
+    eager, _ = inference.reuse(tiny_lm.model, art, query)
+    reader = GraphReader(tiny_lm.model, 40, 5)  # no capture on CPU: the same static forward, eagerly
+    first = reader.reuse(art, query)
+    assert torch.allclose(first, eager, atol=1e-4)
+    assert torch.equal(reader.reuse(art, query), first)  # re-attach resets the cache length

@@ -29,3 +29,20 @@ def test_bf16_reuse_is_bitwise_two_stage():
     ids = torch.randint(0, 5000, (1, 256), device="cuda")
     result = compare_pair(lm.model, ids[:, :240], ids[:, 240:], 8, snap)
     assert result.bitwise_twostage
+
+
+def test_graph_reader_replays_the_static_forward():
+    from kvbench import inference
+    from kvbench.artifact import KVArtifact
+    from kvbench.graph_reader import GraphReader
+
+    lm = load_model(ModelConfig(name="tiny", source="random", arch="tiny"), device=torch.device("cuda"),
+                    dtype=torch.float32, attn_impl="sdpa", seed=0)
+    ids = torch.randint(0, 5000, (1, 72), device="cuda")
+    _, cache = inference.prefill(lm.model, ids[:, :64])
+    art = KVArtifact.from_cache(cache, model_fingerprint=lm.fingerprint, tokenizer_hash=lm.tokenizer_hash,
+                                token_ids=ids[:, :64])
+    eager, _ = inference.reuse(lm.model, art, ids[:, 64:])
+    reader = GraphReader(lm.model, 64, 8)
+    reader.capture(art, ids[:, 64:])
+    assert torch.allclose(reader.reuse(art, ids[:, 64:]), eager, atol=1e-3)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import numpy as np
 import torch
 
 from kvbench import flops, inference
 from kvbench.artifact import KVArtifact
 from kvbench.exactness import aggregate, compare_pair
 from kvbench.experiments.base import RunContext
+from kvbench.graph_reader import GraphReader
 from kvbench.measure import Summary, ratio_ci, time_ms, timer_name
 
 
@@ -41,10 +43,14 @@ def measure_latency(ctx: RunContext, doc_ids: torch.Tensor, query_ids: torch.Ten
                               warmup=timing.warmup, repeats=timing.repeats)
     reuse_samples = time_ms(lambda: inference.reuse(model, artifact, query_ids), ctx.device,
                             warmup=timing.warmup, repeats=timing.repeats)
+    row = {}
+    if ctx.device.type == "cuda" and timing.graph:
+        row = measure_graph_reuse(ctx, artifact, query_ids, prefill_samples)
     pre, reu = Summary.of(prefill_samples), Summary.of(reuse_samples)
     ci_low, ci_high = ratio_ci(prefill_samples, reuse_samples)
     L, Q = doc_ids.shape[1], query_ids.shape[1]
     return dict(
+        row,
         prefill_ms=pre.median, prefill_ms_p25=pre.p25, prefill_ms_p75=pre.p75,
         reuse_ms=reu.median, reuse_ms_p25=reu.p25, reuse_ms_p75=reu.p75,
         speedup=pre.median / reu.median, speedup_ci_low=ci_low, speedup_ci_high=ci_high,
@@ -53,6 +59,25 @@ def measure_latency(ctx: RunContext, doc_ids: torch.Tensor, query_ids: torch.Ten
         prefill_flops=flops.forward_flops(model.config, L + Q),
         reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=L),
     )
+
+
+def measure_graph_reuse(ctx: RunContext, artifact: KVArtifact, query_ids: torch.Tensor,
+                        prefill_samples) -> dict[str, Any]:
+    """Time the static-cache CUDA-graph reader; a capture failure is recorded, not raised."""
+    model, timing = ctx.lm.model, ctx.settings.timing
+    try:
+        reader = GraphReader(model, artifact.num_tokens, query_ids.shape[1])
+        reader.capture(artifact, query_ids)
+        samples = time_ms(lambda: reader.reuse(artifact, query_ids), ctx.device,
+                          warmup=timing.warmup, repeats=timing.repeats)
+        graph_logits = reader.reuse(artifact, query_ids)
+    except Exception as exc:  # noqa: BLE001 -- the eager measurement still stands
+        return dict(graph_error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    eager_logits, _ = inference.reuse(model, artifact, query_ids)
+    s = Summary.of(samples)
+    return dict(reuse_graph_ms=s.median, reuse_graph_ms_p25=s.p25, reuse_graph_ms_p75=s.p75,
+                speedup_graph=float(np.median(prefill_samples)) / s.median,
+                graph_max_abs_logit_diff=float((graph_logits - eager_logits).abs().max()))
 
 
 class ReuseExperiment:
