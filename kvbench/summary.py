@@ -8,13 +8,25 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-SUMMARY_COLUMNS = (  # (row key, header, format)
-    ("model", "model", "{}"), ("weights", "weights", "{}"), ("dtype", "dtype", "{}"),
-    ("doc_tokens", "L", "{}"), ("prefill_ms", "prefill ms", "{:.2f}"), ("reuse_ms", "reuse ms", "{:.2f}"),
-    ("speedup", "speedup", "{:.1f}x"), ("kv_bytes", "KV MiB", "{:.1f}"), ("exact_fraction", "exact", "{:.2f}"),
-    ("first_token_agree", "top-1", "{:.2f}"), ("bitwise_twostage", "bitwise 2-stage", "{:.2f}"),
-    ("status", "status", "{}"),
-)
+_IDENTITY = (("model", "model", "{}"), ("weights", "weights", "{}"), ("dtype", "dtype", "{}"),
+             ("doc_tokens", "L", "{}"))
+SUMMARY_COLUMNS = {  # experiment -> (row key, header, format); kv_bytes is shown in MiB
+    "reuse": _IDENTITY + (
+        ("prefill_ms", "prefill ms", "{:.2f}"), ("reuse_ms", "reuse ms", "{:.2f}"), ("speedup", "speedup", "{:.1f}x"),
+        ("reuse_graph_ms", "graph reuse ms", "{:.2f}"), ("speedup_graph", "graph speedup", "{:.1f}x"),
+        ("kv_bytes", "KV MiB", "{:.1f}"), ("exact_fraction", "exact", "{:.2f}"), ("first_token_agree", "top-1", "{:.2f}"),
+        ("bitwise_twostage", "bitwise 2-stage", "{:.2f}"), ("repeatable_fraction", "repeatable", "{:.2f}"),
+        ("status", "status", "{}")),
+    "tiers": _IDENTITY + (
+        ("tier", "tier", "{}"), ("tier_variant", "variant", "{}"), ("prefill_ms", "prefill ms", "{:.1f}"),
+        ("fetch_ms", "fetch", "{:.1f}"), ("decode_ms", "decode", "{:.1f}"), ("h2d_ms", "h2d", "{:.1f}"),
+        ("attach_ms", "attach", "{:.1f}"), ("query_ms", "query", "{:.1f}"), ("reuse_ms", "reuse ms", "{:.1f}"),
+        ("speedup", "speedup", "{:.2f}x"), ("fetch_gbps", "fetch GB/s", "{:.2f}"), ("status", "status", "{}")),
+    "compress": _IDENTITY + (
+        ("codec", "codec", "{}"), ("compress_ratio", "ratio", "{:.3f}"), ("bound_channel_ratio", "bound", "{:.3f}"),
+        ("encode_gbps", "enc GB/s", "{:.2f}"), ("decode_gbps", "dec GB/s", "{:.2f}"),
+        ("exact_fraction", "exact", "{:.2f}"), ("nll_delta", "dNLL", "{:.4f}"), ("status", "status", "{}")),
+}
 
 
 def progress(items: Iterable[Any], description: str) -> Iterator[Any]:
@@ -39,8 +51,10 @@ def _fmt(key: str, fmt: str, value: Any) -> str:
         return str(value)
 
 
-def print_summary(rows: list[dict[str, Any]], title: str, columns=SUMMARY_COLUMNS) -> None:
+def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     """Print rows as one table (skipped and failed points show their status and reason)."""
+    experiment = rows[0].get("experiment") if rows else "reuse"
+    columns = SUMMARY_COLUMNS.get(experiment, SUMMARY_COLUMNS["reuse"])
     table = Table(title=title)
     for _, header, _ in columns:
         table.add_column(header, justify="right")

@@ -51,13 +51,16 @@ def test_aggregate_rates(tiny_lm):
 
 def test_static_cache_reader_matches_eager_reuse(tiny_lm):
     from kvbench import inference
-    from kvbench.graph_reader import GraphReader
+    from kvbench.graph_reader import StaticGraphForward
 
     doc, query = _ids(3, 40), _ids(4, 5)
     _, cache = inference.prefill(tiny_lm.model, doc)
     art = _snapshot(tiny_lm)(cache, doc)
     eager, _ = inference.reuse(tiny_lm.model, art, query)
-    reader = GraphReader(tiny_lm.model, 40, 5)  # no capture on CPU: the same static forward, eagerly
-    first = reader.reuse(art, query)
+    reader = StaticGraphForward(tiny_lm.model, 40, 5)  # no capture on CPU: the same static forward, eagerly
+    first = reader(art, query)
     assert torch.allclose(first, eager, atol=1e-4)
-    assert torch.equal(reader.reuse(art, query), first)  # re-attach resets the cache length
+    assert torch.equal(reader(art, query), first)  # re-attach resets the cache length
+    one_pass, _ = inference.prefill(tiny_lm.model, torch.cat([doc, query], dim=1))
+    assert torch.allclose(StaticGraphForward(tiny_lm.model, 0, 45)(None, torch.cat([doc, query], dim=1)),
+                          one_pass, atol=1e-4)

@@ -34,7 +34,7 @@ def test_bf16_reuse_is_bitwise_two_stage():
 def test_graph_reader_replays_the_static_forward():
     from kvbench import inference
     from kvbench.artifact import KVArtifact
-    from kvbench.graph_reader import GraphReader
+    from kvbench.graph_reader import StaticGraphForward
 
     lm = load_model(ModelConfig(name="tiny", source="random", arch="tiny"), device=torch.device("cuda"),
                     dtype=torch.float32, attn_impl="sdpa", seed=0)
@@ -43,6 +43,6 @@ def test_graph_reader_replays_the_static_forward():
     art = KVArtifact.from_cache(cache, model_fingerprint=lm.fingerprint, tokenizer_hash=lm.tokenizer_hash,
                                 token_ids=ids[:, :64])
     eager, _ = inference.reuse(lm.model, art, ids[:, 64:])
-    reader = GraphReader(lm.model, 64, 8)
+    reader = StaticGraphForward(lm.model, 64, 8)
     reader.capture(art, ids[:, 64:])
-    assert torch.allclose(reader.reuse(art, ids[:, 64:]), eager, atol=1e-3)
+    assert torch.allclose(reader(art, ids[:, 64:]), eager, atol=1e-3)

@@ -1,17 +1,16 @@
-"""Codecs by name."""
+"""Codecs by name (see :mod:`kvbench.codecs.registry` for the list)."""
 
 from __future__ import annotations
 
 from kvbench.codecs.base import Codec, CodecError
+from kvbench.codecs.registry import CODECS, unavailable
 
 
-def get_codec(name: str) -> Codec:
-    """The codec registered under ``name``."""
-    if name == "identity":
-        from kvbench.codecs.identity import IdentityCodec
-
-        return IdentityCodec()
-    raise KeyError(f"unknown codec {name!r}")
+def get_codec(name: str, **params) -> Codec:
+    """The codec registered under ``name``; ``params`` override its defaults (e.g. ``level=``, ``group=``)."""
+    if name not in CODECS:
+        raise KeyError(f"unknown codec {name!r}: allowed {' | '.join(CODECS)}")
+    return CODECS[name].build(**params)
 
 
-__all__ = ["Codec", "CodecError", "get_codec"]
+__all__ = ["CODECS", "Codec", "CodecError", "get_codec", "unavailable"]

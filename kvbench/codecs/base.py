@@ -4,6 +4,12 @@ A codec's blob must carry everything its decoder needs (shapes, dtypes, provenan
 checksum), so a tier can store it as opaque bytes. Lossless codecs round-trip bitwise;
 lossy ones say so with ``lossless = False``. Corrupt or truncated input raises
 :class:`CodecError`, never returns wrong tensors.
+
+``device`` says where decoding happens. ``"cpu"``: ``decode`` returns host tensors and the
+caller copies them to the reader's device afterwards (the full KV crosses the bus).
+``"cuda"``: ``decode`` takes the host blob, verifies it, copies the *compressed* payload to
+``device`` and decodes there (for the torch-based lossy codecs this also works on CPU).
+``encode`` takes the artifact wherever it is (a GPU codec wants it on the GPU).
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ class CodecError(ValueError):
 class Codec(Protocol):
     name: str
     lossless: bool
-    device: str  # where encode/decode run: "cpu" or "cuda"
+    device: str  # where decode runs: "cpu" (then host-to-device) or "cuda" (after host-to-device)
+    dtypes: tuple[str, ...]  # KV dtypes it accepts, e.g. ("bfloat16", "float16")
 
     def encode(self, artifact: KVArtifact) -> bytes: ...
 

@@ -12,11 +12,14 @@ class IdentityCodec:
     name = "identity"
     lossless = True
     device = "cpu"
+    dtypes = ("float32", "bfloat16", "float16")
 
     def encode(self, artifact: KVArtifact) -> bytes:
         return artifact.to_bytes()
 
-    def decode(self, blob: bytes, device: torch.device) -> KVArtifact:
+    def decode(self, blob, device: torch.device) -> KVArtifact:
+        if isinstance(blob, torch.Tensor):  # a uint8 tensor view of the blob
+            blob = blob.cpu().numpy().tobytes()
         try:
             artifact = KVArtifact.from_bytes(blob)
         except ArtifactCorruptError as exc:

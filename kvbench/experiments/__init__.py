@@ -11,6 +11,14 @@ def get_experiment(name: str) -> Experiment:
         from kvbench.experiments.reuse import ReuseExperiment
 
         return ReuseExperiment()
+    if name == "compress":
+        from kvbench.experiments.compress import CompressExperiment
+
+        return CompressExperiment()
+    if name == "tiers":
+        from kvbench.experiments.tiers import TiersExperiment
+
+        return TiersExperiment()
     raise KeyError(f"unknown experiment {name!r}")
 
 

@@ -1,0 +1,71 @@
+"""What a lossy codec costs: exactness of reuse and the change in the document's own loss.
+
+Both compare the reader's model run on the exact document KV against the same run on
+``decode(encode(KV))``. Exactness uses :func:`kvbench.exactness.compare_pair` with the
+round trip as the storage step. The loss is the mean next-token NLL of a held-out
+continuation of each document (the ``C`` corpus tokens that follow it), forwarded on top
+of the document's KV: the continuation's first token is only context, tokens 2..C are
+scored, so every scored prediction attends to the (lossy) document KV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from kvbench.artifact import KVArtifact
+from kvbench.exactness import aggregate, compare_pair
+
+
+@dataclass
+class Passage:
+    """A document with its question and held-out continuation: ``(1, L)``, ``(1, Q)``, ``(1, C)`` ids."""
+
+    doc_ids: torch.Tensor
+    query_ids: torch.Tensor
+    cont_ids: torch.Tensor
+
+
+@torch.inference_mode()
+def continuation_nll(model, artifact: KVArtifact, cont_ids: torch.Tensor) -> float:
+    """Mean NLL (nats) of ``cont_ids[:, 1:]`` given the artifact's KV and the preceding continuation tokens."""
+    out = model(input_ids=cont_ids, past_key_values=artifact.to_cache(model.config), use_cache=True)
+    logits = out.logits[0, :-1].float()
+    return float(torch.nn.functional.cross_entropy(logits, cont_ids[0, 1:]))
+
+
+def relative_rmse(reference: KVArtifact, decoded: KVArtifact) -> float:
+    """``||decoded - reference|| / ||reference||`` over every value of every layer (float64 sums)."""
+    err = ref = 0.0
+    for a, b in zip((*reference.keys, *reference.values), (*decoded.keys, *decoded.values)):
+        a, b = a.double(), b.to(a.device).double()
+        err += float(((b - a) ** 2).sum())
+        ref += float((a ** 2).sum())
+    return (err / ref) ** 0.5 if ref else 0.0
+
+
+def lossy_quality(model, passages: list[Passage], snapshot, roundtrip, gen_tokens: int | None) -> dict:
+    """Exactness (when ``gen_tokens``) and continuation NLL of exact vs round-tripped KV.
+
+    ``snapshot(cache, doc_ids) -> KVArtifact`` takes the publisher's artifact;
+    ``roundtrip(artifact) -> KVArtifact`` is ``decode(encode(artifact))`` on the model's device.
+    """
+    from kvbench import inference
+
+    fields = {}
+    if gen_tokens:
+        pairs = [compare_pair(model, p.doc_ids, p.query_ids, gen_tokens,
+                              lambda cache, ids: roundtrip(snapshot(cache, ids))) for p in passages]
+        fields.update(aggregate(pairs), gen_tokens=gen_tokens)
+    exact, lossy = [], []
+    for p in passages:
+        _, cache = inference.prefill(model, p.doc_ids)
+        artifact = snapshot(cache, p.doc_ids)
+        del cache
+        exact.append(continuation_nll(model, artifact, p.cont_ids))
+        lossy.append(continuation_nll(model, roundtrip(artifact), p.cont_ids))
+    fields.update(nll_exact=float(np.mean(exact)), nll_lossy=float(np.mean(lossy)),
+                  nll_delta=float(np.mean(lossy) - np.mean(exact)), num_docs=len(passages))
+    return fields

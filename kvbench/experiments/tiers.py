@@ -1,0 +1,144 @@
+"""Experiment ``tiers``: reuse from each storage tier, stage by stage, next to prefill.
+
+Per point (model, dtype, L, tier, variant, codec): the publisher prefills the document,
+encodes the artifact and puts it in a fresh tier; the reader then reads it back ``repeats``
+times, each read timed as fetch -> decode -> h2d -> attach -> query. The one-pass prefill of
+document + question is timed once per L and shared by that L's tier variants. Crossover
+lengths come from the rows (:mod:`kvbench.crossover`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from kvbench import flops, inference
+from kvbench.artifact import KVArtifact
+from kvbench.codecs import get_codec
+from kvbench.experiments.base import RunContext
+from kvbench.experiments.reuse import snapshot
+from kvbench.measure import Summary, ratio_ci, time_ms, timer_name
+from kvbench.tiers import Tier, TierUnavailableError, open_tier, variants
+from kvbench.tiers.base import Stopwatch
+
+STAGES = ("fetch_ms", "decode_ms", "h2d_ms", "attach_ms", "query_ms")
+
+
+def bitwise_equal(a: KVArtifact, b: KVArtifact) -> bool:
+    """Every key and value tensor has the same shape, dtype and bytes."""
+    def same(x: torch.Tensor, y: torch.Tensor) -> bool:
+        return (x.shape == y.shape and x.dtype == y.dtype and
+                torch.equal(x.contiguous().view(torch.uint8), y.to(x.device).contiguous().view(torch.uint8)))
+    return len(a.keys) == len(b.keys) and all(same(x, y) for x, y in zip((*a.keys, *a.values), (*b.keys, *b.values)))
+
+
+def read_once(ctx: RunContext, tier: Tier, query_ids: torch.Tensor) -> tuple[dict[str, float], KVArtifact]:
+    """One reader read: the tier's fetch/decode/h2d, then attach and the question's forward.
+
+    Returns the stage times (ms) with bytes moved, and the KV as read (on the device).
+    """
+    tier.prepare()
+    kv, stages = tier.get()
+    watch = Stopwatch(ctx.device)
+    kv.check_compatible(model_fingerprint=ctx.lm.fingerprint, tokenizer_hash=ctx.lm.tokenizer_hash)
+    cache = kv.to_cache(ctx.lm.model.config)
+    attach_ms = watch.lap()
+    inference.extend(ctx.lm.model, cache, query_ids)
+    return dict(fetch_ms=stages.fetch_ms, decode_ms=stages.decode_ms, h2d_ms=stages.h2d_ms, attach_ms=attach_ms,
+                query_ms=watch.lap(), fetch_bytes=stages.fetch_bytes, h2d_bytes=stages.h2d_bytes), kv
+
+
+def _gbps(nbytes: int, ms: float) -> float | None:
+    return nbytes / (ms * 1e-3) / 1e9 if nbytes and ms > 0 else None
+
+
+class TiersExperiment:
+    name = "tiers"
+
+    def __init__(self):
+        self._published: tuple[int, dict[str, Any]] | None = None  # (L, what one L's points share)
+
+    def points(self, ctx: RunContext) -> list[dict[str, Any]]:
+        tier, codec = ctx.settings.tier, ctx.settings.codec.name
+        return [{"doc_tokens": int(n), "tier": tier.name, "tier_variant": v, "codec": codec}
+                for n in ctx.settings.doc_tokens for v in variants(tier)]
+
+    def publish(self, ctx: RunContext, doc_tokens: int) -> dict[str, Any]:
+        """Document, artifact (on the device) and timed one-pass prefill for ``doc_tokens``, cached per L."""
+        if self._published is not None and self._published[0] == doc_tokens:
+            return self._published[1]
+        self._published = None  # free the previous length's KV before making this one's
+        doc = ctx.corpus.documents(doc_tokens, 1)[0]
+        doc_ids, query_ids = doc.doc_ids.to(ctx.device), doc.query_ids.to(ctx.device)
+        model, timing = ctx.lm.model, ctx.settings.timing
+        _, cache = inference.prefill(model, doc_ids)
+        artifact = snapshot(ctx, cache, doc_ids)
+        del cache
+        full_ids = torch.cat([doc_ids, query_ids], dim=1)
+        samples = time_ms(lambda: inference.prefill(model, full_ids), ctx.device,
+                          warmup=timing.warmup, repeats=timing.repeats)
+        L, Q = doc_ids.shape[1], query_ids.shape[1]
+        shared = dict(artifact=artifact, query_ids=query_ids, prefill_samples=samples, fields=dict(
+            doc_hash=doc.doc_hash, query_tokens=doc.query_tokens,
+            corpus_hash=hashlib.sha256(doc.doc_hash.encode()).hexdigest()[:16],
+            kv_bytes=artifact.nbytes, timer=timer_name(ctx.device),
+            prefill_flops=flops.forward_flops(model.config, L + Q),
+            reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=L),
+            **_quartiles("prefill_ms", samples)))
+        self._published = (doc_tokens, shared)
+        return shared
+
+    def run_point(self, ctx: RunContext, point: dict[str, Any]) -> dict[str, Any]:
+        shared = self.publish(ctx, point["doc_tokens"])
+        cfg, timing = ctx.settings.tier, ctx.settings.timing
+        warmup = timing.warmup if cfg.warmup is None else cfg.warmup
+        repeats = timing.repeats if cfg.repeats is None else cfg.repeats
+        codec = get_codec(ctx.settings.codec.name)
+        row = dict(shared["fields"])
+
+        watch = Stopwatch(ctx.device)
+        blob = codec.encode(shared["artifact"])
+        row["encode_ms"] = watch.lap()
+        if cfg.name == "wan" and cfg.max_fetch_s is not None:
+            from kvbench.tiers.wan import link_floor_s
+
+            floor = link_floor_s(len(blob), cfg.profiles[point["tier_variant"]])
+            if floor > cfg.max_fetch_s:
+                return dict(row, status="skipped", reason=f"wan tier: link floor {floor:.1f} s for {len(blob)} bytes "
+                            f"on {point['tier_variant']} exceeds tier.max_fetch_s={cfg.max_fetch_s:g}")
+        try:
+            with open_tier(cfg, point["tier_variant"], codec, ctx.device) as tier:
+                watch.lap()
+                tier.put(blob)
+                row["put_ms"] = watch.lap()
+                del blob  # the tier holds what it needs
+                for _ in range(warmup):
+                    read_once(ctx, tier, shared["query_ids"])
+                reads = [read_once(ctx, tier, shared["query_ids"]) for _ in range(repeats)]
+                row.update(tier.info(), stored_bytes=tier.stored_bytes())
+        except TierUnavailableError as exc:
+            return dict(row, status="skipped", reason=str(exc))
+        row["tier_bitwise"] = bitwise_equal(reads[-1][1], shared["artifact"])
+        row.update(self._stage_fields([r for r, _ in reads], shared["prefill_samples"], repeats))
+        return row
+
+    @staticmethod
+    def _stage_fields(reads: list[dict[str, float]], prefill_samples: np.ndarray, repeats: int) -> dict[str, Any]:
+        """Median per stage, bytes and GB/s, and reuse (the per-read sum of stages) against prefill."""
+        fields: dict[str, Any] = {s: float(np.median([r[s] for r in reads])) for s in STAGES}
+        totals = np.array([sum(r[s] for s in STAGES) for r in reads])
+        fetch_bytes, h2d_bytes = reads[-1]["fetch_bytes"], reads[-1]["h2d_bytes"]
+        fields.update(fetch_bytes=fetch_bytes, h2d_bytes=h2d_bytes, repeats=repeats,
+                      fetch_gbps=_gbps(fetch_bytes, fields["fetch_ms"]), h2d_gbps=_gbps(h2d_bytes, fields["h2d_ms"]),
+                      **_quartiles("reuse_ms", totals))
+        fields["speedup"] = float(np.median(prefill_samples)) / fields["reuse_ms"]
+        fields["speedup_ci_low"], fields["speedup_ci_high"] = ratio_ci(prefill_samples, totals)
+        return fields
+
+
+def _quartiles(name: str, samples: np.ndarray) -> dict[str, float]:
+    s = Summary.of(samples)
+    return {name: s.median, f"{name}_p25": s.p25, f"{name}_p75": s.p75}

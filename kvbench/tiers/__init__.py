@@ -1,0 +1,57 @@
+"""Storage tiers by name: where a reader's KV lives and what it costs to bring it to the device.
+
+``open_tier(settings.tier, variant, codec, device)`` returns a :class:`Tier` to use as a
+context manager; ``variants(settings.tier)`` lists what one tier config measures (the disk
+tier's cold and warm page cache, the wan tier's link profiles).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kvbench.config import TierConfig
+from kvbench.tiers.base import Stages, Tier, TierError, TierUnavailableError
+
+
+def variants(cfg: TierConfig) -> list[str]:
+    """The tier variants one run measures: page-cache states (disk), link profiles (wan), or ``[""]``."""
+    if cfg.name == "disk":
+        return list(cfg.cache)
+    if cfg.name == "wan":
+        return [cfg.profile] if cfg.profile is not None else list(cfg.profiles)
+    return [""]
+
+
+def open_tier(cfg: TierConfig, variant: str, codec, device: torch.device) -> Tier:
+    """A fresh, empty tier of ``cfg.name`` (modules load lazily: redis-py only where it is used).
+
+    Raises
+    ------
+    TierUnavailableError
+        If the backend cannot be reached or started.
+    """
+    if cfg.name == "gpu":
+        from kvbench.tiers.gpu import GpuTier
+
+        return GpuTier(codec, device)
+    if cfg.name == "host":
+        from kvbench.tiers.host import HostTier
+
+        return HostTier(codec, device)
+    if cfg.name == "disk":
+        from kvbench.tiers.disk import DiskTier
+
+        return DiskTier(codec, device, directory=cfg.dir, cold=variant == "cold")
+    if cfg.name == "redis":
+        from kvbench.tiers.redis_store import RedisTier
+
+        return RedisTier(codec, device, url=cfg.url, password_env=cfg.password_env, server_bin=cfg.server_bin,
+                         chunk_mib=cfg.chunk_mib, connect_timeout_s=cfg.connect_timeout_s)
+    if cfg.name == "wan":
+        from kvbench.tiers.wan import WanTier
+
+        return WanTier(codec, device, profile_name=variant, profile=cfg.profiles[variant])
+    raise KeyError(f"unknown tier {cfg.name!r}")
+
+
+__all__ = ["Stages", "Tier", "TierError", "TierUnavailableError", "open_tier", "variants"]

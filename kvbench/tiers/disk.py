@@ -1,0 +1,77 @@
+"""Tier ``disk``: the codec's blob as a file on local disk, read cold or warm.
+
+Cold reads drop the file's pages before every read (:mod:`kvbench.tiers.pagecache`) and
+record whether that worked. Reads are plain POSIX reads into host memory, which is where
+every codec takes its blob (:mod:`kvbench.codecs.base`: even GPU codecs verify the blob on
+the host before copying it), so GPUDirect Storage would have nothing to bypass yet.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kvbench.tiers.base import BlobTier, TierError
+from kvbench.tiers.pagecache import drop_file_pages
+
+DEFAULT_DIR = "~/.cache/kvbench/tier-disk"
+WRITE_CHUNK = 64 << 20
+
+
+def _write_all(fd: int, blob: bytes) -> None:
+    """``os.write`` until every byte is written (a write may be short)."""
+    view, done = memoryview(blob), 0
+    while done < len(view):
+        done += os.write(fd, view[done:done + WRITE_CHUNK])
+
+
+class DiskTier(BlobTier):
+    name = "disk"
+
+    def __init__(self, codec, device: torch.device, *, directory: str | None, cold: bool):
+        super().__init__(codec, device)
+        self.dir = Path(os.path.expanduser(directory or DEFAULT_DIR))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / f"{uuid.uuid4().hex}.kv"
+        self.cold = cold
+        self.cold_method, self.cold_ok = None, True
+
+    def put(self, blob: bytes) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                _write_all(fd, blob)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            reason = "disk full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+            raise TierError(f"disk tier: writing {self.path} failed ({reason}); no partial file left") from exc
+
+    def prepare(self) -> None:
+        if self.cold:
+            method, ok = drop_file_pages(self.path)
+            self.cold_method, self.cold_ok = method, self.cold_ok and ok
+
+    def fetch(self) -> bytes:
+        return self.path.read_bytes()
+
+    def stored_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def info(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"tier_reader": "posix"}
+        if self.cold:
+            fields.update(cold_method=self.cold_method, cold_ok=self.cold_ok)
+        return fields
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)

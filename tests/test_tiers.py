@@ -1,0 +1,168 @@
+"""Storage tiers: bitwise round trips, corrupt and truncated objects, failed puts, cold reads."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+import torch
+
+from _tiers import make_artifact
+from kvbench.codecs import CodecError, get_codec
+from kvbench.config import ConfigError, TierConfig, WanProfile
+from kvbench.experiments.tiers import bitwise_equal
+from kvbench.tiers import TierError, open_tier, variants
+from kvbench.tiers.pagecache import drop_file_pages, resident_fraction
+
+CPU = torch.device("cpu")
+FAST_WAN = {"fast": WanProfile(bandwidth_mb_s=2000, rtt_ms=0.0, egress_usd_per_gb=0.05)}
+
+
+def tier_cfg(name: str, tmp_path) -> TierConfig:
+    return TierConfig(name=name, dir=str(tmp_path), profiles=FAST_WAN if name == "wan" else {})
+
+
+@pytest.mark.parametrize("name, variant", [("gpu", ""), ("host", ""), ("disk", "cold"), ("disk", "warm"),
+                                           ("wan", "fast")])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_round_trip_is_bitwise(tmp_path, name, variant, dtype):
+    art = make_artifact(dtype=dtype)
+    with open_tier(tier_cfg(name, tmp_path), variant, get_codec("identity"), CPU) as tier:
+        tier.put(get_codec("identity").encode(art))
+        for _ in range(2):  # a second read sees the same object (cold reads drop the cache again)
+            tier.prepare()
+            kv, stages = tier.get()
+            assert bitwise_equal(kv, art) and kv.meta["model_fingerprint"] == "model-a"
+        assert tier.stored_bytes() > 0
+        assert stages.fetch_ms >= 0 and stages.decode_ms >= 0
+        if name in ("disk", "wan"):
+            assert stages.fetch_bytes == tier.stored_bytes()
+
+
+def test_bitwise_equal_sees_one_flipped_bit():
+    art = make_artifact()
+    other = make_artifact()
+    other.values[1].view(torch.int16)[0, 0, 5, 3] ^= 1
+    assert bitwise_equal(art, make_artifact()) and not bitwise_equal(art, other)
+
+
+def _flip_middle_byte(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) * 3 // 4] ^= 0x10  # inside the tensor payload, past the header
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage, match", [("flip", "checksum mismatch"), ("truncate", "not a readable")])
+def test_damaged_disk_object_is_caught_before_use(tmp_path, damage, match):
+    codec = get_codec("identity")
+    with open_tier(tier_cfg("disk", tmp_path), "warm", codec, CPU) as tier:
+        tier.put(codec.encode(make_artifact()))
+        if damage == "flip":
+            _flip_middle_byte(tier.path)
+        else:
+            os.truncate(tier.path, tier.path.stat().st_size - 100)
+        with pytest.raises(CodecError, match=match):
+            tier.get()
+
+
+def test_damaged_wan_object_is_caught_before_use(tmp_path):
+    codec = get_codec("identity")
+    blob = bytearray(codec.encode(make_artifact()))
+    blob[-7] ^= 0x01
+    with open_tier(tier_cfg("wan", tmp_path), "fast", codec, CPU) as tier:
+        tier.put(bytes(blob))
+        with pytest.raises(CodecError, match="checksum mismatch"):
+            tier.get()
+
+
+@pytest.mark.parametrize("name", ["gpu", "host"], ids=["gpu-tier", "host-tier"])  # id "gpu" would read as the marker
+def test_resident_tiers_refuse_a_corrupt_blob_at_put(tmp_path, name):
+    codec = get_codec("identity")
+    blob = bytearray(codec.encode(make_artifact()))
+    blob[-7] ^= 0x01
+    with open_tier(tier_cfg(name, tmp_path), "", codec, CPU) as tier:
+        with pytest.raises(CodecError, match="checksum mismatch"):
+            tier.put(bytes(blob))
+
+
+def test_disk_full_leaves_no_partial_file(tmp_path, monkeypatch):
+    import kvbench.tiers.disk as disk
+
+    real_write, calls = os.write, []
+
+    def write_then_fill(fd, data):  # the first slice lands, then the disk is full
+        if calls:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        calls.append(1)
+        return real_write(fd, data[: len(data) // 2])
+
+    monkeypatch.setattr(disk, "WRITE_CHUNK", 4096)
+    monkeypatch.setattr(disk.os, "write", write_then_fill)
+    with open_tier(tier_cfg("disk", tmp_path), "warm", get_codec("identity"), CPU) as tier:
+        with pytest.raises(TierError, match="disk full.*no partial file"):
+            tier.put(get_codec("identity").encode(make_artifact()))
+        assert calls and list(tmp_path.iterdir()) == []
+
+
+def test_disk_tier_removes_its_file(tmp_path):
+    with open_tier(tier_cfg("disk", tmp_path), "warm", get_codec("identity"), CPU) as tier:
+        tier.put(get_codec("identity").encode(make_artifact()))
+        assert tier.path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cold_read_drops_the_files_pages(tmp_path):
+    path = tmp_path / "blob"
+    path.write_bytes(os.urandom(4 << 20))
+    path.read_bytes()
+    assert resident_fraction(path) > 0.5  # just written and read: cached
+    method, ok = drop_file_pages(path)
+    assert ok == (resident_fraction(path) == 0.0)
+    assert method in ("fadvise", "drop_caches") if ok else method == "none"
+
+
+def test_cold_disk_tier_records_method(tmp_path):
+    with open_tier(tier_cfg("disk", tmp_path), "cold", get_codec("identity"), CPU) as tier:
+        tier.put(get_codec("identity").encode(make_artifact()))
+        tier.prepare()
+        info = tier.info()
+        assert info["tier_reader"] == "posix" and info["cold_method"] in ("fadvise", "drop_caches", "none")
+        assert info["cold_ok"] == (resident_fraction(tier.path) == 0.0)
+
+
+def test_variants_per_tier():
+    assert variants(TierConfig(name="disk")) == ["cold", "warm"]
+    assert variants(TierConfig(name="wan", profiles=FAST_WAN)) == ["fast"]
+    assert variants(TierConfig(name="host")) == [""]
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    (dict(name="nfs"), "tier.name"),
+    (dict(name="disk", cache=["lukewarm"]), "tier.cache"),
+    (dict(name="redis", chunk_mib=1024), "tier.chunk_mib"),
+    (dict(name="redis", repeats=0), "tier.repeats"),
+    (dict(name="wan"), "tier.profiles"),
+    (dict(name="wan", profiles=FAST_WAN, profile="moon"), "tier.profile"),
+])
+def test_bad_tier_config_names_the_key(kwargs, key):
+    with pytest.raises(ConfigError, match=rf"^{key}="):
+        TierConfig(**kwargs)
+
+
+def test_bad_wan_profile_names_the_key():
+    with pytest.raises(ConfigError, match="bandwidth_mb_s"):
+        WanProfile(bandwidth_mb_s=0)
+
+
+@pytest.mark.gpu
+def test_host_tier_copies_pinned_kv_to_the_device(tmp_path):
+    device = torch.device("cuda")
+    art = make_artifact(tokens=4096)
+    with open_tier(tier_cfg("host", tmp_path), "", get_codec("identity"), device) as tier:
+        tier.put(get_codec("identity").encode(art))
+        assert tier.kv.keys[0].is_pinned()
+        kv, stages = tier.get()
+        assert kv.device.type == "cuda" and bitwise_equal(kv, art)
+        assert stages.h2d_bytes == art.nbytes and stages.h2d_ms > 0
+        assert tier.info()["link_gbps"] > 1
