@@ -47,7 +47,7 @@ def payload_checksum(keys: list[torch.Tensor], values: list[torch.Tensor]) -> st
     digest = xxhash.xxh3_128()
     for k, v in zip(keys, values):
         for t in (k, v):
-            digest.update(t.detach().contiguous().cpu().view(torch.uint8).numpy().tobytes())
+            digest.update(t.detach().contiguous().cpu().view(torch.uint8).numpy())  # buffer, no copy
     return digest.hexdigest()
 
 
