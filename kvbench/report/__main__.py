@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from kvbench.report import figures, tables
 from kvbench.results import load_rows
@@ -40,7 +41,9 @@ def main(results: str = "results", out: str = "paper") -> None:
     if len(tier_rows):
         from kvbench.crossover import crossovers
 
-        (out_dir / "tables" / "crossover.tex").write_text(tables.crossover_table(crossovers(tier_rows)))
+        table = pd.DataFrame(crossovers(tier_rows.to_dict("records")))
+        (out_dir / "tables").mkdir(parents=True, exist_ok=True)
+        (out_dir / "tables" / "crossover.tex").write_text(tables.crossover_table(table))
     codec_rows = rows[rows["experiment"] == "compress"]
     if len(codec_rows):
         save(figures.codec_ratios(codec_rows)[0], out_dir / "figures" / "codec_ratios")

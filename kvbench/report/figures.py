@@ -71,7 +71,7 @@ def tier_stages(rows: pd.DataFrame, doc_tokens: int):
     table.plot.barh(stacked=True, ax=ax, colormap="viridis")
     if len(ok):
         ax.axvline(ok["prefill_ms"].median(), color="red", ls="--", label="prefill")
-    ax.set(xscale="log", xlabel="ms (median per stage)", ylabel="", title=f"L = {doc_tokens}")
+    ax.set(xlabel="ms (median per stage, stacked)", ylabel="", title=f"L = {doc_tokens}")
     ax.legend(fontsize=7)
     return fig, ax
 

@@ -19,4 +19,7 @@ def latency_table(rows: pd.DataFrame) -> str:
 
 
 def crossover_table(table: pd.DataFrame) -> str:
-    return table.to_latex(index=False)
+    """Crossover length per (model, tier, variant, codec), from :func:`kvbench.crossover.crossovers`."""
+    cols = ["model", "tier", "tier_variant", "codec", "label", "crossover_interp"]
+    return table[cols].rename(columns={"label": "crossover", "crossover_interp": "interpolated",
+                                       "tier_variant": "variant"}).to_latex(index=False, float_format="%.0f")
