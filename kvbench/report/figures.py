@@ -84,6 +84,6 @@ def codec_ratios(rows: pd.DataFrame):
     sns.barplot(data=ok, y="codec", x="compress_ratio", hue="label", ax=ax, errorbar=None)
     for bound in ok["bound_channel_ratio"].dropna().unique()[:4]:
         ax.axvline(bound, color="grey", lw=0.6, ls=":")
-    ax.set(xlabel="compression ratio (original / compressed); dotted: order-0 channel bounds", ylabel="")
+    ax.set(xlabel="lossless ratio (dotted: order-0 channel bound)", ylabel="")
     ax.legend(fontsize=7)
     return fig, ax
