@@ -228,7 +228,7 @@ class KVBenchConfig:
     device: str = "cpu"             # cpu | cuda | cuda:N | auto
     dtype: str = "float32"
     attn_impl: str = "sdpa"
-    doc_tokens: list[int] = field(default_factory=lambda: [256, 512, 1024, 2048])
+    doc_tokens: list[int] = field(default_factory=lambda: [256, 512, 1024])
     skip_beyond_context: bool = False   # record too-long points as skipped instead of failing at start
     seed: int = 0
     deterministic: bool = False         # torch.use_deterministic_algorithms + CUBLAS_WORKSPACE_CONFIG
