@@ -24,7 +24,8 @@ def main(cfg: DictConfig) -> None:
     from kvbench.app import run  # heavy imports after Hydra has parsed the command line
 
     try:
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        hydra_cfg = HydraConfig.get()
+        run(cfg, Path(hydra_cfg.runtime.output_dir), overrides=list(hydra_cfg.overrides.task))
     except ConfigError as exc:
         print(f"kvbench: config error: {exc}", file=sys.stderr)
         sys.exit(2)

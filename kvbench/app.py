@@ -25,7 +25,8 @@ from kvbench.corpus import Corpus
 from kvbench.experiments import RunContext, get_experiment
 from kvbench.models import context_tokens, load_model, load_tokenizer
 from kvbench.provenance import manifest, utc_now
-from kvbench.results import CONFIG_FILE, ResultStore, atomic_write_text, point_id, write_manifest
+from kvbench.atomic import atomic_write
+from kvbench.results import CONFIG_FILE, ResultStore, point_id, write_manifest
 from kvbench.rows import make_row
 from kvbench.summary import print_summary, progress
 from kvbench.tracking import make_tracker
@@ -74,18 +75,21 @@ def preflight(settings: KVBenchConfig) -> tuple[torch.device, Corpus, list[int]]
     return device, corpus, skip
 
 
-def run(cfg: DictConfig, run_dir: str | Path) -> list[dict[str, Any]]:
-    """Run the configured experiment into ``run_dir``; return the rows written this run."""
+def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run the configured experiment into ``run_dir``; return the rows written this run.
+
+    ``overrides`` (the command line's, as Hydra parsed them) go into the manifest.
+    """
     settings = load_settings(cfg)
     device, corpus, skip = preflight(settings)
     lm = load_model(settings.model, device=device, dtype=getattr(torch, settings.dtype),
                     attn_impl=settings.attn_impl, seed=settings.seed)
-    info = manifest(device)
+    info = dict(manifest(device), overrides=overrides or [])
     ctx = RunContext(settings, lm, corpus, device, info["device_name"], getattr(torch, settings.dtype))
     experiment = get_experiment(settings.experiment)
 
     store = ResultStore(run_dir)
-    atomic_write_text(store.run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_write(store.run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True).encode())
     write_manifest(store.run_dir, info)
     tracker = make_tracker(settings.logger, store.run_dir, OmegaConf.to_container(cfg, resolve=True),
                            name=f"{settings.exp_name}-{lm.name}")
@@ -120,7 +124,6 @@ def measure_point(ctx: RunContext, experiment, point: dict[str, Any], identity: 
                   skip: list[int]) -> dict[str, Any]:
     """One row: measured fields with status ok, or the status and reason it could not be."""
     start = time.perf_counter()
-    common = dict(kvbench_version=__version__)
     if point["doc_tokens"] in skip:
         fields = dict(status="skipped", reason=f"doc_tokens={point['doc_tokens']} plus question and "
                       f"continuation exceeds the model context {ctx.lm.context_tokens}")
@@ -135,6 +138,5 @@ def measure_point(ctx: RunContext, experiment, point: dict[str, Any], identity: 
         finally:
             if ctx.device.type == "cuda":
                 torch.cuda.empty_cache()
-    row_fields = {k: v for k, v in identity.items()}
-    row_fields.update(fields)
-    return make_row(**row_fields, **common, elapsed_s=round(time.perf_counter() - start, 3), timestamp=utc_now())
+    return make_row(**{**identity, **fields}, kvbench_version=__version__,
+                    elapsed_s=round(time.perf_counter() - start, 3), timestamp=utc_now())

@@ -22,6 +22,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from kvbench import __version__
+from kvbench.atomic import atomic_write
 
 LAYOUT = "layers x (batch, kv_heads, tokens, head_dim)"
 
@@ -179,19 +180,10 @@ class KVArtifact:
         return cls(keys, values, meta)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write atomically: a temporary file renamed into place, so no partial artifact remains."""
+        """Write atomically (:func:`kvbench.atomic.atomic_write`): no partial artifact remains."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(self.to_bytes())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return atomic_write(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike, verify: bool = True) -> "KVArtifact":

@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from kvbench.atomic import atomic_write
+
 ROWS_FILE = "rows.jsonl"
 MANIFEST_FILE = "manifest.json"
 CONFIG_FILE = "config.yaml"
@@ -29,16 +31,6 @@ def point_id(coordinates: dict[str, Any]) -> str:
 def _clean(value: Any) -> Any:
     """NaN and inf become null so every line is strict JSON."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class ResultStore:
@@ -69,11 +61,11 @@ class ResultStore:
         """Add ``row``, replacing any earlier row of the same point id, atomically."""
         kept = [r for r in self.rows() if r.get("point_id") != row.get("point_id")]
         lines = [json.dumps({k: _clean(v) for k, v in r.items()}) for r in [*kept, row]]
-        atomic_write_text(self.rows_path, "\n".join(lines) + "\n")
+        atomic_write(self.rows_path, ("\n".join(lines) + "\n").encode())
 
 
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
-    atomic_write_text(Path(run_dir) / MANIFEST_FILE, json.dumps(manifest, indent=2, default=str) + "\n")
+    atomic_write(Path(run_dir) / MANIFEST_FILE, (json.dumps(manifest, indent=2, default=str) + "\n").encode())
 
 
 def load_rows(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:

@@ -32,7 +32,7 @@ def test_append_replaces_same_point_and_is_valid_jsonl(tmp_path):
     lines = (tmp_path / "rows.jsonl").read_text().splitlines()
     assert [json.loads(l)["point_id"] for l in lines] == ["b", "a"]
     assert store.done() == {"a", "b"}
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.jsonl"]
 
 
 def test_nan_becomes_null_and_torn_line_is_ignored(tmp_path):

@@ -87,7 +87,7 @@ def test_resident_tiers_refuse_a_corrupt_blob_at_put(tmp_path, name):
 
 
 def test_disk_full_leaves_no_partial_file(tmp_path, monkeypatch):
-    import kvbench.tiers.disk as disk
+    import kvbench.atomic as atomic
 
     real_write, calls = os.write, []
 
@@ -97,8 +97,8 @@ def test_disk_full_leaves_no_partial_file(tmp_path, monkeypatch):
         calls.append(1)
         return real_write(fd, data[: len(data) // 2])
 
-    monkeypatch.setattr(disk, "WRITE_CHUNK", 4096)
-    monkeypatch.setattr(disk.os, "write", write_then_fill)
+    monkeypatch.setattr(atomic, "WRITE_CHUNK", 4096)
+    monkeypatch.setattr(atomic.os, "write", write_then_fill)
     with open_tier(tier_cfg("disk", tmp_path), "warm", get_codec("identity"), CPU) as tier:
         with pytest.raises(TierError, match="disk full.*no partial file"):
             tier.put(get_codec("identity").encode(make_artifact()))

@@ -16,19 +16,11 @@ from typing import Any
 
 import torch
 
+from kvbench.atomic import atomic_write
 from kvbench.tiers.base import BlobTier, TierError
 from kvbench.tiers.pagecache import drop_file_pages
 
 DEFAULT_DIR = "~/.cache/kvbench/tier-disk"
-WRITE_CHUNK = 64 << 20
-
-
-def _write_all(fd: int, blob: bytes) -> None:
-    """``os.write`` until every byte is written (a write may be short)."""
-    view, done = memoryview(blob), 0
-    while done < len(view):
-        done += os.write(fd, view[done:done + WRITE_CHUNK])
-
 
 class DiskTier(BlobTier):
     name = "disk"
@@ -42,17 +34,9 @@ class DiskTier(BlobTier):
         self.cold_method, self.cold_ok = None, True
 
     def put(self, blob: bytes) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                _write_all(fd, blob)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+            atomic_write(self.path, blob)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             reason = "disk full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
             raise TierError(f"disk tier: writing {self.path} failed ({reason}); no partial file left") from exc
 
