@@ -120,6 +120,12 @@ class KVArtifact:
         move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
         return KVArtifact([move(k) for k in self.keys], [move(v) for v in self.values], dict(self.meta))
 
+    def equals(self, other: "KVArtifact") -> bool:
+        """Same number of layers, and every tensor the same dtype, shape and bytes (devices may differ)."""
+        return len(self.keys) == len(other.keys) and all(
+            a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b.to(a.device))
+            for a, b in zip((*self.keys, *self.values), (*other.keys, *other.values)))
+
     def to_cache(self, model_config):
         """A fresh ``DynamicCache`` holding these tensors (no copy), ready for the query."""
         from transformers import DynamicCache

@@ -11,7 +11,6 @@ import torch
 from _tiers import make_artifact
 from kvbench.codecs import CodecError, get_codec
 from kvbench.config import ConfigError, TierConfig, WanProfile
-from kvbench.experiments.tiers import bitwise_equal
 from kvbench.tiers import TierError, open_tier, variants
 from kvbench.tiers.pagecache import drop_file_pages, resident_fraction
 
@@ -33,18 +32,18 @@ def test_round_trip_is_bitwise(tmp_path, name, variant, dtype):
         for _ in range(2):  # a second read sees the same object (cold reads drop the cache again)
             tier.prepare()
             kv, stages = tier.get()
-            assert bitwise_equal(kv, art) and kv.meta["model_fingerprint"] == "model-a"
+            assert kv.equals(art) and kv.meta["model_fingerprint"] == "model-a"
         assert tier.stored_bytes() > 0
         assert stages.fetch_ms >= 0 and stages.decode_ms >= 0
         if name in ("disk", "wan"):
             assert stages.fetch_bytes == tier.stored_bytes()
 
 
-def test_bitwise_equal_sees_one_flipped_bit():
+def test_artifact_equals_sees_one_flipped_bit():
     art = make_artifact()
     other = make_artifact()
     other.values[1].view(torch.int16)[0, 0, 5, 3] ^= 1
-    assert bitwise_equal(art, make_artifact()) and not bitwise_equal(art, other)
+    assert art.equals(make_artifact()) and not art.equals(other)
 
 
 def _flip_middle_byte(path) -> None:
@@ -163,6 +162,6 @@ def test_host_tier_copies_pinned_kv_to_the_device(tmp_path):
         tier.put(get_codec("identity").encode(art))
         assert tier.kv.keys[0].is_pinned()
         kv, stages = tier.get()
-        assert kv.device.type == "cuda" and bitwise_equal(kv, art)
+        assert kv.device.type == "cuda" and kv.equals(art)
         assert stages.h2d_bytes == art.nbytes and stages.h2d_ms > 0
         assert tier.info()["link_gbps"] > 1

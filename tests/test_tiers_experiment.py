@@ -103,16 +103,16 @@ def test_corrupt_stored_artifact_fails_its_point_only(cpu_ctx, tmp_path, monkeyp
 
 
 def test_artifact_of_another_model_is_refused(cpu_ctx, monkeypatch):
-    import kvbench.experiments.tiers as tiers_exp
+    from kvbench.experiments.base import RunContext
 
-    real_snapshot = tiers_exp.snapshot
+    real_snapshot = RunContext.snapshot
 
     def other_model(ctx, cache, ids):
         art = real_snapshot(ctx, cache, ids)
         art.meta["model_fingerprint"] = "someone-else"
         return art
 
-    monkeypatch.setattr(tiers_exp, "snapshot", other_model)
+    monkeypatch.setattr(RunContext, "snapshot", other_model)
     rows = measure(cpu_ctx, "tier=host")
     assert all(r["status"] == "failed" and "ArtifactMismatchError" in r["reason"] and "model_fingerprint" in r["reason"]
                for r in rows)

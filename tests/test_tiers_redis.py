@@ -9,7 +9,6 @@ import torch
 from _tiers import make_artifact, redis_server_or_skip
 from kvbench.codecs import CodecError, get_codec
 from kvbench.config import TierConfig
-from kvbench.experiments.tiers import bitwise_equal
 from kvbench.tiers import TierError, TierUnavailableError, open_tier
 from kvbench.tiers.redis_server import LocalRedisServer, free_port
 
@@ -42,7 +41,7 @@ def test_round_trip_in_chunks_is_bitwise(server, client):
         tier.put(CODEC.encode(art))
         assert tier.count >= 10 and client.dbsize() == tier.count + 1  # chunks + manifest
         kv, stages = tier.get()
-        assert bitwise_equal(kv, art) and stages.fetch_bytes == tier.stored_bytes()
+        assert kv.equals(art) and stages.fetch_bytes == tier.stored_bytes()
         tier.put(CODEC.encode(make_artifact(tokens=10)))  # a replacement leaves no old chunks
         assert client.dbsize() == tier.count + 1
     assert client.dbsize() == 0  # closing deletes the object
@@ -53,7 +52,7 @@ def test_tier_starts_and_stops_its_own_server():
     with open_tier(TierConfig(name="redis"), "", CODEC, CPU) as tier:
         proc = tier.server.proc
         tier.put(CODEC.encode(make_artifact()))
-        assert bitwise_equal(tier.get()[0], make_artifact())
+        assert tier.get()[0].equals(make_artifact())
     assert proc.poll() is not None
 
 
@@ -117,7 +116,7 @@ def test_password_comes_from_the_environment(monkeypatch):
         monkeypatch.setenv("KVBENCH_REDIS_PASSWORD", "s3cret")
         with open_redis(srv.url) as tier:
             tier.put(CODEC.encode(make_artifact()))
-            assert bitwise_equal(tier.get()[0], make_artifact())
+            assert tier.get()[0].equals(make_artifact())
         monkeypatch.setenv("KVBENCH_REDIS_PASSWORD", "wrong")
         with pytest.raises(TierUnavailableError, match="cannot reach"):
             open_redis(srv.url)

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import torch
 
+from kvbench.artifact import KVArtifact
 from kvbench.config import KVBenchConfig
 from kvbench.corpus import Corpus
 from kvbench.models import LoadedModel
@@ -27,6 +28,11 @@ class RunContext:
     device: torch.device
     device_name: str
     dtype: torch.dtype
+
+    def snapshot(self, cache, doc_ids: torch.Tensor) -> KVArtifact:
+        """The publisher's artifact: a cloned snapshot of the document cache, stamped with provenance."""
+        return KVArtifact.from_cache(cache, model_fingerprint=self.lm.fingerprint,
+                                     tokenizer_hash=self.lm.tokenizer_hash, token_ids=doc_ids)
 
 
 class Experiment(Protocol):

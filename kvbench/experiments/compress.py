@@ -30,12 +30,6 @@ from kvbench.experiments.compress_quality import Passage, lossy_quality, relativ
 from kvbench.measure import Summary, time_ms, timer_name
 
 
-def bitwise_equal(a: KVArtifact, b: KVArtifact) -> bool:
-    """Every tensor of ``b`` equals ``a``'s in dtype, shape and bits."""
-    return all(x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y.to(x.device))
-               for x, y in zip((*a.keys, *a.values), (*b.keys, *b.values)))
-
-
 def _gbps(nbytes: int, samples) -> float:
     return nbytes / (Summary.of(samples).median * 1e-3) / 1e9
 
@@ -61,7 +55,7 @@ class CompressExperiment:
         passages = [Passage(move(d.doc_ids[:, :doc_tokens]), move(d.query_ids), move(d.doc_ids[:, doc_tokens:]))
                     for d in docs]
         _, cache = inference.prefill(ctx.lm.model, passages[0].doc_ids)
-        artifact = self.snapshot(ctx, cache, passages[0].doc_ids)
+        artifact = ctx.snapshot(cache, passages[0].doc_ids)
         del cache
         host = artifact.to("cpu")
         bounds = kv_entropy(host)
@@ -74,11 +68,6 @@ class CompressExperiment:
             **{f"bound_{k}_ratio": v for k, v in bounds.ratios().items()}))
         self._shared = (doc_tokens, shared)
         return shared
-
-    @staticmethod
-    def snapshot(ctx: RunContext, cache, doc_ids: torch.Tensor) -> KVArtifact:
-        return KVArtifact.from_cache(cache, model_fingerprint=ctx.lm.fingerprint,
-                                     tokenizer_hash=ctx.lm.tokenizer_hash, token_ids=doc_ids)
 
     def run_point(self, ctx: RunContext, point: dict[str, Any]) -> dict[str, Any]:
         name, doc_tokens = point["codec"], point["doc_tokens"]
@@ -96,7 +85,7 @@ class CompressExperiment:
         source = shared["artifact"] if where == ctx.device else shared["host"]
         blob = codec.encode(source)
         decoded = codec.decode(blob, where)
-        bitwise = bitwise_equal(source, decoded)
+        bitwise = source.equals(decoded)
         if spec.lossless and not bitwise:
             raise RuntimeError(f"lossless codec {name} did not round-trip bitwise")
         row = dict(shared["fields"], codec_lossless=spec.lossless, codec_device=where.type,
@@ -106,7 +95,7 @@ class CompressExperiment:
         if not spec.lossless:
             ex = ctx.settings.exactness
             row.update(lossy_quality(
-                ctx.lm.model, shared["passages"], lambda cache, ids: self.snapshot(ctx, cache, ids),
+                ctx.lm.model, shared["passages"], ctx.snapshot,
                 lambda artifact: codec.decode(codec.encode(artifact), ctx.device),
                 ex.gen_tokens if ex.enabled else None), loss_tokens=ctx.settings.compress.loss_tokens)
         return row

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from kvbench import inference
 from kvbench.artifact import KVArtifact
 from kvbench.exactness import aggregate, compare_pair
 
@@ -51,21 +52,25 @@ def lossy_quality(model, passages: list[Passage], snapshot, roundtrip, gen_token
 
     ``snapshot(cache, doc_ids) -> KVArtifact`` takes the publisher's artifact;
     ``roundtrip(artifact) -> KVArtifact`` is ``decode(encode(artifact))`` on the model's device.
+    Each document is prefilled once: the exactness pass keeps both artifacts for the NLL.
     """
-    from kvbench import inference
+    exact: list[KVArtifact] = []
+    lossy: list[KVArtifact] = []
+
+    def publish(cache, doc_ids):
+        exact.append(snapshot(cache, doc_ids))
+        lossy.append(roundtrip(exact[-1]))
+        return lossy[-1]
 
     fields = {}
     if gen_tokens:
-        pairs = [compare_pair(model, p.doc_ids, p.query_ids, gen_tokens,
-                              lambda cache, ids: roundtrip(snapshot(cache, ids))) for p in passages]
+        pairs = [compare_pair(model, p.doc_ids, p.query_ids, gen_tokens, publish) for p in passages]
         fields.update(aggregate(pairs), gen_tokens=gen_tokens)
-    exact, lossy = [], []
-    for p in passages:
-        _, cache = inference.prefill(model, p.doc_ids)
-        artifact = snapshot(cache, p.doc_ids)
-        del cache
-        exact.append(continuation_nll(model, artifact, p.cont_ids))
-        lossy.append(continuation_nll(model, roundtrip(artifact), p.cont_ids))
-    fields.update(nll_exact=float(np.mean(exact)), nll_lossy=float(np.mean(lossy)),
-                  nll_delta=float(np.mean(lossy) - np.mean(exact)), num_docs=len(passages))
+    else:
+        for p in passages:
+            publish(inference.prefill(model, p.doc_ids)[1], p.doc_ids)
+    nll_exact = [continuation_nll(model, a, p.cont_ids) for a, p in zip(exact, passages)]
+    nll_lossy = [continuation_nll(model, a, p.cont_ids) for a, p in zip(lossy, passages)]
+    fields.update(nll_exact=float(np.mean(nll_exact)), nll_lossy=float(np.mean(nll_lossy)),
+                  nll_delta=float(np.mean(nll_lossy) - np.mean(nll_exact)), num_docs=len(passages))
     return fields

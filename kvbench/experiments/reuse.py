@@ -23,20 +23,13 @@ from kvbench.graph_reader import StaticGraphForward
 from kvbench.measure import Summary, ratio_ci, time_ms, timer_name
 
 
-def snapshot(ctx: RunContext, cache, doc_ids: torch.Tensor) -> KVArtifact:
-    """The publisher's artifact: a cloned snapshot of the document cache, stamped with provenance."""
-    return KVArtifact.from_cache(cache, model_fingerprint=ctx.lm.fingerprint,
-                                 tokenizer_hash=ctx.lm.tokenizer_hash, token_ids=doc_ids)
-
-
 def measure_latency(ctx: RunContext, doc_ids: torch.Tensor, query_ids: torch.Tensor) -> dict[str, Any]:
     """Time one-pass prefill and device-resident reuse; return the latency row fields."""
     model, timing = ctx.lm.model, ctx.settings.timing
     full_ids = torch.cat([doc_ids, query_ids], dim=1)
     _, cache = inference.prefill(model, doc_ids)
-    artifact = snapshot(ctx, cache, doc_ids)
+    artifact = ctx.snapshot(cache, doc_ids)
     del cache
-    artifact.check_compatible(model_fingerprint=ctx.lm.fingerprint, tokenizer_hash=ctx.lm.tokenizer_hash)
 
     prefill_samples = time_ms(lambda: inference.prefill(model, full_ids), ctx.device,
                               warmup=timing.warmup, repeats=timing.repeats)
@@ -109,6 +102,6 @@ class ReuseExperiment:
         row.update(measure_latency(ctx, move(docs[0].doc_ids), move(docs[0].query_ids)))
         if ex.enabled:
             pairs = [compare_pair(ctx.lm.model, move(d.doc_ids), move(d.query_ids), ex.gen_tokens,
-                                  lambda cache, ids: snapshot(ctx, cache, ids)) for d in docs]
+                                  ctx.snapshot) for d in docs]
             row.update(aggregate(pairs), gen_tokens=ex.gen_tokens)
         return row

@@ -19,20 +19,11 @@ from kvbench import flops, inference
 from kvbench.artifact import KVArtifact
 from kvbench.codecs import get_codec
 from kvbench.experiments.base import RunContext
-from kvbench.experiments.reuse import snapshot
 from kvbench.measure import Summary, ratio_ci, time_ms, timer_name
 from kvbench.tiers import Tier, TierUnavailableError, open_tier, variants
 from kvbench.tiers.base import Stopwatch
 
 STAGES = ("fetch_ms", "decode_ms", "h2d_ms", "attach_ms", "query_ms")
-
-
-def bitwise_equal(a: KVArtifact, b: KVArtifact) -> bool:
-    """Every key and value tensor has the same shape, dtype and bytes."""
-    def same(x: torch.Tensor, y: torch.Tensor) -> bool:
-        return (x.shape == y.shape and x.dtype == y.dtype and
-                torch.equal(x.contiguous().view(torch.uint8), y.to(x.device).contiguous().view(torch.uint8)))
-    return len(a.keys) == len(b.keys) and all(same(x, y) for x, y in zip((*a.keys, *a.values), (*b.keys, *b.values)))
 
 
 def read_once(ctx: RunContext, tier: Tier, query_ids: torch.Tensor) -> tuple[dict[str, float], KVArtifact]:
@@ -75,7 +66,7 @@ class TiersExperiment:
         doc_ids, query_ids = doc.doc_ids.to(ctx.device), doc.query_ids.to(ctx.device)
         model, timing = ctx.lm.model, ctx.settings.timing
         _, cache = inference.prefill(model, doc_ids)
-        artifact = snapshot(ctx, cache, doc_ids)
+        artifact = ctx.snapshot(cache, doc_ids)
         del cache
         full_ids = torch.cat([doc_ids, query_ids], dim=1)
         samples = time_ms(lambda: inference.prefill(model, full_ids), ctx.device,
@@ -121,7 +112,7 @@ class TiersExperiment:
                 row.update(tier.info(), stored_bytes=tier.stored_bytes())
         except TierUnavailableError as exc:
             return dict(row, status="skipped", reason=str(exc))
-        row["tier_bitwise"] = bitwise_equal(reads[-1][1], shared["artifact"])
+        row["tier_bitwise"] = reads[-1][1].equals(shared["artifact"])
         row.update(self._stage_fields([r for r, _ in reads], shared["prefill_samples"], repeats))
         return row
 
