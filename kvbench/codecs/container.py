@@ -171,12 +171,16 @@ def split_tensors(flat: torch.Tensor, header: dict[str, Any]) -> list[torch.Tens
 
 
 def upload(section, device: torch.device | str) -> torch.Tensor:
-    """A payload section as a ``(nbytes,)`` uint8 tensor on ``device`` (through pinned memory on CUDA)."""
-    host = torch.frombuffer(bytearray(section), dtype=torch.uint8) if memoryview(section).nbytes else \
-        torch.empty(0, dtype=torch.uint8)
-    if torch.device(device).type != "cuda":
-        return host
-    return host.pin_memory().to(device, non_blocking=True)
+    """A payload section as a ``(nbytes,)`` uint8 tensor on ``device``.
+
+    One host copy either way: into a private buffer (CPU), or straight into pinned memory
+    from which the device copy runs asynchronously (CUDA).
+    """
+    src = np.frombuffer(section, dtype=np.uint8)
+    on_cuda = torch.device(device).type == "cuda"
+    host = torch.empty(src.size, dtype=torch.uint8, pin_memory=on_cuda)
+    host.numpy()[:] = src
+    return host.to(device, non_blocking=True) if on_cuda else host
 
 
 class DeviceCodec:

@@ -108,8 +108,8 @@ class BlobTier(Tier):
     """A tier that stores the codec's bytes and only has to say how to fetch them to host memory."""
 
     @abstractmethod
-    def fetch(self) -> bytes:
-        """The stored blob in host memory."""
+    def fetch(self) -> bytes | bytearray:
+        """The stored blob in host memory (any bytes-like object)."""
 
     def get(self) -> tuple[KVArtifact, Stages]:
         watch = Stopwatch(self.device)

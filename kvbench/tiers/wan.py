@@ -113,7 +113,7 @@ class WanTier(BlobTier):
         # bytes directly, and one reference assignment leaves either the old or the new object.
         self.server.blob = memoryview(blob)
 
-    def fetch(self) -> bytes:
+    def fetch(self) -> bytearray:
         start = time.perf_counter()
         time.sleep(self.profile.rtt_ms / 1e3)  # TCP handshake
         with socket.create_connection(self.server.address) as conn:
@@ -129,7 +129,7 @@ class WanTier(BlobTier):
             log.warning("wan tier: %s read ran at %.2f GB/s, below its configured %.2f GB/s",
                         self.profile_name, nbytes / max(elapsed - 2 * self.profile.rtt_ms / 1e3, 1e-9) / 1e9,
                         self.profile.bandwidth_mb_s / 1e3)
-        return bytes(buf)
+        return buf  # no copy inside the timed fetch; decoders take any bytes-like
 
     def stored_bytes(self) -> int:
         return len(self.server.blob)
