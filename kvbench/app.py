@@ -27,7 +27,7 @@ from kvbench.models import context_tokens, load_model, load_tokenizer
 from kvbench.provenance import manifest, utc_now
 from kvbench.atomic import atomic_write
 from kvbench.results import CONFIG_FILE, ResultStore, point_id, write_manifest
-from kvbench.rows import make_row
+from kvbench.rows import make_row, one_line
 from kvbench.summary import print_summary, progress
 from kvbench.tracking import make_tracker
 
@@ -134,7 +134,7 @@ def measure_point(ctx: RunContext, experiment, point: dict[str, Any], identity: 
             fields = dict(status="oom", reason=str(exc).splitlines()[0])
         except Exception as exc:  # noqa: BLE001 -- a failed point is recorded, the sweep goes on
             log.error("point %s failed:\n%s", point, traceback.format_exc())
-            fields = dict(status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            fields = dict(status="failed", reason=one_line(exc))
         finally:
             if ctx.device.type == "cuda":
                 torch.cuda.empty_cache()

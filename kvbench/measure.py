@@ -63,6 +63,10 @@ class Summary:
         p25, median, p75 = np.percentile(samples, [25, 50, 75])
         return cls(float(median), float(p25), float(p75), int(len(samples)))
 
+    def columns(self, name: str) -> dict[str, float]:
+        """Row columns ``name``, ``name_p25``, ``name_p75``."""
+        return {name: self.median, f"{name}_p25": self.p25, f"{name}_p75": self.p75}
+
 
 def ratio_ci(numerator: np.ndarray, denominator: np.ndarray, confidence: float = 0.95,
              seed: int = 0) -> tuple[float, float]:

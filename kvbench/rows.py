@@ -170,6 +170,12 @@ def make_row(**fields: Any) -> dict[str, Any]:
     return row
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as a row ``reason``: its type and the first line of its message."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"
+
+
 def schema_markdown() -> str:
     """The schema as a Markdown table (column | meaning)."""
     lines = ["| column | meaning |", "|---|---|"]

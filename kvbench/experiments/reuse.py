@@ -21,6 +21,7 @@ from kvbench.exactness import aggregate, compare_pair
 from kvbench.experiments.base import RunContext
 from kvbench.graph_reader import StaticGraphForward
 from kvbench.measure import Summary, ratio_ci, time_ms, timer_name
+from kvbench.rows import one_line
 
 
 def measure_latency(ctx: RunContext, doc_ids: torch.Tensor, query_ids: torch.Tensor) -> dict[str, Any]:
@@ -42,9 +43,7 @@ def measure_latency(ctx: RunContext, doc_ids: torch.Tensor, query_ids: torch.Ten
     ci_low, ci_high = ratio_ci(prefill_samples, reuse_samples)
     L, Q = doc_ids.shape[1], query_ids.shape[1]
     return dict(
-        row,
-        prefill_ms=pre.median, prefill_ms_p25=pre.p25, prefill_ms_p75=pre.p75,
-        reuse_ms=reu.median, reuse_ms_p25=reu.p25, reuse_ms_p75=reu.p75,
+        row, **pre.columns("prefill_ms"), **reu.columns("reuse_ms"),
         speedup=pre.median / reu.median, speedup_ci_low=ci_low, speedup_ci_high=ci_high,
         repeats=timing.repeats, timer=timer_name(ctx.device),
         kv_bytes=artifact.nbytes,
@@ -75,11 +74,9 @@ def measure_graph(ctx: RunContext, artifact: KVArtifact, doc_ids: torch.Tensor,
         graph_logits = reuse_fwd(artifact, query_ids)
         del reuse_fwd, prefill_fwd
     except Exception as exc:  # noqa: BLE001 -- the eager measurement still stands
-        return dict(graph_error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return dict(graph_error=one_line(exc))
     eager_logits, _ = inference.reuse(model, artifact, query_ids)
-    return dict(reuse_graph_ms=reuse_s.median, reuse_graph_ms_p25=reuse_s.p25, reuse_graph_ms_p75=reuse_s.p75,
-                prefill_graph_ms=prefill_s.median, prefill_graph_ms_p25=prefill_s.p25,
-                prefill_graph_ms_p75=prefill_s.p75,
+    return dict(**reuse_s.columns("reuse_graph_ms"), **prefill_s.columns("prefill_graph_ms"),
                 speedup_graph=min(prefill_eager_ms, prefill_s.median) / reuse_s.median,
                 graph_max_abs_logit_diff=float((graph_logits - eager_logits).abs().max()))
 

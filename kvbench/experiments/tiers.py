@@ -78,7 +78,7 @@ class TiersExperiment:
             kv_bytes=artifact.nbytes, timer=timer_name(ctx.device),
             prefill_flops=flops.forward_flops(model.config, L + Q),
             reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=L),
-            **_quartiles("prefill_ms", samples)))
+            **Summary.of(samples).columns("prefill_ms")))
         self._published = (doc_tokens, shared)
         return shared
 
@@ -124,12 +124,8 @@ class TiersExperiment:
         fetch_bytes, h2d_bytes = reads[-1]["fetch_bytes"], reads[-1]["h2d_bytes"]
         fields.update(fetch_bytes=fetch_bytes, h2d_bytes=h2d_bytes, repeats=repeats,
                       fetch_gbps=_gbps(fetch_bytes, fields["fetch_ms"]), h2d_gbps=_gbps(h2d_bytes, fields["h2d_ms"]),
-                      **_quartiles("reuse_ms", totals))
+                      **Summary.of(totals).columns("reuse_ms"))
         fields["speedup"] = float(np.median(prefill_samples)) / fields["reuse_ms"]
         fields["speedup_ci_low"], fields["speedup_ci_high"] = ratio_ci(prefill_samples, totals)
         return fields
 
-
-def _quartiles(name: str, samples: np.ndarray) -> dict[str, float]:
-    s = Summary.of(samples)
-    return {name: s.median, f"{name}_p25": s.p25, f"{name}_p75": s.p75}
