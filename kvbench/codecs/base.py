@@ -29,7 +29,6 @@ class Codec(Protocol):
     name: str
     lossless: bool
     device: str  # where decode runs: "cpu" (then host-to-device) or "cuda" (after host-to-device)
-    dtypes: tuple[str, ...]  # KV dtypes it accepts, e.g. ("bfloat16", "float16")
 
     def encode(self, artifact: KVArtifact) -> bytes: ...
 

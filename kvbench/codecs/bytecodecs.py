@@ -21,8 +21,6 @@ from kvbench.artifact import KVArtifact
 from kvbench.codecs import container
 from kvbench.codecs.base import CodecError
 
-ALL_DTYPES = ("float32", "bfloat16", "float16")
-
 
 def zstd_compress(data, level: int) -> bytes:
     """One zstd frame (content size and xxhash content checksum included)."""
@@ -54,7 +52,6 @@ class _RawBytesCodec:
 
     lossless = True
     device = "cpu"
-    dtypes = ALL_DTYPES
 
     def encode(self, artifact: KVArtifact) -> bytes:
         raw = container.raw_bytes(artifact)
@@ -117,7 +114,6 @@ class BytePlaneCodec:
 
     lossless = True
     device = "cpu"
-    dtypes = ALL_DTYPES
 
     def __init__(self, level: int = 3):
         self.level = level

@@ -76,7 +76,6 @@ class ExponentAnsCodec:
     name = "exponent-ans"
     lossless = True
     device = "cpu"
-    dtypes = tuple(FLOAT_LAYOUTS)
 
     def encode(self, artifact: KVArtifact) -> bytes:
         dtype = str(artifact.keys[0].dtype).removeprefix("torch.")

@@ -12,7 +12,6 @@ class IdentityCodec:
     name = "identity"
     lossless = True
     device = "cpu"
-    dtypes = ("float32", "bfloat16", "float16")
 
     def encode(self, artifact: KVArtifact) -> bytes:
         return artifact.to_bytes()

@@ -23,7 +23,6 @@ from kvbench.codecs import container
 from kvbench.codecs.base import CodecError
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
-ALL_DTYPES = ("float32", "bfloat16", "float16")
 
 
 class _LossyCodec(container.DeviceCodec):
@@ -35,7 +34,6 @@ class _LossyCodec(container.DeviceCodec):
 
     lossless = False
     device = "cuda"
-    dtypes = ALL_DTYPES
     parts_per_tensor: int
 
     def compress_device(self, artifact: KVArtifact) -> tuple[dict, torch.Tensor]:

@@ -55,7 +55,6 @@ class NvcompCodec(container.DeviceCodec):
 
     lossless = True
     device = "cuda"
-    dtypes = ("float32", "bfloat16", "float16")
 
     def __init__(self, name: str):
         self.name = name
