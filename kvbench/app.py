@@ -54,16 +54,19 @@ def max_doc_tokens(settings: KVBenchConfig, corpus: Corpus, context: int) -> int
     return context - max(q.shape[1] for q in corpus.questions) - settings.exactness.gen_tokens
 
 
-def preflight(settings: KVBenchConfig) -> tuple[torch.device, Corpus, list[int]]:
-    """Every check that needs no model weights. Returns the device, corpus and lengths to skip."""
+def preflight(settings: KVBenchConfig) -> tuple[torch.device, Corpus, list[int], tuple]:
+    """Every check that needs no model weights.
+
+    Returns the device, the corpus, the lengths to skip and ``load_tokenizer``'s result.
+    """
     if settings.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS initialises
         torch.use_deterministic_algorithms(True, warn_only=True)
     device = resolve_device(settings.device)
     if settings.dtype != "float32" and device.type == "cpu":
         log.warning("dtype=%s on CPU runs through slow reference kernels", settings.dtype)
-    tokenizer, _ = load_tokenizer(settings.model)
-    corpus = Corpus(settings.corpus, tokenizer)
+    tokenizer = load_tokenizer(settings.model)
+    corpus = Corpus(settings.corpus, tokenizer[0])
     for n in settings.doc_tokens:
         corpus.check_length(n)
     context = context_tokens(settings.model)
@@ -72,7 +75,7 @@ def preflight(settings: KVBenchConfig) -> tuple[torch.device, Corpus, list[int]]
     if skip and not settings.skip_beyond_context:
         raise ConfigError(f"doc_tokens={skip} is invalid: allowed up to {limit} (model context {context} "
                           "minus question and continuation), or set skip_beyond_context=true to record them as skipped")
-    return device, corpus, skip
+    return device, corpus, skip, tokenizer
 
 
 def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> list[dict[str, Any]]:
@@ -81,9 +84,9 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
     ``overrides`` (the command line's, as Hydra parsed them) go into the manifest.
     """
     settings = load_settings(cfg)
-    device, corpus, skip = preflight(settings)
+    device, corpus, skip, tokenizer = preflight(settings)
     lm = load_model(settings.model, device=device, dtype=getattr(torch, settings.dtype),
-                    attn_impl=settings.attn_impl, seed=settings.seed)
+                    attn_impl=settings.attn_impl, seed=settings.seed, tokenizer=tokenizer)
     info = dict(manifest(device), overrides=overrides or [])
     ctx = RunContext(settings, lm, corpus, device, info["device_name"], getattr(torch, settings.dtype))
     experiment = get_experiment(settings.experiment)

@@ -89,11 +89,14 @@ def context_tokens(spec: ModelConfig) -> int:
 
 
 def load_model(spec: ModelConfig, *, device: torch.device, dtype: torch.dtype,
-               attn_impl: str, seed: int) -> LoadedModel:
-    """Load (or randomly initialise) the model in eval mode on ``device``."""
+               attn_impl: str, seed: int, tokenizer: tuple | None = None) -> LoadedModel:
+    """Load (or randomly initialise) the model in eval mode on ``device``.
+
+    ``tokenizer`` is ``load_tokenizer(spec)``'s result when the caller already has it.
+    """
     from transformers import AutoModelForCausalLM
 
-    tokenizer, tokenizer_name = load_tokenizer(spec)
+    tokenizer, tokenizer_name = tokenizer or load_tokenizer(spec)
     kwargs = dict(dtype=dtype, attn_implementation=attn_impl)
     if spec.source == "embedded":
         gguf = embedded_gguf_path()

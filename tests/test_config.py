@@ -74,7 +74,7 @@ def test_length_beyond_context_fails_at_start(make_cfg):
 
 def test_length_beyond_context_can_be_skipped(make_cfg):
     settings = load_settings(make_cfg("model=tiny_random", "doc_tokens=[64,4096]", "skip_beyond_context=true"))
-    _, _, skip = preflight(settings)
+    skip = preflight(settings)[2]
     assert skip == [4096]
 
 

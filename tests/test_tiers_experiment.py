@@ -31,7 +31,7 @@ def _settings(*overrides: str):
 def cpu_ctx(tiny_lm):
     """The runner's context for the CPU-sized tiers file, built once (loading costs seconds)."""
     settings = _settings()
-    device, corpus, _ = preflight(settings)
+    device, corpus = preflight(settings)[:2]
     return RunContext(settings, tiny_lm, corpus, device, "cpu", torch.float32)
 
 
