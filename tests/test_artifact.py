@@ -34,6 +34,20 @@ def test_bytes_round_trip_is_bitwise(artifact):
     assert back.meta["model_fingerprint"] == art.meta["model_fingerprint"]
 
 
+def test_parsing_is_zero_copy_and_agrees_with_safetensors(artifact):
+    from safetensors.torch import load as st_load
+
+    blob = artifact[0].to_bytes()
+    reference = st_load(bytes(blob))  # the library reads our writer's layout
+    staging = torch.frombuffer(bytearray(blob), dtype=torch.uint8)  # as a tier's staging buffer holds it
+    back = KVArtifact.from_bytes(staging)
+    for i, (k, v) in enumerate(zip(back.keys, back.values)):
+        assert torch.equal(k, reference[f"k.{i}"]) and torch.equal(v, reference[f"v.{i}"])
+    start, end = staging.data_ptr(), staging.data_ptr() + staging.numel()
+    assert all(start <= t.data_ptr() < end for t in back.keys + back.values)
+    assert torch.equal(KVArtifact.from_bytes(memoryview(blob)).keys[0], back.keys[0])
+
+
 def test_save_load_round_trip(artifact, tmp_path):
     art, _ = artifact
     path = art.save(tmp_path / "doc.safetensors")
@@ -49,7 +63,7 @@ def test_bit_flip_is_caught(artifact):
         KVArtifact.from_bytes(bytes(blob))
 
 
-@pytest.mark.parametrize("keep", [0, 5, 100, -7])
+@pytest.mark.parametrize("keep", [0, 5, 100, -7, -1])
 def test_truncation_is_caught(artifact, keep):
     blob = artifact[0].to_bytes()
     with pytest.raises(ArtifactCorruptError):

@@ -13,12 +13,11 @@ class IdentityCodec:
     lossless = True
     device = "cpu"
 
-    def encode(self, artifact: KVArtifact) -> bytes:
+    def encode(self, artifact: KVArtifact) -> bytearray:
         return artifact.to_bytes()
 
     def decode(self, blob, device: torch.device) -> KVArtifact:
-        if isinstance(blob, torch.Tensor):  # a uint8 tensor view of the blob
-            blob = blob.cpu().numpy().tobytes()
+        """Views of ``blob`` (bytes-like or a uint8 CPU tensor) on the CPU, else copies on ``device``."""
         try:
             artifact = KVArtifact.from_bytes(blob)
         except ArtifactCorruptError as exc:

@@ -104,12 +104,38 @@ class Tier(ABC):
         self.close()
 
 
+def host_buffer(nbytes: int, device: torch.device) -> torch.Tensor:
+    """A ``(nbytes,)`` uint8 host buffer, pinned when the reader is a GPU (DMA at full link speed)."""
+    return torch.empty(nbytes, dtype=torch.uint8, pin_memory=torch.device(device).type == "cuda")
+
+
 class BlobTier(Tier):
-    """A tier that stores the codec's bytes and only has to say how to fetch them to host memory."""
+    """A tier that stores the codec's bytes and only has to say how to fetch them to host memory.
+
+    Like a serving system's staging pool, the reader's host buffer is allocated once, at
+    put, pinned on CUDA: a fetch writes into it, the identity codec parses views of it
+    without copying, and the host-to-device copy runs at the link's speed.
+    """
+
+    _staging: torch.Tensor | None = None
+
+    def put(self, blob: bytes) -> None:
+        self.store(blob)
+        self._staging = host_buffer(len(blob), self.device)
 
     @abstractmethod
-    def fetch(self) -> bytes | bytearray:
-        """The stored blob in host memory (any bytes-like object)."""
+    def store(self, blob: bytes) -> None:
+        """Store ``blob`` atomically (the contract of :meth:`Tier.put`)."""
+
+    @abstractmethod
+    def fetch(self) -> memoryview:
+        """The stored blob in host memory, written into :meth:`staging`."""
+
+    def staging(self, nbytes: int) -> memoryview:
+        """The first ``nbytes`` of the reader's host buffer, grown if the stored object is larger."""
+        if self._staging is None or self._staging.numel() < nbytes:
+            self._staging = host_buffer(nbytes, self.device)
+        return memoryview(self._staging.numpy())[:nbytes]
 
     def get(self) -> tuple[KVArtifact, Stages]:
         watch = Stopwatch(self.device)
@@ -118,9 +144,13 @@ class BlobTier(Tier):
         return decode_to_device(self.codec, blob, self.device, watch, stages)
 
 
-def decode_to_device(codec, blob: bytes, device: torch.device, watch: Stopwatch,
+def decode_to_device(codec, blob, device: torch.device, watch: Stopwatch,
                      stages: Stages) -> tuple[KVArtifact, Stages]:
-    """Decode ``blob`` and move it to ``device`` in the codec's order, filling the decode and h2d laps."""
+    """Decode ``blob`` and move it to ``device`` in the codec's order, filling the decode and h2d laps.
+
+    A CPU reader gets its own copy: decoded tensors may be views of a tier's staging buffer,
+    which the next read overwrites.
+    """
     on_cuda = device.type == "cuda"
     if codec.device == "cuda":
         artifact = codec.decode(blob, device)
@@ -128,6 +158,6 @@ def decode_to_device(codec, blob: bytes, device: torch.device, watch: Stopwatch,
     else:
         artifact = codec.decode(blob, torch.device("cpu"))
         stages.decode_ms = watch.lap()
-        artifact = artifact.to(device)
+        artifact = artifact.to(device, non_blocking=on_cuda, copy=True)
         stages.h2d_ms, stages.h2d_bytes = watch.lap(), artifact.nbytes if on_cuda else 0
     return artifact, stages

@@ -1,7 +1,8 @@
 """Tier ``disk``: the codec's blob as a file on local disk, read cold or warm.
 
 Cold reads drop the file's pages before every read (:mod:`kvbench.tiers.pagecache`) and
-record whether that worked. Reads are plain POSIX reads into host memory, which is where
+record whether that worked. Reads are plain POSIX reads into the reader's pinned staging
+buffer (:class:`kvbench.tiers.base.BlobTier`), which is where
 every codec takes its blob (:mod:`kvbench.codecs.base`: even GPU codecs verify the blob on
 the host before copying it), so GPUDirect Storage would have nothing to bypass yet.
 """
@@ -33,7 +34,7 @@ class DiskTier(BlobTier):
         self.cold = cold
         self.cold_method, self.cold_ok = None, True
 
-    def put(self, blob: bytes) -> None:
+    def store(self, blob: bytes) -> None:
         try:
             atomic_write(self.path, blob)
         except OSError as exc:
@@ -45,8 +46,16 @@ class DiskTier(BlobTier):
             method, ok = drop_file_pages(self.path)
             self.cold_method, self.cold_ok = method, self.cold_ok and ok
 
-    def fetch(self) -> bytes:
-        return self.path.read_bytes()
+    def fetch(self) -> memoryview:
+        with open(self.path, "rb", buffering=0) as f:
+            buf = self.staging(os.fstat(f.fileno()).st_size)
+            got = 0
+            while got < len(buf):  # one read() returns at most ~2 GiB
+                n = f.readinto(buf[got:])
+                if not n:
+                    break
+                got += n
+        return buf[:got]
 
     def stored_bytes(self) -> int:
         return self.path.stat().st_size

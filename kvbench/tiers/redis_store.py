@@ -60,7 +60,7 @@ class RedisTier(BlobTier):
     def _chunk_keys(self, data_key: str, count: int) -> list[str]:
         return [f"{data_key}:{i}" for i in range(count)]
 
-    def put(self, blob: bytes) -> None:
+    def store(self, blob: bytes) -> None:
         view = memoryview(blob)
         count = max(1, -(-len(view) // self.chunk))
         data_key = f"{self.key}:{uuid.uuid4().hex}"
@@ -79,7 +79,7 @@ class RedisTier(BlobTier):
             raise TierError(f"redis tier: put to {self.where} failed, nothing stored: {exc}") from exc
         self.data_key, self.count, self.nbytes = data_key, count, len(view)
 
-    def fetch(self) -> bytes:
+    def fetch(self) -> memoryview:
         try:
             raw = self.client.get(self.key)
             if raw is None:
@@ -93,11 +93,15 @@ class RedisTier(BlobTier):
             raise TierUnavailableError(f"redis tier: read from {self.where} failed: {exc}") from exc
         if any(c is None for c in chunks):
             raise TierError(f"redis tier: object {self.key} lost chunks on {self.where}")
-        blob = b"".join(chunks)
-        if len(blob) != manifest["nbytes"]:
-            raise TierError(f"redis tier: object {self.key} is {len(blob)} bytes, its manifest says "
+        got = sum(len(c) for c in chunks)
+        if got != manifest["nbytes"]:
+            raise TierError(f"redis tier: object {self.key} is {got} bytes, its manifest says "
                             f"{manifest['nbytes']}: truncated")
-        return blob
+        buf, offset = self.staging(got), 0
+        for chunk in chunks:  # the one host copy, as b"".join would make, but into pinned memory
+            buf[offset:offset + len(chunk)] = chunk
+            offset += len(chunk)
+        return buf
 
     def stored_bytes(self) -> int:
         return self.nbytes

@@ -108,12 +108,12 @@ class WanTier(BlobTier):
         self.profile_name, self.profile = profile_name, profile
         self.server = LinkServer(profile)
 
-    def put(self, blob: bytes) -> None:
+    def store(self, blob: bytes) -> None:
         # The publisher's upload is not the reader's question: the remote store takes the
         # bytes directly, and one reference assignment leaves either the old or the new object.
         self.server.blob = memoryview(blob)
 
-    def fetch(self) -> bytearray:
+    def fetch(self) -> memoryview:
         start = time.perf_counter()
         time.sleep(self.profile.rtt_ms / 1e3)  # TCP handshake
         with socket.create_connection(self.server.address) as conn:
@@ -121,15 +121,15 @@ class WanTier(BlobTier):
             header = bytearray(HEADER.size)
             _recv_exact(conn, memoryview(header))
             (nbytes,) = HEADER.unpack(header)
-            buf = bytearray(nbytes)
-            _recv_exact(conn, memoryview(buf))
+            buf = self.staging(nbytes)
+            _recv_exact(conn, buf)
         elapsed = time.perf_counter() - start
         if nbytes and elapsed > 1.1 * link_floor_s(nbytes, self.profile):
             # On a slow host the loopback itself can be the bottleneck; the row's fetch_gbps shows it.
             log.warning("wan tier: %s read ran at %.2f GB/s, below its configured %.2f GB/s",
                         self.profile_name, nbytes / max(elapsed - 2 * self.profile.rtt_ms / 1e3, 1e-9) / 1e9,
                         self.profile.bandwidth_mb_s / 1e3)
-        return buf  # no copy inside the timed fetch; decoders take any bytes-like
+        return buf
 
     def stored_bytes(self) -> int:
         return len(self.server.blob)
