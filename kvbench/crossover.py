@@ -19,16 +19,23 @@ def _norm(value: Any) -> Any:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
+def best_prefill_ms(row: Mapping[str, Any]) -> float:
+    """The faster of eager and CUDA-graph prefill, so reuse never crosses a slow prefill."""
+    graph = _norm(row.get("prefill_graph_ms"))
+    return row["prefill_ms"] if graph == "" else min(row["prefill_ms"], graph)
+
+
 def crossovers(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """For each (model, dtype, device, tier, tier_variant, codec), where reuse starts to win.
 
-    Only ``status == "ok"`` rows with both ``prefill_ms`` and ``reuse_ms`` count.
+    Only ``status == "ok"`` rows with both ``prefill_ms`` and ``reuse_ms`` count; prefill is
+    :func:`best_prefill_ms`.
 
     Returns
     -------
     list of dict
         The group's columns, plus ``crossover_tokens``: the shortest measured length from
-        which ``reuse_ms < prefill_ms`` holds at every longer measured length (None if not
+        which ``reuse_ms`` < prefill holds at every longer measured length (None if not
         at the longest); ``crossover_interp``: the length where the speedup crosses 1,
         interpolated log-log between the last losing and first winning length (None when
         there is no bracketing pair); ``l_min``/``l_max``: the measured range; ``label``:
@@ -42,12 +49,13 @@ def crossovers(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for key, members in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         members = sorted(members, key=lambda r: r["doc_tokens"])
         lengths = [int(r["doc_tokens"]) for r in members]
-        wins = [r["reuse_ms"] < r["prefill_ms"] for r in members]
+        speedups = [best_prefill_ms(r) / r["reuse_ms"] for r in members]
+        wins = [s > 1 for s in speedups]
         first = next((i for i in range(len(wins)) if all(wins[i:])), None)
         interp = None
         if first is not None and first > 0:
             lo, hi = members[first - 1], members[first]
-            s0, s1 = math.log(lo["prefill_ms"] / lo["reuse_ms"]), math.log(hi["prefill_ms"] / hi["reuse_ms"])
+            s0, s1 = math.log(speedups[first - 1]), math.log(speedups[first])
             t = -s0 / (s1 - s0)
             interp = math.exp(math.log(lo["doc_tokens"]) + t * (math.log(hi["doc_tokens"]) - math.log(lo["doc_tokens"])))
         if first is None:

@@ -78,11 +78,15 @@ class StaticGraphForward:
             self.logits = self._forward()
 
     @torch.inference_mode()
-    def __call__(self, artifact: KVArtifact | None, ids: torch.Tensor) -> torch.Tensor:
-        """Attach, run ``ids`` ``(1, new_tokens)``; ``(1, vocab)`` float32 last-position logits."""
-        self.attach(artifact)
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Run ``ids`` ``(1, new_tokens)`` on what is attached; ``(1, vocab)`` float32 last-position logits."""
         self.ids.copy_(ids)
         if self.graph is None:
             return self._forward().float()
         self.graph.replay()
         return self.logits.float()
+
+    def __call__(self, artifact: KVArtifact | None, ids: torch.Tensor) -> torch.Tensor:
+        """Attach ``artifact`` (or nothing), then :meth:`forward`."""
+        self.attach(artifact)
+        return self.forward(ids)

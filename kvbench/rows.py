@@ -46,7 +46,8 @@ class Row:
     reuse_ms: float = col("reuse: attach the stored KV to a fresh cache + question forward")
     reuse_ms_p25: float = col("25th percentile of reuse_ms")
     reuse_ms_p75: float = col("75th percentile of reuse_ms")
-    speedup: float = col("prefill_ms / reuse_ms (ratio of medians)")
+    speedup: float = col("prefill_ms / reuse_ms (ratio of medians); tiers: the faster of prefill_ms and "
+                         "prefill_graph_ms over reuse_ms")
     speedup_ci_low: float = col("95% bootstrap CI of speedup, lower bound")
     speedup_ci_high: float = col("95% bootstrap CI of speedup, upper bound")
     reuse_graph_ms: float = col("reuse through a static cache with the question's forward replayed as a CUDA "
@@ -92,8 +93,10 @@ class Row:
     fetch_ms: float = col("reader: storage to host memory (median)")
     decode_ms: float = col("reader: codec decode, checksum verification included (median)")
     h2d_ms: float = col("reader: host-to-device copy (median); 0 where the KV is already on the device")
-    attach_ms: float = col("reader: compatibility check and attaching the KV to a fresh cache (median)")
+    attach_ms: float = col("reader: compatibility check and attaching the KV to the reader's cache (median)")
     query_ms: float = col("reader: the question's forward against the attached KV (median)")
+    tier_query: str = col("reader's attach + query: `cuda_graph` (KV copied into a static cache, the "
+                          "question's graph replayed) or `eager` (a fresh DynamicCache, HF's forward)")
     fetch_bytes: int = col("bytes moved by one fetch")
     fetch_gbps: float = col("fetch_bytes / fetch_ms, GB/s (1e9 B)")
     h2d_bytes: int = col("bytes moved host-to-device by one read")

@@ -46,3 +46,18 @@ def test_graph_reader_replays_the_static_forward():
     reader = StaticGraphForward(lm.model, 64, 8)
     reader.capture(art, ids[:, 64:])
     assert torch.allclose(reader(art, ids[:, 64:]), eager, atol=1e-3)
+
+
+def test_tiers_reader_on_cuda_is_the_graph_and_reads_back_bitwise(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF_DIR
+    from kvbench.app import run
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["+exp=tiers", "model=tiny_random", "tier=host", "doc_tokens=[64,128]",
+                                           "timing.warmup=1", "timing.repeats=2"])
+    rows = run(cfg, tmp_path)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert all(r["tier_query"] == "cuda_graph" and r["tier_bitwise"] and r["prefill_graph_ms"] > 0 for r in rows)
+    assert all(r["h2d_gbps"] > 0 for r in rows)

@@ -141,3 +141,10 @@ def test_crossover_interpolates_where_speedup_crosses_one():
     # speedup 0.5 at 1000, 2.0 at 4000: log-log midpoint 2000
     (c,) = crossovers([_row("host", 1000, 10, 20), _row("host", 4000, 40, 20)])
     assert c["crossover_interp"] == pytest.approx(2000)
+
+
+def test_crossover_measures_against_the_faster_prefill():
+    # eager prefill 30 ms but a graph prefill of 9 ms at 1024: reuse at 10 ms does not win there
+    rows = [dict(_row("gpu", 1024, 30, 10), prefill_graph_ms=9), dict(_row("gpu", 2048, 60, 12), prefill_graph_ms=70)]
+    (c,) = crossovers(rows)
+    assert c["crossover_tokens"] == 2048

@@ -173,11 +173,17 @@ def split_tensors(flat: torch.Tensor, header: dict[str, Any]) -> list[torch.Tens
 def upload(section, device: torch.device | str) -> torch.Tensor:
     """A payload section as a ``(nbytes,)`` uint8 tensor on ``device``.
 
-    One host copy either way: into a private buffer (CPU), or straight into pinned memory
-    from which the device copy runs asynchronously (CUDA).
+    At most one host copy: none when the section already sits in pinned memory (a tier's
+    staging buffer), else into a private buffer (CPU) or pinned memory (CUDA), from which
+    the device copy runs asynchronously.
     """
-    src = np.frombuffer(section, dtype=np.uint8)
     on_cuda = torch.device(device).type == "cuda"
+    view = memoryview(section).cast("B")
+    if on_cuda and not view.readonly and view.nbytes:
+        src = torch.frombuffer(view, dtype=torch.uint8)
+        if src.is_pinned():
+            return src.to(device, non_blocking=True)
+    src = np.frombuffer(view, dtype=np.uint8)
     host = torch.empty(src.size, dtype=torch.uint8, pin_memory=on_cuda)
     host.numpy()[:] = src
     return host.to(device, non_blocking=True) if on_cuda else host

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# H200 call A (carry: wheelhouse/base wheelhouse/tokenizer wheelhouse/model-a):
+# H200 (carry: wheelhouse/base wheelhouse/tokenizer wheelhouse/model-a):
 # the foundation sweep for the Qwen3-4B shape (random weights), plus a deterministic-kernels control.
 set -uo pipefail
 source scripts/gpu_env.sh
