@@ -47,6 +47,24 @@ def test_round_trip_in_chunks_is_bitwise(server, client):
     assert client.dbsize() == 0  # closing deletes the object
 
 
+def test_object_over_the_query_buffer_limit_is_refused_clearly(server, client):
+    """A put is one MULTI, which Redis >= 7.4 and Valkey count against client-query-buffer-limit."""
+    client.config_set("client-query-buffer-limit", 1 << 20)
+    try:
+        with open_redis(server.url) as tier:
+            with pytest.raises(TierError, match="client-query-buffer-limit"):
+                tier.put(CODEC.encode(make_artifact(tokens=40_000)))
+            assert client.dbsize() == 0
+    finally:
+        client.config_set("client-query-buffer-limit", LocalRedisServer.query_buffer_limit)
+
+
+def test_own_server_takes_objects_over_one_gigabyte():
+    redis_server_or_skip()
+    with open_tier(TierConfig(name="redis"), "", CODEC, CPU) as tier:
+        assert tier._query_buffer_limit() == 64 << 30
+
+
 def test_tier_starts_and_stops_its_own_server():
     redis_server_or_skip()
     with open_tier(TierConfig(name="redis"), "", CODEC, CPU) as tier:

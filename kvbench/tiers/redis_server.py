@@ -56,13 +56,18 @@ def free_port() -> int:
 class LocalRedisServer:
     """Start a server on a free loopback port; :meth:`stop` ends it and removes its folder."""
 
+    query_buffer_limit = 64 << 30  # bytes; a limit, not an allocation
+
     def __init__(self, binary: str, startup_timeout_s: float = 10.0):
         self.binary = binary
         self.workdir = tempfile.mkdtemp(prefix="kvbench-redis-")
         self.port = free_port()
         cmd = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
                "--save", "", "--appendonly", "no", "--dir", self.workdir, "--daemonize", "no",
-               "--logfile", str(Path(self.workdir) / "server.log")]
+               "--logfile", str(Path(self.workdir) / "server.log"),
+               # Redis >= 7.4 and Valkey count a queued MULTI against this limit (1 GB by
+               # default), and a put is one MULTI: without it a KV over 1 GB cannot be stored.
+               "--client-query-buffer-limit", str(self.query_buffer_limit)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         self._wait_ready(startup_timeout_s)

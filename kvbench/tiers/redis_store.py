@@ -60,12 +60,23 @@ class RedisTier(BlobTier):
     def _chunk_keys(self, data_key: str, count: int) -> list[str]:
         return [f"{data_key}:{i}" for i in range(count)]
 
+    def _query_buffer_limit(self) -> int | None:
+        """The server's ``client-query-buffer-limit`` in bytes, or None where CONFIG is not allowed."""
+        try:
+            return int(self.client.config_get("client-query-buffer-limit")["client-query-buffer-limit"])
+        except (redis.ResponseError, KeyError, ValueError):
+            return None
+
     def store(self, blob: bytes) -> None:
         view = memoryview(blob)
         count = max(1, -(-len(view) // self.chunk))
         data_key = f"{self.key}:{uuid.uuid4().hex}"
         manifest = json.dumps({"data": data_key, "chunks": count, "nbytes": len(view)})
         try:
+            limit = self._query_buffer_limit()
+            if limit is not None and view.nbytes > limit:
+                raise TierError(f"redis tier: a {view.nbytes} byte object is over the client-query-buffer-limit "
+                                f"({limit} bytes) of {self.where}, which a put's MULTI counts against: raise it")
             with self.client.pipeline(transaction=True) as pipe:
                 for i, key in enumerate(self._chunk_keys(data_key, count)):
                     pipe.set(key, view[i * self.chunk:(i + 1) * self.chunk])
