@@ -27,13 +27,15 @@ def _git(*args: str) -> str | None:
 
 
 def git_state() -> dict[str, object]:
-    """Commit sha and dirty flag; ``KVBENCH_GIT_SHA``/``KVBENCH_GIT_DIRTY`` stand in where the
-    code travelled without its ``.git`` (e.g. a copy sent to a GPU node)."""
+    """Commit sha and dirty flag. ``KVBENCH_GIT_SHA``/``KVBENCH_GIT_DIRTY`` win when set: a copy
+    of the tree sent to a GPU node may carry no ``.git``, or a stale one that names the wrong commit."""
+    if "KVBENCH_GIT_SHA" in os.environ:
+        return {"git_sha": os.environ["KVBENCH_GIT_SHA"],
+                "git_dirty": os.environ.get("KVBENCH_GIT_DIRTY", "unknown")}
     sha = _git("rev-parse", "HEAD")
     if sha is not None:
         return {"git_sha": sha, "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
-    return {"git_sha": os.environ.get("KVBENCH_GIT_SHA", "unknown"),
-            "git_dirty": os.environ.get("KVBENCH_GIT_DIRTY", "unknown")}
+    return {"git_sha": "unknown", "git_dirty": "unknown"}
 
 
 def device_info(device: torch.device) -> dict[str, object]:

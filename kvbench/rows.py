@@ -110,7 +110,8 @@ class Row:
                         "(checked with mincore)")
     tier_reader: str = col("how the reader fetches: disk `posix`; "
                            "redis `hiredis` or `python` (redis-py's own parser)")
-    tier_bitwise: bool = col("the KV read back from the tier equals the published KV bitwise")
+    tier_bitwise: bool = col("the KV read back from the tier equals the published KV bitwise (false by design "
+                             "for lossy codecs)")
     # --- compress ------------------------------------------------------------------------
     # One row per (L, codec) on the first document's KV (the `codec` column above names it).
     # Ratios are kv_bytes / compressed_bytes; bounds are value_bits / entropy (kvbench.entropy).

@@ -18,7 +18,8 @@ SUMMARY_COLUMNS = {  # experiment -> (row key, header, format); kv_bytes is show
         ("bitwise_twostage", "bitwise 2-stage", "{:.2f}"), ("repeatable_fraction", "repeatable", "{:.2f}"),
         ("status", "status", "{}")),
     "tiers": _IDENTITY + (
-        ("tier", "tier", "{}"), ("tier_variant", "variant", "{}"), ("prefill_ms", "prefill ms", "{:.1f}"),
+        ("tier", "tier", "{}"), ("tier_variant", "variant", "{}"), ("codec", "codec", "{}"),
+        ("prefill_ms", "prefill ms", "{:.1f}"), ("prefill_graph_ms", "graph prefill", "{:.1f}"),
         ("fetch_ms", "fetch", "{:.1f}"), ("decode_ms", "decode", "{:.1f}"), ("h2d_ms", "h2d", "{:.1f}"),
         ("attach_ms", "attach", "{:.1f}"), ("query_ms", "query", "{:.1f}"), ("reuse_ms", "reuse ms", "{:.1f}"),
         ("speedup", "speedup", "{:.2f}x"), ("fetch_gbps", "fetch GB/s", "{:.2f}"), ("status", "status", "{}")),

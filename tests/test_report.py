@@ -25,9 +25,16 @@ def test_report_writes_every_figure_and_table(tmp_path):
                               dtype="bfloat16", device="gpu0", tier="gpu", tier_variant=None, codec="identity",
                               doc_tokens=length, prefill_ms=length / 40, reuse_ms=reuse, fetch_ms=0.0,
                               decode_ms=0.0, h2d_ms=0.0, attach_ms=1.0, query_ms=reuse - 1))
+    codecs = ResultStore(tmp_path / "results" / "compress" / "model=x")
+    for codec, lossless, ratio in (("zstd-3", True, 1.3), ("int4-kivi", False, 3.2)):
+        codecs.append(make_row(experiment="compress", point_id=codec, model="x", weights="real", dtype="bfloat16",
+                               doc_tokens=1024, codec=codec, codec_lossless=lossless, compress_ratio=ratio,
+                               bound_channel_ratio=1.5, exact_fraction=None if lossless else 0.25))
     main(str(tmp_path / "results"), str(tmp_path / "paper"))
     figures = {p.name for p in (tmp_path / "paper" / "figures").iterdir()}
     assert {"latency_vs_length.pdf", "speedup_vs_length.png", "exactness_vs_length.pdf",
-            "tier_stages_8192.pdf"} <= figures
+            "tier_stages_8192.pdf", "tier_reuse_vs_length.pdf", "codec_ratios.pdf"} <= figures
+    codec_table = (tmp_path / "paper" / "tables" / "codecs.tex").read_text()
+    assert "zstd-3" in codec_table and "int4-kivi" in codec_table and "0.25" in codec_table
     assert "8192" in (tmp_path / "paper" / "tables" / "crossover.tex").read_text()
     assert "random weights" in (tmp_path / "paper" / "tables" / "latency.tex").read_text()

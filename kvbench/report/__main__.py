@@ -16,7 +16,7 @@ def save(fig, path: Path) -> None:
     """The one place figures are styled and written (PDF for the paper, PNG to look at)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".pdf"))
+    fig.savefig(path.with_suffix(".pdf"), metadata={"CreationDate": None})  # same rows, same bytes
     fig.savefig(path.with_suffix(".png"), dpi=150)
     plt.close(fig)
 
@@ -41,12 +41,15 @@ def main(results: str = "results", out: str = "paper") -> None:
     if len(tier_rows):
         from kvbench.crossover import crossovers
 
+        save(figures.tier_reuse_vs_length(tier_rows)[0], out_dir / "figures" / "tier_reuse_vs_length")
         table = pd.DataFrame(crossovers(tier_rows.to_dict("records")))
         (out_dir / "tables").mkdir(parents=True, exist_ok=True)
         (out_dir / "tables" / "crossover.tex").write_text(tables.crossover_table(table))
     codec_rows = rows[rows["experiment"] == "compress"]
     if len(codec_rows):
         save(figures.codec_ratios(codec_rows)[0], out_dir / "figures" / "codec_ratios")
+        (out_dir / "tables").mkdir(parents=True, exist_ok=True)
+        (out_dir / "tables" / "codecs.tex").write_text(tables.codec_table(codec_rows))
     print(f"wrote figures and tables under {out_dir}")
 
 

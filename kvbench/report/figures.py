@@ -61,29 +61,64 @@ def exactness_vs_length(rows: pd.DataFrame):
     return fig, ax
 
 
+def _where(rows: pd.DataFrame) -> pd.Series:
+    """Tier label per row: tier, variant, and the codec when it is not the identity."""
+    variant = rows["tier_variant"].fillna("").map(lambda v: f" {v}" if v else "")
+    codec = rows["codec"].fillna("identity").map(lambda c: "" if c == "identity" else f" + {c}")
+    return rows["tier"] + variant + codec
+
+
+def _best_prefill(rows: pd.DataFrame) -> pd.Series:
+    """Per row, the faster of eager and CUDA-graph prefill (what reuse is compared with)."""
+    return rows[["prefill_ms", "prefill_graph_ms"]].min(axis=1) if "prefill_graph_ms" in rows else rows["prefill_ms"]
+
+
 def tier_stages(rows: pd.DataFrame, doc_tokens: int):
-    """Stacked reuse stages per tier at one length, prefill as a reference line."""
+    """Stacked reuse stages per tier at one length, the best prefill as a reference line."""
     ok = rows[(rows["status"] == "ok") & (rows["doc_tokens"] == doc_tokens)].copy()
-    ok["where"] = ok["tier"] + ok["tier_variant"].fillna("").map(lambda v: f" {v}" if v else "")
+    ok["where"] = _where(ok)
     stages = ["fetch_ms", "decode_ms", "h2d_ms", "attach_ms", "query_ms"]
-    table = ok.set_index("where")[stages].fillna(0.0)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    table = ok.sort_values("reuse_ms").set_index("where")[stages].fillna(0.0)
+    fig, ax = plt.subplots(figsize=(6.4, 0.6 + 0.32 * max(len(table), 4)))
     table.plot.barh(stacked=True, ax=ax, colormap="viridis")
     if len(ok):
-        ax.axvline(ok["prefill_ms"].median(), color="red", ls="--", label="prefill")
-    ax.set(xlabel="ms (median per stage, stacked)", ylabel="", title=f"L = {doc_tokens}")
-    ax.legend(fontsize=7)
+        ax.axvline(_best_prefill(ok).median(), color="red", ls="--", label="prefill (best of eager, graph)")
+    title = f"L = {doc_tokens}" + (f", {label(ok).iloc[0]}" if len(ok) else "")
+    ax.set(xlabel="ms (median per stage, stacked)", ylabel="", title=title)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig, ax
+
+
+def tier_reuse_vs_length(rows: pd.DataFrame):
+    """Reuse time from every tier against document length, beside the best prefill (log-log).
+
+    Where a tier's line drops below prefill is its crossover length (:mod:`kvbench.crossover`).
+    """
+    ok = rows[rows["status"] == "ok"].copy()
+    ok["where"] = _where(ok)
+    ok["best_prefill_ms"] = _best_prefill(ok)
+    fig, ax = plt.subplots(figsize=(9.0, 4.6))
+    sns.lineplot(data=ok, x="doc_tokens", y="reuse_ms", hue="where", style="codec", marker="o", ax=ax)
+    prefill = ok.groupby("doc_tokens")["best_prefill_ms"].median()
+    ax.plot(prefill.index, prefill.values, color="black", lw=2.2, label="prefill (best of eager, graph)")
+    model = f" ({label(ok).iloc[0]})" if len(ok) else ""
+    ax.set(xscale="log", yscale="log", xlabel="document tokens L",
+           ylabel="time to first token (ms, median)", title=f"reuse from each tier vs. prefill{model}")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig, ax
 
 
 def codec_ratios(rows: pd.DataFrame):
-    """Lossless compression ratio per codec beside the order-0 channel bound."""
+    """Lossless compression ratio per codec, each KV set's order-0 channel bound in its colour."""
     ok = rows[(rows["status"] == "ok") & (rows["codec_lossless"] == True)].copy()  # noqa: E712
     ok["label"] = label(ok) + " " + ok["dtype"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    sns.barplot(data=ok, y="codec", x="compress_ratio", hue="label", ax=ax, errorbar=None)
-    for bound in ok["bound_channel_ratio"].dropna().unique()[:4]:
-        ax.axvline(bound, color="grey", lw=0.6, ls=":")
-    ax.set(xlabel="lossless ratio (dotted: order-0 channel bound)", ylabel="")
-    ax.legend(fontsize=7)
+    labels = sorted(ok["label"].unique())
+    palette = dict(zip(labels, sns.color_palette(n_colors=len(labels))))
+    fig, ax = plt.subplots(figsize=(8.4, 4.8))
+    sns.barplot(data=ok, y="codec", x="compress_ratio", hue="label", hue_order=labels, palette=palette,
+                ax=ax, errorbar=None)
+    for name, group in ok.groupby("label"):
+        ax.axvline(group["bound_channel_ratio"].median(), color=palette[name], lw=1.2, ls=":")
+    ax.set(xlabel="lossless ratio, median over lengths (dotted: order-0 channel bound)", ylabel="")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig, ax
