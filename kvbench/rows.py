@@ -101,8 +101,10 @@ class Row:
     fetch_gbps: float = col("fetch_bytes / fetch_ms, GB/s (1e9 B)")
     h2d_bytes: int = col("bytes moved host-to-device by one read")
     h2d_gbps: float = col("h2d_bytes / h2d_ms, GB/s (1e9 B)")
-    link_gbps: float = col("ceiling of the tier's link, GB/s: calibrated pinned host-to-device copy (host), "
-                           "configured bandwidth (wan); null where not calibrated")
+    link_gbps: float = col("ceiling of the tier's link, GB/s: pinned host-to-device copy (host); parallel "
+                           "O_DIRECT read of a fresh file of the object's size, 64 MiB-1 GiB (disk); unpaced "
+                           "loopback TCP (redis on its own server); configured bandwidth (wan); null where "
+                           "not calibrated")
     wan_rtt_ms: float = col("wan: configured round-trip time")
     egress_usd: float = col("wan: fetch_bytes x the profile's egress $/GB (1e9 B), per read")
     cold_method: str = col("disk cold reads: how pages were dropped (fadvise | drop_caches | none)")

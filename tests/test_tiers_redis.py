@@ -71,6 +71,7 @@ def test_tier_starts_and_stops_its_own_server():
         proc = tier.server.proc
         tier.put(CODEC.encode(make_artifact()))
         assert tier.get()[0].equals(make_artifact())
+        assert tier.info()["link_gbps"] > 0  # its own server: the loopback socket is the link
     assert proc.poll() is not None
 
 

@@ -10,11 +10,16 @@ the host before copying it), so GPUDirect Storage would have nothing to bypass y
 from __future__ import annotations
 
 import errno
+import functools
+import mmap
 import os
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from kvbench.atomic import atomic_write
@@ -22,6 +27,42 @@ from kvbench.tiers.base import BlobTier, TierError
 from kvbench.tiers.pagecache import drop_file_pages
 
 DEFAULT_DIR = "~/.cache/kvbench/tier-disk"
+READ_CHUNK = 16 << 20
+
+
+@functools.lru_cache(maxsize=None)
+def direct_read_peak_gbps(directory: str, nbytes: int, readers: int = 4) -> float | None:
+    """What the disk under ``directory`` delivers, GB/s (1e9 B): a fresh file of ``nbytes``
+    random bytes read once with ``O_DIRECT`` (no page cache) by ``readers`` threads at once.
+
+    The tier's own reads go through the page cache one request at a time, so this is the
+    ceiling they are compared with. None where ``O_DIRECT`` is refused (tmpfs, some overlays).
+    """
+    path = Path(directory) / f"calibrate-{uuid.uuid4().hex}.bin"
+    nbytes = -(-nbytes // READ_CHUNK) * READ_CHUNK  # whole aligned chunks
+    try:
+        atomic_write(path, np.random.default_rng(0).bytes(nbytes))
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        path.unlink(missing_ok=True)
+        return None
+
+    def read_share(first: int) -> None:
+        buf = mmap.mmap(-1, READ_CHUNK)  # page-aligned, as O_DIRECT requires
+        for offset in range(first * READ_CHUNK, nbytes, readers * READ_CHUNK):
+            os.preadv(fd, [buf], offset)
+
+    try:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(readers) as pool:
+            list(pool.map(read_share, range(readers)))
+        return nbytes / (time.perf_counter() - start) / 1e9
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+
 
 class DiskTier(BlobTier):
     name = "disk"
@@ -61,7 +102,8 @@ class DiskTier(BlobTier):
         return self.path.stat().st_size
 
     def info(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {"tier_reader": "posix"}
+        size = min(max(self.stored_bytes(), 64 << 20), 1 << 30)  # the object's size, within bounds
+        fields: dict[str, Any] = {"tier_reader": "posix", "link_gbps": direct_read_peak_gbps(str(self.dir), size)}
         if self.cold:
             fields.update(cold_method=self.cold_method, cold_ok=self.cold_ok)
         return fields

@@ -22,6 +22,7 @@ import torch
 
 from kvbench.tiers.base import BlobTier, TierError, TierUnavailableError
 from kvbench.tiers.redis_server import LocalRedisServer, find_server_binary
+from kvbench.tiers.wan import loopback_peak_gbps
 
 SOCKET_TIMEOUT_S = 120.0  # a 64 MiB chunk over a slow link still arrives well within this
 READ_SIZE = 1 << 20       # per recv; redis-py's 64 KiB default costs ~3x on large values
@@ -118,7 +119,10 @@ class RedisTier(BlobTier):
         return self.nbytes
 
     def info(self) -> dict[str, Any]:
-        return {"tier_reader": "hiredis" if HIREDIS_AVAILABLE else "python"}
+        fields: dict[str, Any] = {"tier_reader": "hiredis" if HIREDIS_AVAILABLE else "python"}
+        if self.server is not None:  # our own server on loopback: the socket is the link
+            fields["link_gbps"] = loopback_peak_gbps()
+        return fields
 
     def close(self) -> None:
         if self.client is not None:
