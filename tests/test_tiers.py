@@ -173,3 +173,14 @@ def test_disk_ceiling_reads_around_the_page_cache_and_cleans_up(tmp_path):
     gbps = direct_read_peak_gbps(str(tmp_path), 16 << 20)
     assert gbps is None or gbps > 0  # None only where the filesystem refuses O_DIRECT
     assert list(tmp_path.iterdir()) == []
+
+
+def test_wan_reads_past_max_fetch_s_are_not_worth_timing():
+    from kvbench.tiers import too_slow
+
+    slow = {"slow": WanProfile(bandwidth_mb_s=100.0, rtt_ms=50.0, egress_usd_per_gb=0.0)}
+    cfg = TierConfig(name="wan", profiles=slow, max_fetch_s=1.0)
+    assert too_slow(cfg, "slow", 50_000_000) is None  # 0.1 s + 0.5 s floor
+    assert "link floor 1.1 s" in too_slow(cfg, "slow", 100_000_000)
+    assert too_slow(TierConfig(name="wan", profiles=slow), "slow", 10**12) is None  # no limit set
+    assert too_slow(TierConfig(name="disk"), "cold", 10**12) is None

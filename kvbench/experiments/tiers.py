@@ -28,7 +28,7 @@ from kvbench.experiments.base import RunContext
 from kvbench.graph_reader import StaticGraphForward
 from kvbench.measure import Summary, ratio_ci, time_ms, timer_name
 from kvbench.rows import one_line
-from kvbench.tiers import Tier, TierUnavailableError, open_tier, variants
+from kvbench.tiers import Tier, TierUnavailableError, open_tier, too_slow, variants
 from kvbench.tiers.base import Stopwatch
 
 STAGES = ("fetch_ms", "decode_ms", "h2d_ms", "attach_ms", "query_ms")
@@ -147,13 +147,9 @@ class TiersExperiment:
         watch = Stopwatch(ctx.device)
         blob = codec.encode(shared["artifact"])
         row["encode_ms"] = watch.lap()
-        if cfg.name == "wan" and cfg.max_fetch_s is not None:
-            from kvbench.tiers.wan import link_floor_s
-
-            floor = link_floor_s(len(blob), cfg.profiles[point["tier_variant"]])
-            if floor > cfg.max_fetch_s:
-                return dict(row, status="skipped", reason=f"wan tier: link floor {floor:.1f} s for {len(blob)} bytes "
-                            f"on {point['tier_variant']} exceeds tier.max_fetch_s={cfg.max_fetch_s:g}")
+        reason = too_slow(cfg, point["tier_variant"], len(blob))
+        if reason is not None:
+            return dict(row, status="skipped", reason=reason)
         try:
             with open_tier(cfg, point["tier_variant"], codec, ctx.device) as tier:
                 watch.lap()

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from kvbench.crossover import best_prefill_ms  # noqa: E402
+
 
 def label(df: pd.DataFrame) -> pd.Series:
     """Legend label per row: model name, marked when its weights are random."""
@@ -68,11 +70,6 @@ def _where(rows: pd.DataFrame) -> pd.Series:
     return rows["tier"] + variant + codec
 
 
-def _best_prefill(rows: pd.DataFrame) -> pd.Series:
-    """Per row, the faster of eager and CUDA-graph prefill (what reuse is compared with)."""
-    return rows[["prefill_ms", "prefill_graph_ms"]].min(axis=1) if "prefill_graph_ms" in rows else rows["prefill_ms"]
-
-
 def tier_stages(rows: pd.DataFrame, doc_tokens: int):
     """Stacked reuse stages per tier at one length, the best prefill as a reference line."""
     ok = rows[(rows["status"] == "ok") & (rows["doc_tokens"] == doc_tokens)].copy()
@@ -82,7 +79,8 @@ def tier_stages(rows: pd.DataFrame, doc_tokens: int):
     fig, ax = plt.subplots(figsize=(6.4, 0.6 + 0.32 * max(len(table), 4)))
     table.plot.barh(stacked=True, ax=ax, colormap="viridis")
     if len(ok):
-        ax.axvline(_best_prefill(ok).median(), color="red", ls="--", label="prefill (best of eager, graph)")
+        ax.axvline(ok.apply(best_prefill_ms, axis=1).median(), color="red", ls="--",
+                   label="prefill (best of eager, graph)")
     title = f"L = {doc_tokens}" + (f", {label(ok).iloc[0]}" if len(ok) else "")
     ax.set(xlabel="ms (median per stage, stacked)", ylabel="", title=title)
     ax.legend(fontsize=7, loc="lower right")
@@ -96,7 +94,7 @@ def tier_reuse_vs_length(rows: pd.DataFrame):
     """
     ok = rows[rows["status"] == "ok"].copy()
     ok["where"] = _where(ok)
-    ok["best_prefill_ms"] = _best_prefill(ok)
+    ok["best_prefill_ms"] = ok.apply(best_prefill_ms, axis=1)
     fig, ax = plt.subplots(figsize=(9.0, 4.6))
     sns.lineplot(data=ok, x="doc_tokens", y="reuse_ms", hue="where", style="codec", marker="o", ax=ax)
     prefill = ok.groupby("doc_tokens")["best_prefill_ms"].median()

@@ -22,6 +22,23 @@ def variants(cfg: TierConfig) -> list[str]:
     return [""]
 
 
+def too_slow(cfg: TierConfig, variant: str, nbytes: int) -> str | None:
+    """Why reading ``nbytes`` from this tier is not worth timing (None when it is).
+
+    A wan read's link floor is known before any byte moves; past ``tier.max_fetch_s``
+    reuse cannot win, and each read would take that long.
+    """
+    if cfg.name != "wan" or cfg.max_fetch_s is None:
+        return None
+    from kvbench.tiers.wan import link_floor_s
+
+    floor = link_floor_s(nbytes, cfg.profiles[variant])
+    if floor <= cfg.max_fetch_s:
+        return None
+    return (f"wan tier: link floor {floor:.1f} s for {nbytes} bytes on {variant} "
+            f"exceeds tier.max_fetch_s={cfg.max_fetch_s:g}")
+
+
 def open_tier(cfg: TierConfig, variant: str, codec, device: torch.device) -> Tier:
     """A fresh, empty tier of ``cfg.name`` (modules load lazily: redis-py only where it is used).
 
@@ -54,4 +71,4 @@ def open_tier(cfg: TierConfig, variant: str, codec, device: torch.device) -> Tie
     raise KeyError(f"unknown tier {cfg.name!r}")
 
 
-__all__ = ["Stages", "Tier", "TierError", "TierUnavailableError", "open_tier", "variants"]
+__all__ = ["Stages", "Tier", "TierError", "TierUnavailableError", "open_tier", "too_slow", "variants"]
