@@ -36,6 +36,11 @@ ARCHITECTURES: dict[str, dict] = {
 }
 
 
+def head_dim(config) -> int:
+    """Per-head dimension of a transformers config (explicit ``head_dim``, else hidden / heads)."""
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
 def build_config(arch: str):
     """A transformers ``PretrainedConfig`` for the named architecture."""
     from transformers import AutoConfig

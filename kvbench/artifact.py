@@ -119,6 +119,12 @@ class KVArtifact:
         move = lambda t: t.to(device, non_blocking=non_blocking, copy=copy)  # noqa: E731
         return KVArtifact([move(k) for k in self.keys], [move(v) for v in self.values], dict(self.meta))
 
+    def copy_(self, other: "KVArtifact", non_blocking: bool = False) -> "KVArtifact":
+        """Copy ``other``'s tensors into this artifact's (same layout; devices may differ); returns self."""
+        for dst, src in zip((*self.keys, *self.values), (*other.keys, *other.values)):
+            dst.copy_(src, non_blocking=non_blocking)
+        return self
+
     def equals(self, other: "KVArtifact") -> bool:
         """Same number of layers, and every tensor the same dtype, shape and bytes (devices may differ)."""
         return len(self.keys) == len(other.keys) and all(

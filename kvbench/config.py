@@ -20,7 +20,8 @@ MODEL_SOURCES = ("embedded", "hub", "random")
 CORPUS_SOURCES = ("pydoc", "hub")
 LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
-EXPERIMENTS = ("reuse", "tiers", "compress")
+EXPERIMENTS = ("reuse", "tiers", "compress", "throughput")
+READERS = ("fast", "graph", "hf")  # how a reader runs its question on the KV (kvbench.readers)
 TIERS = ("gpu", "host", "disk", "redis", "wan")
 DISK_CACHE_STATES = ("cold", "warm")
 
@@ -89,13 +90,20 @@ class CorpusConfig:
 
 @dataclass
 class TimingConfig:
+    """How latency is sampled: interleaved rounds of every path, on several documents."""
+
     warmup: int = 2
     repeats: int = 10
-    graph: bool = True   # also time the static-cache CUDA-graph reader (GPU only)
+    docs: int = 3                        # documents each length's latency is measured on
+    query_tokens: Optional[int] = None   # fix the question at Q tokens (its tokens repeated or cut); null: as written
+    graph: bool = True                   # capture the graph and fast readers and the fast prefill as CUDA graphs
 
     def __post_init__(self):
         _require(self.warmup >= 0, "timing.warmup", self.warmup, "an integer >= 0")
         _require(self.repeats >= 1, "timing.repeats", self.repeats, "an integer >= 1")
+        _require(self.docs >= 1, "timing.docs", self.docs, "an integer >= 1")
+        _require(self.query_tokens is None or self.query_tokens >= 1, "timing.query_tokens", self.query_tokens,
+                 "null or an integer >= 1")
 
 
 @dataclass
@@ -228,6 +236,8 @@ class KVBenchConfig:
     device: str = "cpu"             # cpu | cuda | cuda:N | auto
     dtype: str = "float32"
     attn_impl: str = "sdpa"
+    readers: list[str] = field(default_factory=lambda: ["fast", "hf"])  # the first is the headline (tiers use it)
+    compile: Optional[bool] = None      # torch.compile the fast reader's layers; null: on CUDA only
     doc_tokens: list[int] = field(default_factory=lambda: [256, 512, 1024])
     skip_beyond_context: bool = False   # record too-long points as skipped instead of failing at start
     seed: int = 0
@@ -251,6 +261,9 @@ class KVBenchConfig:
             for name in self.compress.codecs:
                 _codec_dtype("compress.codecs", name, self.dtype)
         _one_of("attn_impl", self.attn_impl, ATTN_IMPLS)
+        _require(len(self.readers) > 0 and len(set(self.readers)) == len(self.readers)
+                 and all(r in READERS for r in self.readers), "readers", list(self.readers),
+                 "a non-empty list of distinct names from " + " | ".join(READERS))
         _require(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),
                  "device", self.device, "cpu | cuda | cuda:N | auto")
         _require(len(self.doc_tokens) > 0 and all(int(n) > 0 for n in self.doc_tokens),

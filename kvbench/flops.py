@@ -7,12 +7,13 @@ kept (``logits_to_keep=1``). Norms, rotary embeddings and softmax are left out (
 
 from __future__ import annotations
 
+from kvbench.architectures import head_dim
+
 
 def _dims(config) -> tuple[int, int, int, int, int, int, int]:
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     return (config.num_hidden_layers, config.hidden_size, config.num_attention_heads, kv_heads,
-            head_dim, config.intermediate_size, config.vocab_size)
+            head_dim(config), config.intermediate_size, config.vocab_size)
 
 
 def linear_flops_per_token(config) -> float:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import torch
 from transformers import StaticCache
 
+from kvbench.architectures import head_dim
 from kvbench.artifact import KVArtifact
+from kvbench.cuda_graph import Replayable
 
 
 class StaticGraphForward:
@@ -37,54 +39,37 @@ class StaticGraphForward:
         cfg = model.config
         self.model, self.L = model, cached_tokens
         device, dtype = model.device, model.dtype
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.cache = StaticCache(config=cfg, max_cache_len=cached_tokens + new_tokens)
-        self.cache.early_initialization(batch_size=1, num_heads=cfg.num_key_value_heads, head_dim=head_dim,
+        self.cache.early_initialization(batch_size=1, num_heads=cfg.num_key_value_heads, head_dim=head_dim(cfg),
                                         dtype=dtype, device=device)
-        self.ids = torch.zeros(1, new_tokens, dtype=torch.long, device=device)
         self.positions = torch.arange(cached_tokens, cached_tokens + new_tokens, device=device)
-        self.graph = None
-        self.logits = None
+        self.call: Replayable | None = None
 
     @torch.inference_mode()
     def attach(self, artifact: KVArtifact | None) -> None:
-        """Copy the artifact's ``(1, kv_heads, L, head_dim)`` layers in, or reset to empty."""
+        """Copy the artifact's ``(1, kv_heads, L, head_dim)`` layers into the static cache."""
+        if artifact is None:
+            return
         for i, layer in enumerate(self.cache.layers):
-            if artifact is not None:
-                layer.keys[:, :, :self.L].copy_(artifact.keys[i])
-                layer.values[:, :, :self.L].copy_(artifact.values[i])
+            layer.keys[:, :, :self.L].copy_(artifact.keys[i])
+            layer.values[:, :, :self.L].copy_(artifact.values[i])
+
+    @torch.inference_mode()
+    def _run(self, ids: torch.Tensor) -> torch.Tensor:
+        for layer in self.cache.layers:  # the cache holds L tokens again (a replay resets it too)
             layer.cumulative_length.fill_(self.L)
-
-    @torch.inference_mode()
-    def _forward(self) -> torch.Tensor:
-        out = self.model(input_ids=self.ids, past_key_values=self.cache, cache_position=self.positions,
+        out = self.model(input_ids=ids, past_key_values=self.cache, cache_position=self.positions,
                          use_cache=True, logits_to_keep=1)
-        return out.logits[:, -1]
+        return out.logits[:, -1].float()
 
-    @torch.inference_mode()
-    def capture(self, artifact: KVArtifact | None, ids: torch.Tensor, warmup: int = 3) -> None:
-        """Warm up on a side stream, then capture the forward into a CUDA graph."""
-        self.ids.copy_(ids)
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(warmup):
-                self.attach(artifact)
-                self._forward()
-        torch.cuda.current_stream().wait_stream(stream)
+    def capture(self, artifact: KVArtifact | None, ids: torch.Tensor) -> None:
+        """Attach ``artifact``, then capture the forward of questions like ``ids`` as a CUDA graph."""
         self.attach(artifact)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.logits = self._forward()
+        self.call = Replayable(self._run, ids, graph=True, warmup=3)
 
-    @torch.inference_mode()
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Run ``ids`` ``(1, new_tokens)`` on what is attached; ``(1, vocab)`` float32 last-position logits."""
-        self.ids.copy_(ids)
-        if self.graph is None:
-            return self._forward().float()
-        self.graph.replay()
-        return self.logits.float()
+        return self._run(ids) if self.call is None else self.call(ids)
 
     def __call__(self, artifact: KVArtifact | None, ids: torch.Tensor) -> torch.Tensor:
         """Attach ``artifact`` (or nothing), then :meth:`forward`."""

@@ -1,9 +1,10 @@
 """Timers and robust statistics.
 
 GPU work is timed with CUDA events recorded around the region on the current stream;
-CPU work with ``time.perf_counter``. Warmup iterations run first and are discarded.
-Statistics are medians with quartiles, and percentile-bootstrap confidence intervals from
-``scipy.stats.bootstrap``.
+CPU work with ``time.perf_counter``. Warmup iterations run first and are discarded. When
+several paths are compared they are timed in interleaved rounds (each path once per
+round), so clock and thermal drift hit every path alike. Statistics are medians with
+quartiles, and percentile-bootstrap confidence intervals from ``scipy.stats.bootstrap``.
 """
 
 from __future__ import annotations
@@ -21,37 +22,58 @@ def timer_name(device: torch.device) -> str:
     return "cuda_events" if device.type == "cuda" else "perf_counter"
 
 
-def time_ms(fn: Callable[[], object], device: torch.device, *, warmup: int, repeats: int) -> np.ndarray:
-    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times timed.
+def _time_once(fn: Callable[[], object], device: torch.device) -> float:
+    """Milliseconds of one call: CUDA events on a GPU (waiting for its end), ``perf_counter`` elsewhere."""
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def time_interleaved(paths: dict[str, Callable[[], object]], device: torch.device, *, warmup: int,
+                     repeats: int) -> dict[str, np.ndarray]:
+    """Time every path once per round, for ``warmup`` untimed then ``repeats`` timed rounds.
 
     Returns
     -------
-    numpy.ndarray
-        ``(repeats,)`` milliseconds per call.
+    dict of str to numpy.ndarray
+        ``(repeats,)`` milliseconds per call, per path name.
     """
     for _ in range(warmup):
-        fn()
-    samples = np.empty(repeats)
+        for fn in paths.values():
+            fn()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-        for i in range(repeats):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            samples[i] = start.elapsed_time(end)
-    else:
-        for i in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            samples[i] = (time.perf_counter() - t0) * 1e3
+    samples = {name: np.empty(repeats) for name in paths}
+    for i in range(repeats):
+        for name, fn in paths.items():
+            samples[name][i] = _time_once(fn, device)
     return samples
 
 
+def time_ms(fn: Callable[[], object], device: torch.device, *, warmup: int, repeats: int) -> np.ndarray:
+    """``(repeats,)`` milliseconds of ``fn`` after ``warmup`` untimed calls."""
+    return time_interleaved({"fn": fn}, device, warmup=warmup, repeats=repeats)["fn"]
+
+
+def gbps(nbytes: int | None, ms: float | None) -> float | None:
+    """``nbytes`` per ``ms`` milliseconds as GB/s (1e9 B); None when either is missing or zero."""
+    return nbytes / (ms * 1e-3) / 1e9 if nbytes and ms else None
+
+
 @dataclass
-class Summary:
-    """Median and quartiles of a sample."""
+class SampleStats:
+    """Median and quartiles of timing samples.
+
+    ``median`` is the median over documents of each document's median (latency of one
+    length measured on several documents); quartiles are over all samples pooled.
+    """
 
     median: float
     p25: float
@@ -59,9 +81,11 @@ class Summary:
     n: int
 
     @classmethod
-    def of(cls, samples: np.ndarray) -> "Summary":
-        p25, median, p75 = np.percentile(samples, [25, 50, 75])
-        return cls(float(median), float(p25), float(p75), int(len(samples)))
+    def of(cls, *per_document: np.ndarray) -> "SampleStats":
+        pooled = np.concatenate(per_document)
+        p25, p75 = np.percentile(pooled, [25, 75])
+        median = float(np.median([np.median(s) for s in per_document]))
+        return cls(median, float(p25), float(p75), int(len(pooled)))
 
     def columns(self, name: str) -> dict[str, float]:
         """Row columns ``name``, ``name_p25``, ``name_p75``."""

@@ -32,7 +32,10 @@ class Row:
     tokenizer: str = col("tokenizer name (random models borrow the embedded SmolLM2 tokenizer)")
     dtype: str = col("compute and KV dtype: float32 | bfloat16 | float16")
     device: str = col("device name, e.g. `NVIDIA H200` or `cpu`")
-    attn_impl: str = col("transformers attention implementation: sdpa | eager")
+    attn_impl: str = col("transformers attention implementation of the HF paths: sdpa | eager")
+    reader: str = col("how reuse ran (kvbench.readers): `fast` (fast forward reading the KV in place, compiled, "
+                      "CUDA graph), `graph` (static cache the KV is copied into, CUDA graph) or `hf` (DynamicCache, "
+                      "eager; the reference)")
     deterministic: bool = col("torch deterministic algorithms + CUBLAS_WORKSPACE_CONFIG were forced")
     doc_tokens: int = col("document length L in tokens (exact)")
     query_tokens: int = col("question length in tokens (of the timed document's question)")
@@ -40,31 +43,48 @@ class Row:
     corpus_hash: str = col("SHA-256 (first 16 hex) over the hashes of every document in the point")
     num_docs: int = col("documents x questions the exactness rates are over")
     # --- latency ---------------------------------------------------------------------------
-    prefill_ms: float = col("one-pass prefill of document + question to first-token logits")
-    prefill_ms_p25: float = col("25th percentile of prefill_ms")
-    prefill_ms_p75: float = col("75th percentile of prefill_ms")
-    reuse_ms: float = col("reuse: attach the stored KV to a fresh cache + question forward")
+    prefill_ms: float = col("one-pass prefill of document + question to first-token logits, HF eager forward; "
+                            "median over documents of each document's median")
+    prefill_ms_p25: float = col("25th percentile of prefill_ms (all samples)")
+    prefill_ms_p75: float = col("75th percentile of prefill_ms (all samples)")
+    prefill_fast_ms: float = col("the same prefill through the fast forward (flash/cuDNN attention, compiled layers "
+                                 "on CUDA, replayed as a CUDA graph)")
+    prefill_fast_ms_p25: float = col("25th percentile of prefill_fast_ms")
+    prefill_fast_ms_p75: float = col("75th percentile of prefill_fast_ms")
+    prefill_best_ms: float = col("the faster of prefill_ms and prefill_fast_ms (medians): what every speedup divides")
+    prefill_best_path: str = col("which prefill is prefill_best_ms: `eager` or `fast`")
+    reuse_ms: float = col("reuse through the row's reader: attach the stored KV + the question's forward")
     reuse_ms_p25: float = col("25th percentile of reuse_ms")
     reuse_ms_p75: float = col("75th percentile of reuse_ms")
-    speedup: float = col("prefill_ms / reuse_ms (ratio of medians); tiers: the faster of prefill_ms and "
-                         "prefill_graph_ms over reuse_ms")
+    reader_attach: str = col("what attach does: `reference` (the KV is read where it lies, no copy), `copy` "
+                             "(copied into a static cache) or `cache` (wrapped in a fresh DynamicCache)")
+    query_only_ms: float = col("fast reader: the question's forward with no document (graph replay): its reuse "
+                               "minus this is the document's attention")
+    speedup: float = col("prefill_best_ms / reuse_ms (ratio of medians); tiers: prefill_best_ms over the read's "
+                         "stage sum")
     speedup_ci_low: float = col("95% bootstrap CI of speedup, lower bound")
     speedup_ci_high: float = col("95% bootstrap CI of speedup, upper bound")
-    reuse_graph_ms: float = col("reuse through a static cache with the question's forward replayed as a CUDA "
-                                "graph (attach copies the KV in); GPU only")
-    reuse_graph_ms_p25: float = col("25th percentile of reuse_graph_ms")
-    reuse_graph_ms_p75: float = col("75th percentile of reuse_graph_ms")
-    prefill_graph_ms: float = col("one-pass prefill through a static cache replayed as a CUDA graph; GPU only")
-    prefill_graph_ms_p25: float = col("25th percentile of prefill_graph_ms")
-    prefill_graph_ms_p75: float = col("75th percentile of prefill_graph_ms")
-    speedup_graph: float = col("min(prefill_ms, prefill_graph_ms) / reuse_graph_ms: best prefill vs graph reuse")
-    graph_max_abs_logit_diff: float = col("max |logit_graph - logit_eager_reuse| of the timed document's first token")
-    graph_error: Optional[str] = col("why the CUDA-graph reader could not run (null when it ran or on CPU)")
-    repeats: int = col("timed repeats per median (after warmup)")
-    timer: str = col("`cuda_events` on GPU, `perf_counter` on CPU")
+    speedup_ci_n: int = col("samples on each side of the speedup's bootstrap (documents x repeats)")
+    timing_docs: int = col("documents each latency is measured on (the timed paths interleaved per round)")
+    repeats: int = col("timed rounds per document (after warmup)")
+    timer: str = col("clock of the timed paths: `cuda_events` on GPU, `perf_counter` on CPU; tiers: per stage")
     kv_bytes: int = col("bytes of the document's KV: 2 x layers x kv_heads x head_dim x itemsize x L")
     prefill_flops: float = col("analytic FLOPs of the one-pass prefill (matmuls + causal attention)")
     reuse_flops: float = col("analytic FLOPs of the question forward against the cached document")
+    # --- roofline (kvbench.calibrate, kvbench.floors) ---------------------------------------
+    weight_bytes: int = col("bytes of weights one forward reads (an untied input embedding excluded)")
+    peak_tflops: float = col("measured dense matmul peak of the device in the run's dtype, TFLOP/s")
+    hbm_gbps: float = col("measured device-memory bandwidth (copy, bytes read + written), GB/s")
+    prefill_floor_ms: float = col("max(prefill_flops / peak, weight_bytes / bandwidth)")
+    reuse_floor_ms: float = col("max(reuse_flops / peak, (weight_bytes + kv_bytes) / bandwidth)")
+    prefill_efficiency: float = col("prefill_floor_ms / prefill_best_ms (1 = at the roofline)")
+    reuse_efficiency: float = col("reuse_floor_ms / reuse_ms (1 = at the roofline)")
+    # --- reader agreement (first-token logits of the timed calls, over timing_docs) ------------
+    reader_top1_agree: float = col("fraction of documents whose first token through this reader equals HF reuse's")
+    reader_max_abs_logit_diff: float = col("max |logit_reader - logit_hf_reuse| of the first token")
+    onepass_top1_agree: float = col("fraction of documents whose first token through this reader equals the "
+                                    "eager one-pass prefill's")
+    onepass_max_abs_logit_diff: float = col("max |logit_reader - logit_onepass| of the first token")
     # --- exactness (rates over num_docs document x question pairs) ----------------------
     gen_tokens: int = col("greedy continuation length G compared token by token")
     exact_fraction: float = col("fraction of continuations where reuse equals one-pass prefill on all G tokens")
@@ -74,7 +94,8 @@ class Row:
     kl_mean: float = col("mean KL(one-pass || reuse) of first-token distributions, nats")
     kl_max: float = col("max KL(one-pass || reuse) of first-token distributions, nats")
     bitwise_twostage: float = col("fraction where reuse's first-token logits and G tokens are bitwise "
-                                  "equal to a two-stage prefill (document, then question)")
+                                  "equal to a two-stage prefill (document, then question); fast reader: to the "
+                                  "same reader on the KV before serialisation")
     twostage_logits_bitwise: float = col("fraction where reuse's first-token logits alone are bitwise equal "
                                          "to the two-stage prefill's")
     twostage_max_abs_logit_diff: float = col("max |logit_reuse - logit_twostage| over first-token logits, all docs")
@@ -82,7 +103,8 @@ class Row:
                                      "first-token logits and G tokens (below 1: kernels are not deterministic)")
     # --- tiers ---------------------------------------------------------------------------
     # Reader path per timed read: fetch -> decode -> h2d -> attach -> query; reuse_ms is the
-    # median of the per-read sums. Stages are timed with perf_counter after a device sync.
+    # median of the per-read sums. Host stages are timed by perf_counter, device stages by
+    # CUDA events with one synchronisation per read (the row's `timer` names each stage's clock).
     tier: str = col("where the reader's KV lives: gpu | host | disk | redis | wan")
     tier_variant: str = col("disk: `cold` or `warm` page cache; wan: the link profile; empty otherwise")
     codec: str = col("codec the stored KV was encoded with (identity: the artifact's own safetensors)")
@@ -95,8 +117,6 @@ class Row:
     h2d_ms: float = col("reader: host-to-device copy (median); 0 where the KV is already on the device")
     attach_ms: float = col("reader: compatibility check and attaching the KV to the reader's cache (median)")
     query_ms: float = col("reader: the question's forward against the attached KV (median)")
-    tier_query: str = col("reader's attach + query: `cuda_graph` (KV copied into a static cache, the "
-                          "question's graph replayed) or `eager` (a fresh DynamicCache, HF's forward)")
     fetch_bytes: int = col("bytes moved by one fetch")
     fetch_gbps: float = col("fetch_bytes / fetch_ms, GB/s (1e9 B)")
     h2d_bytes: int = col("bytes moved host-to-device by one read")
@@ -150,9 +170,9 @@ class Row:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Row))
-REQUIRED = ("experiment", "model", "weights", "dtype", "device", "attn_impl", "doc_tokens",
-            "query_tokens", "prefill_ms", "reuse_ms", "speedup", "kv_bytes", "exact_fraction",
-            "first_token_agree", "max_abs_logit_diff", "bitwise_twostage", "status")
+REQUIRED = ("experiment", "model", "weights", "dtype", "device", "attn_impl", "doc_tokens", "query_tokens",
+            "prefill_ms", "prefill_best_ms", "reuse_ms", "speedup", "kv_bytes", "prefill_floor_ms",
+            "reuse_floor_ms", "status")
 
 
 def make_row(**fields: Any) -> dict[str, Any]:

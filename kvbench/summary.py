@@ -12,14 +12,14 @@ _IDENTITY = (("model", "model", "{}"), ("weights", "weights", "{}"), ("dtype", "
              ("doc_tokens", "L", "{}"))
 SUMMARY_COLUMNS = {  # experiment -> (row key, header, format); kv_bytes is shown in MiB
     "reuse": _IDENTITY + (
-        ("prefill_ms", "prefill ms", "{:.2f}"), ("reuse_ms", "reuse ms", "{:.2f}"), ("speedup", "speedup", "{:.1f}x"),
-        ("reuse_graph_ms", "graph reuse ms", "{:.2f}"), ("speedup_graph", "graph speedup", "{:.1f}x"),
-        ("kv_bytes", "KV MiB", "{:.1f}"), ("exact_fraction", "exact", "{:.2f}"), ("first_token_agree", "top-1", "{:.2f}"),
+        ("reader", "reader", "{}"), ("prefill_best_ms", "prefill ms", "{:.2f}"), ("reuse_ms", "reuse ms", "{:.2f}"),
+        ("speedup", "speedup", "{:.1f}x"), ("reuse_floor_ms", "floor ms", "{:.2f}"),
+        ("reuse_efficiency", "of floor", "{:.0%}"), ("kv_bytes", "KV MiB", "{:.1f}"), ("exact_fraction", "exact", "{:.2f}"), ("first_token_agree", "top-1", "{:.2f}"),
         ("bitwise_twostage", "bitwise 2-stage", "{:.2f}"), ("repeatable_fraction", "repeatable", "{:.2f}"),
         ("status", "status", "{}")),
     "tiers": _IDENTITY + (
         ("tier", "tier", "{}"), ("tier_variant", "variant", "{}"), ("codec", "codec", "{}"),
-        ("prefill_ms", "prefill ms", "{:.1f}"), ("prefill_graph_ms", "graph prefill", "{:.1f}"),
+        ("reader", "reader", "{}"), ("prefill_best_ms", "prefill ms", "{:.1f}"),
         ("fetch_ms", "fetch", "{:.1f}"), ("decode_ms", "decode", "{:.1f}"), ("h2d_ms", "h2d", "{:.1f}"),
         ("attach_ms", "attach", "{:.1f}"), ("query_ms", "query", "{:.1f}"), ("reuse_ms", "reuse ms", "{:.1f}"),
         ("speedup", "speedup", "{:.2f}x"), ("fetch_gbps", "fetch GB/s", "{:.2f}"), ("status", "status", "{}")),

@@ -38,8 +38,8 @@ def make_cfg(tmp_path):
     return _make
 
 
-TINY = ("model=tiny_random", "doc_tokens=[32,64]", "timing.warmup=0", "timing.repeats=2",
-        "exactness.num_docs=2", "exactness.gen_tokens=4")
+TINY = ("model=tiny_random", "doc_tokens=[32,64]", "readers=[fast,hf]", "timing.warmup=0", "timing.repeats=2",
+        "timing.docs=2", "exactness.num_docs=2", "exactness.gen_tokens=4")
 
 
 @pytest.fixture(scope="session")

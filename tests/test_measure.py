@@ -9,7 +9,7 @@ import torch
 
 from kvbench.flops import forward_flops, linear_flops_per_token
 from kvbench.architectures import build_config
-from kvbench.measure import Summary, ratio_ci, time_ms
+from kvbench.measure import SampleStats, ratio_ci, time_ms
 
 
 def test_time_ms_counts_warmup_apart_and_measures_sleep():
@@ -20,7 +20,7 @@ def test_time_ms_counts_warmup_apart_and_measures_sleep():
 
 
 def test_summary_quartiles():
-    s = Summary.of(np.array([1.0, 2.0, 3.0, 4.0, 100.0]))
+    s = SampleStats.of(np.array([1.0, 2.0, 3.0, 4.0, 100.0]))
     assert (s.median, s.p25, s.p75, s.n) == (3.0, 2.0, 4.0, 5)
 
 

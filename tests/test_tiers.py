@@ -11,7 +11,7 @@ import torch
 from _tiers import make_artifact
 from kvbench.codecs import CodecError, get_codec
 from kvbench.config import ConfigError, TierConfig, WanProfile
-from kvbench.tiers import TierError, open_tier, variants
+from kvbench.tiers import StageTimer, TierError, open_tier, variants
 from kvbench.tiers.pagecache import drop_file_pages, resident_fraction
 
 CPU = torch.device("cpu")
@@ -31,12 +31,14 @@ def test_round_trip_is_bitwise(tmp_path, name, variant, dtype):
         tier.put(get_codec("identity").encode(art))
         for _ in range(2):  # a second read sees the same object (cold reads drop the cache again)
             tier.prepare()
-            kv, stages = tier.get()
-            assert kv.equals(art) and kv.meta["model_fingerprint"] == "model-a"
+            timer = StageTimer(CPU)
+            read = tier.get(timer)
+            assert read.kv.equals(art) and read.kv.meta["model_fingerprint"] == "model-a"
         assert tier.stored_bytes() > 0
-        assert stages.fetch_ms >= 0 and stages.decode_ms >= 0
+        stages = timer.results()
+        assert all(ms >= 0 for ms in stages.values())
         if name in ("disk", "wan"):
-            assert stages.fetch_bytes == tier.stored_bytes()
+            assert {"fetch", "decode", "h2d"} <= set(stages) and read.fetch_bytes == tier.stored_bytes()
 
 
 def test_artifact_equals_sees_one_flipped_bit():
@@ -161,9 +163,10 @@ def test_host_tier_copies_pinned_kv_to_the_device(tmp_path):
     with open_tier(tier_cfg("host", tmp_path), "", get_codec("identity"), device) as tier:
         tier.put(get_codec("identity").encode(art))
         assert tier.kv.keys[0].is_pinned()
-        kv, stages = tier.get()
-        assert kv.device.type == "cuda" and kv.equals(art)
-        assert stages.h2d_bytes == art.nbytes and stages.h2d_ms > 0
+        timer = StageTimer(device)
+        read = tier.get(timer)
+        assert read.kv.device.type == "cuda" and read.kv.equals(art)
+        assert read.h2d_bytes == art.nbytes and timer.results()["h2d"] > 0 and timer.clocks()["h2d"] == "cuda_events"
         assert tier.info()["link_gbps"] > 1
 
 

@@ -40,8 +40,8 @@ def test_round_trip_in_chunks_is_bitwise(server, client):
     with open_redis(server.url) as tier:
         tier.put(CODEC.encode(art))
         assert tier.count >= 10 and client.dbsize() == tier.count + 1  # chunks + manifest
-        kv, stages = tier.get()
-        assert kv.equals(art) and stages.fetch_bytes == tier.stored_bytes()
+        read = tier.get()
+        assert read.kv.equals(art) and read.fetch_bytes == tier.stored_bytes()
         tier.put(CODEC.encode(make_artifact(tokens=10)))  # a replacement leaves no old chunks
         assert client.dbsize() == tier.count + 1
     assert client.dbsize() == 0  # closing deletes the object
@@ -70,7 +70,7 @@ def test_tier_starts_and_stops_its_own_server():
     with open_tier(TierConfig(name="redis"), "", CODEC, CPU) as tier:
         proc = tier.server.proc
         tier.put(CODEC.encode(make_artifact()))
-        assert tier.get()[0].equals(make_artifact())
+        assert tier.get().kv.equals(make_artifact())
         assert tier.info()["link_gbps"] > 0  # its own server: the loopback socket is the link
     assert proc.poll() is not None
 
@@ -135,7 +135,7 @@ def test_password_comes_from_the_environment(monkeypatch):
         monkeypatch.setenv("KVBENCH_REDIS_PASSWORD", "s3cret")
         with open_redis(srv.url) as tier:
             tier.put(CODEC.encode(make_artifact()))
-            assert tier.get()[0].equals(make_artifact())
+            assert tier.get().kv.equals(make_artifact())
         monkeypatch.setenv("KVBENCH_REDIS_PASSWORD", "wrong")
         with pytest.raises(TierUnavailableError, match="cannot reach"):
             open_redis(srv.url)

@@ -7,14 +7,19 @@ and resume, status on failure, atomic writes, progress and tracking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import torch
+
+from kvbench import inference
 
 from kvbench.artifact import KVArtifact
 from kvbench.config import KVBenchConfig
 from kvbench.corpus import Corpus
+from kvbench.fast_forward import FastForward
+from kvbench.measure import SampleStats
 from kvbench.models import LoadedModel
 
 
@@ -28,11 +33,39 @@ class RunContext:
     device: torch.device
     device_name: str
     dtype: torch.dtype
+    _fast: FastForward | None = field(default=None, repr=False)
+
+    def fast_forward(self) -> FastForward:
+        """The run's fast forward (built once: compiling its layers takes seconds to a minute)."""
+        if self._fast is None:
+            compile = self.settings.compile if self.settings.compile is not None else self.device.type == "cuda"
+            self._fast = FastForward(self.lm.model, compile=compile)
+        return self._fast
 
     def snapshot(self, cache, doc_ids: torch.Tensor) -> KVArtifact:
         """The publisher's artifact: a cloned snapshot of the document cache, stamped with provenance."""
         return KVArtifact.from_cache(cache, model_fingerprint=self.lm.fingerprint,
                                      tokenizer_hash=self.lm.tokenizer_hash, token_ids=doc_ids)
+
+
+def publish(ctx: RunContext, doc_ids: torch.Tensor) -> KVArtifact:
+    """The publisher: prefill the document ``(1, L)`` and keep its KV snapshot on the device."""
+    _, cache = inference.prefill(ctx.lm.model, doc_ids)
+    return ctx.snapshot(cache, doc_ids)
+
+
+def prefill_fields(per_path: dict[str, list[np.ndarray]]) -> tuple[dict[str, Any], np.ndarray]:
+    """Row fields of the timed prefill paths (``eager``, ``fast``), and the faster one's samples.
+
+    ``per_path[name]`` holds one sample array per document. ``prefill_best_ms`` is the
+    smaller median: the prefill every speedup divides.
+    """
+    stats = {name: SampleStats.of(*samples) for name, samples in per_path.items()}
+    best = min(stats, key=lambda name: stats[name].median)
+    fields = dict(stats["eager"].columns("prefill_ms"), prefill_best_ms=stats[best].median, prefill_best_path=best)
+    if "fast" in stats:
+        fields.update(stats["fast"].columns("prefill_fast_ms"))
+    return fields, np.concatenate(per_path[best])
 
 
 class Experiment(Protocol):

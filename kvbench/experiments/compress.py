@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import numpy as np
 import torch
 
 from kvbench import inference
@@ -27,11 +28,12 @@ from kvbench.codecs import CODECS, container, get_codec, unavailable
 from kvbench.entropy import kv_entropy
 from kvbench.experiments.base import RunContext
 from kvbench.experiments.compress_quality import Passage, lossy_quality, relative_rmse
-from kvbench.measure import Summary, time_ms, timer_name
+from kvbench.measure import gbps, time_ms, timer_name
 
 
 def _gbps(nbytes: int, samples) -> float:
-    return nbytes / (Summary.of(samples).median * 1e-3) / 1e9
+    """``nbytes`` over the median of timing samples (ms), GB/s."""
+    return gbps(nbytes, float(np.median(samples)))
 
 
 class CompressExperiment:

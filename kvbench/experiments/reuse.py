@@ -1,104 +1,166 @@
-"""Experiment ``reuse``: prefill vs. KV reuse latency, and reuse exactness, per document length.
+"""Experiment ``reuse``: prefill vs. KV reuse per reader, beside the roofline floors, and exactness.
 
-Per point (model, dtype, L):
+One row per (model, dtype, L, reader). A length is measured once for all readers, so their
+rows share one prefill measurement:
 
-* latency on the first document: one-pass prefill of document + question against reuse
-  (the KV resident on the compute device, attached to a fresh cache, question forward);
-* exactness over ``exactness.num_docs`` documents: one-pass, two-stage and reuse compared
-  (:mod:`kvbench.exactness`).
+* latency on ``timing.docs`` documents: the publisher prefills each document and keeps its
+  KV on the device; eager and fast prefill of document + question and reuse through every
+  reader (:mod:`kvbench.readers`) are timed in interleaved rounds (:mod:`kvbench.measure`).
+  ``speedup`` divides the faster prefill by the reader's reuse;
+* floors from the device's measured ceilings (:mod:`kvbench.floors`) and efficiencies;
+  for the fast reader also the question's forward with no document (``query_only_ms``),
+  which splits its time into document attention and the rest of the forward;
+* reader agreement from the timed calls themselves: each reader's first-token logits
+  against HF reuse's and the one-pass prefill's;
+* exactness over ``exactness.num_docs`` documents, on a KV that went through serialisation:
+  the ``hf`` reader by :func:`kvbench.exactness.compare_pair`, the ``fast`` reader by
+  :func:`kvbench.exactness_fast.compare_fast` (the ``graph`` reader has agreement only).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
 
+import numpy as np
 import torch
 
-from kvbench import flops, inference
+from kvbench import flops
 from kvbench.artifact import KVArtifact
+from kvbench.calibrate import calibrate
 from kvbench.exactness import aggregate, compare_pair
-from kvbench.experiments.base import RunContext
-from kvbench.graph_reader import StaticGraphForward
-from kvbench.measure import Summary, ratio_ci, time_ms, timer_name
+from kvbench.exactness_fast import compare_fast
+from kvbench.experiments.base import RunContext, prefill_fields, publish
+from kvbench.floors import prefill_floor_ms, reuse_floor_ms, weight_bytes
+from kvbench.measure import SampleStats, ratio_ci, time_interleaved, timer_name
+from kvbench.readers import make_reader, prefill_paths
 from kvbench.rows import one_line
 
 
-def measure_latency(ctx: RunContext, doc_ids: torch.Tensor, query_ids: torch.Tensor) -> dict[str, Any]:
-    """Time one-pass prefill and device-resident reuse; return the latency row fields."""
-    model, timing = ctx.lm.model, ctx.settings.timing
-    full_ids = torch.cat([doc_ids, query_ids], dim=1)
-    _, cache = inference.prefill(model, doc_ids)
-    artifact = ctx.snapshot(cache, doc_ids)
-    del cache
+def fixed_query(query_ids: torch.Tensor, tokens: int | None) -> torch.Tensor:
+    """The question ``(1, Q)`` as written, or its tokens repeated/cut to exactly ``tokens``."""
+    if tokens is None:
+        return query_ids
+    return query_ids.repeat(1, math.ceil(tokens / query_ids.shape[1]))[:, :tokens]
 
-    prefill_samples = time_ms(lambda: inference.prefill(model, full_ids), ctx.device,
-                              warmup=timing.warmup, repeats=timing.repeats)
-    reuse_samples = time_ms(lambda: inference.reuse(model, artifact, query_ids), ctx.device,
-                            warmup=timing.warmup, repeats=timing.repeats)
-    pre, reu = Summary.of(prefill_samples), Summary.of(reuse_samples)
-    row = {}
-    if ctx.device.type == "cuda" and timing.graph:
-        row = measure_graph(ctx, artifact, doc_ids, query_ids, pre.median)
-    ci_low, ci_high = ratio_ci(prefill_samples, reuse_samples)
-    L, Q = doc_ids.shape[1], query_ids.shape[1]
-    return dict(
-        row, **pre.columns("prefill_ms"), **reu.columns("reuse_ms"),
-        speedup=pre.median / reu.median, speedup_ci_low=ci_low, speedup_ci_high=ci_high,
-        repeats=timing.repeats, timer=timer_name(ctx.device),
-        kv_bytes=artifact.nbytes,
-        prefill_flops=flops.forward_flops(model.config, L + Q),
-        reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=L),
+
+def corpus_hash(docs) -> str:
+    """SHA-256 (16 hex) over the hashes of every document of a point."""
+    return hashlib.sha256("".join(d.doc_hash for d in docs).encode()).hexdigest()[:16]
+
+
+def serialised(artifact: KVArtifact, device: torch.device) -> KVArtifact:
+    """``artifact`` as a buyer gets it: through safetensors bytes (checksum verified), back on ``device``."""
+    return KVArtifact.from_bytes(artifact.to_bytes()).to(device, copy=True)
+
+
+def _agreement(logits: dict[tuple[int, str], torch.Tensor], docs: int, reader: str) -> dict[str, Any]:
+    """First-token agreement of ``reader`` with HF reuse and with the eager one-pass prefill (timed calls)."""
+    fields: dict[str, Any] = {}
+    for ref, prefix in (("hf", "reader"), ("prefill_eager", "onepass")):
+        pairs = [(logits[(d, reader)], logits[(d, ref)]) for d in range(docs) if (d, ref) in logits]
+        if pairs and reader != ref:
+            fields[f"{prefix}_top1_agree"] = float(np.mean([int(a.argmax() == b.argmax()) for a, b in pairs]))
+            fields[f"{prefix}_max_abs_logit_diff"] = float(max((a - b).abs().max() for a, b in pairs))
+    return fields
+
+
+def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]]:
+    """Row fields per reader for one document length (see the module docstring)."""
+    s, model, device = ctx.settings, ctx.lm.model, ctx.device
+    timing, graph = s.timing, s.timing.graph and device.type == "cuda"
+    fwd = ctx.fast_forward()
+    docs = ctx.corpus.documents(doc_tokens, timing.docs)
+    paths, errors, attach_modes, queries = {}, {}, {}, []
+    for d, doc in enumerate(docs):
+        doc_ids = doc.doc_ids.to(device)
+        query_ids = fixed_query(doc.query_ids, timing.query_tokens).to(device)
+        queries.append(query_ids.shape[1])
+        artifact = publish(ctx, doc_ids)
+        for name, fn in prefill_paths(model, fwd, torch.cat([doc_ids, query_ids], dim=1), graph).items():
+            paths[(d, f"prefill_{name}")] = fn
+        for name in s.readers:
+            try:
+                reader = make_reader(name, model, fwd, artifact, query_ids, graph)
+            except Exception as exc:  # noqa: BLE001 -- that reader's row records it; the others go on
+                errors[name] = one_line(exc)
+                continue
+            attach_modes[name] = reader.attach_mode
+            paths[(d, name)] = lambda r=reader, a=artifact, q=query_ids: (r.attach(a), r.query(q))[1]
+            if d == 0 and name == "fast":  # the question alone: the forward but for the document's attention
+                paths[(0, "query_only")] = prefill_paths(model, fwd, query_ids, graph)["fast"]
+    timed = time_interleaved({f"{d}:{n}": fn for (d, n), fn in paths.items()}, device,
+                             warmup=timing.warmup, repeats=timing.repeats)
+    logits = {key: fn().clone() for key, fn in paths.items()}
+    samples = {key: timed[f"{key[0]}:{key[1]}"] for key in paths}
+
+    def per_doc(name: str) -> list[np.ndarray]:
+        return [samples[(d, name)] for d in range(len(docs)) if (d, name) in samples]
+
+    prefill, best_samples = prefill_fields({name: per_doc(f"prefill_{name}") for name in ("eager", "fast")
+                                            if per_doc(f"prefill_{name}")})
+    cal = calibrate(device, ctx.dtype)
+    weights, kv = weight_bytes(model), flops.kv_bytes(model.config, doc_tokens, ctx.dtype.itemsize)
+    Q = queries[0]
+    pre_floor = prefill_floor_ms(model.config, doc_tokens + Q, weights, cal)
+    common = dict(
+        doc_hash=docs[0].doc_hash, query_tokens=Q, corpus_hash=corpus_hash(docs), timing_docs=len(docs),
+        repeats=timing.repeats, timer=timer_name(device), kv_bytes=kv, weight_bytes=weights,
+        prefill_flops=flops.forward_flops(model.config, doc_tokens + Q),
+        reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=doc_tokens),
+        peak_tflops=cal.matmul_tflops, hbm_gbps=cal.hbm_gbps, prefill_floor_ms=pre_floor,
+        reuse_floor_ms=reuse_floor_ms(model.config, Q, doc_tokens, weights, kv, cal),
+        prefill_efficiency=pre_floor / prefill["prefill_best_ms"], **prefill,
     )
+    rows = {}
+    for name in s.readers:
+        if name in errors:
+            rows[name] = dict(common, status="failed", reason=f"reader {name}: {errors[name]}")
+            continue
+        reuse_samples = np.concatenate(per_doc(name))
+        reuse = SampleStats.of(*per_doc(name))
+        low, high = ratio_ci(best_samples, reuse_samples)
+        rows[name] = dict(common, **reuse.columns("reuse_ms"), reader_attach=attach_modes[name],
+                          speedup=prefill["prefill_best_ms"] / reuse.median, speedup_ci_low=low, speedup_ci_high=high,
+                          speedup_ci_n=min(len(best_samples), len(reuse_samples)),
+                          reuse_efficiency=common["reuse_floor_ms"] / reuse.median,
+                          **_agreement(logits, len(docs), name))
+    if "fast" in rows and (0, "query_only") in samples:
+        rows["fast"]["query_only_ms"] = float(np.median(samples[(0, "query_only")]))
+    return rows
 
 
-def measure_graph(ctx: RunContext, artifact: KVArtifact, doc_ids: torch.Tensor,
-                  query_ids: torch.Tensor, prefill_eager_ms: float) -> dict[str, Any]:
-    """Time prefill and reuse as CUDA-graph replays over static caches (the serving setting).
-
-    ``speedup_graph`` divides the faster of eager and graph prefill by graph reuse, so a
-    slower static-cache prefill kernel can never flatter reuse. A capture failure is
-    recorded in ``graph_error``; the eager measurement stands either way.
-    """
-    model, timing = ctx.lm.model, ctx.settings.timing
-    L, Q = doc_ids.shape[1], query_ids.shape[1]
-    full_ids = torch.cat([doc_ids, query_ids], dim=1)
-    try:
-        reuse_fwd, prefill_fwd = StaticGraphForward(model, L, Q), StaticGraphForward(model, 0, L + Q)
-        reuse_fwd.capture(artifact, query_ids)
-        prefill_fwd.capture(None, full_ids)
-        reuse_s = Summary.of(time_ms(lambda: reuse_fwd(artifact, query_ids), ctx.device,
-                                     warmup=timing.warmup, repeats=timing.repeats))
-        prefill_s = Summary.of(time_ms(lambda: prefill_fwd(None, full_ids), ctx.device,
-                                       warmup=timing.warmup, repeats=timing.repeats))
-        graph_logits = reuse_fwd(artifact, query_ids)
-        del reuse_fwd, prefill_fwd
-    except Exception as exc:  # noqa: BLE001 -- the eager measurement still stands
-        return dict(graph_error=one_line(exc))
-    eager_logits, _ = inference.reuse(model, artifact, query_ids)
-    return dict(**reuse_s.columns("reuse_graph_ms"), **prefill_s.columns("prefill_graph_ms"),
-                speedup_graph=min(prefill_eager_ms, prefill_s.median) / reuse_s.median,
-                graph_max_abs_logit_diff=float((graph_logits - eager_logits).abs().max()))
+def exactness_fields(ctx: RunContext, doc_tokens: int, reader: str) -> dict[str, Any]:
+    """Exactness rates of ``reader`` over ``exactness.num_docs`` documents (empty for ``graph``)."""
+    ex, device, model = ctx.settings.exactness, ctx.device, ctx.lm.model
+    if reader == "graph":
+        return {}
+    docs = ctx.corpus.documents(doc_tokens, ex.num_docs)
+    move = lambda t: t.to(device)  # noqa: E731
+    store = lambda cache, ids: serialised(ctx.snapshot(cache, ids), device)  # noqa: E731
+    if reader == "hf":
+        pairs = [compare_pair(model, move(d.doc_ids), move(d.query_ids), ex.gen_tokens, store) for d in docs]
+    else:
+        pairs = [compare_fast(model, ctx.fast_forward(), move(d.doc_ids), move(d.query_ids), ex.gen_tokens,
+                              ctx.snapshot, lambda a: serialised(a, device)) for d in docs]
+    return dict(aggregate(pairs), gen_tokens=ex.gen_tokens)
 
 
 class ReuseExperiment:
     name = "reuse"
 
+    def __init__(self):
+        self._measured: tuple[int, dict[str, dict[str, Any]]] | None = None  # (L, rows per reader)
+
     def points(self, ctx: RunContext) -> list[dict[str, Any]]:
-        return [{"doc_tokens": int(n)} for n in ctx.settings.doc_tokens]
+        return [{"doc_tokens": int(n), "reader": r} for n in ctx.settings.doc_tokens for r in ctx.settings.readers]
 
     def run_point(self, ctx: RunContext, point: dict[str, Any]) -> dict[str, Any]:
-        ex = ctx.settings.exactness
-        docs = ctx.corpus.documents(point["doc_tokens"], ex.num_docs if ex.enabled else 1)
-        move = lambda t: t.to(ctx.device)  # noqa: E731
-        row = dict(
-            doc_hash=docs[0].doc_hash,
-            query_tokens=docs[0].query_tokens,
-            corpus_hash=hashlib.sha256("".join(d.doc_hash for d in docs).encode()).hexdigest()[:16],
-        )
-        row.update(measure_latency(ctx, move(docs[0].doc_ids), move(docs[0].query_ids)))
-        if ex.enabled:
-            pairs = [compare_pair(ctx.lm.model, move(d.doc_ids), move(d.query_ids), ex.gen_tokens,
-                                  ctx.snapshot) for d in docs]
-            row.update(aggregate(pairs), gen_tokens=ex.gen_tokens)
+        L = point["doc_tokens"]
+        if self._measured is None or self._measured[0] != L:
+            self._measured = (L, measure_length(ctx, L))
+        row = dict(self._measured[1][point["reader"]])
+        if row.get("status", "ok") == "ok" and ctx.settings.exactness.enabled:
+            row.update(exactness_fields(ctx, L, point["reader"]))
         return row

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from kvbench.config import TierConfig
-from kvbench.tiers.base import Stages, Tier, TierError, TierUnavailableError
+from kvbench.tiers.base import Read, StageTimer, Tier, TierError, TierUnavailableError
 
 
 def variants(cfg: TierConfig) -> list[str]:
@@ -71,4 +71,4 @@ def open_tier(cfg: TierConfig, variant: str, codec, device: torch.device) -> Tie
     raise KeyError(f"unknown tier {cfg.name!r}")
 
 
-__all__ = ["Stages", "Tier", "TierError", "TierUnavailableError", "open_tier", "too_slow", "variants"]
+__all__ = ["Read", "StageTimer", "Tier", "TierError", "TierUnavailableError", "open_tier", "too_slow", "variants"]

@@ -1,7 +1,7 @@
 """The tier interface: store a codec blob once, read it back as KV on the compute device.
 
-A reader's read is timed stage by stage: ``fetch`` (storage to host memory), ``decode``
-(the codec) and ``h2d`` (host to device). A codec whose ``device`` is ``"cpu"`` decodes
+A reader's read is timed stage by stage (:class:`StageTimer`): ``fetch`` (storage to host
+memory), ``decode`` (the codec) and ``h2d`` (host to device, into the reader's KV pool). A codec whose ``device`` is ``"cpu"`` decodes
 on the host, then the decoded KV is copied. One whose ``device`` is ``"cuda"`` takes the
 host blob, verifies it and copies the compressed payload to the device itself
 (:mod:`kvbench.codecs.base`), so its ``decode_ms`` includes that copy and ``h2d_ms`` is 0
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,33 +31,54 @@ class TierUnavailableError(TierError):
 
 
 @dataclass
-class Stages:
-    """One read's stage times (milliseconds) and bytes moved."""
+class Read:
+    """One read: the KV on the device and the bytes it moved."""
 
-    fetch_ms: float = 0.0
-    decode_ms: float = 0.0
-    h2d_ms: float = 0.0
+    kv: KVArtifact
     fetch_bytes: int = 0
     h2d_bytes: int = 0
 
 
-class Stopwatch:
-    """Laps in milliseconds; on CUDA the device is synchronised first, so a lap covers queued work."""
+class StageTimer:
+    """The stage times of one read: host work by ``perf_counter``, device work by CUDA events.
+
+    Device stages are bracketed by events on the current stream and nothing synchronises
+    between stages; :meth:`results` waits once, at the end. Host stages (a fetch, a CPU
+    decode) are synchronous CPU work, timed as such. Off CUDA every stage is host-timed.
+    """
 
     def __init__(self, device: torch.device):
-        self.device = torch.device(device)
-        self._sync()
-        self._last = time.perf_counter()
+        self.cuda = torch.device(device).type == "cuda"
+        self._host: dict[str, float] = {}
+        self._events: dict[str, tuple[torch.cuda.Event, torch.cuda.Event]] = {}
 
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+    @contextmanager
+    def host(self, stage: str):
+        t0 = time.perf_counter()
+        yield
+        self._host[stage] = (time.perf_counter() - t0) * 1e3
 
-    def lap(self) -> float:
-        self._sync()
-        now = time.perf_counter()
-        elapsed, self._last = (now - self._last) * 1e3, now
-        return elapsed
+    @contextmanager
+    def device(self, stage: str):
+        if not self.cuda:
+            with self.host(stage):
+                yield
+            return
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        yield
+        end.record()
+        self._events[stage] = (start, end)
+
+    def results(self) -> dict[str, float]:
+        """Milliseconds per stage (waits for the device once)."""
+        if self._events:
+            next(reversed(self._events.values()))[1].synchronize()
+        return {**self._host, **{stage: s.elapsed_time(e) for stage, (s, e) in self._events.items()}}
+
+    def clocks(self) -> dict[str, str]:
+        """Which clock timed each stage: ``perf_counter`` or ``cuda_events``."""
+        return {**{s: "perf_counter" for s in self._host}, **{s: "cuda_events" for s in self._events}}
 
 
 class Tier(ABC):
@@ -81,8 +103,17 @@ class Tier(ABC):
         """Store ``blob`` (the codec's bytes) atomically: on failure nothing partial remains."""
 
     @abstractmethod
-    def get(self) -> tuple[KVArtifact, Stages]:
-        """The stored KV on ``self.device`` (tensors ``(batch, kv_heads, tokens, head_dim)``), and its stage times."""
+    def get(self, timer: StageTimer | None = None, dest: KVArtifact | None = None) -> Read:
+        """The stored KV on ``self.device`` (tensors ``(batch, kv_heads, tokens, head_dim)``).
+
+        ``dest``, where given, is the reader's device KV pool: the KV is delivered into it
+        (the host-to-device copy writes there), so the reader attaches without another copy.
+        Stages are recorded on ``timer`` when given.
+        """
+
+    def resident(self) -> KVArtifact | None:
+        """The stored KV when it already lies decoded in device memory (a reader can read it in place)."""
+        return None
 
     def prepare(self) -> None:
         """Untimed work before each read (e.g. dropping the page cache)."""
@@ -137,27 +168,44 @@ class BlobTier(Tier):
             self._staging = host_buffer(nbytes, self.device)
         return memoryview(self._staging.numpy())[:nbytes]
 
-    def get(self) -> tuple[KVArtifact, Stages]:
-        watch = Stopwatch(self.device)
-        blob = self.fetch()
-        stages = Stages(fetch_ms=watch.lap(), fetch_bytes=len(blob))
-        return decode_to_device(self.codec, blob, self.device, watch, stages)
+    def get(self, timer: StageTimer | None = None, dest: KVArtifact | None = None) -> Read:
+        timer = timer or StageTimer(self.device)
+        with timer.host("fetch"):
+            blob = self.fetch()
+        read = decode_to_device(self.codec, blob, self.device, timer, dest)
+        read.fetch_bytes = len(blob)
+        return read
 
 
-def decode_to_device(codec, blob, device: torch.device, watch: Stopwatch,
-                     stages: Stages) -> tuple[KVArtifact, Stages]:
-    """Decode ``blob`` and move it to ``device`` in the codec's order, filling the decode and h2d laps.
+def to_device(kv: KVArtifact, device: torch.device, dest: KVArtifact | None) -> KVArtifact:
+    """``kv`` copied into ``dest`` (the reader's pool) or into new tensors on ``device``.
 
-    A CPU reader gets its own copy: decoded tensors may be views of a tier's staging buffer,
-    which the next read overwrites.
+    Always a copy: decoded tensors may be views of a tier's staging buffer, which the next
+    read overwrites. Asynchronous from pinned memory on CUDA.
+    """
+    non_blocking = torch.device(device).type == "cuda"
+    if dest is None:
+        return kv.to(device, non_blocking=non_blocking, copy=True)
+    dest.copy_(kv, non_blocking=non_blocking)
+    return dest
+
+
+def decode_to_device(codec, blob, device: torch.device, timer: StageTimer, dest: KVArtifact | None = None) -> Read:
+    """Decode ``blob`` and bring it to ``device`` (into ``dest`` when given) in the codec's order.
+
+    A CPU codec decodes on the host (stage ``decode``), then one copy moves it (``h2d``). A
+    GPU codec copies the compressed bytes and decodes on the device (``decode``, including
+    the move of its output into ``dest``); its ``h2d_bytes`` are the compressed bytes.
     """
     on_cuda = device.type == "cuda"
     if codec.device == "cuda":
-        artifact = codec.decode(blob, device)
-        stages.decode_ms, stages.h2d_bytes = watch.lap(), len(blob) if on_cuda else 0
-    else:
-        artifact = codec.decode(blob, torch.device("cpu"))
-        stages.decode_ms = watch.lap()
-        artifact = artifact.to(device, non_blocking=on_cuda, copy=True)
-        stages.h2d_ms, stages.h2d_bytes = watch.lap(), artifact.nbytes if on_cuda else 0
-    return artifact, stages
+        with timer.device("decode"):
+            kv = codec.decode(blob, device)
+            if dest is not None:
+                kv = to_device(kv, device, dest)
+        return Read(kv, h2d_bytes=len(blob) if on_cuda else 0)
+    with timer.host("decode"):
+        kv = codec.decode(blob, torch.device("cpu"))
+    with timer.device("h2d"):
+        kv = to_device(kv, device, dest)
+    return Read(kv, h2d_bytes=kv.nbytes if on_cuda else 0)

@@ -8,26 +8,14 @@ Pinning needs CUDA; for a CPU reader the memory is ordinary and the copy is a no
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 import torch
 
 from kvbench.artifact import KVArtifact
-from kvbench.measure import time_ms
-from kvbench.tiers.base import Stages, Stopwatch, Tier, decode_to_device, host_buffer
-
-
-@functools.lru_cache(maxsize=None)
-def h2d_peak_gbps(device: torch.device, nbytes: int = 256 << 20, repeats: int = 5) -> float | None:
-    """Best pinned host-to-device copy rate, GB/s (1e9 B), timed with CUDA events; None off CUDA."""
-    if device.type != "cuda":
-        return None
-    src = torch.empty(nbytes, dtype=torch.uint8).pin_memory()
-    dst = torch.empty(nbytes, dtype=torch.uint8, device=device)
-    samples = time_ms(lambda: dst.copy_(src, non_blocking=True), device, warmup=1, repeats=repeats)
-    return nbytes / (samples.min() * 1e-3) / 1e9
+from kvbench.calibrate import h2d_gbps
+from kvbench.tiers.base import Read, StageTimer, Tier, decode_to_device, host_buffer, to_device
 
 
 def _pin(t: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -49,18 +37,19 @@ class HostTier(Tier):
             self.kv = KVArtifact([_pin(k, self.device) for k in kv.keys], [_pin(v, self.device) for v in kv.values],
                                  kv.meta)
 
-    def get(self) -> tuple[KVArtifact, Stages]:
-        watch = Stopwatch(self.device)
+    def get(self, timer: StageTimer | None = None, dest: KVArtifact | None = None) -> Read:
+        timer = timer or StageTimer(self.device)
         if self.blob is not None:
-            return decode_to_device(self.codec, memoryview(self.blob.numpy()), self.device, watch, Stages())
-        artifact = self.kv.to(self.device, non_blocking=True)
-        return artifact, Stages(h2d_ms=watch.lap(), h2d_bytes=self.kv.nbytes if self.device.type == "cuda" else 0)
+            return decode_to_device(self.codec, memoryview(self.blob.numpy()), self.device, timer, dest)
+        with timer.device("h2d"):  # straight into the reader's pool: no device copy after it
+            kv = to_device(self.kv, self.device, dest)
+        return Read(kv, h2d_bytes=self.kv.nbytes if self.device.type == "cuda" else 0)
 
     def stored_bytes(self) -> int:
         return self.blob.numel() if self.blob is not None else self.kv.nbytes
 
     def info(self) -> dict[str, Any]:
-        return {"link_gbps": h2d_peak_gbps(self.device)}
+        return {"link_gbps": h2d_gbps(self.device)}
 
     def close(self) -> None:
         self.kv = self.blob = None

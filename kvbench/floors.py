@@ -1,0 +1,51 @@
+"""Roofline floors: the least time the hardware allows for a prefill, a reuse, a batch of readers.
+
+A forward must read every weight it uses once and do its FLOPs; a reuse must also read the
+document's KV once. Its floor is the larger of bytes / measured bandwidth and FLOPs /
+measured matmul peak (:mod:`kvbench.calibrate`). Efficiency = floor / measured time (1.0 is
+the roofline).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kvbench.calibrate import Calibration
+from kvbench.flops import forward_flops
+
+
+def weight_bytes(model: torch.nn.Module) -> int:
+    """Bytes of weights one forward reads: every parameter once, except an untied input
+    embedding table, of which a forward reads only its tokens' rows (negligible)."""
+    embed = model.get_input_embeddings().weight
+    head = model.get_output_embeddings()
+    tied = head is not None and head.weight.data_ptr() == embed.data_ptr()
+    total = sum(p.numel() * p.element_size() for p in model.parameters())
+    return total if tied else total - embed.numel() * embed.element_size()
+
+
+def _floor_ms(nbytes: float, flops: float, cal: Calibration) -> float:
+    return max(nbytes / (cal.hbm_gbps * 1e9), flops / (cal.matmul_tflops * 1e12)) * 1e3
+
+
+def prefill_floor_ms(config, tokens: int, weights: int, cal: Calibration) -> float:
+    """One-pass prefill of ``tokens``: its FLOPs at peak, or one read of the weights."""
+    return _floor_ms(weights, forward_flops(config, tokens), cal)
+
+
+def reuse_floor_ms(config, query_tokens: int, doc_tokens: int, weights: int, kv_bytes: int,
+                   cal: Calibration) -> float:
+    """A question of ``query_tokens`` on a cached document: weights + document KV read once, or its FLOPs."""
+    return _floor_ms(weights + kv_bytes, forward_flops(config, query_tokens, cached_tokens=doc_tokens), cal)
+
+
+def batch_floors_ms(config, batch: int, query_tokens: int, doc_tokens: int, weights: int, kv_bytes: int,
+                    cal: Calibration) -> dict[str, float]:
+    """Per-reader floors of ``batch`` readers answering one shared document in one forward.
+
+    The weights and the document KV are read once per batch (memory floor divided by B); each
+    reader does its own question's FLOPs (compute floor). The per-reader floor is the larger.
+    """
+    compute = forward_flops(config, query_tokens, cached_tokens=doc_tokens) / (cal.matmul_tflops * 1e12) * 1e3
+    memory = (weights + kv_bytes) / (cal.hbm_gbps * 1e9) * 1e3 / batch
+    return dict(compute_floor_ms=compute, memory_floor_ms=memory, per_reader_floor_ms=max(compute, memory))
