@@ -23,7 +23,7 @@ from kvbench import __version__
 from kvbench.config import ConfigError, KVBenchConfig, load_settings
 from kvbench.corpus import Corpus
 from kvbench.experiments import RunContext, get_experiment
-from kvbench.models import context_tokens, load_model, load_tokenizer
+from kvbench.models import LoadedModel, context_tokens, load_model, load_tokenizer
 from kvbench.provenance import manifest, utc_now
 from kvbench.atomic import atomic_write
 from kvbench.results import CONFIG_FILE, ResultStore, point_id, write_manifest
@@ -78,6 +78,20 @@ def preflight(settings: KVBenchConfig) -> tuple[torch.device, Corpus, list[int],
     return device, corpus, skip, tokenizer
 
 
+_LOADED: dict[str, LoadedModel] = {}
+
+
+def load_model_once(settings: KVBenchConfig, device: torch.device, tokenizer: tuple) -> LoadedModel:
+    """The run's model; the jobs of one multirun process share it when model, device and dtype match
+    (an 8B model takes seconds to load and its fast reader tens of seconds to compile)."""
+    key = repr((settings.model, str(device), settings.dtype, settings.attn_impl, settings.seed))
+    if key not in _LOADED:
+        _LOADED.clear()  # one model at a time
+        _LOADED[key] = load_model(settings.model, device=device, dtype=getattr(torch, settings.dtype),
+                                  attn_impl=settings.attn_impl, seed=settings.seed, tokenizer=tokenizer)
+    return _LOADED[key]
+
+
 def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> list[dict[str, Any]]:
     """Run the configured experiment into ``run_dir``; return the rows written this run.
 
@@ -85,8 +99,7 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
     """
     settings = load_settings(cfg)
     device, corpus, skip, tokenizer = preflight(settings)
-    lm = load_model(settings.model, device=device, dtype=getattr(torch, settings.dtype),
-                    attn_impl=settings.attn_impl, seed=settings.seed, tokenizer=tokenizer)
+    lm = load_model_once(settings, device, tokenizer)
     info = dict(manifest(device), overrides=overrides or [])
     ctx = RunContext(settings, lm, corpus, device, info["device_name"], getattr(torch, settings.dtype))
     experiment = get_experiment(settings.experiment)

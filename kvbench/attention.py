@@ -99,7 +99,7 @@ def merge(outs: list[torch.Tensor], lses: list[torch.Tensor], lse: torch.Tensor 
 
 def prefix_attention(q: torch.Tensor, k_own: torch.Tensor, v_own: torch.Tensor,
                      k_prefix: torch.Tensor, v_prefix: torch.Tensor, scale: float) -> torch.Tensor:
-    """Attention of new tokens over a shared prefix plus their own causal keys.
+    """Attention of new tokens over a document prefix plus their own causal keys.
 
     Parameters
     ----------
@@ -108,7 +108,9 @@ def prefix_attention(q: torch.Tensor, k_own: torch.Tensor, v_own: torch.Tensor,
     k_own, v_own : torch.Tensor
         ``(B, Hkv, T', d)``, ``T' >= T``: each reader's own keys (its new tokens last).
     k_prefix, v_prefix : torch.Tensor
-        ``(1, Hkv, L, d)``: the document, shared by every reader and read in place.
+        ``(1, Hkv, L, d)``: one document shared by every reader and read once for all of
+        them; or ``(B, Hkv, L, d)``: a copy per reader, each read by its reader alone (what a
+        plain batched cache does).
 
     Returns
     -------
@@ -117,13 +119,17 @@ def prefix_attention(q: torch.Tensor, k_own: torch.Tensor, v_own: torch.Tensor,
     """
     B, H, T, d = q.shape
     hkv = k_prefix.shape[1]
-    # (B, Hkv, G, T, d) -> (1, Hkv, B*G*T, d): no mask on the prefix, so any query order is fine
-    folded = q.reshape(B, hkv, (H // hkv) * T, d).transpose(0, 1).reshape(1, hkv, -1, d)
+    shared = k_prefix.shape[0] == 1
+    # (B, Hkv, G, T, d) -> (1, Hkv, B*G*T, d) for a shared prefix, (B, Hkv, G*T, d) per reader:
+    # no mask on the prefix, so any order of the queries is fine
+    folded = q.reshape(B, hkv, (H // hkv) * T, d)
+    if shared:
+        folded = folded.transpose(0, 1).reshape(1, hkv, -1, d)
     doc_out, doc_lse = attention_pass(folded, k_prefix, v_prefix, False, scale)
-    doc_out = doc_out.reshape(hkv, B, -1, d).transpose(0, 1).reshape(B, H, T, d)
-    doc_lse = doc_lse.reshape(hkv, B, -1).transpose(0, 1).reshape(B, H, T)
+    if shared:
+        doc_out, doc_lse = doc_out.reshape(hkv, B, -1, d).transpose(0, 1), doc_lse.reshape(hkv, B, -1).transpose(0, 1)
     own_out, own_lse = attention_pass(q, k_own, v_own, True, scale)
-    return merge([doc_out, own_out], [doc_lse, own_lse])
+    return merge([doc_out.reshape(B, H, T, d), own_out], [doc_lse.reshape(B, H, T), own_lse])
 
 
 # In an isolated causal GQA benchmark on an H200 (bf16, 8k-32k tokens) cuDNN's fused attention ran

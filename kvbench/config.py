@@ -227,6 +227,23 @@ class CompressConfig:
         _require(self.loss_tokens >= 2, "compress.loss_tokens", self.loss_tokens, "an integer >= 2")
 
 
+THROUGHPUT_METHODS = ("shared", "naive")
+
+
+@dataclass
+class ThroughputConfig:
+    """The ``throughput`` experiment: B readers of one document in one batched forward."""
+
+    batches: list[int] = field(default_factory=lambda: [1, 2, 4])
+    methods: list[str] = field(default_factory=lambda: list(THROUGHPUT_METHODS))
+
+    def __post_init__(self):
+        _require(len(self.batches) > 0 and all(int(b) >= 1 for b in self.batches), "throughput.batches",
+                 list(self.batches), "a non-empty list of integers >= 1")
+        _require(len(self.methods) > 0 and all(m in THROUGHPUT_METHODS for m in self.methods), "throughput.methods",
+                 list(self.methods), "a non-empty list of " + " | ".join(THROUGHPUT_METHODS))
+
+
 @dataclass
 class KVBenchConfig:
     """Top-level settings of one run (one Hydra job)."""
@@ -252,6 +269,7 @@ class KVBenchConfig:
     tier: TierConfig = field(default_factory=TierConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
+    throughput: ThroughputConfig = field(default_factory=ThroughputConfig)
 
     def __post_init__(self):
         _one_of("experiment", self.experiment, EXPERIMENTS)

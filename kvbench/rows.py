@@ -161,6 +161,22 @@ class Row:
     nll_exact: float = col("lossy codecs: mean NLL (nats/token) of the continuation with the exact KV")
     nll_lossy: float = col("lossy codecs: the same with decode(encode(KV))")
     nll_delta: float = col("nll_lossy - nll_exact, nats/token")
+    # --- throughput: B readers of one document in one batched forward ------------------------
+    batch: int = col("readers answered in one forward (throughput)")
+    method: str = col("throughput: `shared` (one copy of the document KV, read once per batch) or `naive` "
+                      "(a copy per reader, each read by its reader)")
+    batch_ms: float = col("device time of one batched forward (CUDA-graph replay), median")
+    batch_ms_p25: float = col("25th percentile of batch_ms")
+    batch_ms_p75: float = col("75th percentile of batch_ms")
+    per_reader_ms: float = col("batch_ms / batch: the device time a provider pays per reuse")
+    compute_floor_ms: float = col("per reader: its question's FLOPs (with attention to the document) at peak")
+    memory_floor_ms: float = col("per reader: (weights + document KV) read once per batch, over batch")
+    per_reader_floor_ms: float = col("max(compute_floor_ms, memory_floor_ms)")
+    efficiency: float = col("per_reader_floor_ms / per_reader_ms")
+    tokens_per_s: float = col("question tokens processed per second: batch x query_tokens / batch_ms")
+    peak_mem_bytes: int = col("peak device memory allocated during the point (CUDA)")
+    batch_top1_agree: float = col("fraction of readers whose first token in the batch equals their answer alone")
+    batch_max_abs_logit_diff: float = col("max |logit_batched - logit_alone| over the batch's first tokens")
     # --- status and provenance --------------------------------------------------------------
     status: str = col("ok | skipped | oom | failed", "ok")
     reason: Optional[str] = col("why the status is not ok (one line)")

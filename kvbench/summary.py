@@ -23,6 +23,11 @@ SUMMARY_COLUMNS = {  # experiment -> (row key, header, format); kv_bytes is show
         ("fetch_ms", "fetch", "{:.1f}"), ("decode_ms", "decode", "{:.1f}"), ("h2d_ms", "h2d", "{:.1f}"),
         ("attach_ms", "attach", "{:.1f}"), ("query_ms", "query", "{:.1f}"), ("reuse_ms", "reuse ms", "{:.1f}"),
         ("speedup", "speedup", "{:.2f}x"), ("fetch_gbps", "fetch GB/s", "{:.2f}"), ("status", "status", "{}")),
+    "throughput": _IDENTITY + (
+        ("method", "method", "{}"), ("batch", "B", "{}"), ("batch_ms", "batch ms", "{:.2f}"),
+        ("per_reader_ms", "ms/reader", "{:.3f}"), ("per_reader_floor_ms", "floor", "{:.3f}"),
+        ("efficiency", "of floor", "{:.0%}"), ("batch_top1_agree", "top-1 vs alone", "{:.2f}"),
+        ("status", "status", "{}")),
     "compress": _IDENTITY + (
         ("codec", "codec", "{}"), ("compress_ratio", "ratio", "{:.3f}"), ("bound_channel_ratio", "bound", "{:.3f}"),
         ("encode_gbps", "enc GB/s", "{:.2f}"), ("decode_gbps", "dec GB/s", "{:.2f}"),

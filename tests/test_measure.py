@@ -9,7 +9,7 @@ import torch
 
 from kvbench.flops import forward_flops, linear_flops_per_token
 from kvbench.architectures import build_config
-from kvbench.measure import SampleStats, ratio_ci, time_ms
+from kvbench.measure import SampleStats, gbps, ratio_ci, time_interleaved, time_ms
 
 
 def test_time_ms_counts_warmup_apart_and_measures_sleep():
@@ -40,3 +40,20 @@ def test_flops_scale_as_expected():
     assert forward_flops(cfg, 32768) / forward_flops(cfg, 1024) > 32
     assert forward_flops(cfg, 32, 32768) < 0.02 * forward_flops(cfg, 32768 + 32)
     assert forward_flops(cfg, 32, 32768) > forward_flops(cfg, 32, 1024)
+
+
+def test_interleaved_rounds_take_one_sample_of_every_path_per_round():
+    order = []
+    samples = time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                               torch.device("cpu"), warmup=1, repeats=3)
+    assert order == ["a", "b"] * 4 and {k: v.shape for k, v in samples.items()} == {"a": (3,), "b": (3,)}
+
+
+def test_stats_over_documents_take_the_median_of_each_documents_median():
+    s = SampleStats.of(np.array([1.0, 1.0, 9.0]), np.array([5.0, 5.0, 5.0]), np.array([2.0, 3.0, 100.0]))
+    assert s.median == 3.0 and s.n == 9  # medians 1, 5, 3
+    assert s.columns("x") == {"x": 3.0, "x_p25": s.p25, "x_p75": s.p75}
+
+
+def test_gbps():
+    assert gbps(2_000_000_000, 1000.0) == 2.0 and gbps(0, 5.0) is None and gbps(10, None) is None

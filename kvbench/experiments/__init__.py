@@ -19,6 +19,10 @@ def get_experiment(name: str) -> Experiment:
         from kvbench.experiments.tiers import TiersExperiment
 
         return TiersExperiment()
+    if name == "throughput":
+        from kvbench.experiments.throughput import ThroughputExperiment
+
+        return ThroughputExperiment()
     raise KeyError(f"unknown experiment {name!r}")
 
 

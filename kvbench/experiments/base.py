@@ -7,7 +7,8 @@ and resume, status on failure, atomic writes, progress and tracking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,19 +34,22 @@ class RunContext:
     device: torch.device
     device_name: str
     dtype: torch.dtype
-    _fast: FastForward | None = field(default=None, repr=False)
 
     def fast_forward(self) -> FastForward:
-        """The run's fast forward (built once: compiling its layers takes seconds to a minute)."""
-        if self._fast is None:
-            compile = self.settings.compile if self.settings.compile is not None else self.device.type == "cuda"
-            self._fast = FastForward(self.lm.model, compile=compile)
-        return self._fast
+        """The model's fast forward, compiled on CUDA unless ``compile`` says otherwise."""
+        compile = self.settings.compile if self.settings.compile is not None else self.device.type == "cuda"
+        return _fast_forward(self.lm.model, compile)
 
     def snapshot(self, cache, doc_ids: torch.Tensor) -> KVArtifact:
         """The publisher's artifact: a cloned snapshot of the document cache, stamped with provenance."""
         return KVArtifact.from_cache(cache, model_fingerprint=self.lm.fingerprint,
                                      tokenizer_hash=self.lm.tokenizer_hash, token_ids=doc_ids)
+
+
+@functools.lru_cache(maxsize=1)
+def _fast_forward(model, compile: bool) -> FastForward:
+    # built once per model: compiling its layers takes seconds to a minute
+    return FastForward(model, compile=compile)
 
 
 def publish(ctx: RunContext, doc_ids: torch.Tensor) -> KVArtifact:

@@ -1,0 +1,76 @@
+"""The fast forward and the readers on CPU (tiny model, float32): same answers as HF's paths.
+
+On CPU nothing is compiled or captured, so these run the exact code the CUDA graphs replay.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kvbench import inference
+from kvbench.artifact import KVArtifact
+from kvbench.fast_forward import FastForward, greedy_continue_fast
+from kvbench.readers import GraphReader, HFReader, make_reader, prefill_paths
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_lm):
+    model = tiny_lm.model
+    gen = torch.Generator().manual_seed(1)
+    doc, query = torch.randint(0, 5000, (1, 48), generator=gen), torch.randint(0, 5000, (1, 6), generator=gen)
+    _, cache = inference.prefill(model, doc)
+    art = KVArtifact.from_cache(cache, model_fingerprint="", tokenizer_hash="", token_ids=doc)
+    return model, FastForward(model, compile=False), doc, query, art
+
+
+def test_fast_reuse_and_prefill_equal_hf(setup):
+    model, fwd, doc, query, art = setup
+    hf, _ = inference.reuse(model, art, query)
+    onepass, _ = inference.prefill(model, torch.cat([doc, query], 1))
+    assert torch.allclose(fwd(query, art), hf, atol=1e-5)
+    assert torch.allclose(fwd(torch.cat([doc, query], 1)), onepass, atol=1e-5)
+    assert model.config._attn_implementation == "sdpa"  # the HF paths keep their own attention
+
+
+def test_batched_readers_answer_as_they_would_alone(setup):
+    model, fwd, doc, query, art = setup
+    other = torch.roll(query, 1, dims=1)
+    both = fwd(torch.cat([query, other]), art)
+    assert torch.allclose(both[0], fwd(query, art)[0], atol=1e-5)
+    assert torch.allclose(both[1], fwd(other, art)[0], atol=1e-5)
+    assert not torch.allclose(both[0], both[1], atol=1e-3)
+
+
+def test_greedy_continuation_equals_hf_decoding(setup):
+    model, fwd, doc, query, art = setup
+    hf_logits, cache = inference.reuse(model, art, query)
+    expected = inference.greedy_continue(model, cache, hf_logits, 6)
+    assert greedy_continue_fast(fwd, art, query, fwd(query, art), 6) == expected
+
+
+def test_every_reader_gives_hf_reuse_logits(setup):
+    model, fwd, doc, query, art = setup
+    hf, _ = inference.reuse(model, art, query)
+    for name in ("hf", "graph", "fast"):
+        reader = make_reader(name, model, fwd, art, query, graph=False)
+        reader.attach(art)
+        assert torch.allclose(reader.query(query), hf, atol=1e-5), name
+    assert (HFReader.attach_mode, GraphReader.attach_mode) == ("cache", "copy")
+
+
+def test_fast_reader_copies_only_kv_that_lives_elsewhere(setup):
+    model, fwd, doc, query, art = setup
+    pool = KVArtifact([torch.zeros_like(k) for k in art.keys], [torch.zeros_like(v) for v in art.values], art.meta)
+    reader = make_reader("fast", model, fwd, pool, query, graph=False)
+    reader.attach(pool)
+    assert not pool.equals(art)  # its own pool: nothing copied
+    reader.attach(art)
+    assert pool.equals(art) and torch.allclose(reader.query(query), fwd(query, art), atol=1e-6)
+
+
+def test_prefill_paths_agree(setup):
+    model, fwd, doc, query, art = setup
+    full = torch.cat([doc, query], 1)
+    paths = prefill_paths(model, fwd, full, graph=False)
+    assert set(paths) == {"eager", "fast"} and torch.allclose(paths["eager"](), paths["fast"](), atol=1e-5)

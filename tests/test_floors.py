@@ -1,0 +1,73 @@
+"""Roofline floors from hand-made ceilings, and the calibration cache."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from kvbench import calibrate as cal_mod
+from kvbench.architectures import build_config
+from kvbench.calibrate import Calibration
+from kvbench.flops import forward_flops, kv_bytes
+from kvbench.floors import batch_floors_ms, prefill_floor_ms, reuse_floor_ms, weight_bytes
+
+CAL = Calibration(key="test", matmul_tflops=800.0, hbm_gbps=4000.0, h2d_gbps=None)
+QWEN = build_config("qwen3-4b")
+
+
+def test_reuse_floor_is_the_weight_and_kv_read_at_qwen3_4b_shape():
+    weights, kv = 8_044_936_192, kv_bytes(QWEN, 3774, 2)
+    assert kv == 147_456 * 3774  # the issue's 147,456 B of KV per token
+    floor = reuse_floor_ms(QWEN, 32, 3774, weights, kv, CAL)
+    assert floor == pytest.approx((weights + kv) / 4e12 * 1e3)  # memory-bound: ~2.15 ms
+    assert 2.0 < floor < 2.3
+
+
+def test_prefill_floor_is_compute_bound_at_long_length_and_weight_bound_at_short():
+    weights = 8_044_936_192
+    long = prefill_floor_ms(QWEN, 32768, weights, CAL)
+    assert long == pytest.approx(forward_flops(QWEN, 32768) / 800e12 * 1e3)
+    assert prefill_floor_ms(QWEN, 1, weights, CAL) == pytest.approx(weights / 4e12 * 1e3)
+
+
+def test_batch_floors_share_the_reads_and_not_the_compute():
+    one = batch_floors_ms(QWEN, 1, 32, 3774, 8e9, 5e8, CAL)
+    many = batch_floors_ms(QWEN, 64, 32, 3774, 8e9, 5e8, CAL)
+    assert many["memory_floor_ms"] == pytest.approx(one["memory_floor_ms"] / 64)
+    assert many["compute_floor_ms"] == pytest.approx(one["compute_floor_ms"])
+    assert many["per_reader_floor_ms"] == max(many["compute_floor_ms"], many["memory_floor_ms"])
+    assert one["per_reader_floor_ms"] == one["memory_floor_ms"]  # one reader is memory-bound
+
+
+def test_weight_bytes_counts_a_tied_embedding_once_and_skips_an_untied_input_table(tiny_lm):
+    model = tiny_lm.model  # tied: lm_head is the embedding
+    total = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert weight_bytes(model) == total
+    embed = model.get_input_embeddings().weight
+    model.lm_head.weight = torch.nn.Parameter(embed.detach().clone())  # untie
+    try:
+        untied_total = sum(p.numel() * p.element_size() for p in model.parameters())
+        assert weight_bytes(model) == untied_total - embed.numel() * embed.element_size()
+    finally:
+        model.lm_head.weight = embed
+
+
+def test_calibration_is_measured_once_and_cached_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(cal_mod, "CACHE_FILE", tmp_path / "calibration.json")
+    cal_mod.calibrate.cache_clear()
+    calls = []
+    monkeypatch.setattr(cal_mod, "matmul_tflops", lambda *a, **k: calls.append(1) or 1.5)
+    monkeypatch.setattr(cal_mod, "copy_gbps", lambda *a, **k: 20.0)
+    first = cal_mod.calibrate(torch.device("cpu"), torch.float32)
+    cal_mod.calibrate.cache_clear()
+    second = cal_mod.calibrate(torch.device("cpu"), torch.float32)
+    assert first == second and calls == [1] and first.h2d_gbps is None
+    assert json.loads((tmp_path / "calibration.json").read_text())[first.key]["hbm_gbps"] == 20.0
+    cal_mod.calibrate.cache_clear()
+
+
+def test_ceilings_are_measured_rates():
+    assert cal_mod.matmul_tflops(torch.device("cpu"), torch.float32, n=128, repeats=2) > 0
+    assert cal_mod.copy_gbps(torch.device("cpu"), nbytes=1 << 20, repeats=2) > 0
