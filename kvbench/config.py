@@ -14,13 +14,15 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from kvbench.cost_config import EconomicsConfig, PriceSheet
+
 DTYPES = ("float32", "bfloat16", "float16")
 ATTN_IMPLS = ("sdpa", "eager")
 MODEL_SOURCES = ("embedded", "hub", "random")
 CORPUS_SOURCES = ("pydoc", "hub")
 LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
-EXPERIMENTS = ("reuse", "tiers", "compress")
+EXPERIMENTS = ("reuse", "tiers", "compress", "economics")
 TIERS = ("gpu", "host", "disk", "redis", "wan")
 DISK_CACHE_STATES = ("cold", "warm")
 
@@ -242,9 +244,13 @@ class KVBenchConfig:
     tier: TierConfig = field(default_factory=TierConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
+    cost: PriceSheet = field(default_factory=PriceSheet)            # conf/cost/ (economics)
+    economics: EconomicsConfig = field(default_factory=EconomicsConfig)
 
     def __post_init__(self):
         _one_of("experiment", self.experiment, EXPERIMENTS)
+        if self.experiment == "economics":
+            self.economics.check(self.cost)
         _one_of("dtype", self.dtype, DTYPES)
         _codec_dtype("codec.name", self.codec.name, self.dtype)
         if self.experiment == "compress":

@@ -19,6 +19,10 @@ def get_experiment(name: str) -> Experiment:
         from kvbench.experiments.tiers import TiersExperiment
 
         return TiersExperiment()
+    if name == "economics":
+        from kvbench.experiments.economics import EconomicsExperiment
+
+        return EconomicsExperiment()
     raise KeyError(f"unknown experiment {name!r}")
 
 
