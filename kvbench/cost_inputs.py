@@ -55,6 +55,8 @@ def reuse_points(rows: pd.DataFrame) -> pd.DataFrame:
     named = ok[ok["reader"].notna()]
     old = ok[_col(ok, "reader").isna()]
     parts = [named.assign(reuse=named["reuse_ms"])]
+    # The first vintage's speedup CI belongs to its eager reader only: not carried to either point.
+    old = old.assign(speedup_ci_low=float("nan"), speedup_ci_high=float("nan"))
     parts.append(old.assign(reader="hf", reuse=old["reuse_ms"]))
     graph = old[_col(old, "reuse_graph_ms").notna()]
     parts.append(graph.assign(reader="graph", reuse=_col(graph, "reuse_graph_ms")))

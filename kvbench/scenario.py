@@ -81,8 +81,8 @@ def evaluate(i: Inputs) -> dict[str, Optional[float]]:
 CLAIMS = (
     ("ratio", "Reuse needs far less device time than prefill: 49.7x at 3774 tokens "
      "(holds if the measured ratio is inside the paper's 9-50x)", "speedup", "x", lambda p, m: m >= 9),
-    ("totals", "80 M readers: ~$1.5M to re-prefill against ~$0.03M to reuse; the gap is millions of "
-     "dollars per popular document (holds if the saving is >= $1M)", "saving_usd", "USD",
+    ("totals", "80 M readers: ~$1.5M to re-prefill against ~$0.03M to reuse, a saving of millions of "
+     "dollars per popular document (holds if the saving, shown, is >= $1M)", "saving_usd", "USD",
      lambda p, m: m >= 1e6),
     ("breakeven", "A single reuse already pays the write back (holds if N* < 2: the second reader "
      "profits)", "breakeven_reads", "reads", lambda p, m: m is not None and m < 2),

@@ -91,11 +91,12 @@ def throughput_rows() -> list[dict]:
 
 
 def write_results(root: Path, throughput: bool = True) -> Path:
-    """The fixture under ``root`` (one folder per experiment, as runs would leave it)."""
-    _write(root / "sweep" / "new", new_reuse_rows())
-    _write(root / "sweep" / "old", old_reuse_rows())
-    _write(root / "tiers" / "all", tier_rows())
-    _write(root / "compress" / "all", compress_rows())
+    """The fixture under ``root``, in folders whose names say nothing: rows are selected by their
+    columns, never by where they lie."""
+    _write(root / "run1", new_reuse_rows())
+    _write(root / "run2" / "x", old_reuse_rows())
+    _write(root / "run3", tier_rows())
+    _write(root / "run4", compress_rows())
     if throughput:
-        _write(root / "throughput" / "all", throughput_rows())
+        _write(root / "run5", throughput_rows())
     return root

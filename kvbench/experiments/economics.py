@@ -115,7 +115,7 @@ class Pricer:
         row = dict(self.base, econ_row="cost", reuse_basis=basis, reuse_reader=p.get("reader"),
                    batch_readers=p.get("batch") if basis == "batched" else None,
                    **_pick(p, "model", "weights", "dtype", "device", "doc_tokens", "prefill_ms", "reuse_ms",
-                           "kv_bytes", "tier_variant", "codec", "link_gbps"),
+                           "kv_bytes", "tier_variant", "codec", "link_gbps", "fetch_gbps"),
                    tier=tier, speedup=p["prefill_ms"] / p["reuse_ms"], cost_ratio=p["reuse_ms"] / p["prefill_ms"],
                    prefill_usd=prefill_usd, reuse_usd=reuse_usd, prefill_usd_per_mreads=1e6 * prefill_usd,
                    reuse_usd_per_mreads=1e6 * (reuse_usd + wan_egress),
