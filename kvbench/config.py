@@ -244,12 +244,14 @@ class KVBenchConfig:
     tier: TierConfig = field(default_factory=TierConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
-    cost: PriceSheet = field(default_factory=PriceSheet)            # conf/cost/ (economics)
-    economics: EconomicsConfig = field(default_factory=EconomicsConfig)
+    cost: Optional[PriceSheet] = None            # price sheet, conf/cost/ (set by +exp=economics)
+    economics: Optional[EconomicsConfig] = None  # what the economics experiment prices
 
     def __post_init__(self):
         _one_of("experiment", self.experiment, EXPERIMENTS)
         if self.experiment == "economics":
+            _require(self.cost is not None, "cost", self.cost, "a price sheet: cost=NAME (conf/cost/NAME.yaml)")
+            _require(self.economics is not None, "economics", self.economics, "the economics settings (+exp=economics)")
             self.economics.check(self.cost)
         _one_of("dtype", self.dtype, DTYPES)
         _codec_dtype("codec.name", self.codec.name, self.dtype)

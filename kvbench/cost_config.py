@@ -171,7 +171,7 @@ class EconomicsConfig:
 
     def check(self, sheet: PriceSheet) -> None:
         """Every key named here is on the price sheet (called when experiment=economics)."""
-        from kvbench.config import ConfigError
+        from kvbench.config import TIERS, ConfigError
 
         def need(key: str, value: str, section: dict, extra: tuple = ()):
             if value not in section and value not in extra:
@@ -181,6 +181,8 @@ class EconomicsConfig:
         need("gpu_price", self.gpu_price, sheet.gpu_hour)
         need("egress_price", self.egress_price, sheet.egress)
         for tier, key in self.hosting.items():
+            if tier not in TIERS:
+                raise ConfigError(f"economics.hosting.{tier} is invalid: allowed tiers {' | '.join(TIERS)}")
             need(f"hosting.{tier}", key, sheet.storage, ("hbm",))
         if self.readers is not None and self.readers <= 0:
             raise ConfigError(f"economics.readers={self.readers!r} is invalid: allowed null or a number > 0")

@@ -178,8 +178,8 @@ class Row:
     lossy_codec: str = col("codec behind egress_usd_lossy")
     lossy_ratio: float = col("its compression ratio")
     egress_over_prefill: float = col("egress_usd_raw / prefill_usd: above 1, shipping costs more than prefilling")
-    hosting_price: str = col("key of the storage price for the row's tier (cost.storage), or `hbm` (the KV's "
-                             "share of the GPU's memory at the GPU-hour price)")
+    hosting_price: str = col("key of the storage price for the row's tier (cost.storage; reuse rows: the gpu "
+                             "tier's), or `hbm` (the KV's share of the GPU's memory at the GPU-hour price)")
     hosting_usd_per_hour: float = col("dollars per hour to keep the document's KV (shipped bytes) resident")
     breakeven_reads_per_hour: float = col("reads per hour above which hosting pays for itself: "
                                           "hosting_usd_per_hour / (prefill_usd - reuse_usd)")
