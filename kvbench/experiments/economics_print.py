@@ -47,24 +47,45 @@ def paper_table(paper: dict) -> Table:
     return t
 
 
+def _by_unit(v: Any, unit: str) -> str:
+    if unit == "USD":
+        return _usd(v)
+    return _num(v, "{:.3g}x") if unit == "x" else _num(v)
+
+
 def claims_table(claims: pd.DataFrame) -> Table:
     """One line per conclusion: the paper's number, and the measured one per reuse basis."""
+    device = claims["device"].iloc[0].removeprefix("NVIDIA ")
     t = Table(title="The paper's conclusions on measured rows")
     t.add_column("claim")
+    t.add_column("unit")
     t.add_column("paper", justify="right")
     bases = list(dict.fromkeys(claims["reuse_basis"]))
     for basis in bases:
-        t.add_column(f"{basis}", justify="right")
+        t.add_column(f"{device} {basis}", justify="right")
         t.add_column("", justify="left")
     for claim, group in claims.groupby("claim", sort=False):
         first = group.iloc[0]
-        cells = [claim, _num(first["claim_paper"])]
+        unit = first["claim_unit"]
+        cells = [claim, unit, _by_unit(first["claim_paper"], unit)]
         for basis in bases:
             row = group[group["reuse_basis"] == basis]
-            cells += ([_num(row.iloc[0]["claim_measured"]), _holds(row.iloc[0]["claim_holds"])] if len(row)
-                      else ["-", "-"])
+            cells += ([_by_unit(row.iloc[0]["claim_measured"], unit), _holds(row.iloc[0]["claim_holds"])]
+                      if len(row) else ["-", "-"])
         t.add_row(*cells)
     return t
+
+
+def totals_line(df: pd.DataFrame, claim: pd.Series) -> str:
+    """The scenario's totals on the measured side (the cost row behind the single-request claims)."""
+    cost = df[(df["econ_row"] == "cost") & df["tier"].isna() & (df["reuse_basis"] == "single")
+              & (df["model"] == claim["model"]) & (df["doc_tokens"] == claim["doc_tokens"])
+              & (df["reuse_reader"] == claim["reuse_reader"])]
+    if cost.empty:
+        return ""
+    c = cost.iloc[0]
+    return (f"  {c['readers_total']:.3g} readers on {c['device']}: re-prefill {_usd(c['total_prefill_usd'])}, "
+            f"reuse {_usd(c['total_reuse_usd'])} at ${c['gpu_usd_per_hour']:.2f}/GPU-h ({c['gpu_price']})")
 
 
 def print_economics(rows: list[dict[str, Any]]) -> None:
@@ -78,8 +99,12 @@ def print_economics(rows: list[dict[str, Any]]) -> None:
         console.print("[yellow]no measured rows for the configured model/device/dtype: conclusions not tested")
         return
     console.print(claims_table(claims))
-    for note in dict.fromkeys(claims["claim_note"]):
-        console.print(f"  {note}")
+    first = claims.iloc[0]
+    console.print(f"  {first['claim_note']}")
+    console.print(totals_line(df, first))
+    hosting = claims[claims["claim"] == "hosting"]
+    if len(hosting):
+        console.print("  " + hosting.iloc[0]["claim_note"].split("; ", 1)[-1])
     if "batched" not in set(claims["reuse_basis"]):
         console.print("  no +exp=throughput rows: the batched (per reader) column is missing")
     tariffs = df[df["econ_row"] == "tariff"]
