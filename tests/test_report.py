@@ -26,7 +26,7 @@ from conftest import CONF_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = {"latency_vs_length", "speedup_vs_length", "exactness_vs_length", "efficiency_vs_length",
-           "throughput_per_reader", "tier_reuse_vs_length", "tier_stages_1024", "tier_stages_4096", "codec_ratios",
+           "throughput_per_reader", "tier_reuse_vs_length", "tier_stages_mid", "tier_stages_long", "codec_ratios",
            "econ_usd_per_mreads", "econ_breakeven_link", "econ_breakeven_reads"}
 TABLES = {"latency", "crossover", "codecs", "breakeven", "conclusions", "tariffs", "prices", "econ_paper", "econ_meta"}
 

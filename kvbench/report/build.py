@@ -65,8 +65,11 @@ def build(results: str | Path, out: str | Path) -> Report:
                   "no experiment=throughput rows")
     report.table("latency", points, lambda: tables.latency_table(points), "no reuse rows")
     tiers = cost_inputs.tier_points(rows)
-    for length in sorted(tiers["doc_tokens"].unique()) if len(tiers) else []:
-        report.figure(f"tier_stages_{int(length)}", tiers, lambda: tier_figures.tier_stages(tiers, int(length)), "")
+    lengths = sorted(tiers["doc_tokens"].unique()) if len(tiers) else []
+    for name, length in (("mid", lengths[len(lengths) // 2]), ("long", lengths[-1])) if lengths else ():
+        report.figure(f"tier_stages_{name}", tiers, lambda: tier_figures.tier_stages(tiers, int(length)), "")
+    if not lengths:
+        report.skipped.append("figure tier_stages_mid, tier_stages_long: no tiers rows")
     report.figure("tier_reuse_vs_length", tiers, lambda: tier_figures.tier_reuse_vs_length(tiers), "no tiers rows")
     report.table("crossover", tiers, lambda: tables.crossover_table(pd.DataFrame(crossovers(tiers.to_dict("records")))),
                  "no tiers rows")

@@ -45,7 +45,7 @@ def save(fig, path: Path) -> None:
     """Write PDF (for the paper, byte-stable for the same rows) and PNG (to look at)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path.with_suffix(".pdf"), metadata={"CreationDate": None})
-    fig.savefig(path.with_suffix(".png"), dpi=200)
+    fig.savefig(path.with_suffix(".png"), dpi=150)
     plt.close(fig)
 
 
