@@ -1,4 +1,5 @@
-"""A booktabs table writer with group header rows (pandas' ``to_latex`` has none)."""
+"""A booktabs table writer with group header rows (pandas' ``to_latex`` has none). Tables
+need the LaTeX packages booktabs, array and (for ``long``) longtable."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ def table(df: pd.DataFrame, columns: Iterable[tuple[str, str, str, Callable]], g
     columns = list(columns)
     env = "longtable" if long else "tabular"
     head = " & ".join(escape(h) for _, h, _, _ in columns) + r" \\"
-    out = [rf"\begin{{{env}}}{{{''.join(a for _, _, a, _ in columns)}}}", r"\toprule", head, r"\midrule"]
+    # Paragraph columns are set ragged-right (needs the array package): no stretched spaces.
+    spec = "".join(rf">{{\raggedright\arraybackslash}}{a}" if a.startswith("p{") else a for _, _, a, _ in columns)
+    out = [rf"\begin{{{env}}}{{{spec}}}", r"\toprule", head, r"\midrule"]
     if long:
         out += [r"\endhead", r"\bottomrule", r"\endfoot"]
     blocks = df.groupby(group, sort=False) if group else [(None, df)]

@@ -24,11 +24,13 @@ def lines(ax, df: pd.DataFrame, x: str, y: str, hue: str, style: str | None = No
     df = df[df[y].notna()]
     colors = colors or palette(df[hue])
     styles = {s: i for i, s in enumerate(sorted(df[style].dropna().unique(), key=str))} if style else {}
+    # The colour-blind palette has 10 colours: past them, hues also differ in dash and marker.
+    repeats = {h: i // 10 for i, h in enumerate(sorted(df[hue].dropna().unique(), key=str))}
     for keys, group in df.groupby([hue, style] if style else [hue], sort=True):
         h, s = (keys if style else (keys[0], None))
         group = group.sort_values(x)
         name = label(h, s) if label else (f"{h}, {s}" if style else str(h))
-        i = styles.get(s, 0)
+        i = styles.get(s, 0) + repeats[h]
         ax.plot(group[x], group[y], color=colors.get(h), linestyle=DASHES[i % len(DASHES)],
                 marker=MARKERS[i % len(MARKERS)], label=name, **kwargs)
 
