@@ -98,11 +98,13 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
     ``overrides`` (the command line's, as Hydra parsed them) go into the manifest.
     """
     settings = load_settings(cfg)
+    experiment = get_experiment(settings.experiment)
+    if not getattr(experiment, "needs_model", True):
+        return run_on_rows(cfg, settings, experiment, run_dir, overrides)
     device, corpus, skip, tokenizer = preflight(settings)
     lm = load_model_once(settings, device, tokenizer)
     info = dict(manifest(device), overrides=overrides or [])
     ctx = RunContext(settings, lm, corpus, device, info["device_name"], getattr(torch, settings.dtype))
-    experiment = get_experiment(settings.experiment)
 
     store = ResultStore(run_dir)
     atomic_write(store.run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True).encode())
@@ -125,6 +127,25 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
         write_manifest(store.run_dir, info)
         tracker.finish(store.rows(), {"points": len(rows), "ok": sum(r["status"] == "ok" for r in rows)})
     print_summary(store.rows(), title=f"{settings.exp_name}: {lm.name} ({lm.weights} weights) on {ctx.device_name}")
+    return rows
+
+
+def run_on_rows(cfg: DictConfig, settings: KVBenchConfig, experiment, run_dir: str | Path,
+                overrides: list[str] | None) -> list[dict[str, Any]]:
+    """An experiment that derives rows from committed rows (``needs_model = False``, e.g.
+    economics): no device or model; the same run folder, config, manifest and rows file.
+    Its rows replace the folder's earlier ones (they are recomputed whole, not resumed)."""
+    store = ResultStore(run_dir)
+    atomic_write(store.run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True).encode())
+    info = dict(manifest(torch.device("cpu")), overrides=overrides or [])
+    write_manifest(store.run_dir, info)
+    rows = experiment.derive(settings)
+    store.rows_path.unlink(missing_ok=True)
+    for row in rows:
+        store.append(row)
+    info["end_time"] = utc_now()
+    write_manifest(store.run_dir, info)
+    experiment.report(rows)
     return rows
 
 

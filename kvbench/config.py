@@ -14,13 +14,15 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from kvbench.cost_config import EconomicsConfig, PriceSheet
+
 DTYPES = ("float32", "bfloat16", "float16")
 ATTN_IMPLS = ("sdpa", "eager")
 MODEL_SOURCES = ("embedded", "hub", "random")
 CORPUS_SOURCES = ("pydoc", "hub")
 LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
-EXPERIMENTS = ("reuse", "tiers", "compress", "throughput")
+EXPERIMENTS = ("reuse", "tiers", "compress", "throughput", "economics")
 READERS = ("fast", "graph", "hf")  # how a reader runs its question on the KV (kvbench.readers)
 TIERS = ("gpu", "host", "disk", "redis", "wan")
 DISK_CACHE_STATES = ("cold", "warm")
@@ -270,9 +272,15 @@ class KVBenchConfig:
     codec: CodecConfig = field(default_factory=CodecConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     throughput: ThroughputConfig = field(default_factory=ThroughputConfig)
+    cost: Optional[PriceSheet] = None            # price sheet, conf/cost/ (set by +exp=economics)
+    economics: Optional[EconomicsConfig] = None  # what the economics experiment prices
 
     def __post_init__(self):
         _one_of("experiment", self.experiment, EXPERIMENTS)
+        if self.experiment == "economics":
+            _require(self.cost is not None, "cost", self.cost, "a price sheet: cost=NAME (conf/cost/NAME.yaml)")
+            _require(self.economics is not None, "economics", self.economics, "the economics settings (+exp=economics)")
+            self.economics.check(self.cost)
         _one_of("dtype", self.dtype, DTYPES)
         _codec_dtype("codec.name", self.codec.name, self.dtype)
         if self.experiment == "compress":

@@ -177,6 +177,66 @@ class Row:
     peak_mem_bytes: int = col("peak device memory allocated during the point (CUDA)")
     batch_top1_agree: float = col("fraction of readers whose first token in the batch equals their answer alone")
     batch_max_abs_logit_diff: float = col("max |logit_batched - logit_alone| over the batch's first tokens")
+    # --- economics ---------------------------------------------------------------------------
+    # experiment=economics prices other experiments' rows (kvbench.cost) with a price sheet
+    # (conf/cost/); nothing is measured. GB = 1e9 B; dollars are USD.
+    econ_row: str = col("`paper` (the paper's numbers from its own inputs: on these rows prefill_ms, "
+                        "reuse_ms and kv_bytes are the paper's, not measured here), `cost` (one measured "
+                        "point priced), `tariff` (an API cache tariff beside the measured cost ratio), "
+                        "`claim` (one of the paper's conclusions, the paper's value beside the measured one)")
+    reuse_reader: str = col("reader whose reuse time was priced: `fast`, `graph` or `hf` (reuse rows), "
+                            "the tier reader (tiers rows), `paper`")
+    reuse_basis: str = col("`single` (one request's reuse time) or `batched` (per-reader time in a "
+                           "shared-document batch of `batch_readers`, from experiment=throughput)")
+    batch_readers: int = col("readers per batch behind a `batched` reuse time")
+    price_sheet: str = col("name of the price sheet (conf/cost/) the dollars come from")
+    gpu_price: str = col("key of the GPU price used (cost.gpu_hour), or `implied` for the paper's")
+    gpu_usd_per_hour: float = col("USD per GPU-hour used for every device-time dollar of the row")
+    prefill_usd: float = col("device dollars of one prefill (prefill_ms at gpu_usd_per_hour)")
+    reuse_usd: float = col("device dollars of one reuse (reuse_ms, or per-reader ms when batched)")
+    reuse_usd_per_mreads: float = col("dollars per million reads: reuse device dollars, plus egress of the "
+                                      "shipped bytes for the wan tier")
+    prefill_usd_per_mreads: float = col("dollars per million reads when every reader prefills")
+    readers_total: float = col("readers of the document in the scenario (the paper's 80 million by default)")
+    total_prefill_usd: float = col("readers_total x prefill_usd")
+    total_reuse_usd: float = col("readers_total x reuse_usd (device time only)")
+    breakeven_reads: float = col("N* = (write + hosting) / (prefill_usd - reuse_usd), write = one prefill; "
+                                 "null when reuse is not cheaper")
+    cost_ratio: float = col("reuse device time / prefill device time (what a read costs, as a fraction of "
+                            "a prefill)")
+    egress_price: str = col("key of the egress price used (cost.egress)")
+    egress_usd_per_gb: float = col("egress USD per GB (1e9 B) used")
+    egress_usd_raw: float = col("egress dollars to ship the document's KV once, uncompressed")
+    egress_usd_lossless: float = col("the same after the best lossless codec measured for this model and dtype")
+    egress_usd_lossy: float = col("the same after the best-ratio lossy codec measured (gives up exactness)")
+    lossless_codec: str = col("codec behind egress_usd_lossless (best median ratio, experiment=compress)")
+    lossless_ratio: float = col("its compression ratio")
+    lossy_codec: str = col("codec behind egress_usd_lossy")
+    lossy_ratio: float = col("its compression ratio")
+    egress_over_prefill: float = col("egress_usd_raw / prefill_usd: above 1, shipping costs more than prefilling")
+    hosting_price: str = col("key of the storage price for the row's tier (cost.storage; reuse rows: the gpu "
+                             "tier's), or `hbm` (the KV's share of the GPU's memory at the GPU-hour price)")
+    hosting_usd_per_hour: float = col("dollars per hour to keep the document's KV (shipped bytes) resident")
+    breakeven_reads_per_hour: float = col("reads per hour above which hosting pays for itself: "
+                                          "hosting_usd_per_hour / (prefill_usd - reuse_usd)")
+    breakeven_link_gbps: float = col("slowest link (GB/s) from which fetching the KV still beats prefill: "
+                                     "bytes / (prefill - reuse compute); reuse compute = reuse_ms (reuse rows) "
+                                     "or reuse_ms - fetch_ms - h2d_ms (tiers rows)")
+    tariff: str = col("key of the API tariff (cost.api_tariffs)")
+    tariff_read_multiplier: float = col("cache-read price / uncached input price")
+    tariff_write_multiplier: float = col("cache-write price / uncached input price")
+    tariff_lifetime_s: float = col("how long a cache entry lives unless read again (null: not published)")
+    tariff_storage_usd_per_hour: float = col("the tariff's storage fee for this document's tokens, per hour")
+    provider_margin: float = col("tariff_read_multiplier - cost_ratio: what a cache read leaves the provider, "
+                                 "as a fraction of the uncached input price, if that price just covers a prefill")
+    claim: str = col("id of the paper's conclusion (claim rows)")
+    claim_text: str = col("the conclusion and the test applied to it")
+    claim_paper: float = col("the paper's value of the claim's number")
+    claim_measured: float = col("the same number from the measured rows")
+    claim_unit: str = col("unit of claim_paper and claim_measured")
+    claim_holds: bool = col("whether the conclusion holds on the measured rows (the test in claim_text)")
+    claim_margin: float = col("claim_measured / claim_paper (how far the measured number is from the paper's)")
+    claim_note: str = col("what the measured value rests on (length, reader, price, tiers)")
     # --- status and provenance --------------------------------------------------------------
     status: str = col("ok | skipped | oom | failed", "ok")
     reason: Optional[str] = col("why the status is not ok (one line)")

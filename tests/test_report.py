@@ -1,40 +1,178 @@
-"""Figures and tables are built from rows alone."""
+"""The report from a fixture of rows: every figure and table written, the plotted data equal
+to the rows, text at least 7 pt at the printed size; and the committed results build a PDF
+without an overfull box."""
 
 from __future__ import annotations
 
-from kvbench.report.__main__ import main
-from kvbench.results import ResultStore
-from kvbench.rows import make_row
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import matplotlib.text
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from kvbench import cost_inputs
+from kvbench.app import run
+from kvbench.report import econ_figures, figures, perf_figures, style, tier_figures
+from kvbench.report.build import build, economics_run
+from kvbench.report.figures import wilson
+from kvbench.results import load_rows
+
+from _fixture_rows import KV_PER_TOKEN, write_results
+from conftest import CONF_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = {"latency_vs_length", "speedup_vs_length", "exactness_vs_length", "efficiency_vs_length",
+           "throughput_per_reader", "tier_reuse_vs_length", "tier_stages_mid", "tier_stages_long", "codec_ratios",
+           "econ_usd_per_mreads", "econ_breakeven_link", "econ_breakeven_reads"}
+TABLES = {"latency", "crossover", "codecs", "breakeven", "conclusions", "tariffs", "prices", "econ_paper", "econ_meta"}
 
 
-def _reuse_row(model, weights, length, speedup):
-    return make_row(experiment="reuse", point_id=f"{model}{length}", model=model, weights=weights,
-                    dtype="bfloat16", deterministic=False, doc_tokens=length, prefill_ms=speedup * 10.0,
-                    reuse_ms=10.0, reuse_graph_ms=5.0, speedup=speedup, speedup_ci_low=speedup * 0.9,
-                    speedup_ci_high=speedup * 1.1, speedup_graph=2 * speedup, exact_fraction=1.0,
-                    bitwise_twostage=1.0)
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
 
 
-def test_report_writes_every_figure_and_table(tmp_path):
-    store = ResultStore(tmp_path / "results" / "sweep" / "model=x")
-    for length, speedup in ((256, 1.0), (1024, 3.0), (4096, 9.0)):
-        store.append(_reuse_row("x", "random", length, speedup))
-    tiers = ResultStore(tmp_path / "results" / "tiers" / "tier=gpu")
-    for length, reuse in ((1024, 50.0), (8192, 40.0)):
-        tiers.append(make_row(experiment="tiers", point_id=str(length), model="x", weights="random",
-                              dtype="bfloat16", device="gpu0", tier="gpu", tier_variant=None, codec="identity",
-                              doc_tokens=length, prefill_ms=length / 40, reuse_ms=reuse, fetch_ms=0.0,
-                              decode_ms=0.0, h2d_ms=0.0, attach_ms=1.0, query_ms=reuse - 1))
-    codecs = ResultStore(tmp_path / "results" / "compress" / "model=x")
-    for codec, lossless, ratio in (("zstd-3", True, 1.3), ("int4-kivi", False, 3.2)):
-        codecs.append(make_row(experiment="compress", point_id=codec, model="x", weights="real", dtype="bfloat16",
-                               doc_tokens=1024, codec=codec, codec_lossless=lossless, compress_ratio=ratio,
-                               bound_channel_ratio=1.5, exact_fraction=None if lossless else 0.25))
-    main(str(tmp_path / "results"), str(tmp_path / "paper"))
-    figures = {p.name for p in (tmp_path / "paper" / "figures").iterdir()}
-    assert {"latency_vs_length.pdf", "speedup_vs_length.png", "exactness_vs_length.pdf",
-            "tier_stages_8192.pdf", "tier_reuse_vs_length.pdf", "codec_ratios.pdf"} <= figures
-    codec_table = (tmp_path / "paper" / "tables" / "codecs.tex").read_text()
-    assert "zstd-3" in codec_table and "int4-kivi" in codec_table and "0.25" in codec_table
-    assert "8192" in (tmp_path / "paper" / "tables" / "crossover.tex").read_text()
-    assert "random weights" in (tmp_path / "paper" / "tables" / "latency.tex").read_text()
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """The fixture rows, and the economics rows the real experiment prices from them."""
+    root = write_results(tmp_path_factory.mktemp("report") / "results")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["+exp=economics", f"results_dir={root}", "logger=none"])
+    run(cfg, root / "economics" / "base")
+    return root
+
+
+@pytest.fixture(scope="module")
+def rows(results):
+    return load_rows([results])
+
+
+def _line(ax, label):
+    found = [l for l in ax.get_lines() if l.get_label() == label]
+    assert len(found) == 1, (label, [l.get_label() for l in ax.get_lines()])
+    return list(found[0].get_xdata()), list(found[0].get_ydata())
+
+
+def _panel(axes, title):
+    return next(ax for ax in axes.flat if ax.get_title().startswith(title))
+
+
+def test_every_figure_and_table_is_written(results, tmp_path):
+    report = build(results, tmp_path / "paper")
+    assert report.skipped == []
+    for name in FIGURES:
+        for suffix in (".pdf", ".png"):
+            assert (tmp_path / "paper" / "figures" / f"{name}{suffix}").stat().st_size > 5000, name
+    assert {p.stem for p in (tmp_path / "paper" / "tables").glob("*.tex")} == TABLES
+    tables = {name: (tmp_path / "paper" / "tables" / f"{name}.tex").read_text() for name in TABLES}
+    assert all(t.strip() for t in tables.values())
+    assert "49.7x" in tables["conclusions"] and "H200, batched" in tables["conclusions"]
+    assert r"\url{https://" in tables["prices"] and "Cloudflare R2" in tables["prices"]
+    assert "reuse fast ms" in tables["latency"] and r"\begin{longtable}" in tables["codecs"]
+    assert "margin, H200 batched" in tables["tariffs"] and r"\$4.589 per device-hour" in tables["econ_paper"]
+    assert r"\newcommand{\econrun}{results/economics/base}" in tables["econ_meta"]
+
+
+def test_missing_rows_skip_with_a_note_and_stale_files_go(results, tmp_path):
+    (tmp_path / "paper" / "figures").mkdir(parents=True)
+    (tmp_path / "paper" / "figures" / "stale.pdf").write_text("old")
+    partial = tmp_path / "results"
+    shutil.copytree(results / "run1", partial / "run1")
+    report = build(partial, tmp_path / "paper")
+    assert "figure throughput_per_reader: no experiment=throughput rows" in report.skipped
+    assert any(s.startswith("table conclusions: no experiment=economics rows") for s in report.skipped)
+    assert not (tmp_path / "paper" / "figures" / "stale.pdf").exists()
+
+
+def test_speedup_latency_and_paper_points(rows):
+    points = cost_inputs.reuse_points(rows)
+    fig, ax = figures.speedup_vs_length(points, {255: 9.0, 3774: 49.7})
+    assert _line(ax, "qwen3-4b-random (random weights), fast") == ([1024, 4096], [30 / 3.0, 90 / 4.5])
+    assert _line(ax, "llama-old (random weights), graph") == ([1024, 4096], [32 / 10.0, 128 / 10.0])
+    stars = next(c for c in ax.collections if c.get_label() == style.PAPER_LABEL)
+    assert stars.get_offsets().tolist() == [[255, 9.0], [3774, 49.7]]
+    fig, axes = figures.latency_vs_length(points)
+    qwen = _panel(axes, "qwen3-4b-random")
+    assert _line(qwen, "reuse fast")[1] == [3.0, 4.5] and _line(qwen, "prefill (best)")[1] == [30.0, 90.0]
+    assert _line(_panel(axes, "llama-old"), "reuse hf")[1] == [30.0, 30.0]
+
+
+def test_exactness_has_the_rows_intervals_or_wilsons(rows):
+    fig, axes = figures.exactness_vs_length(cost_inputs.ok_rows(rows, "reuse"))
+    qwen = _panel(axes, "qwen3-4b-random")
+    assert _line(qwen, "bfloat16 fast, = one-pass (24 tokens)")[1] == [0.75, 0.75]
+    bands = [c.get_paths()[0].vertices[:, 1] for c in qwen.collections]
+    assert any(abs(b.min() - 0.41) < 1e-9 and abs(b.max() - 0.93) < 1e-9 for b in bands)
+    low, high = wilson(pd.Series([0.5]), pd.Series([8]))                 # 4 of 8 documents
+    assert (round(low[0], 4), round(high[0], 4)) == (0.2152, 0.7848)
+    old = _panel(axes, "llama-old")
+    assert any(abs(b.min() - 0.2152) < 1e-4 and abs(b.max() - 0.7848) < 1e-4
+               for b in (c.get_paths()[0].vertices[:, 1] for c in old.collections))
+
+
+def test_economics_figures_plot_the_priced_rows(rows):
+    econ, _, _ = economics_run(rows)
+    cost = econ[econ["econ_row"] == "cost"]
+    tiers = cost[cost["tier"].notna()]
+    rate, kv = 4.59, KV_PER_TOKEN * 4096
+    fig, axes = econ_figures.usd_per_mreads_vs_length(tiers)
+    x, y = _line(axes[0, 0], "wan same-zone")
+    reuse_ms = 500.0 + 1 + 12.0 + 1 + 13
+    assert x == [1024, 4096] and y[1] == pytest.approx(1e6 * (reuse_ms / 3.6e6 * rate + kv / 1e9 * 0.09))
+    assert _line(axes[0, 0], "prefill every read")[1] == pytest.approx([1e6 * 30 / 3.6e6 * rate, 1e6 * 90 / 3.6e6 * rate])
+    fast = cost[(cost["tier"].isna()) & (cost["reuse_reader"] == "fast")]
+    fig, axes = econ_figures.breakeven_link_vs_length(fast, tiers)
+    qwen = _panel(axes, "qwen3-4b-random")
+    assert _line(qwen, "break-even (fast reader)")[1] == pytest.approx(
+        [KV_PER_TOKEN * 1024 / 1e9 / 0.027, kv / 1e9 / 0.0855])
+    host = next(c for c in qwen.collections if c.get_label() == "host: measured link")
+    assert host.get_offsets()[:, 1].tolist() == [50.0, 50.0]
+    batched = cost[(cost["tier"].isna()) & (cost["reuse_basis"] == "batched") & (cost["reuse_reader"] == "shared")]
+    fig, ax = econ_figures.breakeven_reads_vs_length(pd.concat([fast, batched]))
+    assert _line(ax, "qwen3-4b-random (random weights), single")[1] == pytest.approx([30 / 27, 90 / 85.5])
+    assert _line(ax, "qwen3-4b-random (random weights), batched")[1] == pytest.approx([30 / 29.5, 90 / 89.5])
+
+
+def test_efficiency_throughput_and_tier_figures(rows):
+    fig, axes = perf_figures.efficiency_vs_length(cost_inputs.ok_rows(rows, "reuse").query("reuse_efficiency.notna()"))
+    assert _line(axes[0, 0], "reuse fast")[1] == pytest.approx([0.1, 0.2])
+    assert _line(axes[0, 0], "prefill (best)")[1] == pytest.approx([0.3, 0.5])
+    fig, axes = perf_figures.throughput_per_reader(cost_inputs.ok_rows(rows, "throughput"))
+    assert _line(axes[0, 0], "L=4096, shared") == ([1, 4, 16], [5.0, 1.6, 0.5])
+    assert _line(axes[0, 0], "L=4096, floor")[1] == pytest.approx([2.2, 0.7, 0.325])
+    tiers = cost_inputs.tier_points(rows)
+    fig, axes = tier_figures.tier_stages(tiers, 4096)
+    assert 500.0 in {round(p.get_width(), 6) for p in axes[0, 0].patches}
+    fig, axes = tier_figures.tier_reuse_vs_length(tiers)
+    assert _line(axes[0, 0], "host")[1] == pytest.approx([1 + 3 + 1 + 13, 1 + 12 + 1 + 13])
+
+
+def test_text_is_at_least_7pt_and_figures_fit_the_page(results, tmp_path, monkeypatch):
+    saved = []
+    monkeypatch.setattr(style, "save", lambda fig, path: saved.append(fig))  # keep them to inspect
+    build(results, tmp_path / "paper")
+    assert len(saved) == len(FIGURES)
+    for fig in saved:
+        assert fig.get_size_inches()[0] <= style.TEXT_WIDTH_IN + 1e-9
+        for text in fig.findobj(matplotlib.text.Text):
+            if text.get_text() and text.get_visible():
+                assert text.get_fontsize() >= style.MIN_FONT_PT, text.get_text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+def test_paper_builds_from_committed_results_without_overfull_boxes(tmp_path):
+    shutil.copy(ROOT / "paper" / "main.tex", tmp_path / "main.tex")
+    build(ROOT / "results", tmp_path)
+    for _ in range(2):
+        proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+    log = (tmp_path / "main.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log, [l for l in log.splitlines() if "Overfull" in l]
+    assert "Float too large" not in log and (tmp_path / "main.pdf").stat().st_size > 100_000

@@ -23,6 +23,10 @@ def get_experiment(name: str) -> Experiment:
         from kvbench.experiments.throughput import ThroughputExperiment
 
         return ThroughputExperiment()
+    if name == "economics":
+        from kvbench.experiments.economics import EconomicsExperiment
+
+        return EconomicsExperiment()
     raise KeyError(f"unknown experiment {name!r}")
 
 

@@ -1,122 +1,99 @@
-"""Plot functions: each takes a DataFrame of rows and returns ``(fig, ax)``; they only plot.
+"""Latency, speedup and exactness figures from reuse rows. Each function takes rows and
+returns ``(fig, ax)`` (``ax`` an array of panels where there is one per model); they only plot.
 
-Random-weight models are labelled "(random weights)" in every legend.
+Models never share a panel or a statistic; random-weight models are marked in panel titles.
 """
 
 from __future__ import annotations
 
-import matplotlib
+import pandas as pd
+from scipy.stats import binomtest
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from kvbench.crossover import best_prefill_ms  # noqa: E402
+from kvbench import cost_inputs
+from kvbench.report.plot import length_axis, lines, log_axes, palette, panel_title, panels, shared_legend
+from kvbench.report.style import FULL, PAPER_LABEL, PAPER_POINT, figure, model_label
 
 
-def label(df: pd.DataFrame) -> pd.Series:
-    """Legend label per row: model name, marked when its weights are random."""
-    return df["model"] + df["weights"].map({"random": " (random weights)", "real": ""})
+def latency_vs_length(points: pd.DataFrame):
+    """Best prefill and each reader's reuse (log-log) against length; one panel per model.
+
+    ``points``: :func:`kvbench.cost_inputs.reuse_points`.
+    """
+    prefill = points.drop_duplicates(cost_inputs.IDENTITY).assign(path="prefill (best)", ms=lambda d: d["prefill_ms"])
+    reuse = points.assign(path="reuse " + points["reader"], ms=points["reuse_ms"])
+    long = pd.concat([prefill, reuse], ignore_index=True)
+    colors = {**palette(long["path"]), "prefill (best)": "black"}
+    fig, axes, cells = panels(long, size=(FULL[0], 2.4))
+    for _, rows, ax in cells:
+        lines(ax, rows, "doc_tokens", "ms", hue="path", colors=colors)
+        log_axes(ax)
+        panel_title(ax, rows)
+        ax.set(xlabel="document tokens L", ylabel="time to first token (ms)")
+    shared_legend(fig, axes)
+    return fig, axes
 
 
-def latency_vs_length(rows: pd.DataFrame):
-    """Prefill and reuse time (log-log) against document length, one colour per model."""
-    ok = rows[rows["status"] == "ok"].copy()
-    ok["label"] = label(ok)
-    long = ok.melt(id_vars=["label", "doc_tokens"], var_name="path", value_name="ms",
-                   value_vars=[c for c in ("prefill_ms", "reuse_ms", "reuse_graph_ms") if c in ok])
-    long["path"] = long["path"].map({"prefill_ms": "prefill", "reuse_ms": "reuse (HF eager)",
-                                     "reuse_graph_ms": "reuse (CUDA graph)"})
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    sns.lineplot(data=long.dropna(), x="doc_tokens", y="ms", hue="label", style="path", marker="o", ax=ax)
-    ax.set(xscale="log", yscale="log", xlabel="document tokens L", ylabel="time to first token (ms, median)")
-    ax.legend(fontsize=7)
-    return fig, ax
+def speedup_vs_length(points: pd.DataFrame, paper_points: dict[int, float] | None = None):
+    """Best prefill / reuse per model and reader (log-log), with the reference paper's own points.
 
-
-def speedup_vs_length(rows: pd.DataFrame, column: str = "speedup"):
-    """Speedup of reuse over prefill against document length, with its bootstrap CI where known."""
-    ok = rows[(rows["status"] == "ok") & rows[column].notna()].copy()
-    ok["label"] = label(ok)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    sns.lineplot(data=ok, x="doc_tokens", y=column, hue="label", marker="o", ax=ax)
-    if column == "speedup" and "speedup_ci_low" in ok:
-        for _, group in ok.groupby("label"):
-            ax.fill_between(group["doc_tokens"], group["speedup_ci_low"], group["speedup_ci_high"], alpha=0.2)
+    ``paper_points``: length -> speedup the paper reports (drawn as stars, "M1 Pro (paper)").
+    """
+    points = points.assign(label=[model_label(m, w) for m, w in zip(points["model"], points["weights"])])
+    fig, axes = figure((FULL[0], 2.9))
+    ax = axes[0, 0]
+    colors = palette(points["label"])
+    lines(ax, points, "doc_tokens", "speedup", hue="label", style="reader", colors=colors)
+    for (label, _), group in points.dropna(subset=["speedup_ci_low"]).groupby(["label", "reader"]):
+        group = group.sort_values("doc_tokens")
+        ax.fill_between(group["doc_tokens"], group["speedup_ci_low"], group["speedup_ci_high"],
+                        color=colors[label], alpha=0.15, linewidth=0)
+    if paper_points:
+        ax.scatter(list(paper_points), list(paper_points.values()), label=PAPER_LABEL, **PAPER_POINT)
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set(xscale="log", yscale="log", xlabel="document tokens L", ylabel=f"{column} (prefill / reuse)")
-    ax.legend(fontsize=7)
+    log_axes(ax)
+    ax.set(xlabel="document tokens L", ylabel="speedup (best prefill / reuse)")
+    shared_legend(fig, axes, ncol=2)
     return fig, ax
+
+
+def wilson(rate: pd.Series, n: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """95% Wilson interval of a rate observed over ``n`` documents (k = rate x n)."""
+    bounds = [binomtest(int(round(r * k)), int(k)).proportion_ci(0.95, method="wilson") if k > 0 else None
+              for r, k in zip(rate, n.fillna(0))]
+    return (pd.Series([b.low if b else float("nan") for b in bounds], index=rate.index),
+            pd.Series([b.high if b else float("nan") for b in bounds], index=rate.index))
+
+
+def exactness_long(rows: pd.DataFrame) -> pd.DataFrame:
+    """Exactness rates as one row per (point, rate) with their 95% Wilson intervals: the
+    rows' ``*_ci_low``/``*_ci_high`` where present, else computed from ``num_docs``."""
+    rows = rows.assign(reader=rows["reader"] if "reader" in rows else float("nan"))
+    rows["reader"] = rows["reader"].fillna("hf")
+    parts = []
+    for rate, name in (("exact_fraction", "= one-pass (24 tokens)"), ("bitwise_twostage", "bitwise = two-stage")):
+        if rate not in rows:
+            continue
+        r = rows[rows[rate].notna()].copy()
+        low, high = wilson(r[rate], r["num_docs"])
+        r["ci_low"] = r[f"{rate}_ci_low"].fillna(low) if f"{rate}_ci_low" in r else low
+        r["ci_high"] = r[f"{rate}_ci_high"].fillna(high) if f"{rate}_ci_high" in r else high
+        parts.append(r.assign(rate=name, value=r[rate], line=r["dtype"] + " " + r["reader"]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def exactness_vs_length(rows: pd.DataFrame):
-    """Exact-continuation and bitwise two-stage rates against document length."""
-    ok = rows[(rows["status"] == "ok") & rows["exact_fraction"].notna()].copy()
-    ok["label"] = label(ok)
-    long = ok.melt(id_vars=["label", "doc_tokens"], value_vars=["exact_fraction", "bitwise_twostage"],
-                   var_name="rate", value_name="fraction")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    sns.lineplot(data=long, x="doc_tokens", y="fraction", hue="label", style="rate", marker="o", ax=ax)
-    ax.set(xscale="log", ylim=(-0.05, 1.05), xlabel="document tokens L", ylabel="fraction of documents")
-    ax.legend(fontsize=7)
-    return fig, ax
-
-
-def _where(rows: pd.DataFrame) -> pd.Series:
-    """Tier label per row: tier, variant, and the codec when it is not the identity."""
-    variant = rows["tier_variant"].fillna("").map(lambda v: f" {v}" if v else "")
-    codec = rows["codec"].fillna("identity").map(lambda c: "" if c == "identity" else f" + {c}")
-    return rows["tier"] + variant + codec
-
-
-def tier_stages(rows: pd.DataFrame, doc_tokens: int):
-    """Stacked reuse stages per tier at one length, the best prefill as a reference line."""
-    ok = rows[(rows["status"] == "ok") & (rows["doc_tokens"] == doc_tokens)].copy()
-    ok["where"] = _where(ok)
-    stages = ["fetch_ms", "decode_ms", "h2d_ms", "attach_ms", "query_ms"]
-    table = ok.sort_values("reuse_ms").set_index("where")[stages].fillna(0.0)
-    fig, ax = plt.subplots(figsize=(6.4, 0.6 + 0.32 * max(len(table), 4)))
-    table.plot.barh(stacked=True, ax=ax, colormap="viridis")
-    if len(ok):
-        ax.axvline(ok.apply(best_prefill_ms, axis=1).median(), color="red", ls="--",
-                   label="prefill (best of eager, graph)")
-    title = f"L = {doc_tokens}" + (f", {label(ok).iloc[0]}" if len(ok) else "")
-    ax.set(xlabel="ms (median per stage, stacked)", ylabel="", title=title)
-    ax.legend(fontsize=7, loc="lower right")
-    return fig, ax
-
-
-def tier_reuse_vs_length(rows: pd.DataFrame):
-    """Reuse time from every tier against document length, beside the best prefill (log-log).
-
-    Where a tier's line drops below prefill is its crossover length (:mod:`kvbench.crossover`).
-    """
-    ok = rows[rows["status"] == "ok"].copy()
-    ok["where"] = _where(ok)
-    ok["best_prefill_ms"] = ok.apply(best_prefill_ms, axis=1)
-    fig, ax = plt.subplots(figsize=(9.0, 4.6))
-    sns.lineplot(data=ok, x="doc_tokens", y="reuse_ms", hue="where", style="codec", marker="o", ax=ax)
-    prefill = ok.groupby("doc_tokens")["best_prefill_ms"].median()
-    ax.plot(prefill.index, prefill.values, color="black", lw=2.2, label="prefill (best of eager, graph)")
-    model = f" ({label(ok).iloc[0]})" if len(ok) else ""
-    ax.set(xscale="log", yscale="log", xlabel="document tokens L",
-           ylabel="time to first token (ms, median)", title=f"reuse from each tier vs. prefill{model}")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    return fig, ax
-
-
-def codec_ratios(rows: pd.DataFrame):
-    """Lossless compression ratio per codec, each KV set's order-0 channel bound in its colour."""
-    ok = rows[(rows["status"] == "ok") & (rows["codec_lossless"] == True)].copy()  # noqa: E712
-    ok["label"] = label(ok) + " " + ok["dtype"]
-    labels = sorted(ok["label"].unique())
-    palette = dict(zip(labels, sns.color_palette(n_colors=len(labels))))
-    fig, ax = plt.subplots(figsize=(8.4, 4.8))
-    sns.barplot(data=ok, y="codec", x="compress_ratio", hue="label", hue_order=labels, palette=palette,
-                ax=ax, errorbar=None)
-    for name, group in ok.groupby("label"):
-        ax.axvline(group["bound_channel_ratio"].median(), color=palette[name], lw=1.2, ls=":")
-    ax.set(xlabel="lossless ratio, median over lengths (dotted: order-0 channel bound)", ylabel="")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    return fig, ax
+    """Exact-continuation and bitwise two-stage rates with 95% Wilson intervals; a panel per
+    model, a line per dtype and reader. ``rows``: reuse rows (status ok)."""
+    long = exactness_long(rows)
+    fig, axes, cells = panels(long, size=(FULL[0], 2.4))
+    colors = palette(long["line"])
+    for _, group, ax in cells:
+        lines(ax, group, "doc_tokens", "value", hue="line", style="rate", colors=colors)
+        for (line, rate), g in group.groupby(["line", "rate"]):
+            g = g.sort_values("doc_tokens")
+            ax.fill_between(g["doc_tokens"], g["ci_low"], g["ci_high"], color=colors[line], alpha=0.12, linewidth=0)
+        length_axis(ax)
+        ax.set(ylim=(-0.03, 1.03), xlabel="document tokens L", ylabel="fraction of documents")
+        panel_title(ax, group)
+    shared_legend(fig, axes, ncol=3)
+    return fig, axes

@@ -1,41 +1,52 @@
-"""LaTeX tables from rows."""
+"""LaTeX tables (booktabs) of latency, crossovers and codecs, from rows. Sized for a 6.5 in
+text block at ``\\small``: few columns, models as group headers instead of a column."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from kvbench.report.figures import label
+from kvbench import cost_inputs
+from kvbench.report.latex import fmt, table
+from kvbench.report.style import model_label
 
 
-def latency_table(rows: pd.DataFrame) -> str:
-    """Prefill vs reuse per model and length: medians, speedups, exactness rates."""
-    ok = rows[rows["status"] == "ok"].copy()
-    ok["model"] = label(ok)
-    cols = {"doc_tokens": "L", "prefill_ms": "prefill ms", "reuse_ms": "reuse ms", "speedup": "speedup",
-            "reuse_graph_ms": "graph reuse ms", "speedup_graph": "graph speedup",
-            "exact_fraction": "exact", "bitwise_twostage": "bitwise 2-stage"}
-    table = ok[["model", *[c for c in cols if c in ok]]].rename(columns=cols).sort_values(["model", "L"])
-    return table.to_latex(index=False, float_format="%.2f")
+def _group(df: pd.DataFrame) -> pd.Series:
+    return pd.Series([f"{model_label(m, w)}, {d}, {dev}" for m, w, d, dev in
+                      zip(df["model"], df["weights"], df["dtype"], df["device"])], index=df.index)
 
 
-def crossover_table(table: pd.DataFrame) -> str:
+def latency_table(points: pd.DataFrame) -> str:
+    """Best prefill and each reader's reuse per model and length, and the best reader's speedup.
+    ``points``: :func:`kvbench.cost_inputs.reuse_points`."""
+    wide = points.pivot_table(index=cost_inputs.IDENTITY, columns="reader", values="reuse_ms").reset_index()
+    best = cost_inputs.headline(points).set_index(cost_inputs.IDENTITY)
+    wide = wide.join(best[["prefill_ms", "speedup", "reader"]], on=cost_inputs.IDENTITY)
+    wide["group"] = _group(wide)
+    readers = [r for r in cost_inputs.READER_PREFERENCE[::-1] if r in wide]
+    cols = [("doc_tokens", "L", "r", fmt("{:d}")), ("prefill_ms", "prefill ms", "r", fmt("{:.1f}"))]
+    cols += [(r, f"reuse {r} ms", "r", fmt("{:.1f}")) for r in readers]
+    cols += [("speedup", "speedup", "r", fmt("{:.1f}x")), ("reader", "best reader", "l", fmt("{}"))]
+    return table(wide.sort_values(["group", "doc_tokens"]), cols, group="group")
+
+
+def crossover_table(crossings: pd.DataFrame) -> str:
     """Crossover length per (model, tier, variant, codec), from :func:`kvbench.crossover.crossovers`."""
-    cols = ["model", "tier", "tier_variant", "codec", "label", "crossover_interp"]
-    return table[cols].rename(columns={"label": "crossover", "crossover_interp": "interpolated",
-                                       "tier_variant": "variant"}).to_latex(index=False, float_format="%.0f")
+    crossings = crossings.assign(group=crossings["model"] + ", " + crossings["dtype"] + ", " + crossings["device"])
+    cols = [("tier", "tier", "l", fmt("{}")), ("tier_variant", "variant", "l", fmt("{}")),
+            ("codec", "codec", "l", fmt("{}")), ("label", "crossover L", "r", fmt("{}")),
+            ("crossover_interp", "interpolated", "r", fmt("{:.0f}"))]
+    return table(crossings, cols, group="group")
 
 
 def codec_table(rows: pd.DataFrame) -> str:
-    """Per model and dtype, every codec at the longest length measured: ratio beside the
-    order-0 bounds, speed, and for lossy codecs the exactness they give up."""
-    ok = rows[rows["status"] == "ok"].copy()
-    ok["model"] = label(ok)
+    """Per model and dtype, every codec at the longest length measured: ratio beside the order-0
+    channel bound, decode speed, and for lossy codecs the exactness given up (a longtable)."""
+    ok = rows.copy()
     longest = ok.groupby(["model", "dtype", "codec"])["doc_tokens"].transform("max")
     ok = ok[ok["doc_tokens"] == longest]
-    cols = {"dtype": "dtype", "codec": "codec", "doc_tokens": "L", "compress_ratio": "ratio",
-            "bound_order0_ratio": "bound o0", "bound_planes_ratio": "bound planes",
-            "bound_channel_ratio": "bound channel", "encode_gbps": "enc GB/s", "decode_gbps": "dec GB/s",
-            "decode_device_gbps": "dev dec GB/s", "exact_fraction": "exact", "first_token_agree": "top-1",
-            "kl_mean": "KL", "nll_delta": "dNLL"}
-    table = ok[["model", *cols]].rename(columns=cols).sort_values(["model", "dtype", "ratio"])
-    return table.to_latex(index=False, float_format="%.3g", na_rep="--")
+    ok["group"] = _group(ok)
+    cols = [("codec", "codec", "l", fmt("{}")), ("doc_tokens", "L", "r", fmt("{:d}")),
+            ("compress_ratio", "ratio", "r", fmt("{:.3f}")), ("bound_channel_ratio", "bound", "r", fmt("{:.3f}")),
+            ("decode_gbps", "dec GB/s", "r", fmt("{:.3g}")), ("decode_device_gbps", "dev dec GB/s", "r", fmt("{:.3g}")),
+            ("exact_fraction", "exact", "r", fmt("{:.2f}")), ("nll_delta", "dNLL", "r", fmt("{:.3f}"))]
+    return table(ok.sort_values(["group", "compress_ratio"], ascending=[True, False]), cols, group="group", long=True)

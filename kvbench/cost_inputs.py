@@ -1,0 +1,130 @@
+"""Measured inputs of the cost model, read from rows of any vintage.
+
+Rows are selected by their ``experiment`` and identity columns, never by folder name.
+Two generations of reuse rows exist: the first (no ``reader`` column) holds HF eager reuse
+in ``reuse_ms`` and the CUDA-graph reader in ``reuse_graph_ms``; later rows name their
+``reader`` (``hf``, ``graph``, ``fast``) and divide by ``prefill_best_ms``. Both become one
+long table: a row per (model, weights, dtype, device, length, reader).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from kvbench.crossover import best_prefill_ms
+
+IDENTITY = ["model", "weights", "dtype", "device", "doc_tokens"]
+READER_PREFERENCE = ("fast", "graph", "hf")  # the headline reader is the first one present
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    """A column, or all-missing when this vintage of rows has none."""
+    return df[name] if name in df else pd.Series(float("nan"), index=df.index)
+
+
+def ok_rows(rows: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """Rows of one experiment that measured something (status ok), deterministic controls left out."""
+    if rows.empty or "experiment" not in rows:
+        return rows.iloc[0:0]
+    keep = (rows["experiment"] == experiment) & (rows["status"] == "ok")
+    if "deterministic" in rows:
+        keep &= ~rows["deterministic"].fillna(False).astype(bool)
+    return rows[keep].copy()
+
+
+def prefill_ms(rows: pd.DataFrame) -> pd.Series:
+    """The prefill every speedup divides: ``prefill_best_ms`` where rows have it, else the
+    faster of eager and CUDA-graph prefill (:func:`kvbench.crossover.best_prefill_ms`)."""
+    older = rows.apply(lambda r: best_prefill_ms(r.to_dict()), axis=1) if len(rows) else pd.Series(dtype=float)
+    return _col(rows, "prefill_best_ms").fillna(older)
+
+
+def reuse_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """Reuse rows as one row per reader: IDENTITY + reader, prefill_ms (best), reuse_ms, kv_bytes, speedup.
+
+    Rows without ``reader`` give an ``hf`` point (``reuse_ms``) and, where it ran, a
+    ``graph`` point (``reuse_graph_ms``).
+    """
+    ok = ok_rows(rows, "reuse")
+    if ok.empty:
+        return pd.DataFrame(columns=[*IDENTITY, "reader", "prefill_ms", "reuse_ms", "kv_bytes", "speedup"])
+    ok["prefill_best"] = prefill_ms(ok)
+    ok["reader"] = _col(ok, "reader")
+    named = ok[ok["reader"].notna()]
+    old = ok[_col(ok, "reader").isna()]
+    parts = [named.assign(reuse=named["reuse_ms"])]
+    # The first vintage's speedup CI belongs to its eager reader only: not carried to either point.
+    old = old.assign(speedup_ci_low=float("nan"), speedup_ci_high=float("nan"))
+    parts.append(old.assign(reader="hf", reuse=old["reuse_ms"]))
+    graph = old[_col(old, "reuse_graph_ms").notna()]
+    parts.append(graph.assign(reader="graph", reuse=_col(graph, "reuse_graph_ms")))
+    out = pd.concat(parts, ignore_index=True)
+    out = out.drop(columns=["prefill_ms", "reuse_ms"]).rename(columns={"prefill_best": "prefill_ms", "reuse": "reuse_ms"})
+    out["speedup"] = out["prefill_ms"] / out["reuse_ms"]
+    return out.sort_values([*IDENTITY, "reader"]).reset_index(drop=True)
+
+
+def headline(points: pd.DataFrame) -> pd.DataFrame:
+    """One point per (model, weights, dtype, device, length): the best reader the rows have
+    (``fast``, else ``graph``, else ``hf``)."""
+    if points.empty:
+        return points
+    rank = points["reader"].map({r: i for i, r in enumerate(READER_PREFERENCE)}).fillna(len(READER_PREFERENCE))
+    best = points.assign(_rank=rank).sort_values("_rank").drop_duplicates(IDENTITY)
+    return best.drop(columns="_rank").sort_values(IDENTITY).reset_index(drop=True)
+
+
+def tier_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """Tier rows with their prefill, the time that is not moving bytes, and the bytes moved.
+
+    ``compute_ms`` = reuse_ms - fetch_ms - h2d_ms (decode, attach, query); ``shipped_bytes``
+    = what the tier holds for the document (``stored_bytes``, else ``kv_bytes``).
+    """
+    ok = ok_rows(rows, "tiers")
+    if ok.empty:
+        return ok
+    ok["prefill_ms"] = prefill_ms(ok)
+    ok["speedup"] = ok["prefill_ms"] / ok["reuse_ms"]
+    ok["compute_ms"] = ok["reuse_ms"] - ok["fetch_ms"].fillna(0) - ok["h2d_ms"].fillna(0)
+    ok["shipped_bytes"] = _col(ok, "stored_bytes").fillna(ok["kv_bytes"])
+    ok["tier_variant"] = _col(ok, "tier_variant").fillna("")
+    ok["codec"] = _col(ok, "codec").fillna("identity")
+    ok["reader"] = _col(ok, "reader").fillna(_col(ok, "tier_query")).fillna("")
+    return ok.reset_index(drop=True)
+
+
+def batched_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, weights, dtype, device, length): the cheapest per-reader time of any
+    shared-document batch (``+exp=throughput``), with its batch size and method."""
+    ok = ok_rows(rows, "throughput")
+    if ok.empty or "per_reader_ms" not in ok:
+        return pd.DataFrame(columns=[*IDENTITY, "batch", "method", "per_reader_ms"])
+    ok = ok[ok["per_reader_ms"].notna()]
+    best = ok.sort_values("per_reader_ms").drop_duplicates(IDENTITY)
+    return best.sort_values(IDENTITY).reset_index(drop=True)
+
+
+def best_codecs(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, dtype): the best lossless and the best lossy codec by their median ratio
+    over measured lengths. Columns lossless_codec, lossless_ratio, lossy_codec, lossy_ratio."""
+    ok = ok_rows(rows, "compress")
+    if ok.empty or "compress_ratio" not in ok:
+        return pd.DataFrame(columns=["model", "dtype", "lossless_codec", "lossless_ratio", "lossy_codec", "lossy_ratio"])
+    ok = ok[ok["compress_ratio"].notna()]
+    ok["lossless"] = ok["codec_lossless"].fillna(False).astype(bool)
+    med = ok.groupby(["model", "dtype", "lossless", "codec"])["compress_ratio"].median().reset_index()
+    best = med.sort_values("compress_ratio", ascending=False).drop_duplicates(["model", "dtype", "lossless"])
+    out = None
+    for lossless, prefix in ((True, "lossless"), (False, "lossy")):
+        part = best[best["lossless"] == lossless][["model", "dtype", "codec", "compress_ratio"]]
+        part = part.rename(columns={"codec": f"{prefix}_codec", "compress_ratio": f"{prefix}_ratio"})
+        out = part if out is None else out.merge(part, on=["model", "dtype"], how="outer")
+    return out.reset_index(drop=True)
+
+
+def nearest_length(lengths, target: int) -> int | None:
+    """The measured length closest to ``target`` on a log scale (None when there is none)."""
+    lengths = [int(n) for n in lengths]
+    return min(lengths, key=lambda n: abs(math.log(n / target))) if lengths else None

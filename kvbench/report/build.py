@@ -1,0 +1,126 @@
+"""Every figure and table of the paper from the rows under a results folder.
+
+Rows are chosen by their ``experiment`` and identity columns, never by folder name; a figure
+or table whose rows are missing is skipped with a printed note. Generated files are cleared
+first, so nothing stale survives a rebuild.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from kvbench import cost_inputs
+from kvbench.cost_config import PaperInputs
+from kvbench.crossover import crossovers
+from kvbench.report import econ_figures, econ_tables, figures, perf_figures, style, tables, tier_figures
+from kvbench.results import CONFIG_FILE, load_rows
+
+
+class Report:
+    def __init__(self, out: Path):
+        self.figures, self.tables = out / "figures", out / "tables"
+        self.written: list[str] = []
+        self.skipped: list[str] = []
+        for folder, pattern in ((self.figures, "*.p[dn][fg]"), (self.tables, "*.tex")):
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in folder.glob(pattern):
+                old.unlink()
+
+    def figure(self, name: str, rows: pd.DataFrame, draw, why: str) -> None:
+        if rows is None or rows.empty:
+            self.skipped.append(f"figure {name}: {why}")
+            return
+        style.save(draw()[0], self.figures / name)
+        self.written.append(f"figures/{name}.pdf")
+
+    def table(self, name: str, rows, make, why: str) -> None:
+        if rows is None or len(rows) == 0:
+            self.skipped.append(f"table {name}: {why}")
+            return
+        (self.tables / f"{name}.tex").write_text(make())
+        self.written.append(f"tables/{name}.tex")
+
+
+def build(results: str | Path, out: str | Path) -> Report:
+    style.apply()
+    rows = load_rows([results])
+    report = Report(Path(out))
+    reuse = cost_inputs.ok_rows(rows, "reuse")
+    points = cost_inputs.reuse_points(rows)
+    econ, sheet, econ_cfg = economics_run(rows)
+    paper = PaperInputs(**{k: v for k, v in (econ_cfg.get("paper") or {}).items()}) if econ_cfg else PaperInputs()
+    report.figure("latency_vs_length", points, lambda: figures.latency_vs_length(points), "no reuse rows")
+    report.figure("speedup_vs_length", points, lambda: figures.speedup_vs_length(points, paper.speedup_points),
+                  "no reuse rows")
+    exact = reuse[reuse["exact_fraction"].notna()] if "exact_fraction" in reuse else None
+    report.figure("exactness_vs_length", exact, lambda: figures.exactness_vs_length(exact), "no exactness rates")
+    eff = reuse[reuse["reuse_efficiency"].notna()] if "reuse_efficiency" in reuse else None
+    report.figure("efficiency_vs_length", eff, lambda: perf_figures.efficiency_vs_length(eff),
+                  "no reuse rows with reuse_efficiency (the roofline reader's rows)")
+    batch = cost_inputs.ok_rows(rows, "throughput")
+    report.figure("throughput_per_reader", batch, lambda: perf_figures.throughput_per_reader(batch),
+                  "no experiment=throughput rows")
+    report.table("latency", points, lambda: tables.latency_table(points), "no reuse rows")
+    tiers = cost_inputs.tier_points(rows)
+    lengths = sorted(tiers["doc_tokens"].unique()) if len(tiers) else []
+    for name, length in (("mid", lengths[len(lengths) // 2]), ("long", lengths[-1])) if lengths else ():
+        report.figure(f"tier_stages_{name}", tiers, lambda: tier_figures.tier_stages(tiers, int(length)), "")
+    if not lengths:
+        report.skipped.append("figure tier_stages_mid, tier_stages_long: no tiers rows")
+    report.figure("tier_reuse_vs_length", tiers, lambda: tier_figures.tier_reuse_vs_length(tiers), "no tiers rows")
+    report.table("crossover", tiers, lambda: tables.crossover_table(pd.DataFrame(crossovers(tiers.to_dict("records")))),
+                 "no tiers rows")
+    codecs = cost_inputs.ok_rows(rows, "compress")
+    lossless = codecs[codecs["codec_lossless"].fillna(False).astype(bool)] if len(codecs) else codecs
+    report.figure("codec_ratios", lossless, lambda: tier_figures.codec_ratios(codecs), "no lossless compress rows")
+    report.table("codecs", codecs, lambda: tables.codec_table(codecs), "no compress rows")
+    economics(report, econ, sheet, paper, results)
+    return report
+
+
+def economics_run(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
+    """The economics rows of one pricing (the one with most rows where several were run), with
+    the price sheet and economics settings of its run (from the run folder's config.yaml)."""
+    econ = rows[rows["experiment"] == "economics"] if len(rows) else rows
+    if econ.empty:
+        return econ, {}, {}
+    key = ["price_sheet", "gpu_price", "egress_price"]
+    cost = econ[econ["econ_row"] == "cost"]
+    chosen = cost.groupby(key).size().idxmax() if len(cost) else None
+    runs = econ["run_dir"].unique() if chosen is None else \
+        cost[(cost[key] == pd.Series(chosen, index=key)).all(axis=1)]["run_dir"].unique()
+    econ = econ[econ["run_dir"] == runs[0]]
+    cfg = OmegaConf.to_container(OmegaConf.load(Path(runs[0]) / CONFIG_FILE), resolve=False)
+    return econ, cfg.get("cost") or {}, cfg.get("economics") or {}
+
+
+def _headline(cost: pd.DataFrame) -> pd.DataFrame:
+    """Each model's best reader among priced reuse points (fast, else graph, else hf)."""
+    ranked = cost.assign(reader=cost["reuse_reader"])
+    single = cost_inputs.headline(ranked[ranked["reuse_basis"] == "single"])
+    return pd.concat([single, cost[cost["reuse_basis"] == "batched"]], ignore_index=True)
+
+
+def economics(report: Report, econ: pd.DataFrame, sheet: dict, paper: PaperInputs, results) -> None:
+    why = "no experiment=economics rows (python -m kvbench +exp=economics)"
+    cost = econ[econ["econ_row"] == "cost"] if len(econ) else econ
+    tiers = cost[cost["tier"].notna()] if len(cost) else cost
+    reuse = _headline(cost[cost["tier"].isna()]) if len(cost) else cost
+    report.figure("econ_usd_per_mreads", tiers, lambda: econ_figures.usd_per_mreads_vs_length(tiers), why)
+    single = reuse[reuse["reuse_basis"] == "single"] if len(reuse) else reuse
+    report.figure("econ_breakeven_link", single, lambda: econ_figures.breakeven_link_vs_length(single, tiers), why)
+    report.figure("econ_breakeven_reads", reuse, lambda: econ_figures.breakeven_reads_vs_length(reuse), why)
+    report.table("breakeven", tiers, lambda: econ_tables.breakeven_table(tiers), why)
+    claims = econ[econ["econ_row"] == "claim"] if len(econ) else econ
+    report.table("conclusions", claims, lambda: econ_tables.conclusions_table(claims), why + " with claims")
+    tariffs = econ[econ["econ_row"] == "tariff"] if len(econ) else econ
+    report.table("tariffs", tariffs, lambda: econ_tables.tariffs_table(tariffs, sheet), why)
+    report.table("prices", sheet, lambda: econ_tables.prices_table(sheet), why)
+    paper_row = econ[econ["econ_row"] == "paper"] if len(econ) else econ
+    report.table("econ_paper", paper_row, lambda: econ_tables.paper_paragraph(paper_row.iloc[0], paper), why)
+    # The run folder as the results tree names it (no machine paths in the paper).
+    run_dir = str(Path(Path(results).name) / Path(econ["run_dir"].iloc[0]).relative_to(results)) if len(econ) else ""
+    report.table("econ_meta", econ, lambda: econ_tables.meta_macros(econ, sheet.get("name", ""), run_dir), why)
