@@ -2,8 +2,9 @@
 
 Two vintages of reuse rows: ``llama-old`` as the first H200 runs wrote them (no ``reader``;
 ``reuse_graph_ms``), ``qwen3-4b-random`` as the new reader code writes them (a row per
-``reader``, ``prefill_best_ms``, floors, efficiencies, Wilson intervals). The newer columns are
-not in this branch's schema, so those rows are written as JSON, as a newer writer would.
+``reader``, ``prefill_best_ms``, floors, efficiencies, Wilson intervals). Rows whose columns
+are not all in today's schema (the old vintage's ``reuse_graph_ms``; Wilson intervals) are written
+as plain JSON, as their writer did.
 Numbers are round so tests can check plotted and priced values by hand.
 """
 
@@ -44,7 +45,7 @@ def new_reuse_rows() -> list[dict]:
 
 
 def old_reuse_rows() -> list[dict]:
-    return [make_row(**LLAMA, experiment="reuse", point_id=f"l{length}", doc_tokens=length, query_tokens=18,
+    return [dict(LLAMA, experiment="reuse", point_id=f"l{length}", doc_tokens=length, query_tokens=18,
                      prefill_ms=2.0 * length / 64, prefill_graph_ms=None, reuse_ms=30.0, reuse_graph_ms=10.0,
                      speedup=2.0 * length / 64 / 30.0, kv_bytes=2 * KV_PER_TOKEN * length, num_docs=8,
                      exact_fraction=0.5, bitwise_twostage=1.0, first_token_agree=1.0, max_abs_logit_diff=0.1)
@@ -61,12 +62,12 @@ def tier_rows() -> list[dict]:
         for tier, variant, codec, fetch, h2d, link in spec:
             scale = length / 4096
             stored = KV_PER_TOKEN * length / (3.2 if codec == "int4-kivi" else 1.0)
-            rows.append(make_row(**QWEN, experiment="tiers", point_id=f"t{tier}{variant}{codec}{length}",
+            rows.append(dict(QWEN, experiment="tiers", point_id=f"t{tier}{variant}{codec}{length}",
                                  doc_tokens=length, tier=tier, tier_variant=variant, codec=codec,
                                  prefill_ms=PREFILL_BEST[length], prefill_graph_ms=PREFILL_BEST[length] * 1.3,
                                  fetch_ms=fetch * scale, decode_ms=1.0, h2d_ms=h2d * scale, attach_ms=1.0, query_ms=13.0,
                                  reuse_ms=fetch * scale + 1.0 + h2d * scale + 1.0 + 13.0, kv_bytes=KV_PER_TOKEN * length,
-                                 stored_bytes=int(stored), link_gbps=link, tier_query="cuda_graph"))
+                                 stored_bytes=int(stored), link_gbps=link, tier_query="cuda_graph"))  # old vintage
     return rows
 
 
