@@ -115,9 +115,9 @@ def tariffs_table(tariffs: pd.DataFrame, sheet: dict) -> str:
                    write=first["tariff_write_multiplier"], life=first["tariff_lifetime_s"])
         row.update(zip(group["side"], group["provider_margin"]))
         rows.append(row)
-    cols = [("tariff", "tariff", "p{2.2in}", fmt("{}")), ("read", "read x", "r", fmt("{:.3g}")),
-            ("write", "write x", "r", fmt("{:.3g}")), ("life", "lifetime s", "r", fmt("{:.0f}"))]
-    cols += [(s, f"margin, {s}", "r", fmt("{:+.3f}")) for s in dict.fromkeys(side)]
+    cols = [("tariff", "tariff", "p{1.5in}", fmt("{}")), ("read", "read x", "r", fmt("{:.3g}")),
+            ("write", "write x", "r", fmt("{:.3g}")), ("life", "life s", "r", fmt("{:.0f}"))]
+    cols += [(s, f"margin {s}", "r", fmt("{:+.3f}")) for s in dict.fromkeys(side)]
     return table(pd.DataFrame(rows), cols)
 
 

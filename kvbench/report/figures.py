@@ -51,7 +51,7 @@ def speedup_vs_length(points: pd.DataFrame, paper_points: dict[int, float] | Non
         ax.scatter(list(paper_points), list(paper_points.values()), label=PAPER_LABEL, **PAPER_POINT)
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     log_axes(ax)
-    ax.set(xlabel="document tokens L", ylabel="speedup (best prefill / reuse)")
+    ax.set(xlabel="document tokens L", ylabel="best prefill / reuse")
     shared_legend(fig, axes, ncol=2)
     return fig, ax
 

@@ -54,7 +54,7 @@ def panels(df: pd.DataFrame, by: str = "model", size=FULL, max_cols: int = 3):
 def panel_title(ax, rows: pd.DataFrame) -> None:
     """A model panel's title: the model, marked when its weights are random."""
     weights = rows["weights"].dropna().iloc[0] if "weights" in rows and rows["weights"].notna().any() else None
-    ax.set_title(model_label(rows["model"].iloc[0], weights))
+    ax.set_title(model_label(rows["model"].iloc[0], weights).replace(" (", "\n("))  # narrow panels: two lines
 
 
 def shared_legend(fig, axes, ncol: int = 4) -> None:
