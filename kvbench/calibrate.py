@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from kvbench.atomic import atomic_write
-from kvbench.measure import time_ms
+from kvbench.measure import gbps, time_ms
 
 CACHE_FILE = Path(os.environ.get("KVBENCH_CACHE", "~/.cache/kvbench")).expanduser() / "calibration.json"
 
@@ -59,7 +59,7 @@ def copy_gbps(device: torch.device, nbytes: int | None = None, repeats: int = 10
     src = torch.randint(0, 255, (nbytes,), dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
     samples = time_ms(lambda: dst.copy_(src), device, warmup=2, repeats=repeats)
-    return 2 * nbytes / (samples.min() * 1e-3) / 1e9
+    return gbps(2 * nbytes, samples.min())
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,7 +70,7 @@ def h2d_gbps(device: torch.device, nbytes: int = 256 << 20, repeats: int = 5) ->
     src = torch.randint(0, 255, (nbytes,), dtype=torch.uint8).pin_memory()
     dst = torch.empty(nbytes, dtype=torch.uint8, device=device)
     samples = time_ms(lambda: dst.copy_(src, non_blocking=True), device, warmup=1, repeats=repeats)
-    return nbytes / (samples.min() * 1e-3) / 1e9
+    return gbps(nbytes, samples.min())
 
 
 def _load_cache() -> dict:

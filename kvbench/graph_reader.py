@@ -1,13 +1,12 @@
-"""Serving-style forwards: a static KV cache and one forward replayed as a CUDA graph.
+"""The ``graph`` reader: a static KV cache and the question's forward replayed as a CUDA graph.
 
 HF's eager path (``DynamicCache`` + Python dispatch of every layer) costs tens of
-milliseconds of launch overhead per forward whatever the length, which hides what the
-device does. A server preallocates the cache and replays a captured graph; so does this
-module, for both sides of the comparison:
-
-* reuse: ``attach`` copies the artifact's ``L`` tokens into a ``StaticCache`` sized ``L + Q``
-  and sets its length to ``L``; the question's ``Q`` tokens are then replayed;
-* prefill: the same with nothing attached (length 0) and all ``L + Q`` tokens replayed.
+milliseconds of launch overhead per forward whatever the length. The first serving-style
+reader preallocates a transformers ``StaticCache`` sized ``L + Q``: ``attach`` copies the
+artifact's ``L`` tokens into it and the question's ``Q`` tokens are replayed as one graph.
+It remains as a comparison for the ``fast`` reader (:mod:`kvbench.fast_forward`), which reads
+the KV in place: this one copies the KV at every attach, and HF's SDPA path builds a mask over
+the whole buffer, which repeats the KV heads and keeps the flash kernel out.
 
 Without CUDA (tests) the same static-cache forward runs eagerly.
 """

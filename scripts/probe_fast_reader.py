@@ -1,5 +1,5 @@
-"""One-call H200 probe behind the fast reader's design (issue #5): which kernels, splits and
-compile settings reach the floor. Prints one line per measurement; writes probe.json to $OUT.
+"""One-call H200 probe behind the fast reader's design (issue #8): which kernels and compile
+settings reach the floor (its first run, results/probes/, also timed split-KV variants since removed). Prints one line per measurement; writes probe.json to $OUT.
 
     python3 scripts/probe_fast_reader.py   # on the GPU node, torch + transformers only
 """
@@ -50,22 +50,13 @@ for causal in (False, True):
     say(f"pass_causal{causal}_relerr", float((o.float() - ro.float()).norm() / ro.float().norm()))
     say(f"pass_causal{causal}_lse_maxdiff", float((l - rl).abs().max()))
 
-# 2. prefix pass: folded 128 queries per KV head over L tokens, by split count
+# 2. one layer's prefix attention (document + question parts, merged), replayed as a graph
 for L in (3774, 32768):
     kp = torch.randn(1, 8, L, 128, device=dev, dtype=dt)
     vp = torch.randn(1, 8, L, 128, device=dev, dtype=dt)
-    fq = torch.randn(1, 8, 128, 128, device=dev, dtype=dt)
-    ideal = 2 * kp.numel() * 2 / (cal.hbm_gbps * 1e9) * 1e3
-    for s in (1, 2, 4, 8, 16, 32):
-        attention.SPLITS_OVERRIDE = s
-        ms = med(lambda: attention.prefix_pass(fq, kp, vp, 0.088))
-        say(f"prefix_pass_L{L}_splits{s}_ms", round(ms, 4))
-    say(f"prefix_pass_L{L}_ideal_ms", round(ideal, 4))
-    attention.SPLITS_OVERRIDE = None
-    say(f"prefix_pass_L{L}_auto_ms", round(med(lambda: attention.prefix_pass(fq, kp, vp, 0.088)), 4))
-    # one layer's full prefix attention (document + question parts, merged), replayed as a graph
     qq = torch.randn(1, 32, 32, 128, device=dev, dtype=dt)
     ko = torch.randn(1, 8, 32, 128, device=dev, dtype=dt)
+    say(f"prefix_kv_read_L{L}_ideal_ms", round(2 * kp.numel() * 2 / (cal.hbm_gbps * 1e9) * 1e3, 4))
     g = Replayable(lambda x: attention.prefix_attention(x, ko, ko, kp, vp, 0.088), qq, graph=True)
     say(f"prefix_attention_layer_L{L}_graph_ms", round(med(lambda: g(qq)), 4))
     del kp, vp, g
