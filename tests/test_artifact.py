@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import xxhash
 
-from kvbench import inference
+from kvbench import inference, safetensors_blob
 from kvbench.artifact import ArtifactCorruptError, ArtifactMismatchError, KVArtifact, token_ids_sha256
 from kvbench.flops import kv_bytes
 
@@ -48,26 +49,95 @@ def test_parsing_is_zero_copy_and_agrees_with_safetensors(artifact):
     assert torch.equal(KVArtifact.from_bytes(memoryview(blob)).keys[0], back.keys[0])
 
 
-def test_save_load_round_trip(artifact, tmp_path):
-    art, _ = artifact
-    path = art.save(tmp_path / "doc.safetensors")
-    assert [p.name for p in tmp_path.iterdir()] == ["doc.safetensors"]
-    back = KVArtifact.load(path)
-    assert torch.equal(back.values[-1], art.values[-1])
+def _flip(blob, old: bytes, new: bytes) -> bytes:
+    """The blob with the first occurrence of ``old`` (in its header) replaced by ``new``."""
+    blob = bytes(blob)
+    assert old in blob and len(old) == len(new)
+    return blob.replace(old, new, 1)
 
 
-def test_bit_flip_is_caught(artifact):
+def test_payload_bit_flip_is_caught(artifact):
     blob = bytearray(artifact[0].to_bytes())
     blob[-3] ^= 0x10  # a payload byte: parses fine, checksum must catch it
     with pytest.raises(ArtifactCorruptError, match="checksum mismatch"):
         KVArtifact.from_bytes(bytes(blob))
 
 
-@pytest.mark.parametrize("keep", [0, 5, 100, -7, -1])
-def test_truncation_is_caught(artifact, keep):
+@pytest.mark.parametrize("old, new", [
+    (b'"dtype":"F32"', b'"dtype":"I32"'),  # same item size: parses into int32 views without the checksum
+    (b'"shape":[1,2,40,16]', b'"shape":[1,2,16,40]'),  # same byte count, another shape
+    (b'"num_tokens":"40"', b'"num_tokens":"41"'),
+    (b'"layout":"layers', b'"layout":"Layers'),
+])
+def test_header_and_metadata_flips_are_caught(artifact, old, new):
+    with pytest.raises(ArtifactCorruptError, match="checksum mismatch"):
+        KVArtifact.from_bytes(_flip(artifact[0].to_bytes(), old, new))
+
+
+def test_a_flip_in_the_provenance_is_caught(artifact):
+    art, _ = artifact
+    fingerprint = art.meta["model_fingerprint"].encode()
+    forged = bytes([fingerprint[0] ^ 1]) + fingerprint[1:]
+    with pytest.raises(ArtifactCorruptError, match="checksum mismatch"):
+        KVArtifact.from_bytes(_flip(art.to_bytes(), fingerprint, forged))
+
+
+def test_a_flip_in_the_checksum_itself_is_caught(artifact):
     blob = artifact[0].to_bytes()
-    with pytest.raises(ArtifactCorruptError):
-        KVArtifact.from_bytes(blob[:keep])
+    digits = blob[blob.find(b'"checksum_xxh3_128":"') + 21:][:32]
+    assert len(digits) == 32
+    forged = bytes(digits[:-1]) + (b"0" if digits[-1:] != b"0" else b"1")
+    with pytest.raises(ArtifactCorruptError, match="checksum mismatch"):
+        KVArtifact.from_bytes(_flip(blob, bytes(digits), forged))
+
+
+def test_a_blob_without_its_checksum_is_refused(artifact):
+    blob = _flip(artifact[0].to_bytes(), b'"checksum_xxh3_128"', b'"checksum_xxh3_12X"')
+    with pytest.raises(ArtifactCorruptError, match="checksum_xxh3_128"):
+        KVArtifact.from_bytes(blob)
+
+
+def _sealed(art: KVArtifact, meta: dict) -> bytearray:
+    """A blob with exactly ``meta``, sealed by the documented rule: XXH3-128 of the blob, digits as zeros."""
+    named = [(f"{p}.{i}", t) for i, (k, v) in enumerate(zip(art.keys, art.values)) for p, t in (("k", k), ("v", v))]
+    blob = safetensors_blob.write(named, dict(meta, checksum_xxh3_128="0" * 32))
+    at = blob.find(b'"checksum_xxh3_128":"') + len(b'"checksum_xxh3_128":"')
+    blob[at:at + 32] = xxhash.xxh3_128(bytes(blob)).hexdigest().encode()
+    return blob
+
+
+def test_the_checksum_is_the_documented_one(artifact):
+    art, _ = artifact
+    blob = art.to_bytes()
+    assert blob == _sealed(art, {k: v for k, v in KVArtifact.from_bytes(blob).meta.items() if k != "checksum_xxh3_128"})
+
+
+@pytest.mark.parametrize("key, value", [
+    ("num_layers", "two"), ("num_layers", 2), ("num_layers", "-2"), ("num_layers", "0"), ("num_layers", "3"),
+    ("num_layers", "1"), ("num_layers", None), ("num_tokens", "-40"), ("num_tokens", "40.0"), ("num_tokens", "41"),
+    ("num_tokens", "0"), ("num_tokens", None), ("dtype", "float16"), ("dtype", None),
+    ("layout", "layers x (tokens, kv_heads)"), ("layout", None), ("model_fingerprint", 7),
+])
+def test_malformed_metadata_is_refused_as_corrupt(artifact, key, value):
+    """Metadata that does not describe its tensors is corrupt even under a valid checksum."""
+    art, _ = artifact
+    meta = dict(KVArtifact.from_bytes(art.to_bytes()).meta)
+    del meta["checksum_xxh3_128"]
+    KVArtifact.from_bytes(_sealed(art, meta))  # as written, it reads
+    if value is None:
+        del meta[key]
+    else:
+        meta[key] = value
+    with pytest.raises(ArtifactCorruptError, match=key):
+        KVArtifact.from_bytes(_sealed(art, meta))
+
+
+def test_derived_metadata_follows_the_tensors(artifact):
+    art, _ = artifact
+    stale = KVArtifact(art.keys, art.values, dict(art.meta, num_tokens="7", dtype="float16"))
+    back = KVArtifact.from_bytes(stale.to_bytes())
+    assert back.meta["num_tokens"] == "40" and back.meta["dtype"] == "float32"
+    assert back.meta["model_fingerprint"] == art.meta["model_fingerprint"]
 
 
 def test_foreign_model_or_tokenizer_is_refused(artifact, tiny_lm):
