@@ -112,7 +112,7 @@ class KVArtifact:
             for a, b in zip((*self.keys, *self.values), (*other.keys, *other.values)))
 
     def to_cache(self, model_config):
-        """A fresh ``DynamicCache`` holding these tensors (no copy), ready for the query."""
+        """A fresh ``DynamicCache`` holding these tensors (transformers copies them in), ready for the query."""
         from transformers import DynamicCache
 
         return DynamicCache(ddp_cache_data=list(zip(self.keys, self.values)), config=model_config)
@@ -219,9 +219,9 @@ def _count(meta: dict, key: str, minimum: int) -> int:
 
 def _check_tensors(meta: dict, tensors: list[torch.Tensor]) -> None:
     """Every metadata value is a string, and the metadata describes the tensors' layout, dtype and length."""
-    odd = [k for k, v in meta.items() if not isinstance(v, str)]
+    odd = {k: v for k, v in meta.items() if not isinstance(v, str)}
     if odd:
-        raise ArtifactCorruptError(f"KV artifact metadata {odd} must be strings")
+        raise ArtifactCorruptError(f"KV artifact metadata values must be strings: {odd}")
     if meta.get("layout") != LAYOUT:
         raise ArtifactCorruptError(f"KV artifact layout {meta.get('layout')!r} is not {LAYOUT!r}")
     tokens = _count(meta, "num_tokens", minimum=1)

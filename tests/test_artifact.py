@@ -6,26 +6,49 @@ import pytest
 import torch
 import xxhash
 
+import kvbench
 from kvbench import inference, safetensors_blob
 from kvbench.artifact import ArtifactCorruptError, ArtifactMismatchError, KVArtifact, token_ids_sha256
 from kvbench.flops import kv_bytes
 
 
 @pytest.fixture
-def artifact(tiny_lm):
+def artifact():
+    """A document's KV as a model leaves it in a ``DynamicCache``: 2 layers of (1, 2, 40, 16) float32."""
+    from transformers import DynamicCache
+
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 1000, (1, 40), generator=gen)
+    cache = DynamicCache(ddp_cache_data=[(torch.randn(1, 2, 40, 16, generator=gen), torch.randn(1, 2, 40, 16, generator=gen))
+                                         for _ in range(2)])
+    return KVArtifact.from_cache(cache, model_fingerprint="model-a", tokenizer_hash="tok-a", token_ids=ids), ids
+
+
+@pytest.fixture
+def model_artifact(tiny_lm):
+    """The tiny model's own KV of a 40-token document."""
     ids = torch.randint(0, 1000, (1, 40), generator=torch.Generator().manual_seed(1))
     _, cache = inference.prefill(tiny_lm.model, ids)
     return KVArtifact.from_cache(cache, model_fingerprint=tiny_lm.fingerprint,
                                  tokenizer_hash=tiny_lm.tokenizer_hash, token_ids=ids), ids
 
 
-def test_snapshot_shapes_and_bytes(artifact, tiny_lm):
-    art, ids = artifact
+def test_snapshot_shapes_and_bytes(model_artifact, tiny_lm):
+    art, ids = model_artifact
     cfg = tiny_lm.config
     assert len(art.keys) == cfg.num_hidden_layers
     assert art.keys[0].shape == (1, cfg.num_key_value_heads, 40, cfg.head_dim)
     assert art.nbytes == kv_bytes(cfg, 40, itemsize=4) == 2 * 2 * 2 * 16 * 4 * 40
     assert art.meta["token_ids_hash"] == token_ids_sha256(ids) and art.meta["num_tokens"] == "40"
+
+
+def test_snapshot_is_a_clone_with_provenance(artifact):
+    art, ids = artifact
+    assert art.meta == {"model_fingerprint": "model-a", "tokenizer_hash": "tok-a",
+                        "token_ids_hash": token_ids_sha256(ids), "num_tokens": "40", "num_layers": "2",
+                        "dtype": "float32", "layout": "layers x (batch, kv_heads, tokens, head_dim)",
+                        "kvbench_version": kvbench.__version__}
+    assert art.num_tokens == 40 and art.nbytes == 2 * 2 * 2 * 40 * 16 * 4 and art.device == torch.device("cpu")
 
 
 def test_bytes_round_trip_is_bitwise(artifact):
@@ -128,8 +151,17 @@ def test_malformed_metadata_is_refused_as_corrupt(artifact, key, value):
         del meta[key]
     else:
         meta[key] = value
-    with pytest.raises(ArtifactCorruptError, match=key):
+    with pytest.raises(ArtifactCorruptError, match=key) as info:
         KVArtifact.from_bytes(_sealed(art, meta))
+    assert value is None or str(value) in str(info.value)  # the message shows what it found
+
+
+def test_the_smallest_artifact_reads_back():
+    """One layer of one token: the lower bounds of num_layers and num_tokens are inclusive."""
+    one = torch.arange(4, dtype=torch.float32).reshape(1, 1, 1, 4)
+    back = KVArtifact.from_bytes(KVArtifact([one], [one + 1], {}).to_bytes())
+    assert back.meta["num_layers"] == "1" and back.meta["num_tokens"] == "1"
+    assert torch.equal(back.values[0], one + 1)
 
 
 def test_derived_metadata_follows_the_tensors(artifact):
@@ -140,17 +172,43 @@ def test_derived_metadata_follows_the_tensors(artifact):
     assert back.meta["model_fingerprint"] == art.meta["model_fingerprint"]
 
 
-def test_foreign_model_or_tokenizer_is_refused(artifact, tiny_lm):
+def test_foreign_model_or_tokenizer_is_refused(artifact):
     art, _ = artifact
-    art.check_compatible(model_fingerprint=tiny_lm.fingerprint, tokenizer_hash=tiny_lm.tokenizer_hash)
-    with pytest.raises(ArtifactMismatchError, match="model_fingerprint"):
-        art.check_compatible(model_fingerprint="0" * 16, tokenizer_hash=tiny_lm.tokenizer_hash)
-    with pytest.raises(ArtifactMismatchError, match="tokenizer_hash"):
-        art.check_compatible(model_fingerprint=tiny_lm.fingerprint, tokenizer_hash="f" * 16)
+    art.check_compatible(model_fingerprint="model-a", tokenizer_hash="tok-a")
+    with pytest.raises(ArtifactMismatchError, match="^KV artifact model_fingerprint is 'model-a' but the reader's is "
+                                                   "'model-b': it was made with another model or tokenizer$"):
+        art.check_compatible(model_fingerprint="model-b", tokenizer_hash="tok-a")
+    with pytest.raises(ArtifactMismatchError, match="tokenizer_hash is 'tok-a' but the reader's is 'tok-b'"):
+        art.check_compatible(model_fingerprint="model-a", tokenizer_hash="tok-b")
 
 
-def test_reuse_does_not_modify_the_artifact(artifact, tiny_lm):
+def test_to_moves_or_copies_and_equals_compares_bytes(artifact):
     art, _ = artifact
+    same = art.to("cpu")
+    assert same.keys[0] is art.keys[0] and same.meta == art.meta and same.meta is not art.meta
+    assert {t.device.type for t in art.to("meta").keys + art.to("meta").values} == {"meta"}
+    copied = art.to("cpu", copy=True)
+    assert copied.keys[0] is not art.keys[0] and copied.equals(art) and art.equals(copied)
+    copied.values[1][0, 0, 0, 0] += 1
+    assert not copied.equals(art)
+    assert not art.equals(KVArtifact(art.keys[:1], art.values[:1], art.meta))
+    assert not art.equals(KVArtifact([k.double() for k in art.keys], [v.double() for v in art.values], art.meta))
+
+
+def test_to_cache_holds_the_tensors_in_the_models_kind_of_layer(artifact):
+    from transformers import Qwen3Config
+
+    art, _ = artifact
+    config = Qwen3Config(num_hidden_layers=2, sliding_window=64, use_sliding_window=True, max_window_layers=1,
+                         layer_types=["full_attention", "sliding_attention"])
+    cache = art.to_cache(config)
+    assert [type(layer).__name__ for layer in cache.layers] == ["DynamicLayer", "DynamicSlidingWindowLayer"]
+    assert cache.get_seq_length() == 40
+    assert torch.equal(cache.layers[1].values, art.values[1]) and torch.equal(cache.layers[0].keys, art.keys[0])
+
+
+def test_reuse_does_not_modify_the_artifact(model_artifact, tiny_lm):
+    art, _ = model_artifact
     before = [k.clone() for k in art.keys]
     inference.reuse(tiny_lm.model, art, torch.tensor([[5, 6, 7]]))
     assert all(torch.equal(a, b) for a, b in zip(before, art.keys)) and art.num_tokens == 40

@@ -160,12 +160,33 @@ def test_the_committed_sweep_agrees_with_its_own_speedups():
             assert speedup <= 1 or (low is not None and low <= 1), (c["model"], below[-1])
 
 
-def test_command_line_prints_the_table(tmp_path, capsys):
+def _table_rows(text: str) -> list[list[str]]:
+    """The cells of each body row of a rich table (rows drawn with │)."""
+    return [[cell.strip() for cell in line.strip().strip("│").split("│")]
+            for line in text.splitlines() if line.strip().startswith("│")]
+
+
+def test_command_line_prints_one_line_per_group(tmp_path, capsys):
     import json
 
+    graph_old = dict(experiment="reuse", model="old", dtype="bfloat16", device="gpu", deterministic=False,
+                     status="ok", doc_tokens=1024, prefill_ms=30.0, reuse_ms=40.0, reuse_graph_ms=6.0)
+    rows = [_row(1024, 10, 20), _row(2048, 22, 20, low=0.9, high=1.3), _row(4096, 80, 20),
+            graph_old, dict(_row(512, 10, 20, model="mixed"), speedup_ci_low=None), _row(1024, 40, 20, model="mixed")]
     (tmp_path / "run").mkdir()
-    rows = [_row(1024, 10, 20), _row(2048, 22, 20, low=0.9, high=1.3), _row(4096, 80, 20)]
     (tmp_path / "run" / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     main([str(tmp_path)])
     out = capsys.readouterr().out
-    assert "4096; not resolved at 2048" in out and "95% CI" in out
+    assert "(experiment=reuse, dtype=bfloat16, device=gpu, deterministic=False)" in " ".join(out.split())
+    header, *body = _table_rows(out.replace("┃", "│"))
+    assert header == ["model", "reader", "reuse", "crossover", "interpolated", "judged by"]
+    assert body == [
+        ["m", "graph", "reuse_ms", "4096; not resolved at 2048", "-", "95% CI"],
+        ["mixed", "graph", "reuse_ms", "1024", "724", "95% CI; point estimate at 512"],
+        ["old", "", "reuse_graph_ms", "<= 1024", "-", "point estimate (no CI)"],
+    ]
+
+
+def test_command_line_says_when_there_is_nothing(tmp_path, capsys):
+    main([str(tmp_path)])
+    assert capsys.readouterr().out.strip() == f"no ok rows with a prefill and a reuse time under {tmp_path}"
