@@ -39,10 +39,11 @@ test: install redis
 	$(BIN)/python -m pytest
 
 # Mutation testing of crossover, rows and artifact ([tool.mutmut] in pyproject.toml), not part of CI.
+# One torch thread: mutants run in processes forked after torch has run, where a thread pool would hang.
 mutate: install
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
 	rm -rf mutants
-	$(BIN)/mutmut run --max-children 2
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut results
 
 # Everything kvbench needs beyond a CUDA PyTorch image, as wheels for `pip install --no-index`.

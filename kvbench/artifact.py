@@ -178,9 +178,8 @@ class KVArtifact:
         n = _count(meta, "num_layers", minimum=1)
         expected = {f"{p}.{i}" for p in "kv" for i in range(n)}
         if set(parsed.tensors) != expected:
-            names = sorted(parsed.tensors)
-            raise ArtifactCorruptError(f"KV artifact metadata num_layers={n} does not match its {len(names)} tensors "
-                                       f"({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})")
+            raise ArtifactCorruptError(f"KV artifact metadata num_layers={n} does not match its "
+                                       f"{len(parsed.tensors)} tensors")
         keys = [parsed.tensors[f"k.{i}"] for i in range(n)]
         values = [parsed.tensors[f"v.{i}"] for i in range(n)]
         _check_tensors(meta, keys + values)
@@ -188,11 +187,8 @@ class KVArtifact:
 
 
 def _checksum_slot(head: bytearray) -> slice:
-    """Where the checksum's 32 hex digits sit in a blob (or in its header bytes)."""
-    at = head.find(_CHECKSUM_FIELD)
-    if at < 0:
-        raise ArtifactCorruptError(f"KV artifact has no {CHECKSUM_KEY} in its header")
-    start = at + len(_CHECKSUM_FIELD)
+    """Where the checksum's 32 hex digits sit in a blob holding its field (the header comes first)."""
+    start = head.find(_CHECKSUM_FIELD) + len(_CHECKSUM_FIELD)
     return slice(start, start + len(_PLACEHOLDER))
 
 

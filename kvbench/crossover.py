@@ -129,17 +129,17 @@ def crossovers(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         loss just below the crossover and it (None without such a pair); ``not_resolved``:
         lengths whose CI contains 1; ``point_estimate``: lengths judged without a CI;
         ``reuse_column``: the reuse column(s) compared; ``lengths``, ``l_min``, ``l_max``:
-        the measured lengths; ``label``: the crossover length, ``<= l_min`` or ``none up to l_max``, with
-        ``not resolved at ...`` where lengths were not resolved.
+        the measured lengths; ``label``: the crossover length, ``<= l_min`` or
+        ``none up to l_max``, with ``not resolved at ...`` where lengths were not resolved.
     """
-    groups: dict[tuple, list[tuple[Mapping[str, Any], Comparison]]] = defaultdict(list)
+    groups: dict[tuple, list[Comparison]] = defaultdict(list)
     for row in rows:
         if (c := comparison(row)) is not None:
-            groups[tuple(_norm(row.get(k)) for k in IDENTITY)].append((row, c))
+            groups[tuple(_norm(row.get(k)) for k in IDENTITY)].append(c)
     out = []
     for key, members in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         by_length: dict[int, list[Comparison]] = defaultdict(list)
-        for _, c in members:
+        for c in members:
             by_length[c.doc_tokens].append(c)
         lengths = sorted(by_length)
         verdicts = [_merge([c.verdict for c in by_length[n]]) for n in lengths]
@@ -148,12 +148,11 @@ def crossovers(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         interp = None
         if first and verdicts[first - 1] == LOSS:
             interp = _interpolate(lengths[first - 1], lengths[first], speedups[first - 1], speedups[first])
-        cs = [c for _, c in members]
         out.append(dict(zip(IDENTITY, key), crossover_tokens=None if first is None else lengths[first],
                         crossover_interp=interp, lengths=lengths, l_min=lengths[0], l_max=lengths[-1],
                         not_resolved=[n for n, v in zip(lengths, verdicts) if v == NOT_RESOLVED],
-                        point_estimate=sorted({c.doc_tokens for c in cs if c.ci is None}),
-                        reuse_column=", ".join(sorted({c.reuse_column for c in cs})),
+                        point_estimate=sorted({c.doc_tokens for c in members if c.ci is None}),
+                        reuse_column=", ".join(sorted({c.reuse_column for c in members})),
                         label=_label(lengths, verdicts, first)))
     return out
 

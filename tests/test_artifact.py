@@ -86,6 +86,18 @@ def test_payload_bit_flip_is_caught(artifact):
         KVArtifact.from_bytes(bytes(blob))
 
 
+@pytest.mark.parametrize("keep", [0, 5, 100, -7, -1])
+def test_truncation_is_caught(artifact, keep):
+    blob = artifact[0].to_bytes()
+    with pytest.raises(ArtifactCorruptError, match="not a readable safetensors blob: .+"):
+        KVArtifact.from_bytes(blob[:keep])
+
+
+def test_appended_bytes_are_caught(artifact):
+    with pytest.raises(ArtifactCorruptError, match="not a readable safetensors blob: .+"):
+        KVArtifact.from_bytes(bytes(artifact[0].to_bytes()) + b"\0" * 8)
+
+
 @pytest.mark.parametrize("old, new", [
     (b'"dtype":"F32"', b'"dtype":"I32"'),  # same item size: parses into int32 views without the checksum
     (b'"shape":[1,2,40,16]', b'"shape":[1,2,16,40]'),  # same byte count, another shape
@@ -116,7 +128,16 @@ def test_a_flip_in_the_checksum_itself_is_caught(artifact):
 
 def test_a_blob_without_its_checksum_is_refused(artifact):
     blob = _flip(artifact[0].to_bytes(), b'"checksum_xxh3_128"', b'"checksum_xxh3_12X"')
-    with pytest.raises(ArtifactCorruptError, match="checksum_xxh3_128"):
+    with pytest.raises(ArtifactCorruptError, match="does not hold exactly one checksum_xxh3_128"):
+        KVArtifact.from_bytes(blob)
+
+
+def test_a_blob_with_two_checksums_is_refused(artifact):
+    """A duplicated key parses (JSON keeps the last), so the field is counted in the raw header."""
+    art, _ = artifact
+    blob = _sealed(art, dict(KVArtifact.from_bytes(art.to_bytes()).meta, checksum_xxh3_12X="0" * 32))
+    blob = _flip(blob, b'"checksum_xxh3_12X"', b'"checksum_xxh3_128"')
+    with pytest.raises(ArtifactCorruptError, match="does not hold exactly one checksum_xxh3_128"):
         KVArtifact.from_bytes(blob)
 
 
@@ -127,6 +148,14 @@ def _sealed(art: KVArtifact, meta: dict) -> bytearray:
     at = blob.find(b'"checksum_xxh3_128":"') + len(b'"checksum_xxh3_128":"')
     blob[at:at + 32] = xxhash.xxh3_128(bytes(blob)).hexdigest().encode()
     return blob
+
+
+def test_token_ids_hash_is_over_int64_whatever_the_input():
+    import hashlib
+
+    ids = [5, 70000, 3]
+    expected = hashlib.sha256(b"".join(i.to_bytes(8, "little") for i in ids)).hexdigest()
+    assert token_ids_sha256(ids) == token_ids_sha256(torch.tensor([ids], dtype=torch.int32)) == expected
 
 
 def test_the_checksum_is_the_documented_one(artifact):

@@ -190,3 +190,56 @@ def test_command_line_prints_one_line_per_group(tmp_path, capsys):
 def test_command_line_says_when_there_is_nothing(tmp_path, capsys):
     main([str(tmp_path)])
     assert capsys.readouterr().out.strip() == f"no ok rows with a prefill and a reuse time under {tmp_path}"
+
+
+def test_interpolation_needs_a_loss_below_and_a_win_above_one():
+    from kvbench.crossover import _interpolate
+
+    assert _interpolate(1000, 4000, 0.5, 2.0) == pytest.approx(2000)
+    assert _interpolate(1000, 4000, 1.0, 2.0) is None and _interpolate(1000, 4000, 0.5, 1.0) is None
+
+
+def test_labels_list_every_length_that_is_not_resolved():
+    c = _only([_row(1024, 22, 20, low=0.9, high=1.3), _row(2048, 44, 40, low=0.9, high=1.3), _row(4096, 80, 20)])
+    assert c["label"] == "4096; not resolved at 1024, 2048" and (c["l_min"], c["l_max"]) == (1024, 4096)
+
+
+def test_rows_with_only_the_best_prefill_count():
+    row = dict(_row(2048, 40, 20), prefill_ms=None)
+    assert comparison(row).prefill_ms == 40 and comparison(row).ci is not None
+
+
+def test_a_ci_is_used_when_the_stored_speedup_matches_to_a_millionth():
+    row = _row(2048, 40.0, 20.0)
+    assert comparison(dict(row, speedup=2.0 * (1 + 1e-7))).ci is not None
+    assert comparison(dict(row, speedup=2.0 * (1 + 1e-5))).ci is None
+
+
+def test_a_nan_reuse_time_leaves_the_row_out():
+    assert comparison(dict(_row(2048, 40, 20), reuse_ms=float("nan"))) is None
+
+
+def test_a_group_that_lost_its_graph_reader_at_one_length_says_so():
+    graph = dict(status="ok", doc_tokens=1024, prefill_ms=30.0, reuse_ms=40.0, reuse_graph_ms=6.0)
+    eager = dict(status="ok", doc_tokens=2048, prefill_ms=60.0, reuse_ms=40.0)
+    (c,) = crossovers([graph, eager])
+    assert c["reuse_column"] == "reuse_graph_ms, reuse_ms" and c["point_estimate"] == [1024, 2048]
+
+
+def test_judged_by_lists_the_point_estimates():
+    from kvbench.crossover import _judged_by
+
+    assert _judged_by(dict(lengths=[1, 2, 3], point_estimate=[1, 2])) == "95% CI; point estimate at 1, 2"
+
+
+def test_command_line_with_one_group_and_several_folders(tmp_path, capsys):
+    import json
+
+    for name, rows in (("a", [_row(1024, 10, 20)]), ("b", [_row(2048, 40, 20)])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    main([str(tmp_path / "a"), str(tmp_path / "b")])
+    header, body = _table_rows(capsys.readouterr().out.replace("┃", "│"))
+    assert header[0] == "model" and body[:4] == ["m", "reuse_ms", "2048", "1448"]  # 1024 x sqrt(2)
+    main([str(tmp_path / "x"), str(tmp_path / "y")])
+    assert capsys.readouterr().out.strip().endswith(f"under {tmp_path / 'x'} {tmp_path / 'y'}")
