@@ -11,7 +11,7 @@ GPU_WHEELS := hydra-core==1.3.8 omegaconf==2.3.1 datasets==5.2.0 dill==0.4.1 mul
 NVCOMP_WHEELS := nvidia-nvcomp-cu13==6.0.0.12 nvidia-libnvcomp-cu13==6.0.0.12
 PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
 
-.PHONY: install run smoke sweep test redis wheelhouse report clean
+.PHONY: install run smoke sweep test mutate redis wheelhouse report clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,14 @@ redis:
 test: install redis
 	$(BIN)/python -m pytest
 
+# Mutation testing of crossover, rows and artifact ([tool.mutmut] in pyproject.toml), not part of CI.
+# One torch thread: mutants run in processes forked after torch has run, where a thread pool would hang.
+mutate: install
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	rm -rf mutants
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 # Everything kvbench needs beyond a CUDA PyTorch image, as wheels for `pip install --no-index`.
 wheelhouse: $(BIN)/python
 	mkdir -p wheelhouse/base wheelhouse/nvcomp wheelhouse/model
@@ -60,4 +68,4 @@ report: install
 	$(BIN)/python -m kvbench.report results paper
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache mutants

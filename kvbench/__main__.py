@@ -1,34 +1,78 @@
-"""``python -m kvbench [+exp=NAME] [key=value ...]``: compose the config and run it."""
+"""``python -m kvbench [+exp=NAME] [key=value ...]``: compose the config and run it.
+
+Bad input ends in one line on stderr and nothing left behind: ``kvbench: config error: ...``
+(exit 2) for an unknown group option or key, a bad value or a failed preflight check, with
+no run folder created for it; ``kvbench: N of M points failed ...`` (exit 1) when a run
+measured nothing, its failed rows kept with their reasons. Hydra's multirun works as usual.
+"""
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from kvbench import hydra_errors
 from kvbench.config import ConfigError, register_configs
-
-log = logging.getLogger("kvbench")
+from kvbench.run_folders import SweepFolderGuard, is_fresh, remove_run_dir
 
 register_configs()
 # Run folders are named by their overrides; a run with none goes to "base".
 OmegaConf.register_new_resolver("kvb_dirname", lambda s: s or "base", replace=True)
 
 
+class PointsFailedError(RuntimeError):
+    """A run tried points and measured none of them."""
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"kvbench: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def check_measured(rows: list[dict[str, Any]], run_dir: Path) -> None:
+    """Raise :class:`PointsFailedError` when points failed and none was measured."""
+    failed = [r for r in rows if r["status"] in ("failed", "oom")]
+    if failed and not any(r["status"] == "ok" for r in rows):
+        raise PointsFailedError(f"{len(failed)} of {len(rows)} points failed and none was measured in {run_dir} "
+                                f"(reasons in its rows.jsonl); first: {failed[0]['reason']}")
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def run_job(cfg: DictConfig) -> None:
+    """One Hydra job: one run folder."""
     from kvbench.app import run  # heavy imports after Hydra has parsed the command line
 
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    fresh = is_fresh(run_dir)
     try:
-        hydra_cfg = HydraConfig.get()
-        run(cfg, Path(hydra_cfg.runtime.output_dir), overrides=list(hydra_cfg.overrides.task))
+        rows = run(cfg, run_dir, overrides=list(hydra_cfg.overrides.task))
     except ConfigError as exc:
-        print(f"kvbench: config error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        if fresh:
+            remove_run_dir(run_dir, Path(cfg.results_dir))
+        _fail(f"config error: {exc}", 2)  # SystemExit passes Hydra by: a sweep stops at its first bad config
+    check_measured(rows, run_dir)
+
+
+def main() -> None:
+    # Hydra then raises its errors instead of printing them over several lines; we print one.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        run_job()
+    except PointsFailedError as exc:
+        _fail(str(exc), 1)
+    except Exception as exc:
+        message = hydra_errors.describe(exc)
+        if message is None:
+            raise
+        SweepFolderGuard.remove_if_empty()
+        _fail(f"config error: {message}", 2)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""The runner: validate, load, enumerate points, measure each, write rows, report.
+"""The runner behind ``python -m kvbench``: validate, load, enumerate points, measure each, write rows.
+
+:func:`run` is the whole of one run (one Hydra job) once the config is composed.
 
 Everything that can be checked before measuring is checked first (config values, device,
 document lengths against the corpus and the model's context), so a broken config fails in
@@ -28,7 +30,7 @@ from kvbench.provenance import manifest, utc_now
 from kvbench.atomic import atomic_write
 from kvbench.results import CONFIG_FILE, ResultStore, point_id, write_manifest
 from kvbench.rows import make_row, one_line
-from kvbench.summary import print_summary, progress
+from kvbench.console import print_summary, progress
 from kvbench.tracking import make_tracker
 
 log = logging.getLogger(__name__)

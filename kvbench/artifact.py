@@ -3,27 +3,26 @@
 The artifact is the unit a publisher produces and a reader consumes. It is stored as a
 safetensors blob (never pickle) whose tensors are named ``k.{layer}`` and ``v.{layer}``
 and whose string metadata carries the model fingerprint, tokenizer hash, dtype, layout,
-token-ids hash, length, kvbench version and an XXH3-128 checksum of the tensor payload, so that a
-truncated or bit-flipped artifact is caught before it is used.
+token-ids hash, length, kvbench version and an XXH3-128 checksum of the whole blob (length
+prefix, header with every dtype, shape, offset and metadata value, and the tensor data), so
+that a truncated or bit-flipped artifact is caught before it is used, and metadata that does
+not describe its tensors is refused as corrupt.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import math
-import os
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-import xxhash
 
-from kvbench import __version__
-from kvbench.atomic import atomic_write
+from kvbench import __version__, safetensors_blob
+from kvbench.checksum import xxh3_128
 
 LAYOUT = "layers x (batch, kv_heads, tokens, head_dim)"
+CHECKSUM_KEY = "checksum_xxh3_128"
+_CHECKSUM_FIELD = f'"{CHECKSUM_KEY}":"'.encode()  # as json.dumps writes it, before the 32 hex digits
+_PLACEHOLDER = b"0" * 32
 
 
 class ArtifactError(ValueError):
@@ -36,19 +35,6 @@ class ArtifactCorruptError(ArtifactError):
 
 class ArtifactMismatchError(ArtifactError):
     """The artifact was made by another model or tokenizer than the reader's."""
-
-
-def payload_checksum(keys: list[torch.Tensor], values: list[torch.Tensor]) -> str:
-    """XXH3-128 over the raw bytes of every tensor, layer by layer, keys before values.
-
-    A corruption check, not a signature: XXH3 runs at memory speed (tens of GB/s) where
-    SHA-256 manages ~2 GB/s, which would dominate reading a 4.5 GiB artifact.
-    """
-    digest = xxhash.xxh3_128()
-    for k, v in zip(keys, values):
-        for t in (k, v):
-            digest.update(t.detach().contiguous().cpu().view(torch.uint8).numpy())  # buffer, no copy
-    return digest.hexdigest()
 
 
 def token_ids_sha256(token_ids: list[int] | torch.Tensor) -> str:
@@ -67,8 +53,8 @@ class KVArtifact:
         One tensor per layer, each ``(batch, kv_heads, tokens, head_dim)``.
     meta : dict of str to str
         Provenance: ``model_fingerprint``, ``tokenizer_hash``, ``token_ids_hash``,
-        ``num_tokens``, ``dtype``, ``layout``, ``kvbench_version`` and, once serialised,
-        ``payload_xxh3_128``.
+        ``num_tokens``, ``num_layers``, ``dtype``, ``layout``, ``kvbench_version`` and, once
+        serialised, ``checksum_xxh3_128``.
     """
 
     keys: list[torch.Tensor]
@@ -132,7 +118,7 @@ class KVArtifact:
             for a, b in zip((*self.keys, *self.values), (*other.keys, *other.values)))
 
     def to_cache(self, model_config):
-        """A fresh ``DynamicCache`` holding these tensors (no copy), ready for the query."""
+        """A fresh ``DynamicCache`` holding these tensors (transformers copies them in), ready for the query."""
         from transformers import DynamicCache
 
         return DynamicCache(ddp_cache_data=list(zip(self.keys, self.values)), config=model_config)
@@ -155,39 +141,25 @@ class KVArtifact:
     # -- serialisation -------------------------------------------------------------------
 
     def to_bytes(self) -> bytearray:
-        """Serialise to a safetensors blob whose metadata carries the payload checksum.
+        """Serialise to a safetensors blob whose metadata carries the blob's own checksum.
 
-        Written straight into one buffer, each tensor copied once (device to host where it
-        lives on a GPU): ``safetensors.torch.save`` makes several whole copies and ran at
-        0.3 GB/s on a 4.8 GB KV. The layout is safetensors' own (the tests read it back with
-        the library); tensors follow the checksum's order, so the checksum streams over the
-        data section in one pass.
+        Tensors are written ``k.0, v.0, k.1, ...``. ``num_layers``, ``num_tokens``, ``dtype``
+        and ``layout`` are taken from the tensors, the rest of ``meta`` as it is. The checksum
+        is XXH3-128 over the whole blob with its own 32 hex digits read as zeros, so it covers
+        the header too.
         """
         named = [(f"{p}.{i}", t) for i, (k, v) in enumerate(zip(self.keys, self.values)) for p, t in (("k", k), ("v", v))]
-        layout, offset = {}, 0
-        for name, t in named:
-            n = t.numel() * t.element_size()
-            layout[name] = {"dtype": _DTYPE_NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
-            offset += n
-
-        def header(checksum: str) -> bytes:
-            text = json.dumps({"__metadata__": dict(self.meta, payload_xxh3_128=checksum), **layout},
-                              separators=(",", ":")).encode()
-            return text + b" " * (-len(text) % 8)  # safetensors pads the header to 8 bytes
-
-        start = 8 + len(header("0" * 32))  # an XXH3-128 hex digest is always 32 characters
-        blob = bytearray(start + offset)
-        data = torch.frombuffer(blob, dtype=torch.uint8) if blob else torch.empty(0, dtype=torch.uint8)
-        for name, t in named:
-            lo, hi = layout[name]["data_offsets"]
-            data[start + lo:start + hi].copy_(t.detach().contiguous().reshape(-1).view(torch.uint8))
-        final = header(xxhash.xxh3_128(memoryview(blob)[start:]).hexdigest())
-        blob[:start] = (start - 8).to_bytes(8, "little") + final
+        meta = dict(self.meta, num_layers=str(len(self.keys)), num_tokens=str(self.num_tokens),
+                    dtype=str(self.keys[0].dtype).removeprefix("torch."), layout=LAYOUT,
+                    **{CHECKSUM_KEY: _PLACEHOLDER.decode()})
+        blob = safetensors_blob.write(named, meta)
+        slot = _checksum_slot(blob)
+        blob[slot] = xxh3_128([blob]).hex().encode()
         return blob
 
     @classmethod
-    def from_bytes(cls, blob, verify: bool = True) -> "KVArtifact":
-        """Parse a safetensors blob without copying; with ``verify`` the payload checksum must match.
+    def from_bytes(cls, blob) -> "KVArtifact":
+        """Parse a safetensors blob without copying, after verifying its checksum and metadata.
 
         Parameters
         ----------
@@ -199,72 +171,64 @@ class KVArtifact:
         Raises
         ------
         ArtifactCorruptError
-            If the blob is truncated, unparsable, incomplete, or fails its checksum.
+            If the blob is truncated or unparsable, fails its checksum, or its metadata does
+            not describe its tensors (a missing key, a non-integer or negative count, a value
+            that is not a string, ...).
         """
         try:
-            meta, tensors = _read_safetensors(blob)
-        except (ValueError, KeyError, TypeError, RuntimeError, UnicodeDecodeError) as exc:
-            raise ArtifactCorruptError(f"KV artifact is not a readable safetensors blob: {exc}") from exc
-        n = int(meta.get("num_layers", "-1"))
-        if n < 1 or any(f"{p}.{i}" not in tensors for p in "kv" for i in range(n)):
-            raise ArtifactCorruptError(f"KV artifact is incomplete: expected {n} layers of k/v tensors")
-        keys = [tensors[f"k.{i}"] for i in range(n)]
-        values = [tensors[f"v.{i}"] for i in range(n)]
-        if verify:
-            expected = meta.get("payload_xxh3_128")
-            actual = payload_checksum(keys, values)
-            if expected != actual:
-                raise ArtifactCorruptError(
-                    f"KV artifact checksum mismatch: metadata says {expected}, payload hashes to {actual}")
+            parsed = safetensors_blob.read(blob)
+        except safetensors_blob.MalformedBlobError as exc:
+            raise ArtifactCorruptError(f"KV artifact is not a readable safetensors blob: {exc}") from None
+        _verify_checksum(parsed)
+        meta = parsed.meta
+        n = _count(meta, "num_layers", minimum=1)
+        expected = {f"{p}.{i}" for p in "kv" for i in range(n)}
+        if set(parsed.tensors) != expected:
+            raise ArtifactCorruptError(f"KV artifact metadata num_layers={n} does not match its "
+                                       f"{len(parsed.tensors)} tensors")
+        keys = [parsed.tensors[f"k.{i}"] for i in range(n)]
+        values = [parsed.tensors[f"v.{i}"] for i in range(n)]
+        _check_tensors(meta, keys + values)
         return cls(keys, values, meta)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write atomically (:func:`kvbench.atomic.atomic_write`): no partial artifact remains."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write(path, self.to_bytes())
 
-    @classmethod
-    def load(cls, path: str | os.PathLike, verify: bool = True) -> "KVArtifact":
-        """Read and verify an artifact written by :meth:`save`."""
-        return cls.from_bytes(Path(path).read_bytes(), verify=verify)
+def _checksum_slot(head: bytearray) -> slice:
+    """Where the checksum's 32 hex digits sit in a blob holding its field (the header comes first)."""
+    start = head.find(_CHECKSUM_FIELD) + len(_CHECKSUM_FIELD)
+    return slice(start, start + len(_PLACEHOLDER))
 
 
-_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
-           "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64,
-           "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+def _verify_checksum(parsed: safetensors_blob.Blob) -> None:
+    """XXH3-128 of the blob, its own digits read as zeros, must equal the stored digits."""
+    head = bytearray(parsed.data[:parsed.header_end].numpy().tobytes())  # small: the header only
+    stored = parsed.meta.get(CHECKSUM_KEY)
+    if head.count(_CHECKSUM_FIELD) != 1 or not isinstance(stored, str):
+        raise ArtifactCorruptError(f"KV artifact header does not hold exactly one {CHECKSUM_KEY}")
+    slot = _checksum_slot(head)
+    head[slot] = _PLACEHOLDER
+    actual = xxh3_128([head, parsed.data[parsed.header_end:]]).hex()
+    if stored != actual:
+        raise ArtifactCorruptError(f"KV artifact checksum mismatch: metadata says {stored}, blob hashes to {actual}")
 
 
-_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
+def _count(meta: dict, key: str, minimum: int) -> int:
+    """A metadata count written as decimal digits, at least ``minimum``."""
+    text = meta.get(key)
+    if not (isinstance(text, str) and text.isascii() and text.isdigit()) or int(text) < minimum:
+        raise ArtifactCorruptError(f"KV artifact metadata {key}={text!r} is invalid: expected an integer >= {minimum}")
+    return int(text)
 
 
-def _read_safetensors(blob) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """Metadata and zero-copy tensor views of a safetensors blob.
-
-    ``safetensors.torch.load`` copies every tensor out of the bytes (about 2.5 GB/s), which
-    dominated every tier read; the format is an 8-byte little-endian header length, a JSON
-    header of ``{name: {dtype, shape, data_offsets}}``, then the data, so views need only
-    bounds checks. The checksum then covers whatever the views point at.
-    """
-    if isinstance(blob, torch.Tensor):
-        data = blob.reshape(-1).view(torch.uint8)
-    else:
-        with warnings.catch_warnings():  # a read-only buffer (bytes) gives read-only views, by contract
-            warnings.filterwarnings("ignore", message=".*not writable.*")
-            data = torch.frombuffer(blob, dtype=torch.uint8) if len(blob) else torch.empty(0, dtype=torch.uint8)
-    if data.numel() < 8:
-        raise ValueError(f"blob of {data.numel()} bytes is shorter than a safetensors header")
-    header_len = int.from_bytes(data[:8].numpy().tobytes(), "little")
-    body = data.numel() - 8 - header_len
-    if body < 0:
-        raise ValueError(f"header claims {header_len} bytes but only {data.numel() - 8} follow")
-    header = json.loads(data[8:8 + header_len].numpy().tobytes().decode("utf-8"))
-    meta = header.pop("__metadata__", None) or {}
-    tensors = {}
-    for name, spec in header.items():
-        dtype, shape, (start, end) = _DTYPES[spec["dtype"]], spec["shape"], spec["data_offsets"]
-        if not 0 <= start <= end <= body or end - start != math.prod(shape) * dtype.itemsize:
-            raise ValueError(f"tensor {name} spans bytes {start}..{end} of {body}: truncated or malformed")
-        offset = 8 + header_len + start
-        tensors[name] = data[offset:offset + end - start].view(dtype).reshape(shape)
-    return meta, tensors
+def _check_tensors(meta: dict, tensors: list[torch.Tensor]) -> None:
+    """Every metadata value is a string, and the metadata describes the tensors' layout, dtype and length."""
+    odd = {k: v for k, v in meta.items() if not isinstance(v, str)}
+    if odd:
+        raise ArtifactCorruptError(f"KV artifact metadata values must be strings: {odd}")
+    if meta.get("layout") != LAYOUT:
+        raise ArtifactCorruptError(f"KV artifact layout {meta.get('layout')!r} is not {LAYOUT!r}")
+    tokens = _count(meta, "num_tokens", minimum=1)
+    for t in tensors:
+        if t.dim() != 4 or t.shape[-2] != tokens or str(t.dtype).removeprefix("torch.") != meta.get("dtype"):
+            raise ArtifactCorruptError(
+                f"KV artifact tensor of shape {tuple(t.shape)} and {t.dtype} does not match its metadata "
+                f"({LAYOUT}, num_tokens={tokens}, dtype={meta.get('dtype')})")

@@ -8,12 +8,14 @@ objects or raises :class:`ConfigError` with one line naming the key and the allo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from kvbench import hydra_errors
 from kvbench.cost_config import EconomicsConfig, PriceSheet
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -290,7 +292,7 @@ class KVBenchConfig:
         _require(len(self.readers) > 0 and len(set(self.readers)) == len(self.readers)
                  and all(r in READERS for r in self.readers), "readers", list(self.readers),
                  "a non-empty list of distinct names from " + " | ".join(READERS))
-        _require(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),
+        _require(re.fullmatch(r"cpu|cuda|auto|cuda:\d+", self.device) is not None,
                  "device", self.device, "cpu | cuda | cuda:N | auto")
         _require(len(self.doc_tokens) > 0 and all(int(n) > 0 for n in self.doc_tokens),
                  "doc_tokens", list(self.doc_tokens), "a non-empty list of positive integers")
@@ -320,7 +322,7 @@ def load_settings(cfg: DictConfig) -> KVBenchConfig:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ConfigError):
             raise cause from None
-        raise ConfigError(str(exc).splitlines()[0]) from exc
+        raise ConfigError(hydra_errors.describe(exc) or str(exc).splitlines()[0]) from exc
     if not isinstance(settings, KVBenchConfig):
         raise ConfigError("config does not use the kvbench_schema defaults entry")
     return settings

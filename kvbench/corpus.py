@@ -17,6 +17,7 @@ import pydoc
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
@@ -62,6 +63,14 @@ class Document:
     @property
     def query_tokens(self) -> int:
         return int(self.query_ids.shape[1])
+
+
+def corpus_hash(doc_hashes: Iterable[str]) -> str:
+    """The rows' ``corpus_hash``: SHA-256 (first 16 hex) over the hashes of every document in the point.
+
+    ``doc_hashes`` are the documents' ``doc_hash`` values in the point's order, joined as they are.
+    """
+    return hashlib.sha256("".join(doc_hashes).encode()).hexdigest()[:16]
 
 
 def _pydoc_dataset(cache_dir: Path):
@@ -110,7 +119,6 @@ class Corpus:
         self.questions = [torch.tensor([tokenizer(q, add_special_tokens=False)["input_ids"]], dtype=torch.int64)
                           for q in cfg.questions]
         self.name = cfg.source if cfg.source == "pydoc" else cfg.dataset
-        self.hash = hashlib.sha256(self.stream.numpy().tobytes()).hexdigest()[:16]
 
     @property
     def num_tokens(self) -> int:

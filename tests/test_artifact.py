@@ -4,27 +4,51 @@ from __future__ import annotations
 
 import pytest
 import torch
+import xxhash
 
-from kvbench import inference
+import kvbench
+from kvbench import inference, safetensors_blob
 from kvbench.artifact import ArtifactCorruptError, ArtifactMismatchError, KVArtifact, token_ids_sha256
 from kvbench.flops import kv_bytes
 
 
 @pytest.fixture
-def artifact(tiny_lm):
+def artifact():
+    """A document's KV as a model leaves it in a ``DynamicCache``: 2 layers of (1, 2, 40, 16) float32."""
+    from transformers import DynamicCache
+
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 1000, (1, 40), generator=gen)
+    cache = DynamicCache(ddp_cache_data=[(torch.randn(1, 2, 40, 16, generator=gen), torch.randn(1, 2, 40, 16, generator=gen))
+                                         for _ in range(2)])
+    return KVArtifact.from_cache(cache, model_fingerprint="model-a", tokenizer_hash="tok-a", token_ids=ids), ids
+
+
+@pytest.fixture
+def model_artifact(tiny_lm):
+    """The tiny model's own KV of a 40-token document."""
     ids = torch.randint(0, 1000, (1, 40), generator=torch.Generator().manual_seed(1))
     _, cache = inference.prefill(tiny_lm.model, ids)
     return KVArtifact.from_cache(cache, model_fingerprint=tiny_lm.fingerprint,
                                  tokenizer_hash=tiny_lm.tokenizer_hash, token_ids=ids), ids
 
 
-def test_snapshot_shapes_and_bytes(artifact, tiny_lm):
-    art, ids = artifact
+def test_snapshot_shapes_and_bytes(model_artifact, tiny_lm):
+    art, ids = model_artifact
     cfg = tiny_lm.config
     assert len(art.keys) == cfg.num_hidden_layers
     assert art.keys[0].shape == (1, cfg.num_key_value_heads, 40, cfg.head_dim)
     assert art.nbytes == kv_bytes(cfg, 40, itemsize=4) == 2 * 2 * 2 * 16 * 4 * 40
     assert art.meta["token_ids_hash"] == token_ids_sha256(ids) and art.meta["num_tokens"] == "40"
+
+
+def test_snapshot_is_a_clone_with_provenance(artifact):
+    art, ids = artifact
+    assert art.meta == {"model_fingerprint": "model-a", "tokenizer_hash": "tok-a",
+                        "token_ids_hash": token_ids_sha256(ids), "num_tokens": "40", "num_layers": "2",
+                        "dtype": "float32", "layout": "layers x (batch, kv_heads, tokens, head_dim)",
+                        "kvbench_version": kvbench.__version__}
+    assert art.num_tokens == 40 and art.nbytes == 2 * 2 * 2 * 40 * 16 * 4 and art.device == torch.device("cpu")
 
 
 def test_bytes_round_trip_is_bitwise(artifact):
@@ -48,15 +72,14 @@ def test_parsing_is_zero_copy_and_agrees_with_safetensors(artifact):
     assert torch.equal(KVArtifact.from_bytes(memoryview(blob)).keys[0], back.keys[0])
 
 
-def test_save_load_round_trip(artifact, tmp_path):
-    art, _ = artifact
-    path = art.save(tmp_path / "doc.safetensors")
-    assert [p.name for p in tmp_path.iterdir()] == ["doc.safetensors"]
-    back = KVArtifact.load(path)
-    assert torch.equal(back.values[-1], art.values[-1])
+def _flip(blob, old: bytes, new: bytes) -> bytes:
+    """The blob with the first occurrence of ``old`` (in its header) replaced by ``new``."""
+    blob = bytes(blob)
+    assert old in blob and len(old) == len(new)
+    return blob.replace(old, new, 1)
 
 
-def test_bit_flip_is_caught(artifact):
+def test_payload_bit_flip_is_caught(artifact):
     blob = bytearray(artifact[0].to_bytes())
     blob[-3] ^= 0x10  # a payload byte: parses fine, checksum must catch it
     with pytest.raises(ArtifactCorruptError, match="checksum mismatch"):
@@ -66,21 +89,155 @@ def test_bit_flip_is_caught(artifact):
 @pytest.mark.parametrize("keep", [0, 5, 100, -7, -1])
 def test_truncation_is_caught(artifact, keep):
     blob = artifact[0].to_bytes()
-    with pytest.raises(ArtifactCorruptError):
+    with pytest.raises(ArtifactCorruptError, match="not a readable safetensors blob: .+"):
         KVArtifact.from_bytes(blob[:keep])
 
 
-def test_foreign_model_or_tokenizer_is_refused(artifact, tiny_lm):
-    art, _ = artifact
-    art.check_compatible(model_fingerprint=tiny_lm.fingerprint, tokenizer_hash=tiny_lm.tokenizer_hash)
-    with pytest.raises(ArtifactMismatchError, match="model_fingerprint"):
-        art.check_compatible(model_fingerprint="0" * 16, tokenizer_hash=tiny_lm.tokenizer_hash)
-    with pytest.raises(ArtifactMismatchError, match="tokenizer_hash"):
-        art.check_compatible(model_fingerprint=tiny_lm.fingerprint, tokenizer_hash="f" * 16)
+def test_appended_bytes_are_caught(artifact):
+    with pytest.raises(ArtifactCorruptError, match="not a readable safetensors blob: .+"):
+        KVArtifact.from_bytes(bytes(artifact[0].to_bytes()) + b"\0" * 8)
 
 
-def test_reuse_does_not_modify_the_artifact(artifact, tiny_lm):
+@pytest.mark.parametrize("old, new", [
+    (b'"dtype":"F32"', b'"dtype":"I32"'),  # same item size: parses into int32 views without the checksum
+    (b'"shape":[1,2,40,16]', b'"shape":[1,2,16,40]'),  # same byte count, another shape
+    (b'"num_tokens":"40"', b'"num_tokens":"41"'),
+    (b'"layout":"layers', b'"layout":"Layers'),
+])
+def test_header_and_metadata_flips_are_caught(artifact, old, new):
+    with pytest.raises(ArtifactCorruptError, match="checksum mismatch"):
+        KVArtifact.from_bytes(_flip(artifact[0].to_bytes(), old, new))
+
+
+def test_a_flip_in_the_provenance_is_caught(artifact):
     art, _ = artifact
+    fingerprint = art.meta["model_fingerprint"].encode()
+    forged = bytes([fingerprint[0] ^ 1]) + fingerprint[1:]
+    with pytest.raises(ArtifactCorruptError, match="checksum mismatch"):
+        KVArtifact.from_bytes(_flip(art.to_bytes(), fingerprint, forged))
+
+
+def test_a_flip_in_the_checksum_itself_is_caught(artifact):
+    blob = artifact[0].to_bytes()
+    digits = blob[blob.find(b'"checksum_xxh3_128":"') + 21:][:32]
+    assert len(digits) == 32
+    forged = bytes(digits[:-1]) + (b"0" if digits[-1:] != b"0" else b"1")
+    with pytest.raises(ArtifactCorruptError, match="checksum mismatch"):
+        KVArtifact.from_bytes(_flip(blob, bytes(digits), forged))
+
+
+def test_a_blob_without_its_checksum_is_refused(artifact):
+    blob = _flip(artifact[0].to_bytes(), b'"checksum_xxh3_128"', b'"checksum_xxh3_12X"')
+    with pytest.raises(ArtifactCorruptError, match="does not hold exactly one checksum_xxh3_128"):
+        KVArtifact.from_bytes(blob)
+
+
+def test_a_blob_with_two_checksums_is_refused(artifact):
+    """A duplicated key parses (JSON keeps the last), so the field is counted in the raw header."""
+    art, _ = artifact
+    blob = _sealed(art, dict(KVArtifact.from_bytes(art.to_bytes()).meta, checksum_xxh3_12X="0" * 32))
+    blob = _flip(blob, b'"checksum_xxh3_12X"', b'"checksum_xxh3_128"')
+    with pytest.raises(ArtifactCorruptError, match="does not hold exactly one checksum_xxh3_128"):
+        KVArtifact.from_bytes(blob)
+
+
+def _sealed(art: KVArtifact, meta: dict) -> bytearray:
+    """A blob with exactly ``meta``, sealed by the documented rule: XXH3-128 of the blob, digits as zeros."""
+    named = [(f"{p}.{i}", t) for i, (k, v) in enumerate(zip(art.keys, art.values)) for p, t in (("k", k), ("v", v))]
+    blob = safetensors_blob.write(named, dict(meta, checksum_xxh3_128="0" * 32))
+    at = blob.find(b'"checksum_xxh3_128":"') + len(b'"checksum_xxh3_128":"')
+    blob[at:at + 32] = xxhash.xxh3_128(bytes(blob)).hexdigest().encode()
+    return blob
+
+
+def test_token_ids_hash_is_over_int64_whatever_the_input():
+    import hashlib
+
+    ids = [5, 70000, 3]
+    expected = hashlib.sha256(b"".join(i.to_bytes(8, "little") for i in ids)).hexdigest()
+    assert token_ids_sha256(ids) == token_ids_sha256(torch.tensor([ids], dtype=torch.int32)) == expected
+
+
+def test_the_checksum_is_the_documented_one(artifact):
+    art, _ = artifact
+    blob = art.to_bytes()
+    assert blob == _sealed(art, {k: v for k, v in KVArtifact.from_bytes(blob).meta.items() if k != "checksum_xxh3_128"})
+
+
+@pytest.mark.parametrize("key, value", [
+    ("num_layers", "two"), ("num_layers", 2), ("num_layers", "-2"), ("num_layers", "0"), ("num_layers", "3"),
+    ("num_layers", "1"), ("num_layers", None), ("num_tokens", "-40"), ("num_tokens", "40.0"), ("num_tokens", "41"),
+    ("num_tokens", "0"), ("num_tokens", None), ("dtype", "float16"), ("dtype", None),
+    ("layout", "layers x (tokens, kv_heads)"), ("layout", None), ("model_fingerprint", 7),
+])
+def test_malformed_metadata_is_refused_as_corrupt(artifact, key, value):
+    """Metadata that does not describe its tensors is corrupt even under a valid checksum."""
+    art, _ = artifact
+    meta = dict(KVArtifact.from_bytes(art.to_bytes()).meta)
+    del meta["checksum_xxh3_128"]
+    KVArtifact.from_bytes(_sealed(art, meta))  # as written, it reads
+    if value is None:
+        del meta[key]
+    else:
+        meta[key] = value
+    with pytest.raises(ArtifactCorruptError, match=key) as info:
+        KVArtifact.from_bytes(_sealed(art, meta))
+    assert value is None or str(value) in str(info.value)  # the message shows what it found
+
+
+def test_the_smallest_artifact_reads_back():
+    """One layer of one token: the lower bounds of num_layers and num_tokens are inclusive."""
+    one = torch.arange(4, dtype=torch.float32).reshape(1, 1, 1, 4)
+    back = KVArtifact.from_bytes(KVArtifact([one], [one + 1], {}).to_bytes())
+    assert back.meta["num_layers"] == "1" and back.meta["num_tokens"] == "1"
+    assert torch.equal(back.values[0], one + 1)
+
+
+def test_derived_metadata_follows_the_tensors(artifact):
+    art, _ = artifact
+    stale = KVArtifact(art.keys, art.values, dict(art.meta, num_tokens="7", dtype="float16"))
+    back = KVArtifact.from_bytes(stale.to_bytes())
+    assert back.meta["num_tokens"] == "40" and back.meta["dtype"] == "float32"
+    assert back.meta["model_fingerprint"] == art.meta["model_fingerprint"]
+
+
+def test_foreign_model_or_tokenizer_is_refused(artifact):
+    art, _ = artifact
+    art.check_compatible(model_fingerprint="model-a", tokenizer_hash="tok-a")
+    with pytest.raises(ArtifactMismatchError, match="^KV artifact model_fingerprint is 'model-a' but the reader's is "
+                                                   "'model-b': it was made with another model or tokenizer$"):
+        art.check_compatible(model_fingerprint="model-b", tokenizer_hash="tok-a")
+    with pytest.raises(ArtifactMismatchError, match="tokenizer_hash is 'tok-a' but the reader's is 'tok-b'"):
+        art.check_compatible(model_fingerprint="model-a", tokenizer_hash="tok-b")
+
+
+def test_to_moves_or_copies_and_equals_compares_bytes(artifact):
+    art, _ = artifact
+    same = art.to("cpu")
+    assert same.keys[0] is art.keys[0] and same.meta == art.meta and same.meta is not art.meta
+    assert {t.device.type for t in art.to("meta").keys + art.to("meta").values} == {"meta"}
+    copied = art.to("cpu", copy=True)
+    assert copied.keys[0] is not art.keys[0] and copied.equals(art) and art.equals(copied)
+    copied.values[1][0, 0, 0, 0] += 1
+    assert not copied.equals(art)
+    assert not art.equals(KVArtifact(art.keys[:1], art.values[:1], art.meta))
+    assert not art.equals(KVArtifact([k.double() for k in art.keys], [v.double() for v in art.values], art.meta))
+
+
+def test_to_cache_holds_the_tensors_in_the_models_kind_of_layer(artifact):
+    from transformers import Qwen3Config
+
+    art, _ = artifact
+    config = Qwen3Config(num_hidden_layers=2, sliding_window=64, use_sliding_window=True, max_window_layers=1,
+                         layer_types=["full_attention", "sliding_attention"])
+    cache = art.to_cache(config)
+    assert [type(layer).__name__ for layer in cache.layers] == ["DynamicLayer", "DynamicSlidingWindowLayer"]
+    assert cache.get_seq_length() == 40
+    assert torch.equal(cache.layers[1].values, art.values[1]) and torch.equal(cache.layers[0].keys, art.keys[0])
+
+
+def test_reuse_does_not_modify_the_artifact(model_artifact, tiny_lm):
+    art, _ = model_artifact
     before = [k.clone() for k in art.keys]
     inference.reuse(tiny_lm.model, art, torch.tensor([[5, 6, 7]]))
     assert all(torch.equal(a, b) for a, b in zip(before, art.keys)) and art.num_tokens == 40

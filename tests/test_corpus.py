@@ -38,3 +38,13 @@ def test_documents_are_real_text_and_deterministic(corpus):
 def test_too_long_is_a_config_error(corpus):
     with pytest.raises(ConfigError, match="doc_tokens="):
         corpus.documents(corpus.num_tokens + 1, 1)
+
+
+def test_corpus_hash_covers_every_document_in_order(corpus):
+    import hashlib
+
+    from kvbench.corpus import corpus_hash
+
+    hashes = [d.doc_hash for d in corpus.documents(64, 3)]
+    assert corpus_hash(hashes) == hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]
+    assert len({corpus_hash(hashes), corpus_hash(hashes[::-1]), corpus_hash(hashes[:2])}) == 3

@@ -10,8 +10,8 @@ tensor ``shapes`` (keys layer 0..n-1, then values layer 0..n-1), the byte length
 payload section and any codec parameters. The trailing XXH3-128 covers everything before
 it and is checked whenever the blob is in host memory. A blob that a GPU codec receives
 already on the device (a tier copied it there) is checked instead with the device
-checksum, a position-weighted byte sum (:func:`device_checksum`) that the GPU computes at
-memory speed; GPU codecs write it. Either way a flipped bit or a truncation is caught
+checksum, a position-weighted byte sum (:func:`kvbench.checksum.device_checksum`) that the GPU
+computes at memory speed; GPU codecs write it. Either way a flipped bit or a truncation is caught
 before a decoder sees the bytes.
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import xxhash
 
 from kvbench.artifact import KVArtifact
+from kvbench.checksum import device_checksum, xxh3_128
 from kvbench.codecs.base import CodecError
 
 MAGIC = b"KVBC"
@@ -34,28 +34,6 @@ _PREFIX = struct.Struct("<4sBBI")  # magic, version, flags, header length
 _DEVSUM = struct.Struct("<QQ")
 _DIGEST = 16  # xxh3-128: corruption check at memory speed (not a MAC)
 _HAS_DEVSUM = 1
-_MOD = 65521  # position weights are taken modulo this prime
-_CHUNK = 1 << 26  # bytes per checksum step (bounds the int64 temporaries)
-
-
-def device_checksum(parts: list[torch.Tensor]) -> tuple[int, int]:
-    """``(sum of bytes, sum of byte x (position mod 65521))`` over uint8 tensors read back to back.
-
-    Integer sums are exact and order-free, so CPU and GPU agree bit for bit. Per-chunk int64
-    sums cannot overflow (2^26 x 255 x 65520 < 2^63); totals are Python ints, stored modulo
-    2^64. Any single corrupted byte changes the first sum; truncation changes the length.
-    """
-    s1 = s2 = 0
-    offset = 0
-    for part in parts:
-        flat = part.reshape(-1)
-        for i in range(0, flat.numel(), _CHUNK):
-            chunk = flat[i:i + _CHUNK].to(torch.int64)
-            weights = torch.arange(offset + i, offset + i + chunk.numel(), device=chunk.device) % _MOD
-            s1 += int(chunk.sum())
-            s2 += int((chunk * weights).sum())
-        offset += flat.numel()
-    return s1 % (1 << 64), s2 % (1 << 64)
 
 
 def pack(codec: str, artifact: KVArtifact, sections: list, **params: Any) -> bytes:
@@ -78,10 +56,7 @@ def pack(codec: str, artifact: KVArtifact, sections: list, **params: Any) -> byt
                                                 *sections]))]
         sections = [s.cpu().numpy() if isinstance(s, torch.Tensor) else s for s in sections]
     parts = [prefix, *sections, *tail]
-    digest = xxhash.xxh3_128()
-    for part in parts:
-        digest.update(part)
-    return b"".join([*parts, digest.digest()])
+    return b"".join([*parts, xxh3_128(parts)])
 
 
 def unpack(blob, codec: str) -> tuple[dict[str, Any], list]:
@@ -119,7 +94,7 @@ def unpack(blob, codec: str) -> tuple[dict[str, Any], list]:
             raise CodecError(f"{codec} blob device checksum mismatch: the bytes are corrupt or truncated")
         head = blob[_PREFIX.size:start].cpu().numpy().tobytes()
     else:
-        if xxhash.xxh3_128_digest(view[:-_DIGEST]) != bytes(view[-_DIGEST:]):
+        if xxh3_128([view[:-_DIGEST]]) != bytes(view[-_DIGEST:]):
             raise CodecError(f"{codec} blob checksum mismatch: the bytes are corrupt or truncated")
         head = bytes(view[_PREFIX.size:start])
     try:

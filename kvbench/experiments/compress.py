@@ -16,7 +16,6 @@ Per point (model, dtype, L, codec), on the KV of the first document of length L:
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 from kvbench import inference
 from kvbench.artifact import KVArtifact, token_ids_sha256
 from kvbench.codecs import CODECS, container, get_codec, unavailable
+from kvbench.corpus import corpus_hash
 from kvbench.entropy import kv_entropy
 from kvbench.experiments.base import RunContext
 from kvbench.experiments.compress_quality import Passage, lossy_quality, relative_rmse
@@ -64,7 +64,7 @@ class CompressExperiment:
         hashes = [token_ids_sha256(p.doc_ids)[:16] for p in passages]
         shared = dict(passages=passages, artifact=artifact, host=host, hashes=hashes, fields=dict(
             doc_hash=hashes[0], query_tokens=int(passages[0].query_ids.shape[1]), kv_bytes=artifact.nbytes,
-            corpus_hash=hashlib.sha256("".join(hashes).encode()).hexdigest()[:16],
+            corpus_hash=corpus_hash(hashes),
             entropy_order0_bits=bounds.order0, entropy_planes_bits=bounds.planes,
             entropy_channel_bits=bounds.channel,
             **{f"bound_{k}_ratio": v for k, v in bounds.ratios().items()}))

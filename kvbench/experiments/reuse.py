@@ -19,7 +19,6 @@ rows share one prefill measurement:
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Any
 
@@ -29,6 +28,7 @@ import torch
 from kvbench import flops
 from kvbench.artifact import KVArtifact
 from kvbench.calibrate import calibrate
+from kvbench.corpus import corpus_hash
 from kvbench.exactness import aggregate, compare_pair
 from kvbench.exactness_fast import compare_fast
 from kvbench.experiments.base import RunContext, prefill_fields, publish
@@ -43,11 +43,6 @@ def fixed_query(query_ids: torch.Tensor, tokens: int | None) -> torch.Tensor:
     if tokens is None:
         return query_ids
     return query_ids.repeat(1, math.ceil(tokens / query_ids.shape[1]))[:, :tokens]
-
-
-def corpus_hash(docs) -> str:
-    """SHA-256 (16 hex) over the hashes of every document of a point."""
-    return hashlib.sha256("".join(d.doc_hash for d in docs).encode()).hexdigest()[:16]
 
 
 def serialised(artifact: KVArtifact, device: torch.device) -> KVArtifact:
@@ -105,7 +100,8 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     Q = queries[0]
     pre_floor = prefill_floor_ms(model.config, doc_tokens + Q, weights, cal)
     common = dict(
-        doc_hash=docs[0].doc_hash, query_tokens=Q, corpus_hash=corpus_hash(docs), timing_docs=len(docs),
+        doc_hash=docs[0].doc_hash, query_tokens=Q, corpus_hash=corpus_hash(d.doc_hash for d in docs),
+        timing_docs=len(docs),
         repeats=timing.repeats, timer=timer_name(device), kv_bytes=kv, weight_bytes=weights,
         prefill_flops=flops.forward_flops(model.config, doc_tokens + Q),
         reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=doc_tokens),

@@ -26,8 +26,8 @@ import torch
 from kvbench import flops
 from kvbench.artifact import KVArtifact
 from kvbench.codecs import get_codec
+from kvbench.corpus import corpus_hash
 from kvbench.experiments.base import RunContext, prefill_fields, publish
-from kvbench.experiments.reuse import corpus_hash
 from kvbench.measure import SampleStats, gbps, ratio_ci, time_interleaved
 from kvbench.readers import make_reader, prefill_paths
 from kvbench.tiers import StageTimer, Tier, TierError, TierUnavailableError, open_tier, too_slow, variants
@@ -96,7 +96,7 @@ class TiersExperiment:
         prefill, prefill_samples = time_prefill(ctx, doc.doc_hash, doc_ids, query_ids)
         model, L, Q = ctx.lm.model, doc_tokens, doc.query_tokens
         shared = dict(artifact=artifact, query_ids=query_ids, prefill_samples=prefill_samples, fields=dict(
-            doc_hash=doc.doc_hash, query_tokens=Q, corpus_hash=corpus_hash([doc]), timing_docs=1,
+            doc_hash=doc.doc_hash, query_tokens=Q, corpus_hash=corpus_hash([doc.doc_hash]), timing_docs=1,
             kv_bytes=artifact.nbytes, prefill_flops=flops.forward_flops(model.config, L + Q),
             reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=L), **prefill))
         self._published = (doc_tokens, shared)

@@ -1,4 +1,4 @@
-"""Terminal feedback: a progress bar over points and a one-screen table at the end."""
+"""The terminal: a progress bar over points while a run goes, and a one-screen table of its rows at the end."""
 
 from __future__ import annotations
 
