@@ -120,7 +120,8 @@ def identity_columns(ctx: RunContext, experiment: str, point: dict[str, Any]) ->
                   model_fingerprint=ctx.lm.fingerprint, dtype=ctx.settings.dtype,
                   device=ctx.device_name, attn_impl=ctx.settings.attn_impl,
                   deterministic=ctx.settings.deterministic, **point)
-    return dict(coords, point_id=point_id(coords), tokenizer=ctx.lm.tokenizer_name)
+    return dict(coords, point_id=point_id(coords), tokenizer=ctx.lm.tokenizer_name,
+                model_file_sha256=ctx.lm.file_sha256)
 
 
 def measure_point(ctx: RunContext, experiment, point: dict[str, Any], identity: dict[str, Any],

