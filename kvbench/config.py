@@ -121,10 +121,13 @@ class ExactnessConfig:
     enabled: bool = True
     num_docs: int = 8      # document x question pairs per point
     gen_tokens: int = 24   # greedy continuation length G
+    reference_attn_impl: Optional[str] = None  # one-pass reference's attention kernel; null: attn_impl (control)
 
     def __post_init__(self):
         _require(self.num_docs >= 1, "exactness.num_docs", self.num_docs, "an integer >= 1")
         _require(self.gen_tokens >= 1, "exactness.gen_tokens", self.gen_tokens, "an integer >= 1")
+        if self.reference_attn_impl is not None:
+            _one_of("exactness.reference_attn_impl", self.reference_attn_impl, ATTN_IMPLS)
 
 
 @dataclass
