@@ -14,6 +14,7 @@ Four sources:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -82,7 +83,25 @@ def load_tokenizer(spec: ModelConfig):
         return AutoTokenizer.from_pretrained(spec.path, revision=spec.revision), spec.path
     gguf = model_file(spec) if spec.source == "gguf" else embedded_gguf_path()
     name = f"{spec.name} (GGUF)" if spec.source == "gguf" else EMBEDDED_TOKENIZER
-    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name), name
+    return _gguf_tokenizer(gguf), name
+
+
+# A GGUF's metadata is parsed in Python (seconds for a 150k vocabulary): once per process, so the
+# jobs of a multirun over dtypes share it.
+@functools.lru_cache(maxsize=4)
+def _gguf_tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+
+
+@functools.lru_cache(maxsize=4)
+def _gguf_context(path: Path) -> int:
+    from gguf import GGUFReader
+
+    reader = GGUFReader(path)
+    field = next(f for name, f in reader.fields.items() if name.endswith(".context_length"))
+    return int(field.parts[field.data[0]][0])
 
 
 def context_tokens(spec: ModelConfig) -> int:
@@ -95,11 +114,7 @@ def context_tokens(spec: ModelConfig) -> int:
         from transformers import AutoConfig
 
         return int(AutoConfig.from_pretrained(spec.path, revision=spec.revision).max_position_embeddings)
-    from gguf import GGUFReader
-
-    reader = GGUFReader(model_file(spec))
-    field = next(f for name, f in reader.fields.items() if name.endswith(".context_length"))
-    return int(field.parts[field.data[0]][0])
+    return _gguf_context(model_file(spec))
 
 
 def load_model(spec: ModelConfig, *, device: torch.device, dtype: torch.dtype,

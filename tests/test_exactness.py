@@ -234,3 +234,18 @@ def test_deterministic_mode_is_enforced_not_warned(make_cfg, monkeypatch):
         assert not torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_exactness_matrix_is_real_weights_only_with_32_documents(make_cfg):
+    from kvbench.config import load_settings
+
+    cfg = make_cfg("+exp=exactness", with_hydra=True)
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert cfg.hydra.sweeper.params.model.split(",") == ["smollm2", "qwen2_5_0_5b"]
+    assert cfg.hydra.sweeper.params.dtype.split(",") == ["float32", "float16", "bfloat16"]
+    for model in ("smollm2", "qwen2_5_0_5b"):
+        settings = load_settings(make_cfg("+exp=exactness", f"model={model}"))
+        assert settings.model.source in ("embedded", "gguf") and settings.exactness.num_docs == 32
+        assert min(settings.doc_tokens) == 256 and settings.skip_beyond_context
+    control = load_settings(make_cfg("+exp=exactness", "exactness.reference_attn_impl=eager"))
+    assert control.exactness.reference_attn_impl == "eager" and control.attn_impl == "sdpa"

@@ -171,3 +171,16 @@ def test_qwen_from_the_cache_is_the_real_model():
     assert path.stat().st_size == 491_400_064 and config.model_type == "qwen2"
     assert (config.num_hidden_layers, config.num_attention_heads, config.num_key_value_heads) == (24, 14, 2)
     assert context_tokens(spec) == 32768
+
+
+TRANSPORT = Path.home() / ".cache/kvbench/transport/qwen2_5_0_5b"
+
+
+@pytest.mark.skipif(not TRANSPORT.exists(), reason="the Qwen part wheels are not installed here (make qwen)")
+def test_installed_qwen_parts_pass_the_record_check():
+    from kvbench.model_files import part_files
+
+    spec = preset("qwen2_5_0_5b")
+    paths = part_files(spec.parts, Path(spec.parts_dir).expanduser())
+    assert [p.name for p in paths] == [f"part{i:02d}.bin" for i in range(1, 7)]
+    assert sum(p.stat().st_size for p in paths) == 491_400_064
