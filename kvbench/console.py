@@ -10,6 +10,7 @@ from rich.table import Table
 
 _IDENTITY = (("model", "model", "{}"), ("weights", "weights", "{}"), ("dtype", "dtype", "{}"),
              ("doc_tokens", "L", "{}"))
+RATES_WITH_CI = ("exact_fraction", "first_token_agree", "bitwise_twostage", "repeatable_fraction")
 SUMMARY_COLUMNS = {  # experiment -> (row key, header, format); kv_bytes is shown in MiB
     "reuse": _IDENTITY + (
         ("reader", "reader", "{}"), ("prefill_best_ms", "prefill ms", "{:.2f}"), ("reuse_ms", "reuse ms", "{:.2f}"),
@@ -57,6 +58,15 @@ def _fmt(key: str, fmt: str, value: Any) -> str:
         return str(value)
 
 
+def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    """A formatted value; a rate gets its 95% interval on a second line, e.g. ``.68-1.00``."""
+    text = _fmt(key, fmt, row.get(key))
+    low, high = row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
+    if key not in RATES_WITH_CI or low is None or high is None:
+        return text
+    return f"{text}\n{low:.2f}-{high:.2f}".replace("\n0.", "\n.")  # 8 characters fit the column
+
+
 def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     """Print rows as one table (skipped and failed points show their status and reason)."""
     experiment = rows[0].get("experiment") if rows else "reuse"
@@ -65,7 +75,7 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     for _, header, _ in columns:
         table.add_column(header, justify="right")
     for row in rows:
-        table.add_row(*(_fmt(key, fmt, row.get(key)) for key, _, fmt in columns))
+        table.add_row(*(_cell(row, key, fmt) for key, _, fmt in columns))
     console = Console(width=160)
     console.print(table)
     for row in rows:

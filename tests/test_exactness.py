@@ -64,3 +64,188 @@ def test_static_cache_reader_matches_eager_reuse(tiny_lm):
     one_pass, _ = inference.prefill(tiny_lm.model, torch.cat([doc, query], dim=1))
     assert torch.allclose(StaticGraphForward(tiny_lm.model, 0, 45)(None, torch.cat([doc, query], dim=1)),
                           one_pass, atol=1e-4)
+
+
+# --- rates with intervals, margins, the repeated-pairs rule -------------------------------------
+
+import math  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import pytest  # noqa: E402
+
+from kvbench import inference  # noqa: E402
+from kvbench.exactness import PairResult, attention_kernel, wilson_interval  # noqa: E402
+
+
+def _wilson_by_hand(k, n, z=1.959963984540054):
+    """The Wilson score interval from its textbook formula."""
+    p, denom = k / n, 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return center - half, center + half
+
+
+@pytest.mark.parametrize("k, n", [(8, 8), (3, 5), (0, 32), (31, 32), (1, 1)])
+def test_wilson_interval_matches_the_formula(k, n):
+    assert wilson_interval(k, n) == pytest.approx(_wilson_by_hand(k, n), abs=1e-12)
+
+
+def test_wilson_interval_pinned():
+    # 8/8 exact cannot tell 100% from 80%: the lower bound is 0.676.
+    assert wilson_interval(8, 8) == pytest.approx((0.675592, 1.0), abs=1e-6)
+    assert wilson_interval(3, 5) == pytest.approx((0.230724, 0.882379), abs=1e-6)
+    assert wilson_interval(32, 32) == pytest.approx((0.892821, 1.0), abs=1e-6)
+    assert wilson_interval(0, 0) == (None, None)
+
+
+def _pair(exact, fd, fta, diff, kl, bw, tlb, tdiff, rep, margin):
+    return PairResult(exact=exact, first_divergence=fd, first_token_agree=fta, max_abs_logit_diff=diff, kl=kl,
+                      bitwise_twostage=bw, twostage_logits_bitwise=tlb, twostage_max_abs_logit_diff=tdiff,
+                      repeatable=rep, divergence_margin=margin, reference_attn_impl="sdpa")
+
+
+MIXED = [  # G = 4
+    _pair(True, 4, True, 0.1, 0.01, True, True, 0.0, True, None),
+    _pair(False, 2, True, 0.5, 0.02, False, True, 0.0, True, 0.25),   # tokens differ from two-stage later
+    _pair(False, 0, False, 2.0, 0.30, False, False, 0.5, True, 0.125),
+    _pair(True, 4, True, 0.0, 0.00, False, True, 0.0, False, None),   # not repeatable: left out of two-stage
+    _pair(True, 4, True, 0.2, 0.07, True, True, 0.0, True, None),
+]
+
+
+def test_aggregate_on_exact_and_inexact_pairs():
+    agg = aggregate(MIXED)
+    lo35, hi35 = _wilson_by_hand(3, 5)
+    lo45, hi45 = _wilson_by_hand(4, 5)
+    lo24, hi24 = _wilson_by_hand(2, 4)
+    lo34, hi34 = _wilson_by_hand(3, 4)
+    expected = {
+        "num_docs": 5,
+        "exact_fraction": 0.6, "exact_fraction_ci_low": lo35, "exact_fraction_ci_high": hi35,
+        "first_divergence_mean": 2.8,
+        "first_token_agree": 0.8, "first_token_agree_ci_low": lo45, "first_token_agree_ci_high": hi45,
+        "max_abs_logit_diff": 2.0, "kl_mean": 0.08, "kl_max": 0.3,
+        "bitwise_twostage": 0.5, "bitwise_twostage_ci_low": lo24, "bitwise_twostage_ci_high": hi24,
+        "twostage_logits_bitwise": 0.75, "twostage_logits_bitwise_ci_low": lo34,
+        "twostage_logits_bitwise_ci_high": hi34,
+        "bitwise_twostage_n": 4,
+        "twostage_max_abs_logit_diff": 0.5,
+        "repeatable_fraction": 0.8, "repeatable_fraction_ci_low": lo45, "repeatable_fraction_ci_high": hi45,
+        "divergence_margin_mean": 0.1875, "divergence_margin_min": 0.125,
+        "reference_attn_impl": "sdpa",
+    }
+    assert set(agg) == set(expected)
+    for key, value in expected.items():
+        assert agg[key] == (pytest.approx(value, abs=1e-12) if isinstance(value, float) else value), key
+
+
+def test_twostage_rates_count_only_pairs_that_repeated():
+    unrepeatable = [_pair(True, 4, True, 0.0, 0.0, False, False, 0.1, False, None) for _ in range(3)]
+    agg = aggregate(unrepeatable)
+    assert agg["bitwise_twostage_n"] == 0 and agg["repeatable_fraction"] == 0.0
+    assert agg["bitwise_twostage"] is None and agg["bitwise_twostage_ci_low"] is None
+    assert agg["twostage_logits_bitwise"] is None and agg["twostage_logits_bitwise_ci_high"] is None
+    assert agg["divergence_margin_mean"] is None and agg["divergence_margin_min"] is None
+    # One repeated pair that matches: 1/1, not 1/4.
+    agg = aggregate(unrepeatable + [_pair(True, 4, True, 0.0, 0.0, True, True, 0.0, True, None)])
+    assert agg["bitwise_twostage"] == 1.0 and agg["bitwise_twostage_n"] == 1
+
+
+class ScriptedModel:
+    """Stands in for a causal LM: each call returns the next scripted last-position logits."""
+
+    def __init__(self, logits):
+        self.logits, self.fed = list(logits), []
+
+    def __call__(self, input_ids, past_key_values, use_cache, logits_to_keep):
+        self.fed.append(input_ids.tolist())
+        return SimpleNamespace(logits=torch.tensor(self.logits.pop(0)).view(1, 1, -1))
+
+
+def test_greedy_continue_returns_tokens_and_top1_margins():
+    model = ScriptedModel([[5.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.25, 1.0]])
+    tokens, margins = inference.greedy_continue(model, None, torch.tensor([[0.0, 3.0, 1.0, 2.5]]), 3)
+    assert tokens == [1, 0, 2]
+    assert margins == [0.5, 4.0, 0.25]
+    assert model.fed == [[[1]], [[0]]]  # each chosen token is fed back
+
+
+def test_divergence_margin_is_the_references_margin_at_the_first_divergence(tiny_lm):
+    def corrupt(cache, ids):  # another document's KV under this one's name: the continuation must change
+        art = _snapshot(tiny_lm)(cache, ids)
+        noise = torch.Generator().manual_seed(7)
+        art.keys = [torch.randn(k.shape, generator=noise) * 10 for k in art.keys]
+        art.values = [torch.randn(v.shape, generator=noise) * 10 for v in art.values]
+        return art
+
+    doc, query = _ids(0, 48), _ids(1, 6)
+    result = compare_pair(tiny_lm.model, doc, query, 6, corrupt)
+    logits, cache = inference.prefill(tiny_lm.model, torch.cat([doc, query], dim=1))
+    tokens, margins = inference.greedy_continue(tiny_lm.model, cache, logits, 6)
+    assert not result.exact and result.first_divergence < 6
+    assert result.divergence_margin == margins[result.first_divergence] and result.divergence_margin >= 0
+    assert compare_pair(tiny_lm.model, doc, query, 6, _snapshot(tiny_lm)).divergence_margin is None
+
+
+def test_reference_kernel_control_changes_only_the_reference(tiny_lm):
+    model = tiny_lm.model
+    with attention_kernel(model, "eager") as impl:
+        assert impl == "eager" == model.config._attn_implementation
+    assert model.config._attn_implementation == "sdpa"  # restored
+    result = compare_pair(model, _ids(5, 40), _ids(6, 5), 4, _snapshot(tiny_lm), reference_attn_impl="eager")
+    assert result.reference_attn_impl == "eager" and model.config._attn_implementation == "sdpa"
+    assert result.bitwise_twostage and result.repeatable  # reuse vs two-stage ran with the model's own kernel
+    assert 0 < result.max_abs_logit_diff < 1e-3  # another kernel: close, not bitwise
+
+
+RATE_DENOMINATORS = {"exact_fraction": "num_docs", "first_token_agree": "num_docs",
+                     "repeatable_fraction": "num_docs", "bitwise_twostage": "bitwise_twostage_n",
+                     "twostage_logits_bitwise": "bitwise_twostage_n"}
+
+
+def test_rows_and_summary_carry_rates_with_intervals(make_cfg, tmp_path, capsys):
+    from conftest import TINY
+
+    from kvbench.app import run
+
+    rows = run(make_cfg(*TINY), tmp_path / "run")
+    for row in rows:
+        assert row["bitwise_twostage_n"] == row["num_docs"] == 2  # CPU float32 reuse repeats bitwise
+        assert row["reference_attn_impl"] == row["attn_impl"] == "sdpa"
+        for rate, denominator in RATE_DENOMINATORS.items():
+            trials = row[denominator]
+            low, high = wilson_interval(round(row[rate] * trials), trials)
+            assert (row[f"{rate}_ci_low"], row[f"{rate}_ci_high"]) == (low, high)
+    assert ".34-1.00" in capsys.readouterr().out  # 2/2 bitwise two-stage: its Wilson interval [0.342, 1]
+
+
+def test_deterministic_mode_is_enforced_not_warned(make_cfg, monkeypatch):
+    from conftest import TINY
+
+    from kvbench.app import preflight
+    from kvbench.config import load_settings
+
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    try:
+        preflight(load_settings(make_cfg(*TINY, "deterministic=true")))
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()
+        preflight(load_settings(make_cfg(*TINY)))  # the next job of a multirun does not inherit it
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_exactness_matrix_is_real_weights_only_with_32_documents(make_cfg):
+    from kvbench.config import load_settings
+
+    cfg = make_cfg("+exp=exactness", with_hydra=True)
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert cfg.hydra.sweeper.params.model.split(",") == ["smollm2", "qwen2_5_0_5b"]
+    assert cfg.hydra.sweeper.params.dtype.split(",") == ["float32", "float16", "bfloat16"]
+    for model in ("smollm2", "qwen2_5_0_5b"):
+        settings = load_settings(make_cfg("+exp=exactness", f"model={model}"))
+        assert settings.model.source in ("embedded", "gguf") and settings.exactness.num_docs == 32
+        assert min(settings.doc_tokens) == 256 and settings.skip_beyond_context
+    control = load_settings(make_cfg("+exp=exactness", "exactness.reference_attn_impl=eager"))
+    assert control.exactness.reference_attn_impl == "eager" and control.attn_impl == "sdpa"

@@ -45,7 +45,7 @@ def test_batched_readers_answer_as_they_would_alone(setup):
 def test_greedy_continuation_equals_hf_decoding(setup):
     model, fwd, doc, query, art = setup
     hf_logits, cache = inference.reuse(model, art, query)
-    expected = inference.greedy_continue(model, cache, hf_logits, 6)
+    expected, _ = inference.greedy_continue(model, cache, hf_logits, 6)
     assert greedy_continue_fast(fwd, art, query, fwd(query, art), 6) == expected
 
 

@@ -136,10 +136,11 @@ def exactness_fields(ctx: RunContext, doc_tokens: int, reader: str) -> dict[str,
     move = lambda t: t.to(device)  # noqa: E731
     store = lambda cache, ids: serialised(ctx.snapshot(cache, ids), device)  # noqa: E731
     if reader == "hf":
-        pairs = [compare_pair(model, move(d.doc_ids), move(d.query_ids), ex.gen_tokens, store) for d in docs]
+        pairs = [compare_pair(model, move(d.doc_ids), move(d.query_ids), ex.gen_tokens, store,
+                              reference_attn_impl=ex.reference_attn_impl) for d in docs]
     else:
         pairs = [compare_fast(model, ctx.fast_forward(), move(d.doc_ids), move(d.query_ids), ex.gen_tokens,
-                              ctx.snapshot, lambda a: serialised(a, device)) for d in docs]
+                              ctx.snapshot, lambda a: serialised(a, device), ex.reference_attn_impl) for d in docs]
     return dict(aggregate(pairs), gen_tokens=ex.gen_tokens)
 
 
