@@ -147,7 +147,8 @@ def test_the_committed_sweep_agrees_with_its_own_speedups():
 
     rows = [r for r in load_rows([SWEEP]).to_dict("records") if comparison(r)]
     found = crossovers(rows)
-    assert {c["deterministic"] for c in found} == {True, False}  # the control is its own group
+    assert {c["reader"] for c in found} == {"fast", "graph", "hf"}  # each reader is its own group
+    assert len(found) == len({(r["model"], r["reader"]) for r in rows})
     norm = lambda v: "" if v is None or v != v else v  # noqa: E731 -- NaN is how pandas says missing
     for c in found:
         members = {int(r["doc_tokens"]): r for r in rows if all(norm(r.get(k)) == c[k] for k in IDENTITY)}
