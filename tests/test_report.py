@@ -74,7 +74,7 @@ def test_every_figure_and_table_is_written(results, tmp_path):
     assert "49.7x" in tables["conclusions"] and "H200, batched" in tables["conclusions"]
     assert r"\url{https://" in tables["prices"] and "Cloudflare R2" in tables["prices"]
     assert "reuse fast ms" in tables["latency"] and r"\begin{longtable}" in tables["codecs"]
-    assert "margin, H200 batched" in tables["tariffs"] and r"\$4.589 per device-hour" in tables["econ_paper"]
+    assert "margin H200 batched" in tables["tariffs"] and r"\$4.589 per device-hour" in tables["econ_paper"]
     assert r"\newcommand{\econrun}{results/economics/base}" in tables["econ_meta"]
 
 
