@@ -11,12 +11,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from kvbench.config import ConfigError, register_configs
+from kvbench.rundir import run_dirname
 
 log = logging.getLogger("kvbench")
 
 register_configs()
-# Run folders are named by their overrides; a run with none goes to "base".
-OmegaConf.register_new_resolver("kvb_dirname", lambda s: s or "base", replace=True)
+# Run folders are named by their overrides (sanitised, credentials redacted); none: "base".
+OmegaConf.register_new_resolver("kvb_dirname", run_dirname, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
