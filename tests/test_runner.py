@@ -25,8 +25,9 @@ def test_run_writes_rows_config_and_manifest(make_cfg, tmp_path):
         assert row["status"] == "ok" and all(row[c] is not None for c in REQUIRED)
         assert row["weights"] == "random" and row["bitwise_twostage"] == 1.0
         assert row["kv_bytes"] == 2 * 2 * 2 * 16 * 4 * row["doc_tokens"]
-    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert {"git_sha", "git_dirty", "torch", "transformers", "python", "start_time", "end_time"} <= set(manifest)
+    [manifest] = json.loads((tmp_path / "run" / "manifest.json").read_text())["jobs"]
+    assert {"git_sha", "git_dirty", "torch", "transformers", "python", "start_time", "end_time",
+            "host", "gpu_index"} <= set(manifest)
     assert (tmp_path / "run" / "config.yaml").read_text().count("doc_tokens") == 1
 
 
