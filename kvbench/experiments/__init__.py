@@ -19,6 +19,10 @@ def get_experiment(name: str) -> Experiment:
         from kvbench.experiments.tiers import TiersExperiment
 
         return TiersExperiment()
+    if name == "audit":
+        from kvbench.experiments.audit import AuditExperiment
+
+        return AuditExperiment()
     raise KeyError(f"unknown experiment {name!r}")
 
 
