@@ -5,8 +5,11 @@ setting ``CUDA_VISIBLE_DEVICES``. Submitit's local executor does not: it starts 
 once, each seeing the same ``gpus_per_node`` GPUs. This Hydra callback, which runs in the job
 before the task, takes an exclusive lock on one of the visible GPUs (``flock`` on a per-GPU
 lock file, through ``filelock``) and narrows ``CUDA_VISIBLE_DEVICES`` to it. A GPU then runs
-one job at a time and the other jobs wait for a free one; a job that dies releases its GPU
-with its process. A job that sees one GPU or none is left alone.
+one job at a time and the other jobs wait for a free one (with one GPU, they take turns); a
+job that dies releases its GPU with its process. A job that sees no GPU is left alone. The
+callback belongs to ``hydra/launcher=local_gpus`` only: under SLURM or Ray each job's
+``CUDA_VISIBLE_DEVICES`` may renumber its own GPU from 0, so lock files named by it would
+wrongly serialise jobs on different GPUs.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class OneGpuPerJob(Callback):
     def on_job_start(self, config: Any, **kwargs: Any) -> None:
         self._visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         gpus = [g.strip() for g in (self._visible or "").split(",") if g.strip()]
-        if len(gpus) < 2:
+        if not gpus:
             return
         waited = time.monotonic()
         gpu, self._lock = acquire_gpu(gpus, self.lock_dir)

@@ -9,7 +9,9 @@ Credentials in the config or rows (a tier URL's password) are redacted before W&
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,17 @@ from kvbench.config import LoggerConfig
 from kvbench.redact import redact, redact_all
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _redacted_argv():
+    """W&B records the command line when a run starts: let it see the redacted one."""
+    saved = sys.argv
+    sys.argv = redact_all(list(saved))
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 class NullTracker:
@@ -37,8 +50,9 @@ class WandbTracker:
         try:
             import wandb
 
-            self.run = wandb.init(project=cfg.project, entity=cfg.entity, mode=cfg.mode, dir=str(run_dir),
-                                  config=redact_all(config), name=redact(name), reinit="finish_previous")
+            with _redacted_argv():
+                self.run = wandb.init(project=cfg.project, entity=cfg.entity, mode=cfg.mode, dir=str(run_dir),
+                                      config=redact_all(config), name=redact(name), reinit="finish_previous")
         except Exception as exc:  # noqa: BLE001 -- tracking must never be fatal
             log.warning("W&B init failed, continuing without tracking: %s", exc)
 

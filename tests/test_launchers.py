@@ -80,9 +80,13 @@ def test_callback_narrows_visible_gpus_and_restores_them(tmp_path, monkeypatch):
     assert os.environ["CUDA_VISIBLE_DEVICES"] in ("2", "3")
     callback.on_job_end(config=None, job_return=None)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3"
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")  # a scheduler already pinned one GPU: left alone
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")  # one GPU for all jobs: they take turns on it
     callback.on_job_start(config=None)
-    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5" and not list(tmp_path.glob("gpu5.lock"))
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5" and callback._lock.is_locked
+    callback.on_job_end(config=None, job_return=None)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU (a CPU run): left alone
+    callback.on_job_start(config=None)
+    assert callback._lock is None
 
 
 @pytest.mark.slow
