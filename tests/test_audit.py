@@ -147,3 +147,19 @@ def test_audit_experiment_rows(make_cfg, tmp_path):
     assert by[("rederived", 1)]["detection_rate"] <= by[("chunk", 1)]["detection_rate"]
     assert by[("none", 4)]["audit_ms"] == pytest.approx(4 * by[("none", 1)]["audit_ms"])
     assert json.loads((tmp_path / "rows.jsonl").read_text().splitlines()[0])["experiment"] == "audit"
+
+
+@pytest.mark.gpu
+def test_audit_on_cuda_bf16_passes_honest_and_catches_tampered_artifacts():
+    from kvbench.config import ModelConfig
+    from kvbench.models import load_model
+
+    cuda = torch.device("cuda")
+    lm = load_model(ModelConfig(name="tiny-random", source="random", arch="tiny"), device=cuda,
+                    dtype=torch.bfloat16, attn_impl="sdpa", seed=0)
+    ids = [tokens(s, 256).to(cuda) for s in range(6)]
+    tolerance = audit.calibrate([audit.check_all(lm.model, publish(lm, i), i, 32) for i in ids[:4]], margin=2.0)
+    assert not audit.flagged(audit.check_all(lm.model, publish(lm, ids[4]), ids[4], 32), tolerance).any()
+    bad = tamper("chunks", lm.model, publish(lm, ids[4]), ids[4], ids[5], span_tokens=4, spans=3, noise_rel=0.01,
+                 generator=torch.Generator().manual_seed(0))
+    assert audit.flagged(audit.check_all(lm.model, bad, ids[4], 32), tolerance).any()

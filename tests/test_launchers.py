@@ -110,3 +110,20 @@ def test_submitit_local_sweep_lands_in_one_results_set(tmp_path):
         for b in jobs:
             if a is not b and a["cuda_visible_devices"] == b["cuda_visible_devices"]:
                 assert a["end_time"] <= b["start_time"] or b["end_time"] <= a["start_time"]
+
+
+@pytest.mark.gpu
+def test_pinned_job_sees_exactly_one_gpu(tmp_path):
+    import torch
+
+    script = textwrap.dedent(f"""
+        import os
+        from kvbench.gpu_slot import OneGpuPerJob
+        OneGpuPerJob(lock_dir={str(tmp_path)!r}).on_job_start(config=None)
+        import torch
+        print(os.environ["CUDA_VISIBLE_DEVICES"], torch.cuda.device_count())
+    """)
+    visible = ",".join(str(i) for i in range(torch.cuda.device_count()))
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, CUDA_VISIBLE_DEVICES=visible)).stdout.split()
+    assert out[0] in visible.split(",") and out[1] == "1"
