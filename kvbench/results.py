@@ -48,15 +48,15 @@ def _clean(value: Any) -> Any:
     return redact(value) if isinstance(value, str) else value
 
 
-def parse_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The rows of a ``rows.jsonl``, and its lines that are not JSON objects (blank lines ignored)."""
+def parse_rows(path: Path) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The rows of a ``rows.jsonl``, and its lines that are not JSON objects, as raw bytes (blank lines ignored)."""
     rows, bad = [], []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in path.read_bytes().splitlines():
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or not UTF-8
             row = None
         if isinstance(row, dict):
             rows.append(row)
@@ -101,10 +101,12 @@ class ResultStore:
             lines = [json.dumps({k: _clean(v) for k, v in r.items()}) for r in [*kept, row]]
             atomic_write(self.rows_path, ("\n".join(lines) + "\n").encode())
 
-    def _reject(self, lines: list[str]) -> None:
-        """Append unreadable lines to ``rows.rejected.jsonl`` (durably) before they leave ``rows.jsonl``."""
-        with open(self.rejected_path, "a", encoding="utf-8") as fh:
-            fh.write("".join(redact(line) + "\n" for line in lines))
+    def _reject(self, lines: list[bytes]) -> None:
+        """Append unreadable lines, byte for byte (credentials redacted), to ``rows.rejected.jsonl``
+        (durably) before they leave ``rows.jsonl``."""
+        with open(self.rejected_path, "ab") as fh:
+            for line in lines:
+                fh.write(redact(line.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape") + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
         log.warning("%s: %d unreadable line(s) moved to %s", self.rows_path, len(lines), self.rejected_path)
@@ -119,17 +121,32 @@ class ResultStore:
         atomic_write(self.run_dir / CONFIG_FILE, redact(text).encode())
 
     def manifests(self) -> list[dict[str, Any]]:
-        """One entry per job that wrote into this folder, oldest first (an older single-job file is one)."""
+        """One entry per job that wrote into this folder, oldest first (an older single-job file is one).
+
+        Raises
+        ------
+        ValueError
+            If ``manifest.json`` is not JSON.
+        """
         if not self.manifest_path.exists():
             return []
-        data = json.loads(self.manifest_path.read_text())
+        data = json.loads(self.manifest_path.read_bytes())
         return data["jobs"] if isinstance(data, dict) and "jobs" in data else [data]
 
     def record_job(self, job: dict[str, Any]) -> None:
-        """Add or update (same ``host``, ``pid`` and ``start_time``) this job's manifest entry."""
+        """Add or update (same ``host``, ``pid`` and ``start_time``) this job's manifest entry.
+
+        An unreadable ``manifest.json`` is kept as ``manifest.rejected.json`` and a new one begun.
+        """
         key = lambda j: (j.get("host"), j.get("pid"), j.get("start_time"))  # noqa: E731
         with self.lock:
-            jobs = [j for j in self.manifests() if key(j) != key(job)]
+            try:
+                jobs = self.manifests()
+            except ValueError:
+                os.replace(self.manifest_path, self.run_dir / "manifest.rejected.json")
+                log.warning("%s is not JSON: kept as manifest.rejected.json", self.manifest_path)
+                jobs = []
+            jobs = [j for j in jobs if key(j) != key(job)]
             jobs.append(redact_all(job))
             text = json.dumps({"jobs": sorted(jobs, key=lambda j: str(j.get("start_time")))}, indent=2, default=str)
             atomic_write(self.manifest_path, (text + "\n").encode())

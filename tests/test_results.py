@@ -79,6 +79,23 @@ def test_load_rows_and_crossover_skip_a_damaged_line(tmp_path, caplog, capsys):
     assert "4096" in capsys.readouterr().out
 
 
+def test_a_line_that_is_not_utf8_is_moved_aside_byte_for_byte(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append(make_row(point_id="a"))
+    with open(store.rows_path, "ab") as fh:
+        fh.write(b'{"point_id": "\xff\xfe"}\n')
+    store.append(make_row(point_id="b"))
+    assert (tmp_path / "rows.rejected.jsonl").read_bytes() == b'{"point_id": "\xff\xfe"}\n'
+    assert [r["point_id"] for r in store.rows()] == ["a", "b"]
+
+
+def test_a_damaged_manifest_is_kept_aside(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"jobs": [')
+    ResultStore(tmp_path).record_job({"host": "h", "pid": 1, "start_time": "t"})
+    assert (tmp_path / "manifest.rejected.json").read_text() == '{"jobs": ['
+    assert [j["host"] for j in ResultStore(tmp_path).manifests()] == ["h"]
+
+
 def test_stale_temporary_of_a_killed_writer_is_removed(tmp_path):
     stale = tmp_path / ".rows.jsonl.k1ll3d.tmp"
     stale.write_text('{"half": ')
