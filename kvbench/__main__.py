@@ -20,10 +20,11 @@ from omegaconf import DictConfig, OmegaConf
 from kvbench import hydra_errors
 from kvbench.config import ConfigError, register_configs
 from kvbench.run_folders import SweepFolderGuard, is_fresh, remove_run_dir
+from kvbench.rundir import run_dirname
 
 register_configs()
-# Run folders are named by their overrides; a run with none goes to "base".
-OmegaConf.register_new_resolver("kvb_dirname", lambda s: s or "base", replace=True)
+# Run folders are named by their overrides (sanitised, credentials redacted); none: "base".
+OmegaConf.register_new_resolver("kvb_dirname", run_dirname, replace=True)
 
 
 class PointsFailedError(RuntimeError):

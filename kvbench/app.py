@@ -27,8 +27,7 @@ from kvbench.corpus import Corpus
 from kvbench.experiments import RunContext, get_experiment
 from kvbench.models import LoadedModel, context_tokens, load_model, load_tokenizer
 from kvbench.provenance import manifest, utc_now
-from kvbench.atomic import atomic_write
-from kvbench.results import CONFIG_FILE, ResultStore, point_id, write_manifest
+from kvbench.results import ResultStore, point_id
 from kvbench.rows import make_row, one_line
 from kvbench.console import print_summary, progress
 from kvbench.tracking import make_tracker
@@ -112,8 +111,8 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
     ctx = RunContext(settings, lm, corpus, device, info["device_name"], getattr(torch, settings.dtype))
 
     store = ResultStore(run_dir)
-    atomic_write(store.run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True).encode())
-    write_manifest(store.run_dir, info)
+    store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    store.record_job(info)  # one manifest entry per job: jobs sharing the folder keep theirs
     tracker = make_tracker(settings.logger, store.run_dir, OmegaConf.to_container(cfg, resolve=True),
                            name=f"{settings.exp_name}-{lm.name}")
     done, rows = store.done(), []
@@ -129,7 +128,7 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
             rows.append(row)
     finally:
         info["end_time"] = utc_now()
-        write_manifest(store.run_dir, info)
+        store.record_job(info)
         tracker.finish(store.rows(), {"points": len(rows), "ok": sum(r["status"] == "ok" for r in rows)})
     print_summary(store.rows(), title=f"{settings.exp_name}: {lm.name} ({lm.weights} weights) on {ctx.device_name}")
     return rows
@@ -163,6 +162,12 @@ def identity_columns(ctx: RunContext, experiment: str, point: dict[str, Any]) ->
                 model_file_sha256=ctx.lm.file_sha256)
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """A GPU (``torch.OutOfMemoryError``) or host allocation failed: PyTorch's CPU allocator raises a
+    plain ``RuntimeError`` saying so, Python a ``MemoryError``."""
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in str(exc)
+
+
 def measure_point(ctx: RunContext, experiment, point: dict[str, Any], identity: dict[str, Any],
                   skip: list[int]) -> dict[str, Any]:
     """One row: measured fields with status ok, or the status and reason it could not be."""
@@ -173,11 +178,12 @@ def measure_point(ctx: RunContext, experiment, point: dict[str, Any], identity: 
     else:
         try:
             fields = experiment.run_point(ctx, point)
-        except torch.cuda.OutOfMemoryError as exc:
-            fields = dict(status="oom", reason=str(exc).splitlines()[0])
         except Exception as exc:  # noqa: BLE001 -- a failed point is recorded, the sweep goes on
-            log.error("point %s failed:\n%s", point, traceback.format_exc())
-            fields = dict(status="failed", reason=one_line(exc))
+            if out_of_memory(exc):
+                fields = dict(status="oom", reason=one_line(exc))
+            else:
+                log.error("point %s failed:\n%s", point, traceback.format_exc())
+                fields = dict(status="failed", reason=one_line(exc))
         finally:
             if ctx.device.type == "cuda":
                 torch.cuda.empty_cache()

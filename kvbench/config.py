@@ -25,7 +25,7 @@ SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 CORPUS_SOURCES = ("pydoc", "hub")
 LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
-EXPERIMENTS = ("reuse", "tiers", "compress", "throughput", "economics")
+EXPERIMENTS = ("reuse", "tiers", "compress", "throughput", "economics", "audit")
 READERS = ("fast", "graph", "hf")  # how a reader runs its question on the KV (kvbench.readers)
 TIERS = ("gpu", "host", "disk", "redis", "wan")
 DISK_CACHE_STATES = ("cold", "warm")
@@ -268,6 +268,34 @@ class ThroughputConfig:
                  list(self.methods), "a non-empty list of " + " | ".join(THROUGHPUT_METHODS))
 
 
+AUDIT_TAMPERS = ("none", "chunk", "chunks", "noise", "rederived")
+
+
+@dataclass
+class AuditConfig:
+    """The ``audit`` experiment: recompute k random chunks of a bought artifact (see kvbench.audit)."""
+
+    chunk_tokens: int = 32                 # tokens per audited chunk
+    ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8])   # chunks recomputed per audit
+    tampers: list[str] = field(default_factory=lambda: list(AUDIT_TAMPERS))
+    calibration_docs: int = 4              # untampered artifacts the tolerance is calibrated on
+    docs: int = 4                          # other documents each tamper kind is applied to
+    margin: float = 2.0                    # tolerance = margin x the largest untampered error
+    tamper_tokens: int = 4                 # tokens replaced per tampered span
+    tamper_spans: int = 3                  # spans of the `chunks` tamper
+    noise_rel: float = 0.01                # `noise`: std of the noise / std of the layer's values
+
+    def __post_init__(self):
+        for key in ("chunk_tokens", "calibration_docs", "docs", "tamper_tokens", "tamper_spans"):
+            _require(getattr(self, key) >= 1, f"audit.{key}", getattr(self, key), "an integer >= 1")
+        _require(len(self.ks) > 0 and all(int(k) >= 1 for k in self.ks), "audit.ks", list(self.ks),
+                 "a non-empty list of integers >= 1")
+        _require(len(self.tampers) > 0 and all(t in AUDIT_TAMPERS for t in self.tampers), "audit.tampers",
+                 list(self.tampers), "a non-empty list of " + " | ".join(AUDIT_TAMPERS))
+        _require(self.margin >= 1, "audit.margin", self.margin, "a number >= 1")
+        _require(self.noise_rel > 0, "audit.noise_rel", self.noise_rel, "a number > 0")
+
+
 @dataclass
 class KVBenchConfig:
     """Top-level settings of one run (one Hydra job)."""
@@ -296,6 +324,7 @@ class KVBenchConfig:
     throughput: ThroughputConfig = field(default_factory=ThroughputConfig)
     cost: Optional[PriceSheet] = None            # price sheet, conf/cost/ (set by +exp=economics)
     economics: Optional[EconomicsConfig] = None  # what the economics experiment prices
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     def __post_init__(self):
         _one_of("experiment", self.experiment, EXPERIMENTS)

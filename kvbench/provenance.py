@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,6 +55,26 @@ def device_info(device: torch.device) -> dict[str, object]:
             "compute_capability": f"{props.major}.{props.minor}"}
 
 
+def placement(device: torch.device) -> dict[str, object]:
+    """Where this job ran: host, process, the GPUs it was given and the physical GPU it used.
+
+    ``gpu_index`` is the device's index on the host: a launcher that pins one GPU per job
+    (SLURM, Ray, :mod:`kvbench.gpu_slot`) sets ``CUDA_VISIBLE_DEVICES``, and cuda:0 is then
+    the GPU named there. ``scheduler_job`` is SLURM's job id (array task included) where set.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpu_index = None
+    if device.type == "cuda":
+        index = device.index or 0
+        names = [v.strip() for v in visible.split(",")] if visible else []
+        gpu_index = names[index] if index < len(names) else str(index)
+    slurm = os.environ.get("SLURM_JOB_ID")
+    if slurm and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        slurm = f"{os.environ.get('SLURM_ARRAY_JOB_ID', slurm)}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return {"host": socket.gethostname(), "pid": os.getpid(), "cuda_visible_devices": visible,
+            "gpu_index": gpu_index, "scheduler_job": slurm}
+
+
 def _ram_gib() -> float | None:
     try:
         return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
@@ -72,6 +93,7 @@ def manifest(device: torch.device) -> dict[str, object]:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         **device_info(device),
+        **placement(device),
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "ram_gib": _ram_gib(),

@@ -264,6 +264,29 @@ class Row:
     elapsed_s: float = col("wall-clock seconds spent on the point")
     kvbench_version: str = col("kvbench version that wrote the row")
     timestamp: str = col("UTC time the row was written (ISO 8601)")
+    # --- audit ---------------------------------------------------------------------------
+    # Recomputing k random chunks of a bought artifact from its own preceding KV (kvbench.audit).
+    # One row per (L, tamper, k); rates are over audit_docs documents of length L.
+    tamper: str = col("audit: how the evaluated artifacts were altered: none (honest) | chunk (one span's KV "
+                      "replaced, the KV after it left) | chunks (several spans) | noise (noise in one layer) | "
+                      "rederived (one span's tokens changed and every later position recomputed from them)")
+    audit_k: int = col("audit: chunks recomputed per audit, drawn at random")
+    audit_chunk_tokens: int = col("audit: tokens per chunk")
+    audit_chunks: int = col("audit: chunks in the document (ceil(L / audit_chunk_tokens))")
+    audit_docs: int = col("audit: documents each tamper kind was applied to")
+    detection_rate: float = col("audit: chance that k random chunks include one that disagrees with the "
+                                "artifact beyond tolerance, mean over documents (tamper=none: false positives)")
+    flagged_chunk_fraction: float = col("audit: mean fraction of the document's chunks that disagree")
+    audit_tolerance_max: float = col("audit: largest per-layer tolerance on the relative per-token error "
+                                     "(margin x the largest untampered error; 0: bitwise everywhere)")
+    audit_honest_error_max: float = col("audit: largest relative per-token error over every chunk of the "
+                                        "untampered calibration artifacts")
+    audit_bitwise_layers: float = col("audit: fraction of (layer, K/V) whose untampered recomputation was "
+                                      "bitwise equal, so their tolerance is 0")
+    audit_ms: float = col("audit: k x the mean time of one chunk check (attach KV[:start], forward the "
+                          "chunk, compare)")
+    audit_cost_fraction: float = col("audit: audit_ms / prefill_ms (the one-pass prefill the audit avoids)")
+    audit_flops_fraction: float = col("audit: analytic FLOPs of the k chunk forwards / prefill_flops")
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Row))

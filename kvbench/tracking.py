@@ -4,17 +4,32 @@
 it lands, all rows as a ``wandb.Table`` and a summary at the end. Mode is ``offline`` by
 default (no network needed; the run folder stays under the run's results folder; ``wandb
 sync`` uploads it later). Every W&B call is wrapped: a failure is logged, never raised.
+Credentials in the config or rows (a tier URL's password) are redacted before W&B sees them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 from kvbench.config import LoggerConfig
+from kvbench.redact import redact, redact_all
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _redacted_argv():
+    """W&B records the command line when a run starts: let it see the redacted one."""
+    saved = sys.argv
+    sys.argv = redact_all(list(saved))
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 class NullTracker:
@@ -35,8 +50,9 @@ class WandbTracker:
         try:
             import wandb
 
-            self.run = wandb.init(project=cfg.project, entity=cfg.entity, mode=cfg.mode, dir=str(run_dir),
-                                  config=config, name=name, reinit="finish_previous")
+            with _redacted_argv():
+                self.run = wandb.init(project=cfg.project, entity=cfg.entity, mode=cfg.mode, dir=str(run_dir),
+                                      config=redact_all(config), name=redact(name), reinit="finish_previous")
         except Exception as exc:  # noqa: BLE001 -- tracking must never be fatal
             log.warning("W&B init failed, continuing without tracking: %s", exc)
 
@@ -58,9 +74,9 @@ class WandbTracker:
         import wandb
 
         def table():
-            df = pd.DataFrame(rows).astype(str) if rows else pd.DataFrame()
+            df = pd.DataFrame(redact_all(rows)).astype(str) if rows else pd.DataFrame()
             self.run.log({"rows": wandb.Table(dataframe=df)})
-            self.run.summary.update(summary)
+            self.run.summary.update(redact_all(summary))
 
         self._guard("table", table)
         self._guard("finish", lambda: self.run.finish())

