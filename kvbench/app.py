@@ -140,15 +140,15 @@ def run_on_rows(cfg: DictConfig, settings: KVBenchConfig, experiment, run_dir: s
     economics): no device or model; the same run folder, config, manifest and rows file.
     Its rows replace the folder's earlier ones (they are recomputed whole, not resumed)."""
     store = ResultStore(run_dir)
-    atomic_write(store.run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True).encode())
+    store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     info = dict(manifest(torch.device("cpu")), overrides=overrides or [])
-    write_manifest(store.run_dir, info)
+    store.record_job(info)
     rows = experiment.derive(settings)
     store.rows_path.unlink(missing_ok=True)
     for row in rows:
         store.append(row)
     info["end_time"] = utc_now()
-    write_manifest(store.run_dir, info)
+    store.record_job(info)
     experiment.report(rows)
     return rows
 

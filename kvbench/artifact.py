@@ -179,8 +179,7 @@ class KVArtifact:
             parsed = safetensors_blob.read(blob)
         except safetensors_blob.MalformedBlobError as exc:
             raise ArtifactCorruptError(f"KV artifact is not a readable safetensors blob: {exc}") from None
-        _verify_checksum(parsed)
-        meta = parsed.meta
+        meta = parsed.meta  # checked against the header's shapes first: no tensor byte is read for it
         n = _count(meta, "num_layers", minimum=1)
         expected = {f"{p}.{i}" for p in "kv" for i in range(n)}
         if set(parsed.tensors) != expected:
@@ -189,6 +188,7 @@ class KVArtifact:
         keys = [parsed.tensors[f"k.{i}"] for i in range(n)]
         values = [parsed.tensors[f"v.{i}"] for i in range(n)]
         _check_tensors(meta, keys + values)
+        _verify_checksum(parsed)
         return cls(keys, values, meta)
 
 

@@ -27,7 +27,7 @@ def test_smoke_experiment_writes_every_required_column(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dir = tmp_path / "smoke" / "base"
     rows = [json.loads(l) for l in (run_dir / "rows.jsonl").read_text().splitlines()]
-    assert len(rows) == 2
+    assert [(r["doc_tokens"], r["reader"]) for r in rows] == [(64, "fast"), (64, "hf"), (128, "fast"), (128, "hf")]
     for row in rows:
         assert row["status"] == "ok" and row["weights"] == "real"
         missing = [c for c in REQUIRED if row.get(c) is None]

@@ -24,7 +24,7 @@ def _lines(path: Path) -> list[dict]:
 @pytest.mark.slow
 def test_sigkill_mid_point_then_resume(tmp_path):
     # Many timed repeats make each point take seconds, so the kill lands inside one.
-    cmd = [sys.executable, "-m", "kvbench", "model=tiny_random", f"doc_tokens=[{','.join(map(str, LENGTHS))}]",
+    cmd = [sys.executable, "-m", "kvbench", "model=tiny_random", "readers=[hf]", f"doc_tokens=[{','.join(map(str, LENGTHS))}]",
            "exactness.enabled=false", "timing.warmup=0", "timing.repeats=100", f"results_dir={tmp_path / 'results'}"]
     log = open(tmp_path / "first.log", "w")
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

@@ -97,7 +97,7 @@ def test_submitit_local_sweep_lands_in_one_results_set(tmp_path):
         [sys.executable, "-m", "kvbench", "-m", "hydra/launcher=local_gpus", "hydra.launcher.gpus_per_node=2",
          f"hydra.launcher.submitit_folder={tmp_path}/submitit/%j",
          f"hydra.callbacks.one_gpu_per_job.lock_dir={tmp_path}/locks",
-         "model=tiny_random", "device=cpu", "doc_tokens=[32],[64]", "exactness.enabled=false",
+         "model=tiny_random", "device=cpu", "doc_tokens=[32],[64]", "readers=[hf]", "exactness.enabled=false",
          "timing.warmup=0", "timing.repeats=2", f"results_dir={results}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
