@@ -101,6 +101,7 @@ def test_disk_tier_write_failure_is_a_row_naming_tier_dir(make_cfg, tmp_path, mo
     assert [r["status"] for r in rows] == ["failed", "failed"]
     for r, words in zip(rows, ("disk full (ENOSPC)", "permission denied (EACCES)")):
         assert f"tier.dir={store}" in r["reason"] and words in r["reason"] and "\n" not in r["reason"]
+        assert r["prefill_ms"] > 0 and r["prefill_best_ms"] > 0  # the point keeps the prefill it measured
 
 
 def test_disk_tier_dir_that_cannot_be_created_names_it(tmp_path):
