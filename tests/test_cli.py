@@ -23,7 +23,7 @@ def _kvbench(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_smoke_experiment_writes_every_required_column(tmp_path):
-    proc = _kvbench("+exp=smoke", f"results_dir={tmp_path}")
+    proc = _kvbench("+exp=smoke", f"results_dir={tmp_path}", timeout=900)  # a hang guard: ~90 s on 2 idle cores
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dir = tmp_path / "smoke" / "base"
     rows = [json.loads(l) for l in (run_dir / "rows.jsonl").read_text().splitlines()]
