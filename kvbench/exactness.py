@@ -111,18 +111,27 @@ def compare_pair(model, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_toke
     again_tokens, _ = inference.greedy_continue(model, again_cache, again_logits, gen_tokens)
     del again_cache, artifact
 
-    diverged_at = first_divergence(ref_tokens, reuse_tokens)
+    return judge((ref_logits, ref_tokens, ref_margins), (reuse_logits, reuse_tokens), (two_logits, two_tokens),
+                 (again_logits, again_tokens), reference_impl)
+
+
+def judge(reference, reuse, twostage, again, reference_impl: str) -> PairResult:
+    """One pair's comparison from its runs: ``reference`` is ``(logits, tokens, margins)`` of the
+    one-pass prefill; ``reuse``, ``twostage`` (the same computation another way) and ``again``
+    (reuse repeated) are ``(logits, tokens)``, first-token logits ``(1, vocab)``."""
+    (ref_logits, ref_tokens, ref_margins), (logits, tokens) = reference, reuse
+    diverged_at = first_divergence(ref_tokens, tokens)
     return PairResult(
-        exact=reuse_tokens == ref_tokens,
+        exact=tokens == ref_tokens,
         first_divergence=diverged_at,
-        first_token_agree=reuse_tokens[0] == ref_tokens[0],
-        max_abs_logit_diff=float((reuse_logits - ref_logits).abs().max()),
-        kl=kl_divergence(ref_logits, reuse_logits),
-        bitwise_twostage=torch.equal(two_logits, reuse_logits) and two_tokens == reuse_tokens,
-        twostage_logits_bitwise=torch.equal(two_logits, reuse_logits),
-        twostage_max_abs_logit_diff=float((reuse_logits - two_logits).abs().max()),
-        repeatable=torch.equal(again_logits, reuse_logits) and again_tokens == reuse_tokens,
-        divergence_margin=ref_margins[diverged_at] if diverged_at < gen_tokens else None,
+        first_token_agree=tokens[0] == ref_tokens[0],
+        max_abs_logit_diff=float((logits - ref_logits).abs().max()),
+        kl=kl_divergence(ref_logits, logits),
+        bitwise_twostage=torch.equal(twostage[0], logits) and twostage[1] == tokens,
+        twostage_logits_bitwise=torch.equal(twostage[0], logits),
+        twostage_max_abs_logit_diff=float((logits - twostage[0]).abs().max()),
+        repeatable=torch.equal(again[0], logits) and again[1] == tokens,
+        divergence_margin=ref_margins[diverged_at] if diverged_at < len(ref_tokens) else None,
         reference_attn_impl=reference_impl,
     )
 

@@ -17,7 +17,7 @@ import torch
 
 from kvbench import inference
 from kvbench.artifact import KVArtifact
-from kvbench.exactness import PairResult, first_divergence, kl_divergence, one_pass_reference
+from kvbench.exactness import PairResult, judge, one_pass_reference
 from kvbench.fast_forward import FastForward, greedy_continue_fast
 
 
@@ -44,17 +44,5 @@ def compare_fast(model, fwd: FastForward, doc_ids: torch.Tensor, query_ids: torc
     logits, tokens = _fast_run(fwd, stored, query_ids, gen_tokens)
     mem_logits, mem_tokens = _fast_run(fwd, in_memory, query_ids, gen_tokens)
     again_logits, again_tokens = _fast_run(fwd, stored, query_ids, gen_tokens)
-    diverged_at = first_divergence(ref_tokens, tokens)
-    return PairResult(
-        exact=tokens == ref_tokens,
-        first_divergence=diverged_at,
-        first_token_agree=tokens[0] == ref_tokens[0],
-        max_abs_logit_diff=float((logits - ref_logits).abs().max()),
-        kl=kl_divergence(ref_logits, logits),
-        bitwise_twostage=torch.equal(mem_logits, logits) and mem_tokens == tokens,
-        twostage_logits_bitwise=torch.equal(mem_logits, logits),
-        twostage_max_abs_logit_diff=float((logits - mem_logits).abs().max()),
-        repeatable=torch.equal(again_logits, logits) and again_tokens == tokens,
-        divergence_margin=ref_margins[diverged_at] if diverged_at < gen_tokens else None,
-        reference_attn_impl=reference_impl,
-    )
+    return judge((ref_logits, ref_tokens, ref_margins), (logits, tokens), (mem_logits, mem_tokens),
+                 (again_logits, again_tokens), reference_impl)

@@ -6,38 +6,19 @@ settings reach the floor (its first run, results/probes/, also timed split-KV va
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 import time
 
-import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-sys.path.insert(0, os.getcwd())
-from kvbench import attention  # noqa: E402
-from kvbench.architectures import build_config  # noqa: E402
-from kvbench.artifact import KVArtifact  # noqa: E402
-from kvbench.calibrate import calibrate  # noqa: E402
-from kvbench.cuda_graph import Replayable  # noqa: E402
-from kvbench.fast_forward import FastForward  # noqa: E402
-from kvbench.floors import reuse_floor_ms, prefill_floor_ms, weight_bytes  # noqa: E402
-from kvbench.measure import time_ms  # noqa: E402
+from _probe import ceilings, dev, dt, med, qwen3_4b_random, save, say
+from kvbench import attention
+from kvbench.artifact import KVArtifact
+from kvbench.cuda_graph import Replayable
+from kvbench.fast_forward import FastForward
+from kvbench.floors import prefill_floor_ms, reuse_floor_ms, weight_bytes
 
-dev, dt = torch.device("cuda"), torch.bfloat16
-out: dict = {}
-
-
-def say(key, value):
-    out[key] = value
-    print(f"{key}: {value}", flush=True)
-
-
-def med(fn, warmup=3, repeats=20):
-    return float(np.median(time_ms(fn, dev, warmup=warmup, repeats=repeats)))
-
-
-cal = calibrate(dev, dt)
+cal = ceilings()
 say("calibration", cal.__dict__)
 
 # 1. correctness of one pass (GQA, lower-right causal) against the float32 reference
@@ -62,7 +43,6 @@ for L in (3774, 32768):
     del kp, vp, g
 
 # 3. prefill attention backends at long T (causal GQA)
-from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
 for T in (8192, 32768):
     qq = torch.randn(1, 32, T, 128, device=dev, dtype=dt)
@@ -80,11 +60,7 @@ for T in (8192, 32768):
     del qq, kk
 
 # 4. the model: Qwen3-4B shape, random weights
-from transformers import AutoModelForCausalLM  # noqa: E402
-
-torch.manual_seed(0)
-with torch.device(dev):
-    model = AutoModelForCausalLM.from_config(build_config("qwen3-4b"), dtype=dt, attn_implementation="sdpa").eval()
+model = qwen3_4b_random()
 W = weight_bytes(model)
 say("weight_bytes", W)
 Q = 32
@@ -127,6 +103,4 @@ for L in (3774, 32768):
         del g
     del art
     torch.cuda.empty_cache()
-if os.environ.get("OUT"):
-    with open(os.path.join(os.environ["OUT"], "probe.json"), "w") as f:
-        json.dump(out, f, indent=1)
+save("probe.json")

@@ -6,44 +6,21 @@ results/probes/README.md keeps those numbers.)
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 
-import numpy as np
 import torch
+import torch._inductor.config as inductor_config
 
-sys.path.insert(0, os.getcwd())
-from kvbench.architectures import build_config  # noqa: E402
-from kvbench.artifact import KVArtifact  # noqa: E402
-from kvbench.calibrate import calibrate  # noqa: E402
-from kvbench.cuda_graph import Replayable  # noqa: E402
-from kvbench.fast_forward import FastForward  # noqa: E402
-from kvbench.floors import prefill_floor_ms, reuse_floor_ms, weight_bytes  # noqa: E402
-from kvbench.measure import time_ms  # noqa: E402
+from _probe import ceilings, dev, med, qwen3_4b_random, save, say
+from kvbench.artifact import KVArtifact
+from kvbench.cuda_graph import Replayable
+from kvbench.fast_forward import FastForward
+from kvbench.floors import prefill_floor_ms, reuse_floor_ms, weight_bytes
 
-dev, dt = torch.device("cuda"), torch.bfloat16
 mode = sys.argv[1]
-out: dict = {}
-
-
-def say(key, value):
-    out[key] = value
-    print(f"{mode} {key}: {value}", flush=True)
-
-
-def med(fn, warmup=3, repeats=20):
-    return float(np.median(time_ms(fn, dev, warmup=warmup, repeats=repeats)))
-
-
-cal = calibrate(dev, dt)
-import torch._inductor.config as inductor_config  # noqa: E402
-from transformers import AutoModelForCausalLM  # noqa: E402
-
-torch.manual_seed(0)
-with torch.device(dev):
-    model = AutoModelForCausalLM.from_config(build_config("qwen3-4b"), dtype=dt, attn_implementation="sdpa").eval()
+cal = ceilings()
+model = qwen3_4b_random()
 W = weight_bytes(model)
 fwd = FastForward(model, compile=False)
 options = {"dyn": dict(dynamic=True), "static": dict(dynamic=False), "cdt": dict(dynamic=True),
@@ -89,6 +66,4 @@ for L in (3774, 32768):
         del g
     del art
     torch.cuda.empty_cache()
-if os.environ.get("OUT"):
-    with open(os.path.join(os.environ["OUT"], f"probe_{mode}.json"), "w") as f:
-        json.dump(out, f, indent=1)
+save(f"probe_{mode}.json")
