@@ -41,6 +41,19 @@ def qwen3_4b_random():
         return AutoModelForCausalLM.from_config(build_config("qwen3-4b"), dtype=dt, attn_implementation="sdpa").eval()
 
 
+def document_kv(model, tokens: int, query: torch.Tensor):
+    """A random document of ``tokens`` ids, its KV (HF prefill) and HF's reuse logits for ``query``."""
+    from kvbench.artifact import KVArtifact
+
+    doc = torch.randint(0, 30000, (1, tokens), device=dev)
+    with torch.inference_mode():
+        pre = model(input_ids=doc, use_cache=True, logits_to_keep=1)
+        art = KVArtifact.from_cache(pre.past_key_values, model_fingerprint="", tokenizer_hash="", token_ids=doc)
+        ref = model(input_ids=query, past_key_values=art.to_cache(model.config), use_cache=True,
+                    logits_to_keep=1).logits[:, -1].float()
+    return doc, art, ref
+
+
 def save(name: str) -> None:
     if os.environ.get("OUT"):
         with open(os.path.join(os.environ["OUT"], name), "w") as f:

@@ -11,9 +11,8 @@ import time
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from _probe import ceilings, dev, dt, med, qwen3_4b_random, save, say
+from _probe import ceilings, dev, document_kv, dt, med, qwen3_4b_random, save, say
 from kvbench import attention
-from kvbench.artifact import KVArtifact
 from kvbench.cuda_graph import Replayable
 from kvbench.fast_forward import FastForward
 from kvbench.floors import prefill_floor_ms, reuse_floor_ms, weight_bytes
@@ -69,14 +68,7 @@ eager = FastForward(model, compile=False)
 t0 = time.perf_counter()
 compiled = FastForward(model, compile=True)
 for L in (3774, 32768):
-    doc = torch.randint(0, 30000, (1, L), device=dev)
-    with torch.inference_mode():
-        pre = model(input_ids=doc, use_cache=True, logits_to_keep=1)
-    art = KVArtifact.from_cache(pre.past_key_values, model_fingerprint="", tokenizer_hash="", token_ids=doc)
-    del pre
-    with torch.inference_mode():
-        ref = model(input_ids=query, past_key_values=art.to_cache(model.config), use_cache=True,
-                    logits_to_keep=1).logits[:, -1].float()
+    doc, art, ref = document_kv(model, L, query)
     floor = reuse_floor_ms(model.config, Q, L, W, art.nbytes, cal)
     say(f"reuse_floor_L{L}_ms", round(floor, 4))
     for name, fwd in (("eager", eager), ("compiled", compiled)):

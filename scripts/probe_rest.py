@@ -12,8 +12,7 @@ import time
 import torch
 import torch._inductor.config as inductor_config
 
-from _probe import ceilings, dev, med, qwen3_4b_random, save, say
-from kvbench.artifact import KVArtifact
+from _probe import ceilings, dev, document_kv, med, qwen3_4b_random, save, say
 from kvbench.cuda_graph import Replayable
 from kvbench.fast_forward import FastForward
 from kvbench.floors import prefill_floor_ms, reuse_floor_ms, weight_bytes
@@ -37,14 +36,7 @@ say("noprefix_Q32_ms", round(med(lambda: g(query), repeats=50), 4))
 say("weight_floor_ms", round(W / (cal.hbm_gbps * 1e9) * 1e3, 4))
 del g
 for L in (3774, 32768):
-    doc = torch.randint(0, 30000, (1, L), device=dev)
-    with torch.inference_mode():
-        pre = model(input_ids=doc, use_cache=True, logits_to_keep=1)
-    art = KVArtifact.from_cache(pre.past_key_values, model_fingerprint="", tokenizer_hash="", token_ids=doc)
-    del pre
-    with torch.inference_mode():
-        ref = model(input_ids=query, past_key_values=art.to_cache(model.config), use_cache=True,
-                    logits_to_keep=1).logits[:, -1].float()
+    doc, art, ref = document_kv(model, L, query)
     t0 = time.perf_counter()
     g = Replayable(lambda ids: fwd(ids, art), query, graph=True)
     say(f"reuse_L{L}_capture_s", round(time.perf_counter() - t0, 1))
