@@ -72,6 +72,14 @@ def test_parsing_is_zero_copy_and_agrees_with_safetensors(artifact):
     assert torch.equal(KVArtifact.from_bytes(memoryview(blob)).keys[0], back.keys[0])
 
 
+def test_copy_into_fills_every_layers_keys_and_values_in_place(artifact):
+    art, _ = artifact
+    pool = KVArtifact([torch.zeros_like(k) for k in art.keys], [torch.zeros_like(v) for v in art.values])
+    storage = [t.data_ptr() for t in (*pool.keys, *pool.values)]
+    assert pool.copy_(art) is pool and pool.equals(art)
+    assert [t.data_ptr() for t in (*pool.keys, *pool.values)] == storage  # the reader's pool, not new tensors
+
+
 def _flip(blob, old: bytes, new: bytes) -> bytes:
     """The blob with the first occurrence of ``old`` (in its header) replaced by ``new``."""
     blob = bytes(blob)

@@ -69,11 +69,12 @@ def test_static_cache_reader_matches_eager_reuse(tiny_lm):
 # --- rates with intervals, margins, the repeated-pairs rule -------------------------------------
 
 import math  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
 import pytest  # noqa: E402
 
-from kvbench import inference  # noqa: E402
+from kvbench import exactness, inference  # noqa: E402
 from kvbench.exactness import PairResult, attention_kernel, wilson_interval  # noqa: E402
 
 
@@ -149,6 +150,49 @@ def test_twostage_rates_count_only_pairs_that_repeated():
     # One repeated pair that matches: 1/1, not 1/4.
     agg = aggregate(unrepeatable + [_pair(True, 4, True, 0.0, 0.0, True, True, 0.0, True, None)])
     assert agg["bitwise_twostage"] == 1.0 and agg["bitwise_twostage_n"] == 1
+
+
+def test_aggregate_names_every_reference_kernel_once():
+    pairs = [replace(MIXED[0], reference_attn_impl=impl) for impl in ("sdpa", "eager", "sdpa")]
+    assert aggregate(pairs)["reference_attn_impl"] == "eager|sdpa"
+
+
+class ScriptedInference:
+    """``kvbench.inference`` on scripted paths, each ``(first-token logits, greedy tokens)``; a path is its own cache."""
+
+    def __init__(self, one_pass, two_stage, reuses, margins):
+        self.one_pass, self.two_stage, self.reuses, self.margins = one_pass, two_stage, iter(reuses), margins
+
+    def prefill(self, model, ids):  # document + question: the one-pass reference; the document alone: two-stage
+        return (self.one_pass[0], self.one_pass) if ids.shape[1] > DOC.shape[1] else (None, self.two_stage)
+
+    def extend(self, model, cache, ids):
+        return cache[0]
+
+    def reuse(self, model, artifact, ids):
+        path = next(self.reuses)
+        return path[0], path
+
+    def greedy_continue(self, model, cache, logits, steps):
+        return list(cache[1]), self.margins
+
+
+DOC, QUERY = torch.zeros(1, 8, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long)
+
+
+def test_compare_pair_holds_reuse_against_one_pass_two_stage_and_itself(monkeypatch):
+    one_pass = (torch.tensor([[0.0, 2.0, 1.0]]), [5, 6, 7, 8])
+    two_stage = (torch.tensor([[0.0, 2.5, 1.0]]), [5, 9, 7, 8])
+    reuse = (torch.tensor([[0.0, 2.25, 1.0]]), [5, 9, 7, 8])  # first token agrees, second diverges
+    again = (torch.tensor([[0.0, 2.25, 1.0]]), [5, 9, 7, 7])  # same logits, tokens not repeated
+    monkeypatch.setattr(exactness, "inference",
+                        ScriptedInference(one_pass, two_stage, [reuse, again], margins=[0.5, 1.5, 2.5, 3.5]))
+    model = SimpleNamespace(config=SimpleNamespace(_attn_implementation="sdpa"))
+    result = compare_pair(model, DOC, QUERY, 4, lambda cache, ids: "artifact")
+    assert result == PairResult(
+        exact=False, first_divergence=1, first_token_agree=True, max_abs_logit_diff=0.25,
+        kl=kl_divergence(one_pass[0], reuse[0]), bitwise_twostage=False, twostage_logits_bitwise=False,
+        twostage_max_abs_logit_diff=0.25, repeatable=False, divergence_margin=1.5, reference_attn_impl="sdpa")
 
 
 class ScriptedModel:

@@ -15,26 +15,36 @@ from kvbench.floors import batch_floors_ms, prefill_floor_ms, reuse_floor_ms, we
 
 CAL = Calibration(key="test", matmul_tflops=800.0, hbm_gbps=4000.0, h2d_gbps=None)
 QWEN = build_config("qwen3-4b")
+EXACT = dict(rel=1e-13, abs=0)  # the formulas to float precision: a constant off in its last digit shows
 
 
 def test_reuse_floor_is_the_weight_and_kv_read_at_qwen3_4b_shape():
     weights, kv = 8_044_936_192, kv_bytes(QWEN, 3774, 2)
     assert kv == 147_456 * 3774  # the 147,456 B of KV per token
     floor = reuse_floor_ms(QWEN, 32, 3774, weights, kv, CAL)
-    assert floor == pytest.approx((weights + kv) / 4e12 * 1e3)  # memory-bound: ~2.15 ms
+    assert floor == pytest.approx((weights + kv) / 4e12 * 1e3, **EXACT)  # memory-bound: ~2.15 ms
     assert 2.0 < floor < 2.3
+
+
+def test_reuse_floor_when_compute_bound_is_the_questions_flops_on_the_cached_document():
+    slow_matmul = Calibration(key="test", matmul_tflops=0.001, hbm_gbps=4000.0, h2d_gbps=None)
+    floor = reuse_floor_ms(QWEN, 32, 3774, 8e9, 5e8, slow_matmul)
+    assert floor == pytest.approx(forward_flops(QWEN, 32, cached_tokens=3774) / 1e9 * 1e3, **EXACT)
 
 
 def test_prefill_floor_is_compute_bound_at_long_length_and_weight_bound_at_short():
     weights = 8_044_936_192
     long = prefill_floor_ms(QWEN, 32768, weights, CAL)
-    assert long == pytest.approx(forward_flops(QWEN, 32768) / 800e12 * 1e3)
-    assert prefill_floor_ms(QWEN, 1, weights, CAL) == pytest.approx(weights / 4e12 * 1e3)
+    assert long == pytest.approx(forward_flops(QWEN, 32768) / 800e12 * 1e3, **EXACT)
+    assert prefill_floor_ms(QWEN, 1, weights, CAL) == pytest.approx(weights / 4e12 * 1e3, **EXACT)
 
 
 def test_batch_floors_share_the_reads_and_not_the_compute():
     one = batch_floors_ms(QWEN, 1, 32, 3774, 8e9, 5e8, CAL)
     many = batch_floors_ms(QWEN, 64, 32, 3774, 8e9, 5e8, CAL)
+    assert many["compute_floor_ms"] == pytest.approx(forward_flops(QWEN, 32, cached_tokens=3774) / 800e12 * 1e3,
+                                                     **EXACT)
+    assert many["memory_floor_ms"] == pytest.approx((8e9 + 5e8) / 4e12 * 1e3 / 64, **EXACT)
     assert many["memory_floor_ms"] == pytest.approx(one["memory_floor_ms"] / 64)
     assert many["compute_floor_ms"] == pytest.approx(one["compute_floor_ms"])
     assert many["per_reader_floor_ms"] == max(many["compute_floor_ms"], many["memory_floor_ms"])

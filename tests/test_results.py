@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from kvbench.crossover import main as crossover_main
 from kvbench.results import ResultStore, load_rows, point_id
@@ -57,11 +58,12 @@ def test_unreadable_lines_are_skipped_then_moved_aside_never_deleted(tmp_path, c
     store.append(make_row(point_id="a", speedup=1.0))
     _damage(tmp_path / "rows.jsonl")
     assert [r["point_id"] for r in store.rows()] == ["a"]
-    assert "skipping 2 unreadable line(s)" in caplog.text
+    assert f"{store.rows_path}: skipping 2 unreadable line(s); the next write moves them to rows.rejected.jsonl" \
+        in caplog.messages
     store.append(make_row(point_id="b", speedup=2.0))
     assert [r["point_id"] for r in store.rows()] == ["a", "b"]
     assert (tmp_path / "rows.rejected.jsonl").read_text() == '{"point_id": "torn", "stat\n[1, 2]\n'
-    assert "moved to" in caplog.text
+    assert f"{store.rows_path}: 2 unreadable line(s) moved to {store.rejected_path}" in caplog.messages
     store.append(make_row(point_id="c", speedup=3.0))  # a later append keeps what was set aside
     assert (tmp_path / "rows.rejected.jsonl").read_text().count("\n") == 2
 
@@ -74,7 +76,8 @@ def test_load_rows_and_crossover_skip_a_damaged_line(tmp_path, caplog, capsys):
                               prefill_ms=n / 40, reuse_ms=reuse, speedup=n / 40 / reuse))
     _damage(store.rows_path)
     df = load_rows([tmp_path])
-    assert sorted(df["doc_tokens"]) == [1024, 4096] and "skipped 2 unreadable line(s)" in caplog.text
+    assert sorted(df["doc_tokens"]) == [1024, 4096]
+    assert f"{store.rows_path}: skipped 2 unreadable line(s)" in caplog.messages
     crossover_main([str(tmp_path)])
     assert "4096" in capsys.readouterr().out
 
@@ -89,10 +92,11 @@ def test_a_line_that_is_not_utf8_is_moved_aside_byte_for_byte(tmp_path):
     assert [r["point_id"] for r in store.rows()] == ["a", "b"]
 
 
-def test_a_damaged_manifest_is_kept_aside(tmp_path):
+def test_a_damaged_manifest_is_kept_aside(tmp_path, caplog):
     (tmp_path / "manifest.json").write_text('{"jobs": [')
     ResultStore(tmp_path).record_job({"host": "h", "pid": 1, "start_time": "t"})
     assert (tmp_path / "manifest.rejected.json").read_text() == '{"jobs": ['
+    assert f"{tmp_path / 'manifest.json'} is not JSON: kept as manifest.rejected.json" in caplog.messages
     assert [j["host"] for j in ResultStore(tmp_path).manifests()] == ["h"]
 
 
@@ -107,11 +111,38 @@ def test_point_id_is_stable_and_order_free():
     assert point_id({"a": 1, "b": "x"}) == point_id({"b": "x", "a": 1}) != point_id({"a": 2, "b": "x"})
 
 
+def test_point_id_never_changes_so_committed_rows_still_resume():
+    assert point_id({"model": "m", "doc_tokens": 1024}) == "357860c02e0c914f"  # sha256 of the sorted JSON, 16 hex
+    assert point_id({"dtype": torch.float16}) == point_id({"dtype": "torch.float16"})  # non-JSON values as text
+
+
+def test_a_blank_line_between_rows_is_ignored(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append(make_row(point_id="a"))
+    with open(store.rows_path, "a") as fh:
+        fh.write("\n" + json.dumps(make_row(point_id="b")) + "\n")
+    assert [r["point_id"] for r in store.rows()] == ["a", "b"]
+
+
 def test_load_rows_finds_nested_runs(tmp_path):
     for sub in ("model=a", "model=b"):
-        ResultStore(tmp_path / sub).append(make_row(point_id=sub, model=sub))
+        ResultStore(tmp_path / "sweep" / sub).append(make_row(point_id=sub, model=sub))
     df = load_rows([tmp_path])
-    assert sorted(df["model"]) == ["model=a", "model=b"]
+    assert list(df["model"]) == ["model=a", "model=b"] and list(df.index) == [0, 1]
+    assert list(df["run_dir"]) == [str(tmp_path / "sweep" / "model=a"), str(tmp_path / "sweep" / "model=b")]
+
+
+def test_load_rows_reads_a_rows_file_named_directly(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append(make_row(point_id="a", model="m"))
+    assert list(load_rows([store.rows_path])["model"]) == ["m"]
+
+
+def test_load_rows_reads_on_past_a_file_without_readable_rows(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "rows.jsonl").write_text("[1, 2]\n")
+    ResultStore(tmp_path / "b").append(make_row(point_id="b", model="m"))
+    assert list(load_rows([tmp_path])["model"]) == ["m"]
 
 
 def test_manifest_keeps_one_entry_per_job_and_reads_the_old_single_job_file(tmp_path):
@@ -121,6 +152,23 @@ def test_manifest_keeps_one_entry_per_job_and_reads_the_old_single_job_file(tmp_
     store.record_job(job)
     store.record_job(dict(job, end_time="2026-02-02"))  # the same job finishing updates its entry
     assert [(j["host"], j.get("end_time")) for j in store.manifests()] == [("old", None), ("h", "2026-02-02")]
+
+
+def test_manifest_keeps_jobs_apart_that_differ_in_host_pid_or_start_time_alone(tmp_path):
+    store = ResultStore(tmp_path)
+    job = {"host": "h", "pid": 1, "start_time": "2026-01-01"}
+    for other in ({"host": "g"}, {"pid": 2}, {"start_time": "2026-01-02"}):
+        store.record_job(dict(job, **other))
+    store.record_job(job)
+    assert len(store.manifests()) == 4
+
+
+def test_manifest_lists_jobs_oldest_first_and_writes_other_values_as_text(tmp_path):
+    store = ResultStore(tmp_path)
+    store.record_job({"host": "h", "pid": 2, "start_time": "2026-02-01", "cwd": tmp_path})
+    store.record_job({"host": "h", "pid": 1, "start_time": "2026-01-01"})
+    assert [j["pid"] for j in store.manifests()] == [1, 2]
+    assert store.manifests()[1]["cwd"] == str(tmp_path)
 
 
 def test_credentials_never_reach_rows_config_or_manifest(tmp_path):
