@@ -67,6 +67,7 @@ def test_every_tier_runs_on_cpu(cpu_ctx, tmp_path, tier, variants):
         assert r["tier"] == tier and r["codec"] == "identity" and r["tier_bitwise"] is True
         assert all(r[s] is not None and r[s] >= 0 for s in STAGES)
         assert r["reuse_ms"] >= sum(r[s] for s in STAGES) * 0.5 and r["prefill_ms"] > 0
+        assert r["speedup"] == pytest.approx(r["prefill_best_ms"] / r["reuse_ms"])  # prefill over reuse, not inverted
         assert r["stored_bytes"] > 0 and r["kv_bytes"] > 0 and r["put_ms"] >= 0
     if tier in ("disk", "redis", "wan"):
         assert all(r["fetch_bytes"] == r["stored_bytes"] and r["fetch_gbps"] > 0 for r in rows)
