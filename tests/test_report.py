@@ -145,6 +145,14 @@ def test_efficiency_throughput_and_tier_figures(rows):
     fig, axes = perf_figures.throughput_per_reader(cost_inputs.ok_rows(rows, "throughput"))
     assert _line(axes[0, 0], "L=4096, shared") == ([1, 4, 16], [5.0, 1.6, 0.5])
     assert _line(axes[0, 0], "L=4096, floor")[1] == pytest.approx([2.2, 0.7, 0.325])
+    # a 1-token question (a decode step's shape) is another regime: its own panel, not one line
+    batch = cost_inputs.ok_rows(rows, "throughput").assign(query_tokens=32)
+    one = batch.assign(query_tokens=1, per_reader_ms=batch["per_reader_ms"] / 10)
+    fig, axes = perf_figures.throughput_per_reader(pd.concat([batch, one]))
+    shown = {ax.get_title().split(", ")[-1]: ax for ax in axes.flat if ax.get_visible()}
+    assert sorted(shown) == ["1-token question", "32-token questions"]
+    assert _line(shown["1-token question"], "L=4096, shared")[1] == pytest.approx([0.5, 0.16, 0.05])
+    assert _line(shown["32-token questions"], "L=4096, shared")[1] == pytest.approx([5.0, 1.6, 0.5])
     tiers = cost_inputs.tier_points(rows)
     fig, axes = tier_figures.tier_stages(tiers, 4096)
     assert 500.0 in {round(p.get_width(), 6) for p in axes[0, 0].patches}

@@ -92,8 +92,11 @@ def exactness_vs_length(rows: pd.DataFrame):
         for (line, rate), g in group.groupby(["line", "rate"]):
             g = g.sort_values("doc_tokens")
             ax.fill_between(g["doc_tokens"], g["ci_low"], g["ci_high"], color=colors[line], alpha=0.12, linewidth=0)
+            # bars too: a band over one length has no width
+            ax.errorbar(g["doc_tokens"], g["value"], yerr=[g["value"] - g["ci_low"], g["ci_high"] - g["value"]],
+                        fmt="none", ecolor=colors[line], elinewidth=0.8, capsize=2, alpha=0.7)
         length_axis(ax)
         ax.set(ylim=(-0.03, 1.03), xlabel="document tokens L", ylabel="fraction of documents")
         panel_title(ax, group)
-    shared_legend(fig, axes, ncol=3)
+    shared_legend(fig, axes, ncol=2)
     return fig, axes

@@ -37,11 +37,14 @@ def efficiency_vs_length(rows: pd.DataFrame):
 
 def throughput_per_reader(rows: pd.DataFrame):
     """Device time per reader against readers per batch (log-log), a line per length and method,
-    the per-reader, compute and memory floors in the length's colour; a panel per model.
+    the per-reader, compute and memory floors in the length's colour; a panel per model and
+    question length (a 1-token question is a decode step's shape, a different regime).
     ``rows``: throughput rows (status ok)."""
-    rows = rows.assign(length=rows["doc_tokens"].map(lambda n: f"L={n}"))
+    questions = rows["query_tokens"] if "query_tokens" in rows else pd.Series(float("nan"), index=rows.index)
+    rows = rows.assign(length=rows["doc_tokens"].map(lambda n: f"L={n}"), questions=questions,
+                       panel=[f"{m}|{q:08.0f}" for m, q in zip(rows["model"], questions)])
     colors = palette(rows["length"])
-    fig, axes, cells = panels(rows, size=(FULL[0], 2.8), max_cols=2)
+    fig, axes, cells = panels(rows, by="panel", size=(FULL[0], 2.8), max_cols=2)
     for _, group, ax in cells:
         lines(ax, group, "batch", "per_reader_ms", hue="length", style="method", colors=colors)
         for length, g in group.drop_duplicates(["doc_tokens", "batch"]).groupby("length"):
@@ -52,6 +55,9 @@ def throughput_per_reader(rows: pd.DataFrame):
         log_axes(ax)
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(plain))
         panel_title(ax, group)
+        q = group["questions"].iloc[0]
+        if pd.notna(q):
+            ax.set_title(f"{ax.get_title()}, {q:.0f}-token question{'s' if q > 1 else ''}")
         ax.set(xlabel="readers per batch B", ylabel="device time per reader (ms)")
     shared_legend(fig, axes, ncol=4)
     return fig, axes
