@@ -16,6 +16,8 @@ import pandas as pd
 from kvbench.crossover import best_prefill_ms
 
 IDENTITY = ["model", "weights", "dtype", "device", "doc_tokens"]
+# A batched reader stands in for a single request only with a question of the same length.
+BATCH_IDENTITY = [*IDENTITY, "query_tokens"]
 READER_PREFERENCE = ("fast", "graph", "hf")  # the headline reader is the first one present
 
 
@@ -96,14 +98,14 @@ def tier_points(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def batched_points(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, weights, dtype, device, length): the cheapest per-reader time of any
-    shared-document batch (``+exp=throughput``), with its batch size and method."""
+    """Per (model, weights, dtype, device, length, question tokens): the cheapest per-reader
+    time of any shared-document batch (``+exp=throughput``), with its batch size and method."""
     ok = ok_rows(rows, "throughput")
     if ok.empty or "per_reader_ms" not in ok:
-        return pd.DataFrame(columns=[*IDENTITY, "batch", "method", "per_reader_ms"])
+        return pd.DataFrame(columns=[*BATCH_IDENTITY, "batch", "method", "per_reader_ms"])
     ok = ok[ok["per_reader_ms"].notna()]
-    best = ok.sort_values("per_reader_ms").drop_duplicates(IDENTITY)
-    return best.sort_values(IDENTITY).reset_index(drop=True)
+    best = ok.sort_values("per_reader_ms").drop_duplicates(BATCH_IDENTITY)
+    return best.sort_values(BATCH_IDENTITY).reset_index(drop=True)
 
 
 def best_codecs(rows: pd.DataFrame) -> pd.DataFrame:

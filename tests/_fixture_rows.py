@@ -34,7 +34,7 @@ def new_reuse_rows() -> list[dict]:
     rows = []
     for i, length in enumerate(LENGTHS):
         for reader, *reuse in READERS:
-            rows.append(dict(QWEN, experiment="reuse", point_id=f"q{length}{reader}", doc_tokens=length, reader=reader,
+            rows.append(dict(QWEN, experiment="reuse", point_id=f"q{length}{reader}", doc_tokens=length, query_tokens=32, reader=reader,
                              prefill_ms=PREFILL_BEST[length] * 1.2, prefill_fast_ms=PREFILL_BEST[length],
                              prefill_best_ms=PREFILL_BEST[length], reuse_ms=reuse[i],
                              speedup=PREFILL_BEST[length] / reuse[i], kv_bytes=KV_PER_TOKEN * length,
@@ -84,7 +84,7 @@ def throughput_rows() -> list[dict]:
         for method, per_reader in (("naive", {1: 5.0, 4: 3.0, 16: 2.0}), ("shared", {1: 5.0, 4: 1.6, 16: 0.5})):
             for batch, ms in per_reader.items():
                 rows.append(dict(QWEN, experiment="throughput", point_id=f"b{length}{method}{batch}", doc_tokens=length,
-                                 method=method, batch=batch, batch_ms=ms * batch, per_reader_ms=ms,
+                                 query_tokens=32, method=method, batch=batch, batch_ms=ms * batch, per_reader_ms=ms,
                                  per_reader_floor_ms=0.2 + 2.0 / batch, compute_floor_ms=0.2,
                                  memory_floor_ms=2.0 / batch, efficiency=(0.2 + 2.0 / batch) / ms,
                                  tokens_per_s=32 * batch / ms * 1e3))

@@ -9,7 +9,7 @@ import pytest
 import kvbench.app as app
 from kvbench.app import run
 
-from _fixture_rows import KV_PER_TOKEN, PREFILL_BEST, write_results
+from _fixture_rows import KV_PER_TOKEN, PREFILL_BEST, _write, throughput_rows, write_results
 
 RATE = 4.59  # runpod_h200_secure, USD per GPU-hour
 
@@ -109,3 +109,15 @@ def test_rerun_replaces_rows_and_missing_inputs_only_skip(make_cfg, tmp_path):
     assert {r["reuse_basis"] for r in again if r["econ_row"] == "claim"} == {"single"}
     other = run(make_cfg("+exp=economics", "economics.model=absent"), tmp_path / "economics" / "other")
     assert {r["econ_row"] for r in other} == {"paper", "cost", "tariff"}                # no claims, no crash
+
+
+def test_a_one_token_batch_does_not_stand_in_for_a_request_with_a_longer_question(make_cfg, tmp_path):
+    root = write_results(tmp_path / "fixture")
+    decode_like = [dict(r, point_id="one" + r["point_id"], query_tokens=1, per_reader_ms=r["per_reader_ms"] / 10)
+                   for r in throughput_rows()]
+    _write(root / "run6", decode_like)
+    rows = run(make_cfg("+exp=economics"), tmp_path / "economics" / "base")
+    batched = next(r for r in rows if r["econ_row"] == "claim" and r["claim"] == "ratio" and r["reuse_basis"] == "batched")
+    assert batched["batch_readers"] == 16 and batched["reuse_ms"] == 0.5             # the 32-token batch, not 0.05
+    costs = [r for r in rows if r["econ_row"] == "cost" and r["reuse_basis"] == "batched" and r["doc_tokens"] == 1024]
+    assert [r["reuse_ms"] for r in costs] == [0.5]  # no prefill was measured for a 1-token question: not priced

@@ -90,11 +90,13 @@ class Pricer:
 
     def batched_with_prefill(self, batched: pd.DataFrame, points: pd.DataFrame) -> list[dict[str, Any]]:
         """Batched points with a prefill to compare: their own ``prefill_best_ms``, else the
-        reuse rows' prefill at the same model, dtype, device and length (else skipped, with a note)."""
+        reuse rows' prefill at the same model, dtype, device, length and question length (else
+        skipped, with a note)."""
         out = []
-        prefill = points.drop_duplicates(cost_inputs.IDENTITY).set_index(cost_inputs.IDENTITY)["prefill_ms"]
+        key_cols = cost_inputs.BATCH_IDENTITY
+        prefill = points.drop_duplicates(key_cols).set_index(key_cols)["prefill_ms"]
         for b in batched.to_dict("records"):
-            key = tuple(b[k] for k in cost_inputs.IDENTITY)
+            key = tuple(b[k] for k in key_cols)
             own = cost.finite(b.get("prefill_best_ms"))
             ms = own if own is not None else prefill.get(key)
             if ms is None:

@@ -62,7 +62,7 @@ def _sides(point: dict[str, Any], batched: pd.DataFrame):
     """(basis, reader, reuse ms, batch) of the single request, and of a batch where measured."""
     yield "single", point["reader"], point["reuse_ms"], None
     same = batched
-    for key in cost_inputs.IDENTITY:
+    for key in cost_inputs.BATCH_IDENTITY:
         same = same[same[key] == point[key]]
     if len(same):
         b = same.iloc[0]
