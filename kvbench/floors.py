@@ -39,6 +39,16 @@ def reuse_floor_ms(config, query_tokens: int, doc_tokens: int, weights: int, kv_
     return _floor_ms(weights + kv_bytes, forward_flops(config, query_tokens, cached_tokens=doc_tokens), cal)
 
 
+def point_floors(config, doc_tokens: int, query_tokens: int, weights: int, kv_bytes: int, cal: Calibration,
+                 prefill_ms: float) -> dict[str, float]:
+    """Row columns of one (document, question) point: the ceilings used, the prefill and reuse
+    floors, and the prefill's efficiency against ``prefill_ms`` (the best prefill measured)."""
+    prefill = prefill_floor_ms(config, doc_tokens + query_tokens, weights, cal)
+    return dict(weight_bytes=weights, peak_tflops=cal.matmul_tflops, hbm_gbps=cal.hbm_gbps, prefill_floor_ms=prefill,
+                reuse_floor_ms=reuse_floor_ms(config, query_tokens, doc_tokens, weights, kv_bytes, cal),
+                prefill_efficiency=prefill / prefill_ms)
+
+
 def batch_floors_ms(config, batch: int, query_tokens: int, doc_tokens: int, weights: int, kv_bytes: int,
                     cal: Calibration) -> dict[str, float]:
     """Per-reader floors of ``batch`` readers answering one shared document in one forward.

@@ -69,6 +69,10 @@ def test_every_tier_runs_on_cpu(cpu_ctx, tmp_path, tier, variants):
         assert r["reuse_ms"] >= sum(r[s] for s in STAGES) * 0.5 and r["prefill_ms"] > 0
         assert r["speedup"] == pytest.approx(r["prefill_best_ms"] / r["reuse_ms"])  # prefill over reuse, not inverted
         assert r["stored_bytes"] > 0 and r["kv_bytes"] > 0 and r["put_ms"] >= 0
+        # the device floors, as the reuse rows carry them; a tier read is measured against them
+        assert 0 < r["reuse_floor_ms"] < r["reuse_ms"] and r["prefill_floor_ms"] > 0 and r["peak_tflops"] > 0
+        assert r["reuse_efficiency"] == r["reuse_floor_ms"] / r["reuse_ms"]
+        assert r["prefill_efficiency"] == r["prefill_floor_ms"] / r["prefill_best_ms"]
     if tier in ("disk", "redis", "wan"):
         assert all(r["fetch_bytes"] == r["stored_bytes"] and r["fetch_gbps"] > 0 for r in rows)
     if tier == "disk":

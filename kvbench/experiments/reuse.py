@@ -32,7 +32,7 @@ from kvbench.corpus import corpus_hash
 from kvbench.exactness import aggregate, compare_pair
 from kvbench.exactness_fast import compare_fast
 from kvbench.experiments.base import RunContext, prefill_fields, publish
-from kvbench.floors import prefill_floor_ms, reuse_floor_ms, weight_bytes
+from kvbench.floors import point_floors, weight_bytes
 from kvbench.measure import SampleStats, ratio_ci, time_interleaved, timer_name
 from kvbench.readers import make_reader, prefill_paths
 from kvbench.rows import one_line
@@ -98,16 +98,13 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     cal = calibrate(device, ctx.dtype)
     weights, kv = weight_bytes(model), flops.kv_bytes(model.config, doc_tokens, ctx.dtype.itemsize)
     Q = queries[0]
-    pre_floor = prefill_floor_ms(model.config, doc_tokens + Q, weights, cal)
     common = dict(
         doc_hash=docs[0].doc_hash, query_tokens=Q, corpus_hash=corpus_hash(d.doc_hash for d in docs),
         timing_docs=len(docs),
-        repeats=timing.repeats, timer=timer_name(device), kv_bytes=kv, weight_bytes=weights,
+        repeats=timing.repeats, timer=timer_name(device), kv_bytes=kv,
         prefill_flops=flops.forward_flops(model.config, doc_tokens + Q),
         reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=doc_tokens),
-        peak_tflops=cal.matmul_tflops, hbm_gbps=cal.hbm_gbps, prefill_floor_ms=pre_floor,
-        reuse_floor_ms=reuse_floor_ms(model.config, Q, doc_tokens, weights, kv, cal),
-        prefill_efficiency=pre_floor / prefill["prefill_best_ms"], **prefill,
+        **point_floors(model.config, doc_tokens, Q, weights, kv, cal, prefill["prefill_best_ms"]), **prefill,
     )
     rows = {}
     for name in s.readers:

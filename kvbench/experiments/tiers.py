@@ -25,9 +25,11 @@ import torch
 
 from kvbench import flops
 from kvbench.artifact import KVArtifact
+from kvbench.calibrate import calibrate
 from kvbench.codecs import get_codec
 from kvbench.corpus import corpus_hash
 from kvbench.experiments.base import RunContext, prefill_fields, publish
+from kvbench.floors import point_floors, weight_bytes
 from kvbench.measure import SampleStats, gbps, ratio_ci, time_interleaved
 from kvbench.readers import make_reader, prefill_paths
 from kvbench.tiers import StageTimer, Tier, TierError, TierUnavailableError, open_tier, too_slow, variants
@@ -97,6 +99,8 @@ class TiersExperiment:
         model, L, Q = ctx.lm.model, doc_tokens, doc.query_tokens
         shared = dict(artifact=artifact, query_ids=query_ids, prefill_samples=prefill_samples, fields=dict(
             doc_hash=doc.doc_hash, query_tokens=Q, corpus_hash=corpus_hash([doc.doc_hash]), timing_docs=1,
+            **point_floors(model.config, L, Q, weight_bytes(model), artifact.nbytes, calibrate(ctx.device, ctx.dtype),
+                           prefill["prefill_best_ms"]),
             kv_bytes=artifact.nbytes, prefill_flops=flops.forward_flops(model.config, L + Q),
             reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=L), **prefill))
         self._published = (doc_tokens, shared)
@@ -136,6 +140,7 @@ class TiersExperiment:
             return dict(row, status="failed", reason=str(exc))
         row["tier_bitwise"] = reads[-1][1].equals(shared["artifact"])
         row.update(self._stage_fields([r for r, _ in reads], shared["prefill_samples"], repeats))
+        row["reuse_efficiency"] = row["reuse_floor_ms"] / row["reuse_ms"]  # against the device floor: the tier's cost shows
         return row
 
     @staticmethod
