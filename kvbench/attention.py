@@ -17,6 +17,10 @@ folded queries per KV head, one layer replayed as a CUDA graph): one launch took
 3774 tokens and 0.097 ms at 32768; splitting by hand into 2-64 chunks, in one launch or
 several, and merging them cost 0.06-0.18 ms.
 
+Decoding readers keep their own KV between forwards (:func:`cached_prefix_attention`): a
+static buffer per reader that each forward writes its new tokens into at a device-side
+length, so one captured CUDA graph serves every decode step.
+
 On CUDA each pass is PyTorch's FlashAttention-2 kernel (``aten._scaled_dot_product_flash_
 attention``: native GQA, lower-right causal alignment when ``T_q < T_k``, log-sum-exp
 returned). Elsewhere a float32 reference computes the same quantities (tests, CPU runs).
@@ -31,14 +35,25 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 def _reference_pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
                     scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Float32 attention with lower-right causal alignment; shapes as :func:`attention_pass`."""
-    groups = q.shape[1] // k.shape[1]
-    kf = k.float().repeat_interleave(groups, dim=1)
-    vf = v.float().repeat_interleave(groups, dim=1)
-    scores = torch.matmul(q.float(), kf.transpose(-1, -2)) * scale  # (B, H, Tq, Tk)
+    allowed = None
     if causal:
         tq, tk = q.shape[2], k.shape[2]
         # query i sees keys up to tk - tq + i (the last query sees every key)
         allowed = torch.ones(tq, tk, dtype=torch.bool, device=q.device).tril(diagonal=tk - tq)
+    return _masked_pass(q, k, v, allowed, scale)
+
+
+def _masked_pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None,
+                 scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 attention where query ``i`` sees key ``j`` iff ``allowed[i, j]`` (``(Tq, Tk)`` bool; None: all).
+
+    Shapes as :func:`attention_pass`; every query must see at least one key.
+    """
+    groups = q.shape[1] // k.shape[1]
+    kf = k.float().repeat_interleave(groups, dim=1)
+    vf = v.float().repeat_interleave(groups, dim=1)
+    scores = torch.matmul(q.float(), kf.transpose(-1, -2)) * scale  # (B, H, Tq, Tk)
+    if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))
     lse = torch.logsumexp(scores, dim=-1)
     out = torch.matmul(torch.softmax(scores, dim=-1), vf)
@@ -117,6 +132,17 @@ def prefix_attention(q: torch.Tensor, k_own: torch.Tensor, v_own: torch.Tensor,
     torch.Tensor
         ``(B, H, T, d)``.
     """
+    doc_out, doc_lse = _document_pass(q, k_prefix, v_prefix, scale)
+    own_out, own_lse = attention_pass(q, k_own, v_own, True, scale)
+    return merge([doc_out, own_out], [doc_lse, own_lse])
+
+
+def _document_pass(q: torch.Tensor, k_prefix: torch.Tensor, v_prefix: torch.Tensor,
+                   scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unmasked attention of ``q`` ``(B, H, T, d)`` over the document ``(1 or B, Hkv, L, d)``.
+
+    Returns ``(B, H, T, d)`` out and ``(B, H, T)`` float32 log-sum-exp.
+    """
     B, H, T, d = q.shape
     hkv = k_prefix.shape[1]
     shared = k_prefix.shape[0] == 1
@@ -128,8 +154,54 @@ def prefix_attention(q: torch.Tensor, k_own: torch.Tensor, v_own: torch.Tensor,
     doc_out, doc_lse = attention_pass(folded, k_prefix, v_prefix, False, scale)
     if shared:
         doc_out, doc_lse = doc_out.reshape(hkv, B, -1, d).transpose(0, 1), doc_lse.reshape(hkv, B, -1).transpose(0, 1)
-    own_out, own_lse = attention_pass(q, k_own, v_own, True, scale)
-    return merge([doc_out.reshape(B, H, T, d), own_out], [doc_lse.reshape(B, H, T), own_lse])
+    return doc_out.reshape(B, H, T, d), doc_lse.reshape(B, H, T)
+
+
+def write_cache(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                length: torch.Tensor) -> None:
+    """Write new keys and values ``(B, Hkv, T, d)`` into ``(B, Hkv, S, d)`` caches at ``length .. length+T-1``.
+
+    In place, at an index computed on the device from the 0-dim ``length`` tensor (as
+    transformers' StaticCache and gpt-fast write at ``input_pos``), so a CUDA graph that
+    captured it writes wherever ``length`` points at replay.
+    """
+    index = length + torch.arange(k.shape[2], device=k.device)
+    k_cache.index_copy_(2, index, k)
+    v_cache.index_copy_(2, index, v)
+
+
+def own_cache_pass(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, length: torch.Tensor,
+                   scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of ``q`` ``(B, H, T, d)``, the tokens at ``length .. length+T-1``, over each reader's own cache.
+
+    ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)`` already hold these tokens; query ``i`` sees
+    slots ``<= length + i``, the rest (not yet written) is masked. The whole buffer is
+    attended with a mask built on the device, not a slice of the filled part, so shapes stay
+    static and one CUDA graph serves every step; flash has no key-length mask, so this is a
+    float32 matmul, cheap since a reader's own KV is its question and answer (tens of tokens)
+    against the document's thousands. Returns ``(B, H, T, d)`` out and ``(B, H, T)`` lse.
+    """
+    positions = length + torch.arange(q.shape[2], device=q.device)
+    allowed = torch.arange(k_cache.shape[2], device=q.device) <= positions.unsqueeze(-1)  # (T, S)
+    return _masked_pass(q, k_cache, v_cache, allowed, scale)
+
+
+def cached_prefix_attention(q: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor, k_prefix: torch.Tensor,
+                            v_prefix: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                            length: torch.Tensor, scale: float) -> torch.Tensor:
+    """:func:`prefix_attention` for readers that keep their own KV between forwards (decoding).
+
+    The new tokens' ``k_new``, ``v_new`` ``(B, Hkv, T, d)`` are written into each reader's cache
+    ``(B, Hkv, S, d)`` at ``length`` (0-dim long tensor: tokens already there), then ``q``
+    ``(B, H, T, d)`` attends to the document (``(1 or B, Hkv, L, d)``, as in
+    :func:`prefix_attention`) and, causally, to the reader's cache: its past and the new tokens
+    in one masked pass (writing first makes the new token one more cache slot, so two parts,
+    not three, are merged by log-sum-exp). Returns ``(B, H, T, d)``.
+    """
+    write_cache(k_cache, v_cache, k_new, v_new, length)
+    doc_out, doc_lse = _document_pass(q, k_prefix, v_prefix, scale)
+    own_out, own_lse = own_cache_pass(q, k_cache, v_cache, length, scale)
+    return merge([doc_out, own_out], [doc_lse, own_lse])
 
 
 # In an isolated causal GQA benchmark on an H200 (bf16, 8k-32k tokens) cuDNN's fused attention ran
@@ -156,16 +228,20 @@ def _(q, k, v, scale):
 
 
 def kvbench_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
-                      kvbench_prefix=None, **kwargs):
+                      kvbench_prefix=None, kvbench_own=None, **kwargs):
     """transformers attention function (``AttentionInterface``) of the fast reader.
 
     ``query`` ``(B, H, T, d)``, ``key``/``value`` ``(B, Hkv, T', d)`` as the layer made them;
-    ``kvbench_prefix`` is the layer's ``(k, v)`` document KV or None (a prefill). No mask is
-    built or read: the alignment is lower-right causal by construction. Returns
-    ``((B, T, H, d), None)`` as transformers expects.
+    ``kvbench_prefix`` is the layer's ``(k, v)`` document KV or None (a prefill);
+    ``kvbench_own`` the layer's ``(k_cache, v_cache, length)`` of each reader's own KV
+    (:func:`cached_prefix_attention`; needs ``kvbench_prefix``) or None. No mask is read: the
+    alignment is lower-right causal by construction. Returns ``((B, T, H, d), None)`` as
+    transformers expects.
     """
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    if kvbench_prefix is None:
+    if kvbench_own is not None:
+        out = cached_prefix_attention(query, key, value, *kvbench_prefix, *kvbench_own, scale=scale)
+    elif kvbench_prefix is None:
         out = causal_attention(query, key, value, scale)
     else:
         out = prefix_attention(query, key, value, *kvbench_prefix, scale=scale)

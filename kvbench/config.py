@@ -260,8 +260,10 @@ class ThroughputConfig:
 
     batches: list[int] = field(default_factory=lambda: [1, 2, 4])
     methods: list[str] = field(default_factory=lambda: list(THROUGHPUT_METHODS))
+    gen_tokens: int = 0  # greedy decode steps per reader after its question (0: the question forward only)
 
     def __post_init__(self):
+        _require(self.gen_tokens >= 0, "throughput.gen_tokens", self.gen_tokens, "an integer >= 0")
         _require(len(self.batches) > 0 and all(int(b) >= 1 for b in self.batches), "throughput.batches",
                  list(self.batches), "a non-empty list of integers >= 1")
         _require(len(self.methods) > 0 and all(m in THROUGHPUT_METHODS for m in self.methods), "throughput.methods",

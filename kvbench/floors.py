@@ -59,3 +59,22 @@ def batch_floors_ms(config, batch: int, query_tokens: int, doc_tokens: int, weig
     compute = forward_flops(config, query_tokens, cached_tokens=doc_tokens) / (cal.matmul_tflops * 1e12) * 1e3
     memory = (weights + kv_bytes) / (cal.hbm_gbps * 1e9) * 1e3 / batch
     return dict(compute_floor_ms=compute, memory_floor_ms=memory, per_reader_floor_ms=max(compute, memory))
+
+
+def decode_floors_ms(config, batch: int, doc_tokens: int, own_tokens: int, weights: int, kv_bytes: int,
+                     own_kv_bytes: int, doc_copies: int, cal: Calibration) -> dict[str, float]:
+    """Per-reader floors (ms) of one batched decode step: ``batch`` readers, one new token each.
+
+    compute = forward_flops(1 token, cached_tokens = doc_tokens + own_tokens) / peak FLOP/s:
+    each reader's token attends to the document and to its own ``own_tokens`` (question and
+    answer so far).
+    memory = (weights + doc_copies x kv_bytes + batch x own_kv_bytes) / bandwidth / batch:
+    the weights once per step, the document's KV (``kv_bytes``) once (``doc_copies`` = 1,
+    shared) or once per reader (``doc_copies`` = batch, naive), and every reader's own KV
+    (``own_kv_bytes`` each). Bytes in B, peak in TFLOP/s, bandwidth in GB/s (1e9 B/s).
+    """
+    compute = forward_flops(config, 1, cached_tokens=doc_tokens + own_tokens) / (cal.matmul_tflops * 1e12) * 1e3
+    nbytes = weights + doc_copies * kv_bytes + batch * own_kv_bytes
+    memory = nbytes / (cal.hbm_gbps * 1e9) * 1e3 / batch
+    return dict(decode_compute_floor_ms=compute, decode_memory_floor_ms=memory,
+                decode_per_reader_floor_ms=max(compute, memory))

@@ -88,7 +88,8 @@ class Row:
                                     "eager one-pass prefill's")
     onepass_max_abs_logit_diff: float = col("max |logit_reader - logit_onepass| of the first token")
     # --- exactness (rates over num_docs document x question pairs) ----------------------
-    gen_tokens: int = col("greedy continuation length G compared token by token")
+    gen_tokens: int = col("greedy continuation length G compared token by token (throughput: decode steps "
+                          "per reader after its question)")
     exact_fraction: float = col("fraction of continuations where reuse equals one-pass prefill on all G tokens")
     exact_fraction_ci_low: float = col("95% Wilson interval of exact_fraction, lower bound")
     exact_fraction_ci_high: float = col("95% Wilson interval of exact_fraction, upper bound")
@@ -198,6 +199,22 @@ class Row:
     peak_mem_bytes: int = col("peak device memory allocated during the point (CUDA)")
     batch_top1_agree: float = col("fraction of readers whose first token in the batch equals their answer alone")
     batch_max_abs_logit_diff: float = col("max |logit_batched - logit_alone| over the batch's first tokens")
+    # throughput.gen_tokens > 0: each reader then decodes gen_tokens greedy tokens, one batched step each
+    decode_step_ms: float = col("device time of one batched decode step (B readers, one token each, over the "
+                                "document and each reader's own KV; CUDA-graph replay) at the middle step "
+                                "(own KV: query_tokens + gen_tokens // 2 tokens), median")
+    decode_step_ms_p25: float = col("25th percentile of decode_step_ms")
+    decode_step_ms_p75: float = col("75th percentile of decode_step_ms")
+    decode_per_reader_ms: float = col("decode_step_ms / batch: the device time a provider pays per decoded token")
+    decode_tokens_per_s: float = col("decoded tokens per second: batch / decode_step_ms")
+    decode_compute_floor_ms: float = col("per reader: one token's FLOPs on doc_tokens + query_tokens + "
+                                         "gen_tokens // 2 cached tokens, at peak")
+    decode_memory_floor_ms: float = col("per reader: (weights + document KV once (shared) or batch times (naive) + "
+                                        "every reader's own KV) read once per step, over batch")
+    decode_per_reader_floor_ms: float = col("max(decode_compute_floor_ms, decode_memory_floor_ms)")
+    decode_efficiency: float = col("decode_per_reader_floor_ms / decode_per_reader_ms")
+    decode_top1_agree: float = col("fraction of the readers' greedy tokens (first + gen_tokens decoded) in the "
+                                   "batch equal to the same reader's decoded alone")
     # --- economics ---------------------------------------------------------------------------
     # experiment=economics prices other experiments' rows (kvbench.cost) with a price sheet
     # (conf/cost/); nothing is measured. GB = 1e9 B; dollars are USD.

@@ -11,7 +11,7 @@ from kvbench import calibrate as cal_mod
 from kvbench.architectures import build_config
 from kvbench.calibrate import Calibration
 from kvbench.flops import forward_flops, kv_bytes
-from kvbench.floors import batch_floors_ms, prefill_floor_ms, reuse_floor_ms, weight_bytes
+from kvbench.floors import batch_floors_ms, decode_floors_ms, prefill_floor_ms, reuse_floor_ms, weight_bytes
 
 CAL = Calibration(key="test", matmul_tflops=800.0, hbm_gbps=4000.0, h2d_gbps=None)
 QWEN = build_config("qwen3-4b")
@@ -81,3 +81,18 @@ def test_calibration_is_measured_once_and_cached_on_disk(tmp_path, monkeypatch):
 def test_ceilings_are_measured_rates():
     assert cal_mod.matmul_tflops(torch.device("cpu"), torch.float32, n=128, repeats=2) > 0
     assert cal_mod.copy_gbps(torch.device("cpu"), nbytes=1 << 20, repeats=2) > 0
+
+
+def test_decode_floors_share_the_weights_and_a_shared_document_but_not_the_readers_own_kv():
+    weights, doc, own = 8e9, kv_bytes(QWEN, 3774, 2), kv_bytes(QWEN, 48, 2)
+    shared = decode_floors_ms(QWEN, 64, 3774, 48, weights, doc, own, 1, CAL)
+    naive = decode_floors_ms(QWEN, 64, 3774, 48, weights, doc, own, 64, CAL)
+    assert shared["decode_compute_floor_ms"] == pytest.approx(
+        forward_flops(QWEN, 1, cached_tokens=3774 + 48) / 800e12 * 1e3, **EXACT)
+    assert shared["decode_memory_floor_ms"] == pytest.approx((weights + doc + 64 * own) / 4e12 * 1e3 / 64, **EXACT)
+    assert naive["decode_memory_floor_ms"] == pytest.approx((weights + 64 * doc + 64 * own) / 4e12 * 1e3 / 64,
+                                                            **EXACT)
+    assert naive["decode_compute_floor_ms"] == shared["decode_compute_floor_ms"]
+    for floors in (shared, naive):  # one token per reader: memory-bound even at 64 readers
+        assert floors["decode_per_reader_floor_ms"] == floors["decode_memory_floor_ms"]
+        assert floors["decode_memory_floor_ms"] > floors["decode_compute_floor_ms"]

@@ -1,15 +1,39 @@
-"""Experiment ``throughput`` on CPU (tiny model): batched readers answer as they would alone."""
+"""Experiment ``throughput`` on CPU (tiny model): batched readers answer and decode as they would alone."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from conftest import TINY
+from kvbench import inference
 from kvbench.app import run
-from kvbench.experiments.throughput import reader_questions
+from kvbench.artifact import KVArtifact
+from kvbench.config import ConfigError, load_settings
+from kvbench.experiments.throughput import per_reader_copies, reader_questions
+from kvbench.fast_forward import FastForward, GreedyDecoder
 
 CPU = ("+exp=throughput", "hydra.mode=RUN", *TINY, "device=cpu", "dtype=float32", "doc_tokens=[48]",
        "timing.query_tokens=6", "throughput.batches=[1,2,8]")
+DECODE_COLUMNS = ("gen_tokens", "decode_step_ms", "decode_step_ms_p25", "decode_step_ms_p75", "decode_per_reader_ms",
+                  "decode_tokens_per_s", "decode_compute_floor_ms", "decode_memory_floor_ms",
+                  "decode_per_reader_floor_ms", "decode_efficiency", "decode_top1_agree")
+
+
+@pytest.fixture(scope="module")
+def readers(tiny_lm):
+    """The tiny model's fast forward, a 48-token document's KV and 3 readers' 6-token questions."""
+    gen = torch.Generator().manual_seed(1)
+    doc, questions = torch.randint(0, 5000, (1, 48), generator=gen), torch.randint(0, 5000, (3, 6), generator=gen)
+    _, cache = inference.prefill(tiny_lm.model, doc)
+    art = KVArtifact.from_cache(cache, model_fingerprint="", tokenizer_hash="", token_ids=doc)
+    return FastForward(tiny_lm.model, compile=False), art, questions
+
+
+def _decode(fwd, kv, ids, steps):
+    """``(B, steps + 1, vocab)`` logits of a greedy decode on each reader's own cache."""
+    decoder = GreedyDecoder(fwd, kv, ids.shape[0], ids.shape[1], steps, graph=False)
+    return torch.stack([logits.clone() for logits in decoder.logits(ids)], dim=1)
 
 
 def test_every_reader_gets_its_own_question_even_beyond_the_question_set():
@@ -27,6 +51,7 @@ def test_batched_logits_equal_single_reader_logits_for_both_methods(make_cfg, tm
         assert r["per_reader_ms"] == r["batch_ms"] / r["batch"] and r["query_tokens"] == 6
         assert r["per_reader_floor_ms"] == max(r["compute_floor_ms"], r["memory_floor_ms"])
         assert r["efficiency"] == r["per_reader_floor_ms"] / r["per_reader_ms"]
+        assert all(r[c] is None for c in DECODE_COLUMNS)  # gen_tokens=0: no decoding
 
 
 def test_naive_copies_that_do_not_fit_are_an_oom_row_and_the_sweep_goes_on(make_cfg, tmp_path, monkeypatch):
@@ -45,3 +70,51 @@ def test_naive_copies_that_do_not_fit_are_an_oom_row_and_the_sweep_goes_on(make_
     assert status == {("shared", 1): "ok", ("shared", 2): "ok", ("shared", 8): "ok",
                       ("naive", 1): "ok", ("naive", 2): "ok", ("naive", 8): "oom"}
     assert "8 copies" in next(r["reason"] for r in rows if r["status"] == "oom")
+
+
+def test_the_reader_cache_holds_each_readers_past(readers):
+    fwd, art, questions = readers
+    logits = _decode(fwd, art, questions, 2)
+    tokens = logits.argmax(-1)
+    for b in range(questions.shape[0]):
+        for step in range(3):  # from scratch, no cache: the question and the tokens decoded so far
+            again = fwd(torch.cat([questions[b:b + 1], tokens[b:b + 1, :step]], dim=1), art)
+            assert torch.allclose(logits[b, step], again[0], atol=1e-5), (b, step)
+    assert not torch.allclose(logits[0, 1], fwd(tokens[:1, :1], art)[0], atol=1e-3)  # the question is in the past
+
+
+@pytest.mark.parametrize("method", ["shared", "naive"])
+def test_batched_decode_logits_equal_each_reader_decoded_alone(readers, method):
+    fwd, art, questions = readers
+    kv = art if method == "shared" else per_reader_copies(art, questions.shape[0])
+    batched = _decode(fwd, kv, questions, 4)
+    for b in range(questions.shape[0]):
+        assert torch.allclose(batched[b], _decode(fwd, art, questions[b:b + 1], 4)[0], atol=1e-5), b
+    assert not torch.allclose(batched[0], batched[1], atol=1e-3)
+
+
+def test_the_timed_step_replays_the_middle_step_of_the_decode(readers):
+    fwd, art, questions = readers
+    decoder = GreedyDecoder(fwd, art, 3, 6, 4, graph=False)
+    logits = torch.stack([step.clone() for step in decoder.logits(questions)], dim=1)
+    decoder.cache.rewind(6 + 2)
+    assert torch.allclose(decoder.step(logits[:, 2].argmax(-1, keepdim=True)), logits[:, 3], atol=1e-6)
+
+
+def test_decode_columns_are_per_reader_and_beside_their_floors(make_cfg, tmp_path):
+    rows = run(make_cfg(*CPU, "throughput.gen_tokens=3"), tmp_path / "run")
+    for r in rows:
+        assert r["status"] == "ok" and r["gen_tokens"] == 3 and r["decode_top1_agree"] == 1.0
+        assert r["decode_step_ms_p25"] <= r["decode_step_ms"] <= r["decode_step_ms_p75"]
+        assert r["decode_per_reader_ms"] == r["decode_step_ms"] / r["batch"]
+        assert r["decode_tokens_per_s"] == pytest.approx(r["batch"] / r["decode_step_ms"] * 1e3)
+        assert r["decode_per_reader_floor_ms"] == max(r["decode_compute_floor_ms"], r["decode_memory_floor_ms"])
+        assert r["decode_efficiency"] == r["decode_per_reader_floor_ms"] / r["decode_per_reader_ms"]
+        assert r["batch_top1_agree"] == 1.0  # the question's columns as without decoding
+    floor = {(r["method"], r["batch"]): r["decode_memory_floor_ms"] for r in rows}
+    assert floor[("shared", 1)] == floor[("naive", 1)] and floor[("shared", 8)] < floor[("naive", 8)]
+
+
+def test_a_negative_gen_tokens_is_a_one_line_config_error(make_cfg):
+    with pytest.raises(ConfigError, match=r"^throughput.gen_tokens=-1 is invalid: allowed an integer >= 0$"):
+        load_settings(make_cfg(*CPU, "throughput.gen_tokens=-1"))

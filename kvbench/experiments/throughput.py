@@ -12,6 +12,13 @@ Per (L, B, method): device ms per batch and per reader (CUDA-graph replays, CUDA
 question tokens/s, peak device memory, and the floors per reader (compute: the reader's own
 FLOPs at peak; memory: weights + document KV once per batch, over B). Each reader's
 first-token logits in the batch are compared with the same question answered alone.
+
+With ``throughput.gen_tokens`` = G > 0 each reader then decodes G greedy tokens, one batched
+step per token, over the document's KV and its own (:class:`~kvbench.fast_forward.GreedyDecoder`).
+The step at the middle of the answer (own KV: Q + G // 2 tokens) is timed, per batch and per
+reader, beside its floors (:func:`~kvbench.floors.decode_floors_ms`): a provider pays for
+decoding whether or not the prefix was cached. Each reader's tokens in the batch are compared
+with the same reader decoded alone.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from kvbench.artifact import KVArtifact
 from kvbench.calibrate import calibrate
 from kvbench.cuda_graph import Replayable
 from kvbench.experiments.base import RunContext, publish
-from kvbench.floors import batch_floors_ms, weight_bytes
+from kvbench.fast_forward import GreedyDecoder
+from kvbench.floors import batch_floors_ms, decode_floors_ms, weight_bytes
 from kvbench.measure import SampleStats, time_ms, timer_name
 
 
@@ -76,8 +84,17 @@ class ThroughputExperiment:
         ids = reader_questions(ctx.corpus.questions, ctx.corpus.stream, readers, tokens).to(ctx.device)
         alone = Replayable(lambda x: ctx.fast_forward()(x, artifact), ids[:1], graph=self._graph(ctx))
         lone = torch.cat([alone(ids[b:b + 1]).clone() for b in range(ids.shape[0])])
-        self._doc = (doc_tokens, dict(doc=doc, artifact=artifact, ids=ids, lone=lone))
+        self._doc = (doc_tokens, dict(doc=doc, artifact=artifact, ids=ids, lone=lone,
+                                      lone_tokens=self._lone_tokens(ctx, artifact, ids)))
         return self._doc[1]
+
+    def _lone_tokens(self, ctx: RunContext, artifact: KVArtifact, ids: torch.Tensor) -> torch.Tensor | None:
+        """``(readers, gen_tokens + 1)`` greedy tokens of each reader decoded alone; None when not decoding."""
+        steps = ctx.settings.throughput.gen_tokens
+        if steps == 0:
+            return None
+        alone = GreedyDecoder(ctx.fast_forward(), artifact, 1, ids.shape[1], steps, graph=self._graph(ctx))
+        return torch.cat([alone.tokens(ids[b:b + 1]) for b in range(ids.shape[0])])
 
     @staticmethod
     def _graph(ctx: RunContext) -> bool:
@@ -96,6 +113,7 @@ class ThroughputExperiment:
         logits = batch(ids)
         stats = SampleStats.of(samples)
         Q, cal, weights = ids.shape[1], calibrate(ctx.device, ctx.dtype), weight_bytes(model)
+        peak_mem = torch.cuda.max_memory_allocated(ctx.device) if cuda else None  # before any decoding
         floors = batch_floors_ms(model.config, B, Q, L, weights, doc["artifact"].nbytes, cal)
         per_reader = stats.median / B
         lone = doc["lone"][:B]
@@ -105,7 +123,33 @@ class ThroughputExperiment:
             reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=L) * B,
             **stats.columns("batch_ms"), per_reader_ms=per_reader, tokens_per_s=B * Q / (stats.median * 1e-3),
             efficiency=floors["per_reader_floor_ms"] / per_reader, **floors,
-            peak_mem_bytes=torch.cuda.max_memory_allocated(ctx.device) if cuda else None,
+            peak_mem_bytes=peak_mem,
             batch_top1_agree=float((logits.argmax(-1) == lone.argmax(-1)).float().mean()),
             batch_max_abs_logit_diff=float((logits - lone).abs().max()),
+            **(self._decode(ctx, doc, kv, ids, cal, weights) if ctx.settings.throughput.gen_tokens else {}),
+        )
+
+    def _decode(self, ctx: RunContext, doc: dict[str, Any], kv: KVArtifact, ids: torch.Tensor, cal,
+                weights: int) -> dict[str, Any]:
+        """Decode columns: B readers decode ``gen_tokens`` greedy tokens; the middle step is timed."""
+        (B, Q), steps, timing = ids.shape, ctx.settings.throughput.gen_tokens, ctx.settings.timing
+        decoder = GreedyDecoder(ctx.fast_forward(), kv, B, Q, steps, graph=self._graph(ctx))
+        tokens = decoder.tokens(ids)
+        # every step has the same shapes (static cache), so one in the middle stands for all; replaying
+        # it at a fixed length rewrites the slot it wrote during decoding, with the same token
+        mid = steps // 2
+        decoder.cache.rewind(Q + mid)
+        token = tokens[:, mid:mid + 1]
+        stats = SampleStats.of(time_ms(lambda: decoder.step(token), ctx.device, warmup=timing.warmup,
+                                       repeats=timing.repeats))
+        per_reader = stats.median / B
+        config, artifact = ctx.lm.model.config, doc["artifact"]
+        copies = kv.keys[0].shape[0]  # of the document's KV: 1 (shared) or B (naive)
+        floors = decode_floors_ms(config, B, artifact.num_tokens, Q + mid, weights, artifact.nbytes,
+                                  flops.kv_bytes(config, Q + mid, artifact.keys[0].element_size()), copies, cal)
+        return dict(
+            gen_tokens=steps, **stats.columns("decode_step_ms"), decode_per_reader_ms=per_reader,
+            decode_tokens_per_s=B / (stats.median * 1e-3), **floors,
+            decode_efficiency=floors["decode_per_reader_floor_ms"] / per_reader,
+            decode_top1_agree=float((tokens == doc["lone_tokens"][:B]).float().mean()),
         )
