@@ -14,6 +14,9 @@
 # ~45 minutes: more than one call, so it is trimmed into parts of ~6 points (~8 minutes). A part
 # cut off by the deadline loses only the point in flight; re-run it with its rows carried back
 # and it resumes (points already ok are skipped).
+# Measured 2026-11-30: a Qwen point at 1024 tokens took 4-4.5 minutes (HF eager decoding, both
+# readers), about twice the estimate, so a part holds about two Qwen points. Part 1's three
+# Qwen points are committed (results/exactness/) and resume as done; its SmolLM2 points are not.
 set -uo pipefail
 source scripts/gpu_env.sh || exit 1
 quiet() { grep -v -E "it/s|s/it|━"; }
