@@ -109,21 +109,34 @@ def batched_points(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_codecs(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, dtype): the best lossless and the best lossy codec by their median ratio
-    over measured lengths. Columns lossless_codec, lossless_ratio, lossy_codec, lossy_ratio."""
+    """Per (model, weights, dtype): the best lossless and the best lossy codec by their median
+    ratio over measured lengths. Columns lossless_codec, lossless_ratio, lossy_codec, lossy_ratio."""
+    keys = ["model", "weights", "dtype"]
     ok = ok_rows(rows, "compress")
     if ok.empty or "compress_ratio" not in ok:
-        return pd.DataFrame(columns=["model", "dtype", "lossless_codec", "lossless_ratio", "lossy_codec", "lossy_ratio"])
+        return pd.DataFrame(columns=[*keys, "lossless_codec", "lossless_ratio", "lossy_codec", "lossy_ratio"])
     ok = ok[ok["compress_ratio"].notna()]
     ok["lossless"] = ok["codec_lossless"].fillna(False).astype(bool)
-    med = ok.groupby(["model", "dtype", "lossless", "codec"])["compress_ratio"].median().reset_index()
-    best = med.sort_values("compress_ratio", ascending=False).drop_duplicates(["model", "dtype", "lossless"])
+    ok["weights"] = _col(ok, "weights").fillna("real")
+    med = ok.groupby([*keys, "lossless", "codec"])["compress_ratio"].median().reset_index()
+    best = med.sort_values("compress_ratio", ascending=False).drop_duplicates([*keys, "lossless"])
     out = None
     for lossless, prefix in ((True, "lossless"), (False, "lossy")):
-        part = best[best["lossless"] == lossless][["model", "dtype", "codec", "compress_ratio"]]
+        part = best[best["lossless"] == lossless][[*keys, "codec", "compress_ratio"]]
         part = part.rename(columns={"codec": f"{prefix}_codec", "compress_ratio": f"{prefix}_ratio"})
-        out = part if out is None else out.merge(part, on=["model", "dtype"], how="outer")
+        out = part if out is None else out.merge(part, on=keys, how="outer")
     return out.reset_index(drop=True)
+
+
+def codecs_for(codecs: pd.DataFrame, model: str, dtype: str) -> pd.Series | None:
+    """The codec ratios a point of ``model`` in ``dtype`` is priced with: its own KV's where its
+    weights are real; else the most compressible real-weight KV of that dtype, since a
+    random-weight KV's compressibility says nothing (None where no real KV was measured)."""
+    same = codecs[codecs["dtype"] == dtype]
+    real = same[same["weights"] == "real"]
+    own = real[real["model"] == model]
+    pick = own if len(own) else real.sort_values("lossless_ratio", ascending=False)
+    return pick.iloc[0] if len(pick) else None
 
 
 def nearest_length(lengths, target: int) -> int | None:

@@ -72,9 +72,13 @@ def tier_rows() -> list[dict]:
 
 
 def compress_rows() -> list[dict]:
-    return [make_row(**QWEN, experiment="compress", point_id=codec, doc_tokens=1024, codec=codec,
-                     codec_lossless=lossless, compress_ratio=ratio, bound_channel_ratio=1.54,
+    """Real-weight KV (what prices egress) and a random-weight KV made more compressible, which
+    must never stand in for it."""
+    real = dict(H200, model="smol-real", weights="real")
+    return [make_row(**meta, experiment="compress", point_id=meta["model"] + codec, doc_tokens=1024, codec=codec,
+                     codec_lossless=lossless, compress_ratio=ratio * scale, bound_channel_ratio=1.54,
                      exact_fraction=None if lossless else 0.25)
+            for meta, scale in ((real, 1.0), (QWEN, 1.2))
             for codec, lossless, ratio in (("zstd-3", True, 1.3), ("planes-zstd", True, 1.5), ("int4-kivi", False, 3.2))]
 
 

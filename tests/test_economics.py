@@ -92,6 +92,10 @@ def test_claims_use_the_headline_reader_and_the_cheapest_batch(priced):
     assert batched["claim_measured"] == pytest.approx(90.0 / 0.5)
     assert claims[("tariff", "single")]["claim_measured"] == pytest.approx(0.1 - 4.5 / 90.0)
     assert "gpu 6x" in claims[("hosting", "single")]["claim_note"]
+    # compressibility is priced from real-weight KV only, and the note names whose
+    assert claims[("egress_lossless", "single")]["claim_measured"] == pytest.approx(
+        claims[("egress", "single")]["claim_measured"] / 1.5)
+    assert "planes-zstd 1.50x on smol-real's KV (real weights)" in claims[("egress_lossless", "single")]["claim_note"]
     tariffs = [r for r in rows if r["econ_row"] == "tariff" and r["reuse_basis"] == "batched"]
     gemini = next(r for r in tariffs if r["tariff"] == "google_gemini_2_5_pro")
     assert gemini["tariff_storage_usd_per_hour"] == pytest.approx(4096 / 1e6 * 4.5)

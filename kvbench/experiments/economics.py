@@ -134,9 +134,8 @@ class Pricer:
         """Egress of one shipped load: raw, and after the best lossless and lossy codecs measured."""
         raw = cost.egress_usd(p["kv_bytes"], self.egress_gb)
         out = dict(egress_usd_raw=raw, egress_over_prefill=raw / prefill_usd)
-        match = codecs[(codecs["model"] == p["model"]) & (codecs["dtype"] == p["dtype"])]
-        if len(match):
-            best = match.iloc[0]
+        best = cost_inputs.codecs_for(codecs, p["model"], p["dtype"])
+        if best is not None:
             for kind in ("lossless", "lossy"):
                 ratio = cost.finite(best[f"{kind}_ratio"])
                 if ratio:

@@ -37,8 +37,8 @@ def scenario_rows(pricer, points: pd.DataFrame, tiers: pd.DataFrame, batched: pd
     length = cost_inputs.nearest_length(mine["doc_tokens"], paper.doc_tokens)
     point = mine[mine["doc_tokens"] == length].iloc[0].to_dict()
     _, hbm = pricer.hosting("gpu")
-    ratio = codecs[(codecs["model"] == econ.model) & (codecs["dtype"] == econ.dtype)]
-    lossless = cost.finite(ratio["lossless_ratio"].iloc[0]) if len(ratio) else None
+    ratio = cost_inputs.codecs_for(codecs, econ.model, econ.dtype)
+    lossless = cost.finite(ratio["lossless_ratio"]) if ratio is not None else None
     for basis, reader, reuse_ms, batch in _sides(point, batched):
         inputs = scenario.Inputs(label=econ.device, doc_tokens=length, prefill_ms=point["prefill_ms"],
                                  reuse_ms=reuse_ms, kv_bytes=point["kv_bytes"], usd_per_hour=pricer.rate,
@@ -53,6 +53,8 @@ def scenario_rows(pricer, points: pd.DataFrame, tiers: pd.DataFrame, batched: pd
                 f"{econ.gpu_price} ${pricer.rate:.2f}/GPU-h")
         for c in scenario.claims(paper_e, measured):
             extra = f"; {tier_note(tiers, point, length)}" if c["claim"] == "hosting" else ""
+            if c["claim"] == "egress_lossless" and ratio is not None:
+                extra = f"; {ratio['lossless_codec']} {lossless:.2f}x on {ratio['model']}'s KV (real weights)"
             out.append(dict(ident, econ_row="claim", claim_note=note + extra, **c))
         out += pricer.tariff_rows(ident, measured["cost_ratio"], length)
     return out
