@@ -60,4 +60,15 @@ for lib in "$SITE"/nvcomp/nvidia/*/lib64 "$SITE"/nvcomp/nvidia/*/lib; do
     [ -d "$lib" ] && export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 done
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
+# kvb_run CAP ARGS...: python -m kvbench ARGS within CAP seconds (0: no cap of its own), never past
+# the call's deadline KVB_DEADLINE (the script sets it, in the shell's $SECONDS), progress bars
+# filtered out; a command with under 30 s left is skipped and says so. A timed-out command loses
+# only its point in flight (rows are written per point).
+kvb_run() {
+    : "${KVB_DEADLINE:?the script sets KVB_DEADLINE=\$((SECONDS + N))}"
+    local cap=$1 left=$((KVB_DEADLINE - SECONDS)); shift
+    [ "$left" -lt 30 ] && { echo "skipped (deadline): $*"; return; }
+    [ "$cap" -gt 0 ] && [ "$cap" -lt "$left" ] && left=$cap
+    timeout "$left" python3 -m kvbench "$@" 2>&1 | grep -v -E "it/s|s/it|━|Warning|warn\("
+}
 [ "$_kvb_qwen_status" = 0 ]  # sourcing fails when the Qwen pieces were refused

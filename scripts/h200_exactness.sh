@@ -19,9 +19,8 @@
 # Qwen points are committed (results/exactness/) and resume as done; its SmolLM2 points are not.
 set -uo pipefail
 source scripts/gpu_env.sh || exit 1
-quiet() { grep -v -E "it/s|s/it|━"; }
-deadline=$((SECONDS + 520))
-kvb() { timeout $((deadline - SECONDS)) python3 -m kvbench +exp=exactness "$@" 2>&1 | quiet; }
+KVB_DEADLINE=$((SECONDS + 520))
+kvb() { kvb_run 0 +exp=exactness "$@"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 python3 -m kvbench.model_files qwen2_5_0_5b || exit 1  # the verified GGUF is on the node
 case "${1:-1}" in

@@ -7,20 +7,14 @@
 # Writes under new/; copy each folder's rows into results/ (they resume by point id).
 set -uo pipefail
 source scripts/gpu_env.sh
-quiet() { grep -v -E "it/s|s/it|━|Warning|warn\(" ; }
 TOK=model.tokenizer=wheelhouse/tokenizer
-deadline=$((SECONDS + 560))
-kvb() {  # seconds-cap, then kvbench arguments; never past the call's deadline
-    local cap=$1 left=$((deadline - SECONDS)); shift
-    [ "$left" -lt 30 ] && { echo "skipped (deadline): $*"; return; }
-    timeout $((cap < left ? cap : left)) python3 -m kvbench "$@" 2>&1 | quiet
-}
+KVB_DEADLINE=$((SECONDS + 560))
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-kvb 150 +exp=throughput model=qwen3_4b_random $TOK results_dir=new throughput.gen_tokens=16 \
+kvb_run 150 +exp=throughput model=qwen3_4b_random $TOK results_dir=new throughput.gen_tokens=16 \
     'doc_tokens=[3774,32768]' 'throughput.batches=[1,16,64,256]'
-kvb 150 +exp=throughput model=qwen3_4b_random $TOK results_dir=new 'doc_tokens=[32768]' \
+kvb_run 150 +exp=throughput model=qwen3_4b_random $TOK results_dir=new 'doc_tokens=[32768]' \
     'throughput.methods=[shared]' 'throughput.batches=[256]'
-kvb 200 +exp=throughput model=llama3_8b_random $TOK results_dir=new 'doc_tokens=[3774,32768]' \
+kvb_run 200 +exp=throughput model=llama3_8b_random $TOK results_dir=new 'doc_tokens=[3774,32768]' \
     'throughput.batches=[1,4,16,64,256]'
-kvb 120 +exp=sweep model=qwen3_8b_random $TOK results_dir=new 'doc_tokens=[32768]' timing.docs=2 timing.warmup=1
+kvb_run 120 +exp=sweep model=qwen3_8b_random $TOK results_dir=new 'doc_tokens=[32768]' timing.docs=2 timing.warmup=1
 tar czf "$OUT/d.tgz" new

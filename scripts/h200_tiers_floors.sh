@@ -8,15 +8,10 @@
 #   bash scripts/h200_tiers_floors.sh 3   # wan, and int4-KIVI / nvCOMP ANS planes on disk, redis, wan
 set -uo pipefail
 source scripts/gpu_env.sh
-quiet() { grep -v -E "it/s|s/it|━|Warning|warn\(" ; }
 TOK=model.tokenizer=wheelhouse/tokenizer
 LONG='doc_tokens=[4096,16384,32768]'
-deadline=$((SECONDS + 540))
-kvb() {  # kvbench arguments; never past the call's deadline
-    local left=$((deadline - SECONDS))
-    [ "$left" -lt 30 ] && { echo "skipped (deadline): $*"; return; }
-    timeout "$left" python3 -m kvbench +exp=tiers "$TOK" results_dir=new timing.warmup=1 timing.repeats=5 "$@" 2>&1 | quiet
-}
+KVB_DEADLINE=$((SECONDS + 540))
+kvb() { kvb_run 0 +exp=tiers "$TOK" results_dir=new timing.warmup=1 timing.repeats=5 "$@"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 case "${1:?usage: h200_tiers_floors.sh 1|2|3}" in
     1) kvb tier=gpu,host ;;
