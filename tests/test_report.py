@@ -153,6 +153,17 @@ def test_efficiency_throughput_and_tier_figures(rows):
     assert sorted(shown) == ["1-token question", "32-token questions"]
     assert _line(shown["1-token question"], "L=4096, shared")[1] == pytest.approx([0.5, 0.16, 0.05])
     assert _line(shown["32-token questions"], "L=4096, shared")[1] == pytest.approx([5.0, 1.6, 0.5])
+    # a run that decoded adds a panel of its decode steps, floors of the shared method
+    decoded = batch.assign(decode_per_reader_ms=batch["per_reader_ms"] / 4, gen_tokens=16,
+                           decode_per_reader_floor_ms=[0.01 if m == "shared" else 0.1 for m in batch["method"]],
+                           decode_compute_floor_ms=0.005, decode_memory_floor_ms=0.01)
+    fig, axes = perf_figures.throughput_per_reader(pd.concat([batch, decoded]))
+    shown = {ax.get_title().split(", ")[-1]: ax for ax in axes.flat if ax.get_visible()}
+    assert sorted(shown) == ["32-token questions", "decode steps"]
+    steps = shown["decode steps"]
+    assert _line(steps, "L=4096, shared")[1] == pytest.approx([1.25, 0.4, 0.125])
+    assert _line(steps, "L=4096, floor")[1] == pytest.approx([0.01] * 3)
+    assert _line(shown["32-token questions"], "L=4096, shared")[1] == pytest.approx([5.0, 1.6, 0.5])
     tiers = cost_inputs.tier_points(rows)
     fig, axes = tier_figures.tier_stages(tiers, 4096)
     assert 500.0 in {round(p.get_width(), 6) for p in axes[0, 0].patches}
@@ -184,3 +195,26 @@ def test_paper_builds_from_committed_results_without_overfull_boxes(tmp_path):
     log = (tmp_path / "main.log").read_text(errors="replace")
     assert "Overfull \\hbox" not in log, [l for l in log.splitlines() if "Overfull" in l]
     assert "Float too large" not in log and (tmp_path / "main.pdf").stat().st_size > 100_000
+
+
+def test_a_point_measured_by_two_runs_counts_once_at_its_latest():
+    """A launcher's demonstration sweep re-measures points the reference sweep has: one point each."""
+    base = dict(experiment="reuse", status="ok", model="m", weights="random", dtype="bfloat16", device="H200",
+                doc_tokens=1024, reader="fast", prefill_ms=30.0, prefill_best_ms=30.0)
+    rows = pd.DataFrame([{**base, "reuse_ms": 5.0, "timestamp": pd.Timestamp("2026-11-29", tz="UTC")},
+                         {**base, "reuse_ms": 4.0, "timestamp": pd.Timestamp("2026-11-30", tz="UTC")},
+                         {**base, "reuse_ms": 6.0, "timestamp": pd.Timestamp("2026-11-28", tz="UTC"),
+                          "reader": "graph"}])
+    points = cost_inputs.reuse_points(rows)
+    assert points[["reader", "reuse_ms"]].values.tolist() == [["fast", 4.0], ["graph", 6.0]]
+
+
+def test_a_partial_remeasurement_does_not_replace_the_reference_curve():
+    base = dict(experiment="reuse", status="ok", model="m", weights="random", dtype="bfloat16", device="H200",
+                reader="fast", prefill_ms=30.0, prefill_best_ms=30.0)
+    sweep = [{**base, "run_dir": "sweep", "doc_tokens": n, "reuse_ms": 5.0,
+              "timestamp": pd.Timestamp("2026-11-29", tz="UTC")} for n in (1024, 2048)]
+    demo = {**base, "run_dir": "launcher", "doc_tokens": 1024, "reuse_ms": 4.0,
+            "timestamp": pd.Timestamp("2026-11-30", tz="UTC")}
+    points = cost_inputs.reuse_points(pd.DataFrame([*sweep, demo]))
+    assert points[["doc_tokens", "reuse_ms"]].values.tolist() == [[1024, 5.0], [2048, 5.0]]

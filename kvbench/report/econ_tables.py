@@ -92,8 +92,8 @@ def breakeven_table(tiers: pd.DataFrame) -> str:
         link = mine["link_gbps"].fillna(mine["fetch_gbps"]) if "fetch_gbps" in mine else mine["link_gbps"]
         row["link"] = link.median()
         rows.append(row)
-    cols = [("where", "tier", "l", fmt("{}")), ("cross", "crossover L", "r", fmt("{}"))]
-    cols += [(n, f"need @{n}", "r", fmt("{:.3g}")) for n in shown]
+    cols = [("where", "tier", "l", fmt("{}")), ("cross", "crossover", "r", fmt("{}"))]
+    cols += [(n, f"@{n}", "r", fmt("{:.3g}")) for n in shown]
     cols += [("link", "measured", "r", fmt("{:.3g}"))]
     return table(pd.DataFrame(rows), cols, group="group")
 

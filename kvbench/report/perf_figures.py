@@ -35,19 +35,40 @@ def efficiency_vs_length(rows: pd.DataFrame):
     return fig, axes
 
 
+DECODE_COLUMNS = {"per_reader_ms": "decode_per_reader_ms", "per_reader_floor_ms": "decode_per_reader_floor_ms",
+                  "compute_floor_ms": "decode_compute_floor_ms", "memory_floor_ms": "decode_memory_floor_ms"}
+
+
+def _decode_steps(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows that also decoded (``gen_tokens`` > 0), as points of one decode step: per-reader
+    step time and its floors in the columns the question's forward uses, question length 0."""
+    if "decode_per_reader_ms" not in rows:
+        return rows.iloc[0:0]
+    steps = rows[rows["decode_per_reader_ms"].notna()]
+    return steps.assign(questions=0.0, **{col: steps[src] for col, src in DECODE_COLUMNS.items()})
+
+
 def throughput_per_reader(rows: pd.DataFrame):
     """Device time per reader against readers per batch (log-log), a line per length and method,
     the per-reader, compute and memory floors in the length's colour; a panel per model and
-    question length (a 1-token question is a decode step's shape, a different regime).
-    ``rows``: throughput rows (status ok)."""
+    question length (a 1-token question is a decode step's shape, a different regime), and one
+    per model for the decode steps of runs that decoded (``throughput.gen_tokens``).
+    ``rows``: throughput rows (status ok); a point measured by two runs is drawn at its latest."""
     questions = rows["query_tokens"] if "query_tokens" in rows else pd.Series(float("nan"), index=rows.index)
-    rows = rows.assign(length=rows["doc_tokens"].map(lambda n: f"L={n}"), questions=questions,
-                       panel=[f"{m}|{q:08.0f}" for m, q in zip(rows["model"], questions)])
+    rows = rows.assign(questions=questions)
+    rows = pd.concat([rows, _decode_steps(rows)], ignore_index=True)
+    point = ["model", "weights", "dtype", "device", "doc_tokens", "questions", "method", "batch"]
+    rows = rows.sort_values("timestamp", na_position="first", kind="stable") if "timestamp" in rows else rows
+    rows = rows.drop_duplicates([c for c in point if c in rows], keep="last")
+    rows = rows.assign(length=rows["doc_tokens"].map(lambda n: f"L={n}"),
+                       panel=[f"{m}|{q:08.0f}" for m, q in zip(rows["model"], rows["questions"])])
     colors = palette(rows["length"])
     fig, axes, cells = panels(rows, by="panel", size=(FULL[0], 2.8), max_cols=2)
     for _, group, ax in cells:
         lines(ax, group, "batch", "per_reader_ms", hue="length", style="method", colors=colors)
-        for length, g in group.drop_duplicates(["doc_tokens", "batch"]).groupby("length"):
+        # the shared method's floors: a naive decode step reads the document once per reader
+        floors = group.sort_values("method", ascending=False).drop_duplicates(["doc_tokens", "batch"])
+        for length, g in floors.groupby("length"):
             g = g.sort_values("batch")
             for col, dash, name in FLOORS:
                 if col in g and g[col].notna().any():
@@ -56,7 +77,9 @@ def throughput_per_reader(rows: pd.DataFrame):
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(plain))
         panel_title(ax, group)
         q = group["questions"].iloc[0]
-        if pd.notna(q):
+        if q == 0:
+            ax.set_title(f"{ax.get_title()}, decode steps")
+        elif pd.notna(q):
             ax.set_title(f"{ax.get_title()}, {q:.0f}-token question{'s' if q > 1 else ''}")
         ax.set(xlabel="readers per batch B", ylabel="device time per reader (ms)")
     shared_legend(fig, axes, ncol=4)
