@@ -85,15 +85,16 @@ def one_pass_reference(model, doc_ids: torch.Tensor, query_ids: torch.Tensor, ge
 
 
 def compare_pair(model, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_tokens: int,
-                 artifact_from_cache, reference_attn_impl: Optional[str] = None) -> PairResult:
+                 artifact_from_cache, reference_attn_impl: Optional[str] = None, reference=None) -> PairResult:
     """Run one-pass, two-stage and reuse for a document ``(1, L)`` and question ``(1, Q)``.
 
     ``artifact_from_cache(cache, doc_ids) -> KVArtifact`` snapshots the publisher's cache (and
     may round-trip it through storage), so the same code checks every reuse path.
     ``reference_attn_impl`` runs the one-pass reference alone with another attention kernel
-    (the kernel-choice control); None keeps the model's own.
+    (the kernel-choice control); None keeps the model's own. ``reference``: that reference
+    already computed (:func:`one_pass_reference`'s result for these inputs), e.g. for another reader.
     """
-    ref_logits, ref_tokens, ref_margins, reference_impl = one_pass_reference(
+    ref_logits, ref_tokens, ref_margins, reference_impl = reference or one_pass_reference(
         model, doc_ids, query_ids, gen_tokens, reference_attn_impl)
 
     _, doc_cache = inference.prefill(model, doc_ids)

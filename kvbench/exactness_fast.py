@@ -27,15 +27,16 @@ def _fast_run(fwd: FastForward, kv: KVArtifact, query_ids: torch.Tensor, steps: 
 
 
 def compare_fast(model, fwd: FastForward, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_tokens: int,
-                 publish, serialise, reference_attn_impl: str | None = None) -> PairResult:
+                 publish, serialise, reference_attn_impl: str | None = None, reference=None) -> PairResult:
     """Compare the fast reader with the one-pass reference for a document ``(1, L)`` and question ``(1, Q)``.
 
     ``publish(cache, doc_ids) -> KVArtifact`` snapshots the publisher's cache on the device;
     ``serialise(artifact) -> KVArtifact`` returns it after a round trip through bytes.
     ``bitwise_twostage`` here compares the reader on the serialised KV with the same reader
-    on the in-memory KV (logits and tokens).
+    on the in-memory KV (logits and tokens). ``reference``: the one-pass reference already
+    computed for these inputs (by another reader), else computed here.
     """
-    ref_logits, ref_tokens, ref_margins, reference_impl = one_pass_reference(
+    ref_logits, ref_tokens, ref_margins, reference_impl = reference or one_pass_reference(
         model, doc_ids, query_ids, gen_tokens, reference_attn_impl)
     _, doc_cache = inference.prefill(model, doc_ids)
     in_memory = publish(doc_cache, doc_ids)

@@ -293,3 +293,18 @@ def test_exactness_matrix_is_real_weights_only_with_32_documents(make_cfg):
         assert min(settings.doc_tokens) == 256 and settings.skip_beyond_context
     control = load_settings(make_cfg("+exp=exactness", "exactness.reference_attn_impl=eager"))
     assert control.exactness.reference_attn_impl == "eager" and control.attn_impl == "sdpa"
+
+
+def test_the_one_pass_reference_runs_once_per_document_for_both_readers(make_cfg, tmp_path, monkeypatch):
+    """hf and fast are judged against the same one-pass reference: computed once, used twice."""
+    from conftest import TINY
+
+    import kvbench.experiments.reuse as reuse_experiment
+    from kvbench.app import run
+
+    calls = []
+    real = reuse_experiment.one_pass_reference
+    monkeypatch.setattr(reuse_experiment, "one_pass_reference", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rows = run(make_cfg(*TINY, "doc_tokens=[32]"), tmp_path / "run")
+    assert sorted(r["reader"] for r in rows) == ["fast", "hf"] and all(r["num_docs"] == 2 for r in rows)
+    assert len(calls) == 2  # two documents, not four
