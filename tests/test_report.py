@@ -218,3 +218,16 @@ def test_a_partial_remeasurement_does_not_replace_the_reference_curve():
             "timestamp": pd.Timestamp("2026-11-30", tz="UTC")}
     points = cost_inputs.reuse_points(pd.DataFrame([*sweep, demo]))
     assert points[["doc_tokens", "reuse_ms"]].values.tolist() == [[1024, 5.0], [2048, 5.0]]
+
+
+def test_a_tier_keeps_its_colour_and_a_codec_its_dash():
+    rows = pd.DataFrame([dict(model="m", weights="random", tier=t, tier_variant=v, codec=c, doc_tokens=n,
+                              reuse_ms=r, prefill_ms=50.0)
+                         for t, v, c, r in (("disk", "warm", None, 200.0), ("disk", "warm", "int4-kivi", 60.0),
+                                            ("gpu", None, None, 5.0))
+                         for n in (4096, 32768)])
+    fig, axes = tier_figures.tier_reuse_vs_length(rows)
+    found = {l.get_label(): l for l in axes[0, 0].get_lines()}
+    plain, int4, gpu = found["disk warm"], found["disk warm + int4-kivi"], found["gpu"]
+    assert plain.get_color() == int4.get_color() != gpu.get_color()
+    assert plain.get_linestyle() != int4.get_linestyle() and list(int4.get_ydata()) == [60.0, 60.0]

@@ -6,7 +6,7 @@ import pandas as pd
 
 from kvbench.report.plot import lines, log_axes, palette, panel_title, panels, shared_legend
 from kvbench.report.style import FULL, HALF, figure, model_label
-from kvbench.report.tier_figures import where
+from kvbench.report.tier_figures import by_tier, tier_lines
 
 
 def _price(rows: pd.DataFrame) -> str:
@@ -18,18 +18,18 @@ def usd_per_mreads_vs_length(tiers: pd.DataFrame):
     """Dollars per million reads from each tier (device time, plus egress for the wan tier)
     against length, with every reader prefilling as the black reference; a panel per model.
     ``tiers``: economics cost rows of tier points."""
-    tiers = tiers.assign(where=where(tiers))
-    colors = palette(tiers["where"])
-    fig, axes, cells = panels(tiers, size=(FULL[0], 3.2), max_cols=2)
+    tiers = by_tier(tiers)
+    colors = palette(tiers["tier_where"])
+    fig, axes, cells = panels(tiers, size=(FULL[0], 4.4), max_cols=2)
     for _, rows, ax in cells:
-        lines(ax, rows, "doc_tokens", "reuse_usd_per_mreads", hue="where", colors=colors)
+        tier_lines(ax, rows, "reuse_usd_per_mreads", colors)
         prefill = rows.groupby("doc_tokens")["prefill_usd_per_mreads"].median()
         ax.plot(prefill.index, prefill.values, color="black", lw=2.0, label="prefill every read")
         log_axes(ax)
         panel_title(ax, rows)
         ax.set_title(f"{ax.get_title()}, {_price(rows)}")
         ax.set(xlabel="document tokens L", ylabel="USD per million reads")
-    shared_legend(fig, axes, ncol=3)
+    shared_legend(fig, axes, ncol=2)
     return fig, axes
 
 

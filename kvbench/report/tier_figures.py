@@ -44,20 +44,34 @@ def tier_stages(points: pd.DataFrame, doc_tokens: int):
     return fig, axes
 
 
+def by_tier(points: pd.DataFrame) -> pd.DataFrame:
+    """``points`` with ``tier_where`` (tier and variant) and ``codec`` (identity where missing),
+    for :func:`tier_lines`."""
+    return points.assign(tier_where=where(points.assign(codec="identity")), codec=points["codec"].fillna("identity"))
+
+
+def tier_lines(ax, rows: pd.DataFrame, y: str, colors: dict) -> None:
+    """A line of ``y`` against length per tier (colour) and codec (dash and marker), labelled
+    "tier + codec". ``rows``: :func:`by_tier` rows; ``colors``: per ``tier_where``."""
+    lines(ax, rows, "doc_tokens", y, hue="tier_where", style="codec", colors=colors,
+          label=lambda tier, codec: tier if codec == "identity" else f"{tier} + {codec}")
+
+
 def tier_reuse_vs_length(points: pd.DataFrame):
     """Reuse from each tier (and codec) against length beside the model's best prefill (log-log);
-    a panel per model. Where a tier's line drops below prefill is its crossover length."""
-    points = points.assign(where=where(points))
-    colors = palette(points["where"])
-    fig, axes, cells = panels(points, size=(FULL[0], 3.2), max_cols=2)
+    a panel per model. Colour: the tier; dash and marker: the codec. Where a tier's line drops
+    below prefill is its crossover length."""
+    points = by_tier(points)
+    colors = palette(points["tier_where"])
+    fig, axes, cells = panels(points, size=(FULL[0], 4.4), max_cols=2)
     for _, rows, ax in cells:
-        lines(ax, rows, "doc_tokens", "reuse_ms", hue="where", colors=colors)
+        tier_lines(ax, rows, "reuse_ms", colors)
         prefill = rows.groupby("doc_tokens")["prefill_ms"].median()  # one model: its own prefill runs
         ax.plot(prefill.index, prefill.values, color="black", lw=2.0, label="prefill (best)")
         log_axes(ax)
         panel_title(ax, rows)
         ax.set(xlabel="document tokens L", ylabel="time to first token (ms)")
-    shared_legend(fig, axes, ncol=3)
+    shared_legend(fig, axes, ncol=2)
     return fig, axes
 
 
