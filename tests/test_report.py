@@ -231,3 +231,14 @@ def test_a_tier_keeps_its_colour_and_a_codec_its_dash():
     plain, int4, gpu = found["disk warm"], found["disk warm + int4-kivi"], found["gpu"]
     assert plain.get_color() == int4.get_color() != gpu.get_color()
     assert plain.get_linestyle() != int4.get_linestyle() and list(int4.get_ydata()) == [60.0, 60.0]
+
+
+def test_a_model_in_two_dtypes_gets_a_line_per_dtype():
+    points = pd.DataFrame([dict(model="q", weights="real", dtype=d, device="H200", doc_tokens=1024, reader="fast",
+                                prefill_ms=p, reuse_ms=r, speedup=p / r, speedup_ci_low=None, speedup_ci_high=None)
+                           for d, p, r in (("bfloat16", 20.0, 5.0), ("float32", 40.0, 8.0))])
+    fig, axes = figures.latency_vs_length(points)
+    panel = _panel(axes, "q")
+    assert _line(panel, "reuse fast")[1] == [5.0] and _line(panel, "reuse fast, float32")[1] == [8.0]
+    fig, ax = figures.speedup_vs_length(points)
+    assert _line(ax, "q, bfloat16, fast")[1] == [4.0] and _line(ax, "q, float32, fast")[1] == [5.0]

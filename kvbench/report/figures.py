@@ -25,7 +25,9 @@ def latency_vs_length(points: pd.DataFrame):
     colors = {**palette(long["path"]), "prefill (best)": "black"}
     fig, axes, cells = panels(long, size=(FULL[0], 2.4))
     for _, rows, ax in cells:
-        lines(ax, rows, "doc_tokens", "ms", hue="path", colors=colors)
+        # a model measured in several dtypes: a line (dash, marker) per dtype, never one across them
+        lines(ax, rows, "doc_tokens", "ms", hue="path", style="dtype", colors=colors,
+              label=lambda path, dtype: path if dtype == "bfloat16" else f"{path}, {dtype}")
         log_axes(ax)
         panel_title(ax, rows)
         ax.set(xlabel="document tokens L", ylabel="time to first token (ms)")
@@ -38,8 +40,10 @@ def speedup_vs_length(points: pd.DataFrame, paper_points: dict[int, float] | Non
 
     ``paper_points``: length -> speedup the paper reports (drawn as stars, "M1 Pro (paper)").
     """
-    points = points.assign(label=[model_label(m, w) for m, w in zip(points["model"], points["weights"])])
-    fig, axes = figure((FULL[0], 2.9))
+    several = points.groupby("model")["dtype"].transform("nunique") > 1  # then each dtype is its own line
+    points = points.assign(label=[model_label(m, w) + (f", {d}" if many else "")
+                                  for m, w, d, many in zip(points["model"], points["weights"], points["dtype"], several)])
+    fig, axes = figure((FULL[0], 3.35))
     ax = axes[0, 0]
     colors = palette(points["label"])
     lines(ax, points, "doc_tokens", "speedup", hue="label", style="reader", colors=colors)
