@@ -118,6 +118,7 @@ class TimingConfig:
     docs: int = 3                        # documents each length's latency is measured on
     query_tokens: Optional[int] = None   # fix the question at Q tokens (its tokens repeated or cut); null: as written
     graph: bool = True                   # capture the graph and fast readers and the fast prefill as CUDA graphs
+    enabled: bool = True                 # false: no latency, rows carry exactness only (runs sharing a GPU)
 
     def __post_init__(self):
         _require(self.warmup >= 0, "timing.warmup", self.warmup, "an integer >= 0")
@@ -347,6 +348,9 @@ class KVBenchConfig:
                  "device", self.device, "cpu | cuda | cuda:N | auto")
         _require(len(self.doc_tokens) > 0 and all(int(n) > 0 for n in self.doc_tokens),
                  "doc_tokens", list(self.doc_tokens), "a non-empty list of positive integers")
+        # untimed rows are exactness rows: the reuse experiment's, with exactness on
+        _require(self.timing.enabled or (self.experiment == "reuse" and self.exactness.enabled), "timing.enabled",
+                 self.timing.enabled, "true, or false with the reuse experiment and exactness.enabled=true")
 
 
 def register_configs() -> None:

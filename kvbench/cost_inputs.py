@@ -55,7 +55,7 @@ def reuse_points(rows: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*IDENTITY, "reader", "prefill_ms", "reuse_ms", "kv_bytes", "speedup"])
     ok["prefill_best"] = prefill_ms(ok)
     ok["reader"] = _col(ok, "reader")
-    named = ok[ok["reader"].notna()]
+    named = ok[ok["reader"].notna() & _col(ok, "reuse_ms").notna()]  # untimed exactness rows: no point
     old = ok[_col(ok, "reader").isna()]
     parts = [named.assign(reuse=named["reuse_ms"])]
     # The first vintage's speedup CI belongs to its eager reader only: not carried to either point.

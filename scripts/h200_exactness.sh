@@ -17,16 +17,16 @@
 # Measured 2026-11-30: a Qwen point at 1024 tokens took 4-4.5 minutes (HF eager decoding, both
 # readers), about twice the estimate, so a part holds about two Qwen points. Part 1's three
 # Qwen points are committed (results/exactness/) and resume as done; its SmolLM2 points are not.
-# On the two-GPU kind two parts run at once (scripts/h200x2_pair.sh; carry wheelhouse/base +
-# tokenizer, after the eight piece calls, and model-a / model-b for part 4's SmolLM2 point).
-# Parts 2 and 3 hold three points each, so their pair runs twice (the second resumes):
-#   bash scripts/h200x2_pair.sh "bash scripts/h200_exactness.sh 2" "bash scripts/h200_exactness.sh 3"  # x2
-#   bash scripts/h200x2_pair.sh "bash scripts/h200_exactness.sh 4" "bash scripts/h200_exactness.sh 5"
-#   bash scripts/h200_exactness.sh 6
-# About 40 device minutes in all: more than one session's 30, so take the bf16 length axis
-# (part 2) and part 5 first.
-# Each part tars results/exactness into $OUT/exactness-PART.tgz; unpack both of a pair (rows
-# resume by point id, so merging the folders keeps every row once).
+# The experiment records no latency (conf/exp/exactness.yaml: timing.enabled=false), so parts
+# may share a GPU: HF eager decoding of a 0.5B model leaves the GPU mostly idle, waiting on
+# Python. On the two-GPU kind (scripts/h200x2_pair.sh; carry wheelhouse/base + tokenizer after
+# the eight piece calls, and model-a / model-b for part 4's SmolLM2 point), two parts per GPU:
+#   bash scripts/h200x2_pair.sh "bash scripts/h200_exactness.sh 2 & bash scripts/h200_exactness.sh 4; wait" \
+#                               "bash scripts/h200_exactness.sh 3 & bash scripts/h200_exactness.sh 5; wait"
+# then again for whatever the deadline cut (rows resume), then part 6. Not yet measured: how
+# much slower a part runs beside another on one GPU (the parts' deadlines bound it either way).
+# Each part tars results/exactness into $OUT/exactness-PART.tgz; unpack them all (rows resume
+# by point id, so merging the folders keeps every row once).
 set -uo pipefail
 source scripts/gpu_env.sh || exit 1
 KVB_DEADLINE=$((SECONDS + 520))

@@ -308,3 +308,26 @@ def test_the_one_pass_reference_runs_once_per_document_for_both_readers(make_cfg
     rows = run(make_cfg(*TINY, "doc_tokens=[32]"), tmp_path / "run")
     assert sorted(r["reader"] for r in rows) == ["fast", "hf"] and all(r["num_docs"] == 2 for r in rows)
     assert len(calls) == 2  # two documents, not four
+
+
+def test_untimed_rows_carry_exactness_and_no_latency(make_cfg, tmp_path):
+    """timing.enabled=false (several exactness runs sharing a GPU): no contended latency is recorded."""
+    from conftest import TINY
+
+    from kvbench import cost_inputs
+    from kvbench.app import run
+    from kvbench.results import load_rows
+
+    rows = run(make_cfg(*TINY, "doc_tokens=[32]", "timing.enabled=false"), tmp_path / "run")
+    assert sorted(r["reader"] for r in rows) == ["fast", "hf"]
+    for row in rows:
+        assert row["status"] == "ok" and row["num_docs"] == 2 and row["timing_docs"] == 0
+        assert row.get("reuse_ms") is None and row.get("prefill_ms") is None and row["kv_bytes"] > 0
+    assert cost_inputs.reuse_points(load_rows([tmp_path / "run"])).empty  # nothing for the latency figures
+
+
+def test_untimed_needs_exactness(make_cfg):
+    from kvbench.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="timing.enabled"):
+        load_settings(make_cfg("timing.enabled=false", "exactness.enabled=false"))

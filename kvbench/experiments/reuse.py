@@ -3,7 +3,8 @@
 One row per (model, dtype, L, reader). A length is measured once for all readers, so their
 rows share one prefill measurement:
 
-* latency on ``timing.docs`` documents: the publisher prefills each document and keeps its
+* latency on ``timing.docs`` documents (unless ``timing.enabled`` is false, for runs that
+  share a device): the publisher prefills each document and keeps its
   KV on the device; eager and fast prefill of document + question and reuse through every
   reader (:mod:`kvbench.readers`) are timed in interleaved rounds (:mod:`kvbench.measure`).
   ``speedup`` divides the faster prefill by the reader's reuse;
@@ -124,6 +125,20 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     return rows
 
 
+def untimed_fields(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]]:
+    """Row fields per reader for a length when ``timing.enabled`` is false: what the point is
+    (question length, KV bytes, FLOPs), no latency, so that runs sharing a device (several
+    exactness runs at once) record no contended timing."""
+    s, model = ctx.settings, ctx.lm.model
+    doc = ctx.corpus.documents(doc_tokens, 1)[0]
+    Q = fixed_query(doc.query_ids, s.timing.query_tokens).shape[1]
+    common = dict(doc_hash=doc.doc_hash, query_tokens=Q, timing_docs=0,
+                  kv_bytes=flops.kv_bytes(model.config, doc_tokens, ctx.dtype.itemsize),
+                  prefill_flops=flops.forward_flops(model.config, doc_tokens + Q),
+                  reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=doc_tokens))
+    return {name: dict(common) for name in s.readers}
+
+
 def exactness_fields(ctx: RunContext, doc_tokens: int, reader: str, references: dict) -> dict[str, Any]:
     """Exactness rates of ``reader`` over ``exactness.num_docs`` documents (empty for ``graph``).
 
@@ -164,7 +179,8 @@ class ReuseExperiment:
     def run_point(self, ctx: RunContext, point: dict[str, Any]) -> dict[str, Any]:
         L = point["doc_tokens"]
         if self._measured is None or self._measured[0] != L:
-            self._measured, self._references = (L, measure_length(ctx, L)), {}
+            measure = measure_length if ctx.settings.timing.enabled else untimed_fields
+            self._measured, self._references = (L, measure(ctx, L)), {}
         row = dict(self._measured[1][point["reader"]])
         if row.get("status", "ok") == "ok" and ctx.settings.exactness.enabled:
             row.update(exactness_fields(ctx, L, point["reader"], self._references))
