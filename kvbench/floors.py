@@ -24,8 +24,18 @@ def weight_bytes(model: torch.nn.Module) -> int:
     return total if tied else total - embed.numel() * embed.element_size()
 
 
+def _memory_ms(nbytes: float, cal: Calibration) -> float:
+    """``nbytes`` read once at the measured device bandwidth, ms."""
+    return nbytes / (cal.hbm_gbps * 1e9) * 1e3
+
+
+def _compute_ms(flops: float, cal: Calibration) -> float:
+    """``flops`` at the measured matmul peak, ms."""
+    return flops / (cal.matmul_tflops * 1e12) * 1e3
+
+
 def _floor_ms(nbytes: float, flops: float, cal: Calibration) -> float:
-    return max(nbytes / (cal.hbm_gbps * 1e9), flops / (cal.matmul_tflops * 1e12)) * 1e3
+    return max(_memory_ms(nbytes, cal), _compute_ms(flops, cal))
 
 
 def prefill_floor_ms(config, tokens: int, weights: int, cal: Calibration) -> float:
@@ -56,8 +66,8 @@ def batch_floors_ms(config, batch: int, query_tokens: int, doc_tokens: int, weig
     The weights and the document KV are read once per batch (memory floor divided by B); each
     reader does its own question's FLOPs (compute floor). The per-reader floor is the larger.
     """
-    compute = forward_flops(config, query_tokens, cached_tokens=doc_tokens) / (cal.matmul_tflops * 1e12) * 1e3
-    memory = (weights + kv_bytes) / (cal.hbm_gbps * 1e9) * 1e3 / batch
+    compute = _compute_ms(forward_flops(config, query_tokens, cached_tokens=doc_tokens), cal)
+    memory = _memory_ms(weights + kv_bytes, cal) / batch
     return dict(compute_floor_ms=compute, memory_floor_ms=memory, per_reader_floor_ms=max(compute, memory))
 
 
@@ -73,8 +83,7 @@ def decode_floors_ms(config, batch: int, doc_tokens: int, own_tokens: int, weigh
     shared) or once per reader (``doc_copies`` = batch, naive), and every reader's own KV
     (``own_kv_bytes`` each). Bytes in B, peak in TFLOP/s, bandwidth in GB/s (1e9 B/s).
     """
-    compute = forward_flops(config, 1, cached_tokens=doc_tokens + own_tokens) / (cal.matmul_tflops * 1e12) * 1e3
-    nbytes = weights + doc_copies * kv_bytes + batch * own_kv_bytes
-    memory = nbytes / (cal.hbm_gbps * 1e9) * 1e3 / batch
+    compute = _compute_ms(forward_flops(config, 1, cached_tokens=doc_tokens + own_tokens), cal)
+    memory = _memory_ms(weights + doc_copies * kv_bytes + batch * own_kv_bytes, cal) / batch
     return dict(decode_compute_floor_ms=compute, decode_memory_floor_ms=memory,
                 decode_per_reader_floor_ms=max(compute, memory))

@@ -97,15 +97,12 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     prefill, best_samples = prefill_fields({name: per_doc(f"prefill_{name}") for name in ("eager", "fast")
                                             if per_doc(f"prefill_{name}")})
     cal = calibrate(device, ctx.dtype)
-    weights, kv = weight_bytes(model), flops.kv_bytes(model.config, doc_tokens, ctx.dtype.itemsize)
-    Q = queries[0]
+    point = point_fields(model.config, doc_tokens, queries[0], ctx.dtype.itemsize)
     common = dict(
-        doc_hash=docs[0].doc_hash, query_tokens=Q, corpus_hash=corpus_hash(d.doc_hash for d in docs),
-        timing_docs=len(docs),
-        repeats=timing.repeats, timer=timer_name(device), kv_bytes=kv,
-        prefill_flops=flops.forward_flops(model.config, doc_tokens + Q),
-        reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=doc_tokens),
-        **point_floors(model.config, doc_tokens, Q, weights, kv, cal, prefill["prefill_best_ms"]), **prefill,
+        doc_hash=docs[0].doc_hash, corpus_hash=corpus_hash(d.doc_hash for d in docs), timing_docs=len(docs),
+        repeats=timing.repeats, timer=timer_name(device), **point,
+        **point_floors(model.config, doc_tokens, point["query_tokens"], weight_bytes(model), point["kv_bytes"], cal,
+                       prefill["prefill_best_ms"]), **prefill,
     )
     rows = {}
     for name in s.readers:
@@ -125,6 +122,13 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     return rows
 
 
+def point_fields(config, doc_tokens: int, query_tokens: int, itemsize: int) -> dict[str, Any]:
+    """What a (document, question) point is, timed or not: question length, KV bytes, FLOPs."""
+    return dict(query_tokens=query_tokens, kv_bytes=flops.kv_bytes(config, doc_tokens, itemsize),
+                prefill_flops=flops.forward_flops(config, doc_tokens + query_tokens),
+                reuse_flops=flops.forward_flops(config, query_tokens, cached_tokens=doc_tokens))
+
+
 def untimed_fields(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]]:
     """Row fields per reader for a length when ``timing.enabled`` is false: what the point is
     (question length, KV bytes, FLOPs), no latency, so that runs sharing a device (several
@@ -132,10 +136,7 @@ def untimed_fields(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     s, model = ctx.settings, ctx.lm.model
     doc = ctx.corpus.documents(doc_tokens, 1)[0]
     Q = fixed_query(doc.query_ids, s.timing.query_tokens).shape[1]
-    common = dict(doc_hash=doc.doc_hash, query_tokens=Q, timing_docs=0,
-                  kv_bytes=flops.kv_bytes(model.config, doc_tokens, ctx.dtype.itemsize),
-                  prefill_flops=flops.forward_flops(model.config, doc_tokens + Q),
-                  reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=doc_tokens))
+    common = dict(doc_hash=doc.doc_hash, timing_docs=0, **point_fields(model.config, doc_tokens, Q, ctx.dtype.itemsize))
     return {name: dict(common) for name in s.readers}
 
 
