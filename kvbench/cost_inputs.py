@@ -76,6 +76,29 @@ def reuse_points(rows: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values([*IDENTITY, "reader"]).reset_index(drop=True)
 
 
+def exactness_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """Reuse rows that judged exactness, one per (model, weights, dtype, device, reader, one-pass
+    reference kernel, length): where several runs judged a point, the one over the most
+    documents wins (the narrowest interval), then the latest. Points judged over fewer
+    documents than the model's most are left out: they come from another experiment (a sweep's
+    check over 8 documents beside a matrix over 32), with intervals twice as wide.
+
+    ``reference_attn_impl`` is filled in for rows from before the kernel-choice control, whose
+    one-pass reference ran on the model's own kernel (``attn_impl``); ``reader`` likewise
+    (``hf``: the first vintage had no other).
+    """
+    ok = ok_rows(rows, "reuse")
+    ok = ok[_col(ok, "exact_fraction").notna()].copy()
+    ok["reader"] = _col(ok, "reader").fillna("hf")
+    ok["reference_attn_impl"] = _col(ok, "reference_attn_impl").fillna(_col(ok, "attn_impl"))
+    key = [*IDENTITY[:-1], "reader", "reference_attn_impl", "doc_tokens"]
+    ok = ok.assign(_docs=_col(ok, "num_docs"), _when=_col(ok, "timestamp"))
+    ok = ok.sort_values(["_docs", "_when"], na_position="first", kind="stable")
+    ok = ok.drop_duplicates(key, keep="last").drop(columns=["_when"])
+    ok = ok[ok["_docs"] >= ok.groupby(IDENTITY[:-1], dropna=False)["_docs"].transform("max")].drop(columns="_docs")
+    return ok.sort_values(key).reset_index(drop=True)
+
+
 def headline(points: pd.DataFrame) -> pd.DataFrame:
     """One point per (model, weights, dtype, device, length): the best reader the rows have
     (``fast``, else ``graph``, else ``hf``)."""

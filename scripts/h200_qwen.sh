@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # H200 (after scripts/h200_qwen_piece.sh for all eight pieces, machine still warm): the real
 # Qwen2.5-Coder-0.5B's exactness in fp32, fp16 and bf16 at 1024 tokens over 32 documents, both
-# readers (the headline part of conf/exp/exactness.yaml; scripts/h200_exactness.sh has the rest),
+# readers (the headline part of conf/exp/exactness.yaml; scripts/h200_exactness_queue.sh runs the rest),
 # then its bf16 KV's compressibility beside the entropy bounds, in what is left of the call.
 set -uo pipefail
 source scripts/gpu_env.sh || exit 1

@@ -18,6 +18,7 @@ from kvbench.rows import make_row
 H200 = dict(device="NVIDIA H200", dtype="bfloat16", status="ok", deterministic=False)
 QWEN = dict(H200, model="qwen3-4b-random", weights="random")
 LLAMA = dict(H200, model="llama-old", weights="random")
+REAL = dict(H200, model="tiny-real", weights="real", attn_impl="sdpa")
 KV_PER_TOKEN = 147_456  # Qwen3-4B shape, bf16
 LENGTHS = (1024, 4096)
 # (reader, reuse ms at 1024, at 4096): prefill_best 30 / 90 ms
@@ -95,6 +96,21 @@ def throughput_rows() -> list[dict]:
     return rows
 
 
+def exactness_rows() -> list[dict]:
+    """The exactness matrix's untimed rows: a real model in two dtypes and two readers over 32
+    documents, the kernel-choice control (an eager one-pass reference) at 1024, and a later
+    8-document check of that point and of another length, which the matrix's rows outrank."""
+    rows = [dict(REAL, dtype=dtype, experiment="reuse", point_id=f"e-{dtype}-{reader}-{length}", reader=reader,
+                 doc_tokens=length, num_docs=32, exact_fraction=exact / 32, reference_attn_impl="sdpa",
+                 bitwise_twostage=29 / 30 if reader == "hf" else 1.0, bitwise_twostage_n=30 if reader == "hf" else 32,
+                 timestamp="2026-11-30T07:00:00+00:00")
+            for dtype, exact in (("bfloat16", 24), ("float32", 32)) for reader in ("hf", "fast") for length in LENGTHS]
+    rows.append(dict(rows[0], point_id="e-control", reference_attn_impl="eager", exact_fraction=16 / 32))
+    rows += [dict(REAL, experiment="reuse", point_id=f"e-sweep-{length}", doc_tokens=length, num_docs=8,
+                  exact_fraction=1.0, timestamp="2026-11-30T08:00:00+00:00") for length in (1024, 2048)]
+    return rows
+
+
 def write_results(root: Path, throughput: bool = True) -> Path:
     """The fixture under ``root``, in folders whose names say nothing: rows are selected by their
     columns, never by where they lie."""
@@ -102,6 +118,7 @@ def write_results(root: Path, throughput: bool = True) -> Path:
     _write(root / "run2" / "x", old_reuse_rows())
     _write(root / "run3", tier_rows())
     _write(root / "run4", compress_rows())
+    _write(root / "run6", exactness_rows())
     if throughput:
         _write(root / "run5", throughput_rows())
     return root

@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 
 from kvbench import cost_inputs
 from kvbench.app import run
-from kvbench.report import econ_figures, figures, perf_figures, style, tier_figures
+from kvbench.report import econ_figures, figures, perf_figures, style, tables, tier_figures
 from kvbench.report.build import build, economics_run
 from kvbench.report.figures import wilson
 from kvbench.results import load_rows
@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURES = {"latency_vs_length", "speedup_vs_length", "exactness_vs_length", "efficiency_vs_length",
            "throughput_per_reader", "tier_reuse_vs_length", "tier_stages_mid", "tier_stages_long", "codec_ratios",
            "econ_usd_per_mreads", "econ_breakeven_link", "econ_breakeven_reads"}
-TABLES = {"latency", "crossover", "codecs", "breakeven", "conclusions", "tariffs", "prices", "econ_paper", "econ_meta"}
+TABLES = {"latency", "crossover", "codecs", "breakeven", "conclusions", "tariffs", "prices", "econ_paper", "econ_meta",
+          "exactness"}
 
 
 @pytest.fixture(autouse=True)
@@ -103,9 +104,9 @@ def test_speedup_latency_and_paper_points(rows):
 
 
 def test_exactness_has_the_rows_intervals_or_wilsons(rows):
-    fig, axes = figures.exactness_vs_length(cost_inputs.ok_rows(rows, "reuse"))
+    fig, axes = figures.exactness_vs_length(cost_inputs.exactness_points(rows))
     qwen = _panel(axes, "qwen3-4b-random")
-    assert _line(qwen, "bfloat16 fast, = one-pass (24 tokens)")[1] == [0.75, 0.75]
+    assert _line(qwen, "bfloat16, fast")[1] == [0.75, 0.75]
     bands = [c.get_paths()[0].vertices[:, 1] for c in qwen.collections]
     assert any(abs(b.min() - 0.41) < 1e-9 and abs(b.max() - 0.93) < 1e-9 for b in bands)
     low, high = wilson(pd.Series([0.5]), pd.Series([8]))                 # 4 of 8 documents
@@ -113,6 +114,40 @@ def test_exactness_has_the_rows_intervals_or_wilsons(rows):
     old = _panel(axes, "llama-old")
     assert any(abs(b.min() - 0.2152) < 1e-4 and abs(b.max() - 0.7848) < 1e-4
                for b in (c.get_paths()[0].vertices[:, 1] for c in old.collections))
+
+
+def test_exactness_points_keep_the_fullest_judgement_of_each_point(rows):
+    points = cost_inputs.exactness_points(rows)
+    real = points[points["model"] == "tiny-real"]
+    # 2 dtypes x 2 readers x 2 lengths over 32 documents, and the control; the later 8-document
+    # checks (of 1024, and of 2048 which nothing else measured) are outranked
+    assert len(real) == 9 and set(real["num_docs"]) == {32} and 2048 not in set(real["doc_tokens"])
+    hf = real[(real["dtype"] == "bfloat16") & (real["reader"] == "hf") & (real["doc_tokens"] == 1024)]
+    assert sorted(zip(hf["reference_attn_impl"], hf["exact_fraction"])) == [("eager", 0.5), ("sdpa", 0.75)]
+    old = points[points["model"] == "llama-old"]                        # first vintage: no reader, no kernel
+    assert set(old["reader"]) == {"hf"} and len(old) == 2
+
+
+def test_exactness_figure_draws_the_kernel_control_apart_and_only_against_one_pass(rows):
+    fig, axes = figures.exactness_vs_length(cost_inputs.exactness_points(rows))
+    col = next(i for i, ax in enumerate(axes[0]) if ax.get_title().startswith("tiny-real"))
+    top, bottom = axes[0, col], axes[1, col]
+    assert _line(top, "bfloat16, hf") == ([1024, 4096], [0.75, 0.75])
+    assert _line(bottom, "bfloat16, hf")[1] == pytest.approx([29 / 30, 29 / 30])
+    low, high = wilson(pd.Series([29 / 30]), pd.Series([30]))           # over the 30 repeatable pairs
+    assert any(abs(b.min() - low[0]) < 1e-9 and abs(b.max() - high[0]) < 1e-9
+               for b in (c.get_paths()[0].vertices[:, 1] for c in bottom.collections))
+    control = "bfloat16, hf: eager one-pass (control)"
+    assert control in top.get_legend_handles_labels()[1]
+    assert control not in bottom.get_legend_handles_labels()[1]
+    assert "bfloat16, hf" in top.get_legend_handles_labels()[1]
+
+
+def test_exactness_table_counts_documents(rows):
+    tex = tables.exactness_table(cost_inputs.exactness_points(rows))
+    assert r"bfloat16 & hf & 24/32 & 24/32 & 58/60 \\" in tex           # two-stage: 29 of 30 twice
+    assert r"bfloat16 & hf, eager one-pass & 16/32 & -- & 29/30 \\" in tex
+    assert r"float32 & fast & 32/32 & 32/32 & 64/64 \\" in tex
 
 
 def test_economics_figures_plot_the_priced_rows(rows):

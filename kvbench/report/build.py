@@ -55,8 +55,9 @@ def build(results: str | Path, out: str | Path) -> Report:
     report.figure("latency_vs_length", points, lambda: figures.latency_vs_length(points), "no reuse rows")
     report.figure("speedup_vs_length", points, lambda: figures.speedup_vs_length(points, paper.speedup_points),
                   "no reuse rows")
-    exact = reuse[reuse["exact_fraction"].notna()] if "exact_fraction" in reuse else None
+    exact = cost_inputs.exactness_points(rows)
     report.figure("exactness_vs_length", exact, lambda: figures.exactness_vs_length(exact), "no exactness rates")
+    report.table("exactness", exact, lambda: tables.exactness_table(exact), "no exactness rates")
     eff = reuse[reuse["reuse_efficiency"].notna()] if "reuse_efficiency" in reuse else None
     report.figure("efficiency_vs_length", eff, lambda: perf_figures.efficiency_vs_length(eff),
                   "no reuse rows with reuse_efficiency (the roofline reader's rows)")

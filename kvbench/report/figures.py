@@ -68,39 +68,62 @@ def wilson(rate: pd.Series, n: pd.Series) -> tuple[pd.Series, pd.Series]:
             pd.Series([b.high if b else float("nan") for b in bounds], index=rate.index))
 
 
-def exactness_long(rows: pd.DataFrame) -> pd.DataFrame:
+# The two rates drawn, top and bottom: against a one-pass prefill of document and question (the
+# claim), and bit for bit against the same computation split in two (storing the KV changes nothing).
+EXACTNESS_RATES = (("exact_fraction", "= one-pass\n(24 tokens)"), ("bitwise_twostage", "bitwise =\ntwo-stage"))
+
+
+def exactness_long(points: pd.DataFrame) -> pd.DataFrame:
     """Exactness rates as one row per (point, rate) with their 95% Wilson intervals: the
-    rows' ``*_ci_low``/``*_ci_high`` where present, else computed from ``num_docs``."""
-    rows = rows.assign(reader=rows["reader"] if "reader" in rows else float("nan"))
-    rows["reader"] = rows["reader"].fillna("hf")
+    rows' ``*_ci_low``/``*_ci_high`` where present, else computed from the documents judged
+    (``num_docs``; ``bitwise_twostage_n`` where present). ``control``: the one-pass reference ran
+    on another attention kernel than the reader (the kernel-choice control).
+    ``points``: :func:`kvbench.cost_inputs.exactness_points`."""
     parts = []
-    for rate, name in (("exact_fraction", "= one-pass (24 tokens)"), ("bitwise_twostage", "bitwise = two-stage")):
-        if rate not in rows:
+    for rate, name in EXACTNESS_RATES:
+        if rate not in points:
             continue
-        r = rows[rows[rate].notna()].copy()
-        low, high = wilson(r[rate], r["num_docs"])
+        r = points[points[rate].notna()].copy()
+        n = r[f"{rate}_n"].fillna(r["num_docs"]) if f"{rate}_n" in r else r["num_docs"]
+        low, high = wilson(r[rate], n)
         r["ci_low"] = r[f"{rate}_ci_low"].fillna(low) if f"{rate}_ci_low" in r else low
         r["ci_high"] = r[f"{rate}_ci_high"].fillna(high) if f"{rate}_ci_high" in r else high
-        parts.append(r.assign(rate=name, value=r[rate], line=r["dtype"] + " " + r["reader"]))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        parts.append(r.assign(rate=name, value=r[rate]))
+    long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["model", "rate"])
+    kernel = long["attn_impl"] if "attn_impl" in long else long["reference_attn_impl"]
+    return long.assign(control=long["reference_attn_impl"].notna() & (long["reference_attn_impl"] != kernel))
 
 
-def exactness_vs_length(rows: pd.DataFrame):
-    """Exact-continuation and bitwise two-stage rates with 95% Wilson intervals; a panel per
-    model, a line per dtype and reader. ``rows``: reuse rows (status ok)."""
-    long = exactness_long(rows)
-    fig, axes, cells = panels(long, size=(FULL[0], 2.4))
-    colors = palette(long["line"])
-    for _, group, ax in cells:
-        lines(ax, group, "doc_tokens", "value", hue="line", style="rate", colors=colors)
-        for (line, rate), g in group.groupby(["line", "rate"]):
-            g = g.sort_values("doc_tokens")
-            ax.fill_between(g["doc_tokens"], g["ci_low"], g["ci_high"], color=colors[line], alpha=0.12, linewidth=0)
-            # bars too: a band over one length has no width
-            ax.errorbar(g["doc_tokens"], g["value"], yerr=[g["value"] - g["ci_low"], g["ci_high"] - g["value"]],
-                        fmt="none", ecolor=colors[line], elinewidth=0.8, capsize=2, alpha=0.7)
-        length_axis(ax)
-        ax.set(ylim=(-0.03, 1.03), xlabel="document tokens L", ylabel="fraction of documents")
-        panel_title(ax, group)
-    shared_legend(fig, axes, ncol=2)
+def exactness_vs_length(points: pd.DataFrame):
+    """Exact-continuation (top) and bitwise two-stage (bottom) rates with 95% Wilson intervals
+    against length: a column of panels per model, a colour per dtype, a dash and marker per
+    reader. The kernel-choice control (the one-pass reference on eager attention) is drawn as
+    lone crosses in the top row. ``points``: :func:`kvbench.cost_inputs.exactness_points`."""
+    long = exactness_long(points)
+    models = sorted(long["model"].unique(), key=str)
+    fig, axes = figure((FULL[0] / max(len(models), 1), 1.75), ncols=max(len(models), 1), nrows=len(EXACTNESS_RATES))
+    colors = palette(long["dtype"])
+    for col, model in enumerate(models):
+        for row, (_, name) in enumerate(EXACTNESS_RATES):
+            ax, group = axes[row, col], long[(long["model"] == model) & (long["rate"] == name)]
+            # the control changes only the one-pass reference: the two-stage rate does not see it
+            main, control = group[~group["control"]], group[group["control"]] if row == 0 else group.iloc[0:0]
+            lines(ax, main, "doc_tokens", "value", hue="dtype", style="reader", colors=colors)
+            for (dtype, _), g in main.groupby(["dtype", "reader"]):
+                g = g.sort_values("doc_tokens")
+                ax.fill_between(g["doc_tokens"], g["ci_low"], g["ci_high"], color=colors[dtype], alpha=0.10,
+                                linewidth=0)
+                # bars too: a band over one length has no width
+                ax.errorbar(g["doc_tokens"], g["value"], yerr=[g["value"] - g["ci_low"], g["ci_high"] - g["value"]],
+                            fmt="none", ecolor=colors[dtype], elinewidth=0.8, capsize=2, alpha=0.7)
+            for (dtype, reader, kernel), g in control.groupby(["dtype", "reader", "reference_attn_impl"]):
+                ax.errorbar(g["doc_tokens"], g["value"], yerr=[g["value"] - g["ci_low"], g["ci_high"] - g["value"]],
+                            fmt="x" if reader == "hf" else "+", color=colors[dtype], markersize=7, capsize=2,
+                            linestyle="none", label=f"{dtype}, {reader}: {kernel} one-pass (control)")
+            length_axis(ax)
+            ax.set(ylim=(-0.03, 1.05), xlabel="document tokens L" if row == len(EXACTNESS_RATES) - 1 else None,
+                   ylabel=f"fraction {name}" if col == 0 else None)
+            if row == 0:
+                panel_title(ax, group)
+    shared_legend(fig, axes, ncol=4)
     return fig, axes

@@ -50,3 +50,35 @@ def codec_table(rows: pd.DataFrame) -> str:
             ("decode_gbps", "dec GB/s", "r", fmt("{:.3g}")), ("decode_device_gbps", "dev dec GB/s", "r", fmt("{:.3g}")),
             ("exact_fraction", "exact", "r", fmt("{:.2f}")), ("nll_delta", "dNLL", "r", fmt("{:.3f}"))]
     return table(ok.sort_values(["group", "compress_ratio"], ascending=[True, False]), cols, group="group", long=True)
+
+
+def _count(rate: pd.Series, n: pd.Series) -> pd.Series:
+    """``k/n`` documents from a rate over ``n`` documents."""
+    return pd.Series([f"{round(r * k):d}/{int(k):d}" for r, k in zip(rate, n)], index=rate.index)
+
+
+def exactness_table(points: pd.DataFrame) -> str:
+    """Documents whose 24-token continuation after reuse equals the one-pass prefill's, as k/n,
+    per model, dtype and reader (rows) and length (columns); then, over all lengths, those whose
+    logits and tokens equal the two-stage computation bit for bit (among the pairs whose reuse
+    repeated itself). The kernel-choice control's rows name their one-pass kernel.
+    ``points``: :func:`kvbench.cost_inputs.exactness_points`."""
+    p = points.assign(cell=_count(points["exact_fraction"], points["num_docs"]))
+    control = p["reference_attn_impl"].notna() & (p["reference_attn_impl"] != p.get("attn_impl", p["reference_attn_impl"]))
+    p["who"] = p["reader"] + [f", {k} one-pass" if c else "" for k, c in zip(p["reference_attn_impl"], control)]
+    p["group"] = [f"{model_label(m, w)}, {dev}" for m, w, dev in zip(p["model"], p["weights"], p["device"])]
+    key = ["group", "dtype", "who"]
+    wide = p.pivot_table(index=key, columns="doc_tokens", values="cell", aggfunc="first")
+    if "bitwise_twostage" in p:
+        both = p[p["bitwise_twostage"].notna()]
+        n = both["bitwise_twostage_n"].fillna(both["num_docs"]) if "bitwise_twostage_n" in both else both["num_docs"]
+        sums = both.assign(k=(both["bitwise_twostage"] * n).round(), n=n).groupby(key)[["k", "n"]].sum()
+        wide = wide.join(pd.Series([f"{int(k)}/{int(n)}" for k, n in zip(sums["k"], sums["n"])], index=sums.index,
+                                   name="twostage"))
+    wide = wide.reset_index()
+    lengths = sorted(c for c in wide.columns if isinstance(c, (int,)) or str(c).isdigit())
+    cols = [("dtype", "dtype", "l", fmt("{}")), ("who", "reader", "l", fmt("{}"))]
+    cols += [(L, f"{L}", "r", fmt("{}")) for L in lengths]
+    if "twostage" in wide:
+        cols.append(("twostage", "= two-stage", "r", fmt("{}")))
+    return table(wide, cols, group="group")
