@@ -85,12 +85,16 @@ def exactness_points(rows: pd.DataFrame) -> pd.DataFrame:
 
     ``reference_attn_impl`` is filled in for rows from before the kernel-choice control, whose
     one-pass reference ran on the model's own kernel (``attn_impl``); ``reader`` likewise
-    (``hf``: the first vintage had no other).
+    (``hf``: the first vintage had no other). ``kernel_control``: the one-pass reference ran on
+    another attention kernel than the model's (the control that shows how much of a mismatch
+    is kernel choice).
     """
     ok = ok_rows(rows, "reuse")
     ok = ok[_col(ok, "exact_fraction").notna()].copy()
     ok["reader"] = _col(ok, "reader").fillna("hf")
     ok["reference_attn_impl"] = _col(ok, "reference_attn_impl").fillna(_col(ok, "attn_impl"))
+    ok["kernel_control"] = ok["reference_attn_impl"].notna() & _col(ok, "attn_impl").notna() & (
+        ok["reference_attn_impl"] != _col(ok, "attn_impl"))
     key = [*IDENTITY[:-1], "reader", "reference_attn_impl", "doc_tokens"]
     ok = ok.assign(_docs=_col(ok, "num_docs"), _when=_col(ok, "timestamp"))
     ok = ok.sort_values(["_docs", "_when"], na_position="first", kind="stable")

@@ -124,6 +124,7 @@ def test_exactness_points_keep_the_fullest_judgement_of_each_point(rows):
     assert len(real) == 9 and set(real["num_docs"]) == {32} and 2048 not in set(real["doc_tokens"])
     hf = real[(real["dtype"] == "bfloat16") & (real["reader"] == "hf") & (real["doc_tokens"] == 1024)]
     assert sorted(zip(hf["reference_attn_impl"], hf["exact_fraction"])) == [("eager", 0.5), ("sdpa", 0.75)]
+    assert real.loc[real["kernel_control"], "reference_attn_impl"].tolist() == ["eager"]
     old = points[points["model"] == "llama-old"]                        # first vintage: no reader, no kernel
     assert set(old["reader"]) == {"hf"} and len(old) == 2
 

@@ -76,8 +76,7 @@ EXACTNESS_RATES = (("exact_fraction", "= one-pass\n(24 tokens)"), ("bitwise_twos
 def exactness_long(points: pd.DataFrame) -> pd.DataFrame:
     """Exactness rates as one row per (point, rate) with their 95% Wilson intervals: the
     rows' ``*_ci_low``/``*_ci_high`` where present, else computed from the documents judged
-    (``num_docs``; ``bitwise_twostage_n`` where present). ``control``: the one-pass reference ran
-    on another attention kernel than the reader (the kernel-choice control).
+    (``num_docs``; ``bitwise_twostage_n`` where present).
     ``points``: :func:`kvbench.cost_inputs.exactness_points`."""
     parts = []
     for rate, name in EXACTNESS_RATES:
@@ -89,9 +88,7 @@ def exactness_long(points: pd.DataFrame) -> pd.DataFrame:
         r["ci_low"] = r[f"{rate}_ci_low"].fillna(low) if f"{rate}_ci_low" in r else low
         r["ci_high"] = r[f"{rate}_ci_high"].fillna(high) if f"{rate}_ci_high" in r else high
         parts.append(r.assign(rate=name, value=r[rate]))
-    long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["model", "rate"])
-    kernel = long["attn_impl"] if "attn_impl" in long else long["reference_attn_impl"]
-    return long.assign(control=long["reference_attn_impl"].notna() & (long["reference_attn_impl"] != kernel))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["model", "rate", "kernel_control"])
 
 
 def exactness_vs_length(points: pd.DataFrame):
@@ -107,7 +104,8 @@ def exactness_vs_length(points: pd.DataFrame):
         for row, (_, name) in enumerate(EXACTNESS_RATES):
             ax, group = axes[row, col], long[(long["model"] == model) & (long["rate"] == name)]
             # the control changes only the one-pass reference: the two-stage rate does not see it
-            main, control = group[~group["control"]], group[group["control"]] if row == 0 else group.iloc[0:0]
+            main = group[~group["kernel_control"]]
+            control = group[group["kernel_control"]] if row == 0 else group.iloc[0:0]
             lines(ax, main, "doc_tokens", "value", hue="dtype", style="reader", colors=colors)
             for (dtype, _), g in main.groupby(["dtype", "reader"]):
                 g = g.sort_values("doc_tokens")

@@ -64,8 +64,7 @@ def exactness_table(points: pd.DataFrame) -> str:
     repeated itself). The kernel-choice control's rows name their one-pass kernel.
     ``points``: :func:`kvbench.cost_inputs.exactness_points`."""
     p = points.assign(cell=_count(points["exact_fraction"], points["num_docs"]))
-    control = p["reference_attn_impl"].notna() & (p["reference_attn_impl"] != p.get("attn_impl", p["reference_attn_impl"]))
-    p["who"] = p["reader"] + [f", {k} one-pass" if c else "" for k, c in zip(p["reference_attn_impl"], control)]
+    p["who"] = p["reader"] + [f", {k} one-pass" if c else "" for k, c in zip(p["reference_attn_impl"], p["kernel_control"])]
     p["group"] = [f"{model_label(m, w)}, {dev}" for m, w, dev in zip(p["model"], p["weights"], p["device"])]
     key = ["group", "dtype", "who"]
     wide = p.pivot_table(index=key, columns="doc_tokens", values="cell", aggfunc="first")
