@@ -12,10 +12,10 @@
 # The experiment records no latency (timing.enabled=false), so points may share a GPU: HF eager
 # decoding of a small model is launch-bound and leaves the GPU mostly idle. A point still
 # running when the machine goes back is lost; a later start resumes past the points done.
-# The queues run from a copy of the tree (RUN below): each call re-copies the repository root,
-# which would replace rows.jsonl under a running writer.
+# The queues run from a copy of the tree (RUN below) in the git-ignored .gpu/, which calls leave
+# alone: each call re-copies the tracked tree, which would replace rows.jsonl under a running writer.
 set -uo pipefail
-RUN=/root/kvbench-exactness
+RUN=.gpu/exactness-queue
 NGPU=$(nvidia-smi -L | wc -l)
 
 queue() {  # the points, most wanted first: one line of overrides each
@@ -35,9 +35,9 @@ queue() {  # the points, most wanted first: one line of overrides each
 
 start() {  # NAME WORKERS_PER_GPU
     source scripts/gpu_env.sh || exit 1
-    if [ ! -d "$RUN" ]; then  # the tree once, and the installed wheels through a link
+    if [ ! -d "$RUN" ]; then  # the tree once, and the installed wheels through a link: RUN/.gpu is .gpu
         mkdir -p "$RUN" && tar --exclude=./.gpu --exclude=./wheelhouse -cf - . | tar -xf - -C "$RUN"
-        ln -s "$PWD/.gpu" "$RUN/.gpu"
+        ln -s .. "$RUN/.gpu"
     fi
     [ "$1" = qwen ] && { python3 -m kvbench.model_files qwen2_5_0_5b || exit 1; }
     mkdir -p "$RUN/logs" && queue "$1" > "$RUN/queue-$1.txt"
@@ -53,7 +53,7 @@ WORKER
     setsid nohup xargs -P $(($2 * NGPU)) --process-slot-var=SLOT -d '\n' -n 1 bash worker.sh \
         < "queue-$1.txt" > "logs/xargs-$1.log" 2>&1 &
     echo $! > "logs/xargs-$1.pid"  # setsid and nohup exec: this is xargs
-    echo "started $1: $(wc -l < "$RUN/queue-$1.txt") points, $2 workers per GPU on $NGPU GPUs"
+    echo "started $1: $(wc -l < "queue-$1.txt") points, $2 workers per GPU on $NGPU GPUs"
 }
 
 collect() {  # [WAIT_S]
