@@ -17,7 +17,7 @@ import torch
 
 from kvbench import inference
 from kvbench.artifact import KVArtifact
-from kvbench.exactness import PairResult, judge, one_pass_reference
+from kvbench.exactness import PairResult, judge
 from kvbench.fast_forward import FastForward, greedy_continue_fast
 
 
@@ -27,17 +27,16 @@ def _fast_run(fwd: FastForward, kv: KVArtifact, query_ids: torch.Tensor, steps: 
 
 
 def compare_fast(model, fwd: FastForward, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_tokens: int,
-                 publish, serialise, reference_attn_impl: str | None = None, reference=None) -> PairResult:
+                 publish, serialise, reference) -> PairResult:
     """Compare the fast reader with the one-pass reference for a document ``(1, L)`` and question ``(1, Q)``.
 
     ``publish(cache, doc_ids) -> KVArtifact`` snapshots the publisher's cache on the device;
     ``serialise(artifact) -> KVArtifact`` returns it after a round trip through bytes.
     ``bitwise_twostage`` here compares the reader on the serialised KV with the same reader
-    on the in-memory KV (logits and tokens). ``reference``: the one-pass reference already
-    computed for these inputs (by another reader), else computed here.
+    on the in-memory KV (logits and tokens). ``reference``: :func:`~kvbench.exactness.one_pass_reference`'s
+    result for these inputs, computed once per document for every reader.
     """
-    ref_logits, ref_tokens, ref_margins, reference_impl = reference or one_pass_reference(
-        model, doc_ids, query_ids, gen_tokens, reference_attn_impl)
+    ref_logits, ref_tokens, ref_margins, reference_impl = reference
     _, doc_cache = inference.prefill(model, doc_ids)
     in_memory = publish(doc_cache, doc_ids)
     del doc_cache

@@ -40,3 +40,11 @@ def kv_bytes(config, tokens: int, itemsize: int) -> int:
     """Bytes of keys and values for ``tokens``: 2 x layers x kv_heads x head_dim x itemsize x tokens."""
     layers, _, _, kv_heads, head_dim, _, _ = _dims(config)
     return 2 * layers * kv_heads * head_dim * itemsize * tokens
+
+
+def point_fields(config, doc_tokens: int, query_tokens: int, itemsize: int) -> dict[str, float]:
+    """Row columns of what a (document, question) point is, timed or not: the question's
+    length, the document's KV bytes, and the FLOPs of a one-pass prefill and of reuse."""
+    return dict(query_tokens=query_tokens, kv_bytes=kv_bytes(config, doc_tokens, itemsize),
+                prefill_flops=forward_flops(config, doc_tokens + query_tokens),
+                reuse_flops=forward_flops(config, query_tokens, cached_tokens=doc_tokens))

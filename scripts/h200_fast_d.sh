@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# H200 call D (next session; carry: wheelhouse/base wheelhouse/tokenizer): what is left of issue
-# 9, most important first, under one deadline: decoding over a shared document (throughput.
-# gen_tokens, never run on a GPU yet: check its rows first), the Qwen3-4B shape's 256 readers
-# at 32k with 32-token questions (cut twice by a short cap: give it 150 s), and the Llama-3.1-8B
-# shape's many-readers sweep; then, if time is left, the Qwen3-8B shape's 32k sweep point.
+# H200 call D (carry: wheelhouse/base wheelhouse/tokenizer; ran at c44c68f, results/README.md):
+# what was left of issue 9, most important first, under one deadline: decoding over a shared
+# document (throughput.gen_tokens), the Qwen3-4B shape's 256 readers at 32k with 32-token
+# questions, and the Llama-3.1-8B shape's many-readers sweep; then, if time is left, the
+# Qwen3-8B shape's 32k sweep point.
 # Writes under new/; copy each folder's rows into results/ (they resume by point id).
 set -uo pipefail
 source scripts/gpu_env.sh

@@ -97,7 +97,7 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     prefill, best_samples = prefill_fields({name: per_doc(f"prefill_{name}") for name in ("eager", "fast")
                                             if per_doc(f"prefill_{name}")})
     cal = calibrate(device, ctx.dtype)
-    point = point_fields(model.config, doc_tokens, queries[0], ctx.dtype.itemsize)
+    point = flops.point_fields(model.config, doc_tokens, queries[0], ctx.dtype.itemsize)
     common = dict(
         doc_hash=docs[0].doc_hash, corpus_hash=corpus_hash(d.doc_hash for d in docs), timing_docs=len(docs),
         repeats=timing.repeats, timer=timer_name(device), **point,
@@ -122,13 +122,6 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     return rows
 
 
-def point_fields(config, doc_tokens: int, query_tokens: int, itemsize: int) -> dict[str, Any]:
-    """What a (document, question) point is, timed or not: question length, KV bytes, FLOPs."""
-    return dict(query_tokens=query_tokens, kv_bytes=flops.kv_bytes(config, doc_tokens, itemsize),
-                prefill_flops=flops.forward_flops(config, doc_tokens + query_tokens),
-                reuse_flops=flops.forward_flops(config, query_tokens, cached_tokens=doc_tokens))
-
-
 def untimed_fields(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]]:
     """Row fields per reader for a length when ``timing.enabled`` is false: what the point is
     (question length, KV bytes, FLOPs), no latency, so that runs sharing a device (several
@@ -136,7 +129,8 @@ def untimed_fields(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     s, model = ctx.settings, ctx.lm.model
     doc = ctx.corpus.documents(doc_tokens, 1)[0]
     Q = fixed_query(doc.query_ids, s.timing.query_tokens).shape[1]
-    common = dict(doc_hash=doc.doc_hash, timing_docs=0, **point_fields(model.config, doc_tokens, Q, ctx.dtype.itemsize))
+    point = flops.point_fields(model.config, doc_tokens, Q, ctx.dtype.itemsize)
+    common = dict(doc_hash=doc.doc_hash, timing_docs=0, **point)
     return {name: dict(common) for name in s.readers}
 
 
@@ -163,7 +157,7 @@ def exactness_fields(ctx: RunContext, doc_tokens: int, reader: str, references: 
             pairs.append(compare_pair(model, doc_ids, query_ids, ex.gen_tokens, store, reference=references[key]))
         else:
             pairs.append(compare_fast(model, ctx.fast_forward(), doc_ids, query_ids, ex.gen_tokens, ctx.snapshot,
-                                      lambda a: serialised(a, device), reference=references[key]))
+                                      lambda a: serialised(a, device), references[key]))
     return dict(aggregate(pairs), gen_tokens=ex.gen_tokens)
 
 

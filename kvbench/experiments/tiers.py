@@ -98,11 +98,10 @@ class TiersExperiment:
         prefill, prefill_samples = time_prefill(ctx, doc.doc_hash, doc_ids, query_ids)
         model, L, Q = ctx.lm.model, doc_tokens, doc.query_tokens
         shared = dict(artifact=artifact, query_ids=query_ids, prefill_samples=prefill_samples, fields=dict(
-            doc_hash=doc.doc_hash, query_tokens=Q, corpus_hash=corpus_hash([doc.doc_hash]), timing_docs=1,
+            doc_hash=doc.doc_hash, corpus_hash=corpus_hash([doc.doc_hash]), timing_docs=1,
+            **flops.point_fields(model.config, L, Q, artifact.keys[0].element_size()),
             **point_floors(model.config, L, Q, weight_bytes(model), artifact.nbytes, calibrate(ctx.device, ctx.dtype),
-                           prefill["prefill_best_ms"]),
-            kv_bytes=artifact.nbytes, prefill_flops=flops.forward_flops(model.config, L + Q),
-            reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=L), **prefill))
+                           prefill["prefill_best_ms"]), **prefill))
         self._published = (doc_tokens, shared)
         return shared
 

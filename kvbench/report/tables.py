@@ -64,7 +64,8 @@ def exactness_table(points: pd.DataFrame) -> str:
     repeated itself). The kernel-choice control's rows name their one-pass kernel.
     ``points``: :func:`kvbench.cost_inputs.exactness_points`."""
     p = points.assign(cell=_count(points["exact_fraction"], points["num_docs"]))
-    p["who"] = p["reader"] + [f", {k} one-pass" if c else "" for k, c in zip(p["reference_attn_impl"], p["kernel_control"])]
+    kernels = zip(p["reference_attn_impl"], p["kernel_control"])
+    p["who"] = p["reader"] + [f", {kernel} one-pass" if control else "" for kernel, control in kernels]
     p["group"] = [f"{model_label(m, w)}, {dev}" for m, w, dev in zip(p["model"], p["weights"], p["device"])]
     key = ["group", "dtype", "who"]
     wide = p.pivot_table(index=key, columns="doc_tokens", values="cell", aggfunc="first")
