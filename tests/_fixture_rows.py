@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kvbench.rows import make_row
+from kvbench.rows.schema import make_row
 
 H200 = dict(device="NVIDIA H200", dtype="bfloat16", status="ok", deterministic=False)
 QWEN = dict(H200, model="qwen3-4b-random", weights="random")

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from kvbench.artifact import KVArtifact
+from kvbench.kv.artifact import KVArtifact
 from kvbench.tiers import TierUnavailableError
 from kvbench.tiers.redis_server import find_server_binary
 

@@ -9,8 +9,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from kvbench.config import register_configs
-from kvbench.rundir import run_dirname
+from kvbench.config.schema import register_configs
+from kvbench.run.folder_names import run_dirname
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -46,8 +46,8 @@ TINY = ("model=tiny_random", "doc_tokens=[32,64]", "readers=[fast,hf]", "timing.
 @pytest.fixture(scope="session")
 def tiny_lm():
     """The tiny random-weight model (2 layers, 2 KV heads, head_dim 16) on CPU in float32."""
-    from kvbench.config import ModelConfig
-    from kvbench.models import load_model
+    from kvbench.config.schema import ModelConfig
+    from kvbench.model.loading import load_model
 
     spec = ModelConfig(name="tiny-random", source="random", arch="tiny")
     return load_model(spec, device=torch.device("cpu"), dtype=torch.float32, attn_impl="sdpa", seed=0)

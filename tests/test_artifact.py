@@ -7,9 +7,10 @@ import torch
 import xxhash
 
 import kvbench
-from kvbench import inference, safetensors_blob
-from kvbench.artifact import ArtifactCorruptError, ArtifactMismatchError, KVArtifact, token_ids_sha256
-from kvbench.flops import kv_bytes
+from kvbench.forward import inference
+from kvbench.kv import safetensors_blob
+from kvbench.kv.artifact import ArtifactCorruptError, ArtifactMismatchError, KVArtifact, token_ids_sha256
+from kvbench.measure.flops import kv_bytes
 
 
 @pytest.fixture

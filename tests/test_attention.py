@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvbench.attention import _reference_pass, attention_pass, merge, prefix_attention
+from kvbench.forward.attention import _reference_pass, attention_pass, merge, prefix_attention
 
 SCALE = 0.25
 

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from conftest import TINY
-from kvbench import audit, inference
-from kvbench.app import run
-from kvbench.artifact import ArtifactMismatchError, KVArtifact
-from kvbench.config import ConfigError, load_settings
-from kvbench.tamper import random_spans, tamper
+from kvbench.audit import recompute as audit
+from kvbench.forward import inference
+from kvbench.run.app import run
+from kvbench.kv.artifact import ArtifactMismatchError, KVArtifact
+from kvbench.config.schema import ConfigError, load_settings
+from kvbench.audit.tamper import random_spans, tamper
 
 L, CHUNK = 64, 16  # four chunks
 
@@ -105,8 +106,8 @@ def test_audit_refuses_an_artifact_of_another_document(tiny_lm, doc):
 def test_bf16_smollm2_tolerance_is_calibrated_and_still_catches_a_changed_span():
     """Real weights in bfloat16: chunked recomputation is not bitwise, so the tolerance is calibrated
     on untampered artifacts; a held-out honest artifact passes and a changed span is flagged."""
-    from kvbench.config import ModelConfig
-    from kvbench.models import load_model
+    from kvbench.config.schema import ModelConfig
+    from kvbench.model.loading import load_model
 
     lm = load_model(ModelConfig(), device=torch.device("cpu"), dtype=torch.bfloat16, attn_impl="sdpa", seed=0)
     length, chunk = 64, 32
@@ -151,8 +152,8 @@ def test_audit_experiment_rows(make_cfg, tmp_path):
 
 @pytest.mark.gpu
 def test_audit_on_cuda_bf16_passes_honest_and_catches_tampered_artifacts():
-    from kvbench.config import ModelConfig
-    from kvbench.models import load_model
+    from kvbench.config.schema import ModelConfig
+    from kvbench.model.loading import load_model
 
     cuda = torch.device("cuda")
     lm = load_model(ModelConfig(name="tiny-random", source="random", arch="tiny"), device=cuda,

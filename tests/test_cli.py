@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kvbench.rows import REQUIRED
+from kvbench.rows.schema import REQUIRED
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from test_cli import ROOT, _kvbench
 
 # Run the real entry point with every point's measurement failing, as a broken store or driver would.
 _ALL_POINTS_FAIL = """
-import runpy, kvbench.app as app
+import runpy, kvbench.run.app as app
 real = app.get_experiment
 def broken(name):
     experiment = real(name)
@@ -95,8 +95,8 @@ def test_only_config_errors_are_described():
     from omegaconf import OmegaConf
     from omegaconf.errors import ValidationError
 
-    from kvbench.config import TimingConfig
-    from kvbench.hydra_errors import describe
+    from kvbench.config.schema import TimingConfig
+    from kvbench.config.hydra_errors import describe
 
     assert describe(RuntimeError("CUDA driver")) is None and describe(KeyError("x")) is None
     timing = OmegaConf.structured(TimingConfig)
@@ -106,7 +106,7 @@ def test_only_config_errors_are_described():
 
 
 def test_remove_run_dir_stops_below_the_results_folder_and_at_anything_kept(tmp_path):
-    from kvbench.run_folders import is_fresh, remove_run_dir
+    from kvbench.run.folders import is_fresh, remove_run_dir
 
     results = tmp_path / "results"
     run_dir = results / "exp" / "base"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvbench.artifact import KVArtifact
+from kvbench.kv.artifact import KVArtifact
 from kvbench.codecs import CODECS, CodecError, container, get_codec, unavailable
 from kvbench.codecs import exponent
 

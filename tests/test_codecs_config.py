@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from kvbench.app import run
-from kvbench.config import ConfigError, load_settings
+from kvbench.run.app import run
+from kvbench.config.schema import ConfigError, load_settings
 
 CPU_COMPRESS = ("+exp=compress", "hydra.mode=RUN", "model=tiny_random", "device=cpu", "dtype=bfloat16",
                 "doc_tokens=[48]", "timing.warmup=0", "timing.repeats=1", "exactness.num_docs=2",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kvbench.app import preflight
-from kvbench.config import ConfigError, load_settings
+from kvbench.run.app import preflight
+from kvbench.config.schema import ConfigError, load_settings
 
 EXP_FILES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "exp").glob("*.yaml"))
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from kvbench.config import ConfigError, CorpusConfig
-from kvbench.corpus import Corpus
-from kvbench.models import load_tokenizer
-from kvbench.config import ModelConfig
+from kvbench.config.schema import ConfigError, CorpusConfig
+from kvbench.model.corpus import Corpus
+from kvbench.model.loading import load_tokenizer
+from kvbench.config.schema import ModelConfig
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,8 @@ def test_stream_is_large_enough_for_the_sweep(corpus):
 def test_documents_have_exact_length(corpus, length):
     docs = corpus.documents(length, 8)
     assert all(d.doc_ids.shape == (1, length) and d.doc_tokens == length for d in docs)
-    assert len({d.doc_hash for d in docs}) == 8
+    if length > 1:  # one-token windows of real text can repeat a token (" the")
+        assert len({d.doc_hash for d in docs}) == 8
     assert docs[0].query_ids.shape[0] == 1 and docs[0].query_tokens > 5
 
 
@@ -43,7 +44,7 @@ def test_too_long_is_a_config_error(corpus):
 def test_corpus_hash_covers_every_document_in_order(corpus):
     import hashlib
 
-    from kvbench.corpus import corpus_hash
+    from kvbench.model.corpus import corpus_hash
 
     hashes = [d.doc_hash for d in corpus.documents(64, 3)]
     assert corpus_hash(hashes) == hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]

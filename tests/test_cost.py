@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kvbench import cost
-from kvbench.cost_config import EgressPrice, StoragePrice
+from kvbench.economics import cost
+from kvbench.config.prices import EgressPrice, StoragePrice
 
 
 def test_device_dollars():

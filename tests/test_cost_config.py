@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from kvbench.config import ConfigError, load_settings
-from kvbench.cost_config import PriceSheet
+from kvbench.config.schema import ConfigError, load_settings
+from kvbench.config.prices import PriceSheet
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEETS = sorted(p.stem for p in (ROOT / "conf" / "cost").glob("*.yaml"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kvbench.crossover import IDENTITY, best_prefill_ms, comparison, crossovers, headline_reuse, main
+from kvbench.economics.crossover import IDENTITY, best_prefill_ms, comparison, crossovers, headline_reuse, main
 
 SWEEP = Path(__file__).resolve().parents[1] / "results" / "sweep"
 
@@ -143,7 +143,7 @@ def _stored_headline(row):
 @pytest.mark.skipif(not SWEEP.exists(), reason="no committed sweep")
 def test_the_committed_sweep_agrees_with_its_own_speedups():
     """From the crossover on every length wins by the row's stored headline speedup; the length below does not."""
-    from kvbench.results import load_rows
+    from kvbench.rows.store import load_rows
 
     rows = [r for r in load_rows([SWEEP]).to_dict("records") if comparison(r)]
     found = crossovers(rows)
@@ -194,7 +194,7 @@ def test_command_line_says_when_there_is_nothing(tmp_path, capsys):
 
 
 def test_interpolation_needs_a_loss_below_and_a_win_above_one():
-    from kvbench.crossover import _interpolate
+    from kvbench.economics.crossover import _interpolate
 
     assert _interpolate(1000, 4000, 0.5, 2.0) == pytest.approx(2000)
     assert _interpolate(1000, 4000, 1.0, 2.0) is None and _interpolate(1000, 4000, 0.5, 1.0) is None
@@ -228,7 +228,7 @@ def test_a_group_that_lost_its_graph_reader_at_one_length_says_so():
 
 
 def test_judged_by_lists_the_point_estimates():
-    from kvbench.crossover import _judged_by
+    from kvbench.economics.crossover import _judged_by
 
     assert _judged_by(dict(lengths=[1, 2, 3], point_estimate=[1, 2])) == "95% CI; point estimate at 1, 2"
 

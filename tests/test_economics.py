@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-import kvbench.app as app
-from kvbench.app import run
+import kvbench.run.app as app
+from kvbench.run.app import run
 
 from _fixture_rows import KV_PER_TOKEN, PREFILL_BEST, _write, throughput_rows, write_results
 

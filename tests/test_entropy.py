@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from kvbench.artifact import KVArtifact
-from kvbench.entropy import conditional_entropy, entropy_from_counts, kv_entropy
+from kvbench.kv.artifact import KVArtifact
+from kvbench.measure.entropy import conditional_entropy, entropy_from_counts, kv_entropy
 
 
 def test_entropy_of_known_histograms():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from kvbench.artifact import KVArtifact
-from kvbench.exactness import aggregate, compare_pair, first_divergence, kl_divergence
+from kvbench.kv.artifact import KVArtifact
+from kvbench.measure.exactness import aggregate, compare_pair, first_divergence, kl_divergence
 
 
 def _snapshot(lm):
@@ -50,8 +50,8 @@ def test_aggregate_rates(tiny_lm):
 
 
 def test_static_cache_reader_matches_eager_reuse(tiny_lm):
-    from kvbench import inference
-    from kvbench.graph_reader import StaticGraphForward
+    from kvbench.forward import inference
+    from kvbench.forward.graph import StaticGraphForward
 
     doc, query = _ids(3, 40), _ids(4, 5)
     _, cache = inference.prefill(tiny_lm.model, doc)
@@ -74,8 +74,9 @@ from types import SimpleNamespace  # noqa: E402
 
 import pytest  # noqa: E402
 
-from kvbench import exactness, inference  # noqa: E402
-from kvbench.exactness import PairResult, attention_kernel, wilson_interval  # noqa: E402
+from kvbench.measure import exactness
+from kvbench.forward import inference  # noqa: E402
+from kvbench.measure.exactness import PairResult, attention_kernel, wilson_interval  # noqa: E402
 
 
 def _wilson_by_hand(k, n, z=1.959963984540054):
@@ -158,7 +159,7 @@ def test_aggregate_names_every_reference_kernel_once():
 
 
 class ScriptedInference:
-    """``kvbench.inference`` on scripted paths, each ``(first-token logits, greedy tokens)``; a path is its own cache."""
+    """``kvbench.forward.inference`` on scripted paths, each ``(first-token logits, greedy tokens)``; a path is its own cache."""
 
     def __init__(self, one_pass, two_stage, reuses, margins):
         self.one_pass, self.two_stage, self.reuses, self.margins = one_pass, two_stage, iter(reuses), margins
@@ -250,7 +251,7 @@ RATE_DENOMINATORS = {"exact_fraction": "num_docs", "first_token_agree": "num_doc
 def test_rows_and_summary_carry_rates_with_intervals(make_cfg, tmp_path, capsys):
     from conftest import TINY
 
-    from kvbench.app import run
+    from kvbench.run.app import run
 
     rows = run(make_cfg(*TINY), tmp_path / "run")
     for row in rows:
@@ -266,8 +267,8 @@ def test_rows_and_summary_carry_rates_with_intervals(make_cfg, tmp_path, capsys)
 def test_deterministic_mode_is_enforced_not_warned(make_cfg, monkeypatch):
     from conftest import TINY
 
-    from kvbench.app import preflight
-    from kvbench.config import load_settings
+    from kvbench.run.app import preflight
+    from kvbench.config.schema import load_settings
 
     monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     try:
@@ -281,7 +282,7 @@ def test_deterministic_mode_is_enforced_not_warned(make_cfg, monkeypatch):
 
 
 def test_exactness_matrix_is_real_weights_only_with_32_documents(make_cfg):
-    from kvbench.config import load_settings
+    from kvbench.config.schema import load_settings
 
     cfg = make_cfg("+exp=exactness", with_hydra=True)
     assert cfg.hydra.mode.name == "MULTIRUN"
@@ -300,7 +301,7 @@ def test_the_one_pass_reference_runs_once_per_document_for_both_readers(make_cfg
     from conftest import TINY
 
     import kvbench.experiments.reuse as reuse_experiment
-    from kvbench.app import run
+    from kvbench.run.app import run
 
     calls = []
     real = reuse_experiment.one_pass_reference
@@ -314,9 +315,9 @@ def test_untimed_rows_carry_exactness_and_no_latency(make_cfg, tmp_path):
     """timing.enabled=false (several exactness runs sharing a GPU): no contended latency is recorded."""
     from conftest import TINY
 
-    from kvbench import cost_inputs
-    from kvbench.app import run
-    from kvbench.results import load_rows
+    from kvbench.economics import inputs as cost_inputs
+    from kvbench.run.app import run
+    from kvbench.rows.store import load_rows
 
     rows = run(make_cfg(*TINY, "doc_tokens=[32]", "timing.enabled=false"), tmp_path / "run")
     assert sorted(r["reader"] for r in rows) == ["fast", "hf"]
@@ -327,7 +328,7 @@ def test_untimed_rows_carry_exactness_and_no_latency(make_cfg, tmp_path):
 
 
 def test_untimed_needs_exactness(make_cfg):
-    from kvbench.config import ConfigError, load_settings
+    from kvbench.config.schema import ConfigError, load_settings
 
     with pytest.raises(ConfigError, match="timing.enabled"):
         load_settings(make_cfg("timing.enabled=false", "exactness.enabled=false"))

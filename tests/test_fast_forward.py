@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvbench import inference
-from kvbench.artifact import KVArtifact
-from kvbench.fast_forward import FastForward, greedy_continue_fast
-from kvbench.readers import GraphReader, HFReader, make_reader, prefill_paths
+from kvbench.forward import inference
+from kvbench.kv.artifact import KVArtifact
+from kvbench.forward.fast import FastForward, greedy_continue_fast
+from kvbench.forward.readers import GraphReader, HFReader, make_reader, prefill_paths
 
 
 @pytest.fixture(scope="module")

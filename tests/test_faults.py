@@ -11,13 +11,13 @@ import pickle
 import pytest
 import torch
 
-import kvbench.app as app
-import kvbench.artifact as artifact_module
+import kvbench.run.app as app
+import kvbench.kv.artifact as artifact_module
 from _tiers import make_artifact, redis_server_or_skip
 from conftest import TINY
-from kvbench.artifact import ArtifactCorruptError, KVArtifact
+from kvbench.kv.artifact import ArtifactCorruptError, KVArtifact
 from kvbench.codecs import CodecError, get_codec
-from kvbench.config import TierConfig
+from kvbench.config.schema import TierConfig
 from kvbench.tiers import TierError, open_tier
 from kvbench.tiers.redis_server import LocalRedisServer
 

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from kvbench import calibrate as cal_mod
-from kvbench.architectures import build_config
-from kvbench.calibrate import Calibration
-from kvbench.flops import forward_flops, kv_bytes
-from kvbench.floors import batch_floors_ms, decode_floors_ms, prefill_floor_ms, reuse_floor_ms, weight_bytes
+from kvbench.measure import calibrate as cal_mod
+from kvbench.model.architectures import build_config
+from kvbench.measure.calibrate import Calibration
+from kvbench.measure.flops import forward_flops, kv_bytes
+from kvbench.measure.floors import batch_floors_ms, decode_floors_ms, prefill_floor_ms, reuse_floor_ms, weight_bytes
 
 CAL = Calibration(key="test", matmul_tflops=800.0, hbm_gbps=4000.0, h2d_gbps=None)
 QWEN = build_config("qwen3-4b")

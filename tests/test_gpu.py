@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvbench.config import ModelConfig
-from kvbench.measure import time_ms
-from kvbench.models import load_model
+from kvbench.config.schema import ModelConfig
+from kvbench.measure.timing import time_ms
+from kvbench.model.loading import load_model
 
 pytestmark = pytest.mark.gpu
 
@@ -19,8 +19,8 @@ def test_cuda_event_timing():
 
 
 def test_bf16_reuse_is_bitwise_two_stage():
-    from kvbench.artifact import KVArtifact
-    from kvbench.exactness import compare_pair
+    from kvbench.kv.artifact import KVArtifact
+    from kvbench.measure.exactness import compare_pair
 
     lm = load_model(ModelConfig(name="tiny", source="random", arch="tiny"), device=torch.device("cuda"),
                     dtype=torch.bfloat16, attn_impl="sdpa", seed=0)
@@ -32,9 +32,9 @@ def test_bf16_reuse_is_bitwise_two_stage():
 
 
 def test_graph_reader_replays_the_static_forward():
-    from kvbench import inference
-    from kvbench.artifact import KVArtifact
-    from kvbench.graph_reader import StaticGraphForward
+    from kvbench.forward import inference
+    from kvbench.kv.artifact import KVArtifact
+    from kvbench.forward.graph import StaticGraphForward
 
     lm = load_model(ModelConfig(name="tiny", source="random", arch="tiny"), device=torch.device("cuda"),
                     dtype=torch.float32, attn_impl="sdpa", seed=0)
@@ -52,7 +52,7 @@ def test_tiers_reader_on_cuda_is_the_graph_and_reads_back_bitwise(tmp_path):
     from hydra import compose, initialize_config_dir
 
     from conftest import CONF_DIR
-    from kvbench.app import run
+    from kvbench.run.app import run
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["+exp=tiers", "model=tiny_random", "tier=host", "doc_tokens=[64,128]",
@@ -65,7 +65,7 @@ def test_tiers_reader_on_cuda_is_the_graph_and_reads_back_bitwise(tmp_path):
 
 @pytest.mark.parametrize("shared", [True, False])
 def test_prefix_attention_on_cuda_matches_the_float32_reference(shared):
-    from kvbench.attention import _reference_pass, prefix_attention
+    from kvbench.forward.attention import _reference_pass, prefix_attention
 
     B, H, Hkv, T, L, d = 3, 8, 2, 16, 700, 64
     g = torch.Generator(device="cuda").manual_seed(0)
@@ -80,11 +80,11 @@ def test_prefix_attention_on_cuda_matches_the_float32_reference(shared):
 
 
 def test_fast_reader_graph_matches_hf_reuse_in_bf16():
-    from kvbench import inference
+    from kvbench.forward import inference
     from kvbench.experiments.base import publish  # noqa: F401 -- the path the experiments use
-    from kvbench.artifact import KVArtifact
-    from kvbench.fast_forward import FastForward
-    from kvbench.readers import FastReader
+    from kvbench.kv.artifact import KVArtifact
+    from kvbench.forward.fast import FastForward
+    from kvbench.forward.readers import FastReader
 
     lm = load_model(ModelConfig(name="tiny", source="random", arch="tiny"), device=torch.device("cuda"),
                     dtype=torch.bfloat16, attn_impl="sdpa", seed=0)

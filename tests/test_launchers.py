@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kvbench.gpu_slot import OneGpuPerJob
+from kvbench.run.gpu_slot import OneGpuPerJob
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ def test_local_gpus_launcher_composes_with_the_gpu_pinning_callback(make_cfg):
     cfg = make_cfg("+exp=sweep", "hydra/launcher=local_gpus", "hydra.launcher.gpus_per_node=2", with_hydra=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.LocalLauncher") and launcher.gpus_per_node == 2
-    assert cfg.hydra.callbacks.one_gpu_per_job._target_ == "kvbench.gpu_slot.OneGpuPerJob"
+    assert cfg.hydra.callbacks.one_gpu_per_job._target_ == "kvbench.run.gpu_slot.OneGpuPerJob"
     assert cfg.hydra.mode.name == "MULTIRUN"
 
 
@@ -44,7 +44,7 @@ def test_ray_launcher_composes_with_one_gpu_per_task(make_cfg):
 HOLDER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from kvbench.gpu_slot import acquire_gpu
+    from kvbench.run.gpu_slot import acquire_gpu
     gpu, lock = acquire_gpu(["0", "1"], Path(sys.argv[1]), poll_s=0.05)
     print(gpu, flush=True)
     sys.stdin.readline()  # hold the GPU until told to go
@@ -118,7 +118,7 @@ def test_pinned_job_sees_exactly_one_gpu(tmp_path):
 
     script = textwrap.dedent(f"""
         import os
-        from kvbench.gpu_slot import OneGpuPerJob
+        from kvbench.run.gpu_slot import OneGpuPerJob
         OneGpuPerJob(lock_dir={str(tmp_path)!r}).on_job_start(config=None)
         import torch
         print(os.environ["CUDA_VISIBLE_DEVICES"], torch.cuda.device_count())

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from kvbench import measure
-from kvbench.flops import forward_flops, linear_flops_per_token
-from kvbench.architectures import build_config
-from kvbench.measure import SampleStats, gbps, ratio_ci, time_interleaved, time_ms, timer_name
+from kvbench.measure import timing as measure
+from kvbench.measure.flops import forward_flops, linear_flops_per_token
+from kvbench.model.architectures import build_config
+from kvbench.measure.timing import SampleStats, gbps, ratio_ci, time_interleaved, time_ms, timer_name
 
 
 def test_time_ms_counts_warmup_apart_and_measures_sleep():

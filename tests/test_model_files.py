@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kvbench.config import ConfigError, ModelConfig
-from kvbench.model_files import file_sha256, gguf_file, preset
-from kvbench.models import context_tokens, embedded_gguf_path, load_model, load_tokenizer
+from kvbench.config.schema import ConfigError, ModelConfig
+from kvbench.model.files import file_sha256, gguf_file, preset
+from kvbench.model.loading import context_tokens, embedded_gguf_path, load_model, load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 QWEN_SHA = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
@@ -133,7 +133,7 @@ def test_qwen_preset_pins_the_official_hash():
 
 @pytest.mark.slow
 def test_any_local_gguf_runs_and_rows_carry_its_hash(make_cfg, tmp_path):
-    from kvbench.app import run
+    from kvbench.run.app import run
 
     path = embedded_gguf_path()
     digest = file_sha256(path)
@@ -178,7 +178,7 @@ TRANSPORT = Path.home() / ".cache/kvbench/transport/qwen2_5_0_5b"
 
 @pytest.mark.skipif(not TRANSPORT.exists(), reason="the Qwen part wheels are not installed here (make qwen)")
 def test_installed_qwen_parts_pass_the_record_check():
-    from kvbench.model_files import part_files
+    from kvbench.model.files import part_files
 
     spec = preset("qwen2_5_0_5b")
     paths = part_files(spec.parts, Path(spec.parts_dir).expanduser())

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvbench.architectures import ARCHITECTURES, build_config
-from kvbench.config import ModelConfig
-from kvbench.flops import kv_bytes
-from kvbench.models import context_tokens, embedded_gguf_path, load_model, model_fingerprint
+from kvbench.model.architectures import ARCHITECTURES, build_config
+from kvbench.config.schema import ModelConfig
+from kvbench.measure.flops import kv_bytes
+from kvbench.model.loading import context_tokens, embedded_gguf_path, load_model, model_fingerprint
 
 
 def test_fingerprint_changes_with_weights(tiny_lm):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kvbench.provenance import git_state
+from kvbench.rows.provenance import git_state
 
 
 def test_named_commit_wins_over_a_stale_checkout(monkeypatch):

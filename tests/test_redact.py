@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from _tiers import redis_server_or_skip
-from kvbench.redact import RedactingFilter, redact
-from kvbench.rundir import run_dirname
+from kvbench.rows.redact import RedactingFilter, redact
+from kvbench.run.folder_names import run_dirname
 from kvbench.tiers.redis_server import LocalRedisServer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from kvbench import cost_inputs
-from kvbench.app import run
+from kvbench.economics import inputs as cost_inputs
+from kvbench.run.app import run
 from kvbench.report import econ_figures, figures, perf_figures, style, tables, tier_figures
 from kvbench.report.build import build, economics_run
 from kvbench.report.figures import wilson
-from kvbench.results import load_rows
+from kvbench.rows.store import load_rows
 
 from _fixture_rows import KV_PER_TOKEN, write_results
 from conftest import CONF_DIR

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kvbench.crossover import main as crossover_main
-from kvbench.results import ResultStore, load_rows, point_id
-from kvbench.rows import COLUMNS, REQUIRED, make_row, schema_markdown
+from kvbench.economics.crossover import main as crossover_main
+from kvbench.rows.store import ResultStore, load_rows, point_id
+from kvbench.rows.schema import COLUMNS, REQUIRED, make_row, schema_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,8 +184,8 @@ def test_credentials_never_reach_rows_config_or_manifest(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys
-    from kvbench.results import ResultStore
-    from kvbench.rows import make_row
+    from kvbench.rows.store import ResultStore
+    from kvbench.rows.schema import make_row
     store, name, count = ResultStore(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     print("ready", flush=True)
     sys.stdin.readline()  # start together

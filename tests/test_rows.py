@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from kvbench.rows import COLUMNS, REQUIRED, STATUSES, Row, make_row, one_line, schema_markdown
+from kvbench.rows.schema import COLUMNS, REQUIRED, STATUSES, Row, make_row, one_line, schema_markdown
 
 
 def test_every_column_is_documented_and_unmeasured_by_default():

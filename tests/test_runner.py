@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import kvbench.experiments.reuse as reuse_exp
-from kvbench.app import run
-from kvbench.rows import REQUIRED
+from kvbench.run.app import run
+from kvbench.rows.schema import REQUIRED
 
 from conftest import TINY
 

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from kvbench import safetensors_blob
-from kvbench.safetensors_blob import MalformedBlobError
+from kvbench.kv import safetensors_blob
+from kvbench.kv.safetensors_blob import MalformedBlobError
 
 
 def _blob(header: dict, data: bytes) -> bytes:

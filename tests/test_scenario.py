@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kvbench import scenario
-from kvbench.cost_config import PaperInputs
+from kvbench.economics import scenario
+from kvbench.config.prices import PaperInputs
 
 PAPER = PaperInputs()
 

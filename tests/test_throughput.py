@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from conftest import TINY
-from kvbench import inference
-from kvbench.app import run
-from kvbench.artifact import KVArtifact
-from kvbench.config import ConfigError, load_settings
+from kvbench.forward import inference
+from kvbench.run.app import run
+from kvbench.kv.artifact import KVArtifact
+from kvbench.config.schema import ConfigError, load_settings
 from kvbench.experiments.throughput import per_reader_copies, reader_questions
-from kvbench.fast_forward import FastForward, GreedyDecoder
+from kvbench.forward.fast import FastForward, GreedyDecoder
 
 CPU = ("+exp=throughput", "hydra.mode=RUN", *TINY, "device=cpu", "dtype=float32", "doc_tokens=[48]",
        "timing.query_tokens=6", "throughput.batches=[1,2,8]")

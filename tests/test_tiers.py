@@ -10,7 +10,7 @@ import torch
 
 from _tiers import make_artifact
 from kvbench.codecs import CodecError, get_codec
-from kvbench.config import ConfigError, TierConfig, WanProfile
+from kvbench.config.schema import ConfigError, TierConfig, WanProfile
 from kvbench.tiers import StageTimer, TierError, open_tier, variants
 from kvbench.tiers.pagecache import drop_file_pages, resident_fraction
 
@@ -88,7 +88,7 @@ def test_resident_tiers_refuse_a_corrupt_blob_at_put(tmp_path, name):
 
 
 def test_disk_full_leaves_no_partial_file(tmp_path, monkeypatch):
-    import kvbench.atomic as atomic
+    import kvbench.rows.atomic as atomic
 
     real_write, calls = os.write, []
 

@@ -10,9 +10,9 @@ from hydra import compose, initialize_config_dir
 
 from _tiers import redis_server_or_skip
 from conftest import CONF_DIR
-from kvbench.app import identity_columns, measure_point, preflight, run
-from kvbench.config import load_settings
-from kvbench.crossover import crossovers
+from kvbench.run.app import identity_columns, measure_point, preflight, run
+from kvbench.config.schema import load_settings
+from kvbench.economics.crossover import crossovers
 from kvbench.experiments import RunContext
 from kvbench.experiments.tiers import TiersExperiment
 from kvbench.tiers.redis_server import free_port

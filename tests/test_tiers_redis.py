@@ -14,7 +14,7 @@ import torch
 
 from _tiers import make_artifact, redis_server_or_skip
 from kvbench.codecs import CodecError, get_codec
-from kvbench.config import TierConfig
+from kvbench.config.schema import TierConfig
 from kvbench.tiers import TierError, TierUnavailableError, open_tier
 from kvbench.tiers.redis_server import LocalRedisServer, free_port
 

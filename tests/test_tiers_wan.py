@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kvbench.codecs import get_codec
-from kvbench.config import WanProfile
+from kvbench.config.schema import WanProfile
 from kvbench.tiers.wan import WanTier, link_floor_s
 
 NBYTES = 8_000_000

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kvbench.config import LoggerConfig
-from kvbench.tracking import NullTracker, WandbTracker, make_tracker
+from kvbench.config.schema import LoggerConfig
+from kvbench.rows.tracking import NullTracker, WandbTracker, make_tracker
 
 
 def test_none_backend_is_a_no_op(tmp_path):

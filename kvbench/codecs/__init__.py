@@ -1,4 +1,9 @@
-"""Codecs by name (see :mod:`kvbench.codecs.registry` for the list)."""
+"""codecs: a KV artifact to self-describing bytes and back, lossless or lossy, by name.
+
+The list is :mod:`kvbench.config.catalog`; builders are in :mod:`kvbench.codecs.registry`.
+
+Imports: kv, rows, config. Never a tier, a forward or an experiment.
+"""
 
 from __future__ import annotations
 

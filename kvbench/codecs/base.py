@@ -18,7 +18,7 @@ from typing import Protocol
 
 import torch
 
-from kvbench.artifact import KVArtifact
+from kvbench.kv.artifact import KVArtifact
 
 
 class CodecError(ValueError):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import zstandard
 
-from kvbench.artifact import KVArtifact
+from kvbench.kv.artifact import KVArtifact
 from kvbench.codecs import container
 from kvbench.codecs.base import CodecError
 

@@ -10,7 +10,7 @@ tensor ``shapes`` (keys layer 0..n-1, then values layer 0..n-1), the byte length
 payload section and any codec parameters. The trailing XXH3-128 covers everything before
 it and is checked whenever the blob is in host memory. A blob that a GPU codec receives
 already on the device (a tier copied it there) is checked instead with the device
-checksum, a position-weighted byte sum (:func:`kvbench.checksum.device_checksum`) that the GPU
+checksum, a position-weighted byte sum (:func:`kvbench.kv.checksum.device_checksum`) that the GPU
 computes at memory speed; GPU codecs write it. Either way a flipped bit or a truncation is caught
 before a decoder sees the bytes.
 """
@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvbench.artifact import KVArtifact
-from kvbench.checksum import device_checksum, xxh3_128
+from kvbench.kv.artifact import KVArtifact
+from kvbench.kv.checksum import device_checksum, xxh3_128
 from kvbench.codecs.base import CodecError
 
 MAGIC = b"KVBC"

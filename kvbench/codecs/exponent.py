@@ -15,7 +15,7 @@ import constriction
 import numpy as np
 import torch
 
-from kvbench.artifact import KVArtifact
+from kvbench.kv.artifact import KVArtifact
 from kvbench.codecs import container
 from kvbench.codecs.base import CodecError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kvbench.artifact import ArtifactCorruptError, KVArtifact
+from kvbench.kv.artifact import ArtifactCorruptError, KVArtifact
 from kvbench.codecs.base import CodecError
 
 

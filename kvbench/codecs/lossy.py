@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kvbench.artifact import KVArtifact
+from kvbench.kv.artifact import KVArtifact
 from kvbench.codecs import container
 from kvbench.codecs.base import CodecError
 

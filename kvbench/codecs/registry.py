@@ -1,17 +1,13 @@
-"""Every codec by name: what it is, which KV dtypes it takes, and how to build it.
-
-Kept free of heavy imports so :mod:`kvbench.config` can validate codec names and dtypes
-while composing, before any model or codec library loads.
-"""
+"""Every codec by name: what it is (:mod:`kvbench.config.catalog`, which the config validates
+against) and how to build it. Builders import their codec library only when called."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
-ALL = ("float32", "bfloat16", "float16")
-HALF = ("bfloat16", "float16")
-
+from kvbench.config import catalog
 
 @dataclass(frozen=True)
 class CodecSpec:
@@ -60,22 +56,22 @@ def _nvcomp(name: str):
     return build
 
 
-CODECS: dict[str, CodecSpec] = {
-    "identity": CodecSpec(_identity, True, "cpu", ALL, "the artifact's safetensors blob"),
-    **{f"zstd-{lv}": CodecSpec(_bytecodec("ZstdCodec", level=lv), True, "cpu", ALL, f"zstd level {lv}")
-       for lv in (1, 3, 9, 19)},
-    "lz4": CodecSpec(_bytecodec("Lz4Codec"), True, "cpu", ALL, "LZ4 frame"),
-    "deflate": CodecSpec(_bytecodec("DeflateCodec"), True, "cpu", ALL, "zlib deflate, level 6"),
-    "planes-zstd": CodecSpec(_bytecodec("BytePlaneCodec"), True, "cpu", ALL, "byte planes, zstd-3 each"),
-    "exponent-ans": CodecSpec(_exponent, True, "cpu", HALF, "rANS exponent, raw sign+mantissa"),
-    **{name: CodecSpec(_nvcomp(name), True, "cuda", ALL, f"nvCOMP {name.removeprefix('nvcomp-')} on the GPU")
-       for name in ("nvcomp-ans", "nvcomp-zstd", "nvcomp-gdeflate", "nvcomp-bitcomp", "nvcomp-cascaded",
-                    "nvcomp-ans-planes", "nvcomp-zstd-planes")},
-    "fp8-tensor": CodecSpec(_lossy("Fp8Codec", per="tensor"), False, "cuda", ALL, "fp8 e4m3, scale per tensor"),
-    "fp8-head": CodecSpec(_lossy("Fp8Codec", per="head"), False, "cuda", ALL, "fp8 e4m3, scale per head"),
-    "int8-kivi": CodecSpec(_lossy("KiviCodec", bits=8), False, "cuda", ALL, "int8 KIVI, groups of 32"),
-    "int4-kivi": CodecSpec(_lossy("KiviCodec", bits=4), False, "cuda", ALL, "int4 KIVI, groups of 32"),
+_BUILDERS: dict[str, Callable] = {
+    "identity": _identity,
+    **{f"zstd-{lv}": _bytecodec("ZstdCodec", level=lv) for lv in (1, 3, 9, 19)},
+    "lz4": _bytecodec("Lz4Codec"),
+    "deflate": _bytecodec("DeflateCodec"),
+    "planes-zstd": _bytecodec("BytePlaneCodec"),
+    "exponent-ans": _exponent,
+    **{name: _nvcomp(name) for name in catalog.NVCOMP},
+    "fp8-tensor": _lossy("Fp8Codec", per="tensor"),
+    "fp8-head": _lossy("Fp8Codec", per="head"),
+    "int8-kivi": _lossy("KiviCodec", bits=8),
+    "int4-kivi": _lossy("KiviCodec", bits=4),
 }
+
+CODECS: dict[str, CodecSpec] = {name: CodecSpec(_BUILDERS[name], **dataclasses.asdict(info))
+                                for name, info in catalog.CODECS.items()}
 
 
 def unavailable(name: str) -> str | None:

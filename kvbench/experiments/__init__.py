@@ -1,4 +1,7 @@
-"""Experiment kinds, by the name ``experiment=`` selects."""
+"""experiments: one module per experiment kind, each turning a config into rows (``experiment=`` picks it).
+
+Imports: the mechanisms (forward, tiers, codecs, kv, audit, measure, model), economics, rows, config.
+"""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ Per document length L (work shared by every row of that L, done once):
 
 1. calibration: ``audit.calibration_docs`` untampered artifacts, every chunk checked; the
    tolerance per layer and side is ``audit.margin`` x the largest error seen (0 where all were
-   bitwise equal) (:func:`kvbench.audit.calibrate`);
-2. evaluation on ``audit.docs`` other documents: each tamper kind (:mod:`kvbench.tamper`)
+   bitwise equal) (:func:`kvbench.audit.recompute.calibrate`);
+2. evaluation on ``audit.docs`` other documents: each tamper kind (:mod:`kvbench.audit.tamper`)
    applied to each document's artifact, every chunk checked, and the flagged ones counted;
 3. cost: every chunk check of the first evaluated honest artifact timed (``timing.repeats``),
    and the one-pass prefill of document + question it saves.
@@ -25,10 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvbench import audit, flops, inference
+from kvbench.audit import recompute as audit
+from kvbench.measure import flops
+from kvbench.forward import inference
 from kvbench.experiments.base import RunContext
-from kvbench.measure import SampleStats, time_ms, timer_name
-from kvbench.tamper import tamper
+from kvbench.measure.timing import SampleStats, time_ms, timer_name
+from kvbench.audit.tamper import tamper
 
 
 class AuditExperiment:

@@ -1,7 +1,7 @@
 """What every experiment gets, and what it must provide.
 
 An experiment turns settings into measurement points and a point into the measured fields
-of one row. The runner (:mod:`kvbench.app`) owns everything else: identity columns, skip
+of one row. The runner (:mod:`kvbench.run.app`) owns everything else: identity columns, skip
 and resume, status on failure, atomic writes, progress and tracking.
 """
 
@@ -14,14 +14,14 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from kvbench import inference
+from kvbench.forward import inference
 
-from kvbench.artifact import KVArtifact
-from kvbench.config import KVBenchConfig
-from kvbench.corpus import Corpus
-from kvbench.fast_forward import FastForward
-from kvbench.measure import SampleStats
-from kvbench.models import LoadedModel
+from kvbench.kv.artifact import KVArtifact
+from kvbench.config.schema import KVBenchConfig
+from kvbench.model.corpus import Corpus
+from kvbench.forward.fast import FastForward
+from kvbench.measure.timing import SampleStats
+from kvbench.model.loading import LoadedModel
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Experiment(Protocol):
     """One experiment kind. ``points`` enumerates coordinates; ``run_point`` measures one.
 
     A point is a dict holding at least ``doc_tokens``; other keys (``tier``, ``codec``, ...)
-    join the point's identity. ``run_point`` returns row fields (see :mod:`kvbench.rows`);
+    join the point's identity. ``run_point`` returns row fields (see :mod:`kvbench.rows.schema`);
     it raises to mark the point failed, or returns ``status``/``reason`` to mark it skipped.
     """
 

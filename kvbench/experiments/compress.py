@@ -2,7 +2,7 @@
 
 Per point (model, dtype, L, codec), on the KV of the first document of length L:
 
-* ratio = kv_bytes / blob bytes, with the artifact's entropy bounds (:mod:`kvbench.entropy`,
+* ratio = kv_bytes / blob bytes, with the artifact's entropy bounds (:mod:`kvbench.measure.entropy`,
   computed once per L) beside it;
 * encode and decode GB/s over ``timing.repeats`` (CUDA events when the codec runs on the
   GPU, perf_counter otherwise): host codecs from host KV to host blob and back; device
@@ -21,14 +21,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvbench import inference
-from kvbench.artifact import KVArtifact, token_ids_sha256
+from kvbench.forward import inference
+from kvbench.kv.artifact import KVArtifact
+from kvbench.model.corpus import token_ids_sha256
 from kvbench.codecs import CODECS, container, get_codec, unavailable
-from kvbench.corpus import corpus_hash
-from kvbench.entropy import kv_entropy
+from kvbench.model.corpus import corpus_hash
+from kvbench.measure.entropy import kv_entropy
 from kvbench.experiments.base import RunContext
 from kvbench.experiments.compress_quality import Passage, lossy_quality, relative_rmse
-from kvbench.measure import gbps, time_ms, timer_name
+from kvbench.measure.timing import gbps, time_ms, timer_name
 
 
 def _gbps(nbytes: int, samples) -> float:

@@ -1,7 +1,7 @@
 """What a lossy codec costs: exactness of reuse and the change in the document's own loss.
 
 Both compare the reader's model run on the exact document KV against the same run on
-``decode(encode(KV))``. Exactness uses :func:`kvbench.exactness.compare_pair` with the
+``decode(encode(KV))``. Exactness uses :func:`kvbench.measure.exactness.compare_pair` with the
 round trip as the storage step. The loss is the mean next-token NLL of a held-out
 continuation of each document (the ``C`` corpus tokens that follow it), forwarded on top
 of the document's KV: the continuation's first token is only context, tokens 2..C are
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kvbench import inference
-from kvbench.artifact import KVArtifact
-from kvbench.exactness import aggregate, compare_pair
+from kvbench.forward import inference
+from kvbench.kv.artifact import KVArtifact
+from kvbench.measure.exactness import aggregate, compare_pair
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Reads every row under ``results_dir`` (reuse, tiers, compress, throughput where present),
 prices them with the price sheet, and returns economics rows (schema: the economics
-section of :mod:`kvbench.rows`): the paper reproduced from its own inputs, every measured
+section of :mod:`kvbench.rows.schema`): the paper reproduced from its own inputs, every measured
 point priced, each API tariff beside the measured cost ratio, and the paper's conclusions
 beside their measured versions. :mod:`kvbench.experiments.economics_print` shows them.
 """
@@ -14,12 +14,14 @@ from typing import Any
 
 import pandas as pd
 
-from kvbench import cost, cost_inputs, scenario
-from kvbench.config import KVBenchConfig
-from kvbench.cost_config import ApiTariff
+from kvbench.economics import cost
+from kvbench.economics import inputs as cost_inputs
+from kvbench.economics import scenario
+from kvbench.config.schema import KVBenchConfig
+from kvbench.config.prices import ApiTariff
 from kvbench.experiments.economics_claims import scenario_rows
-from kvbench.results import load_rows, point_id
-from kvbench.rows import make_row
+from kvbench.rows.store import load_rows, point_id
+from kvbench.rows.schema import make_row
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from kvbench import cost, cost_inputs, scenario
+from kvbench.economics import cost
+from kvbench.economics import inputs as cost_inputs
+from kvbench.economics import scenario
 
 log = logging.getLogger(__name__)
 

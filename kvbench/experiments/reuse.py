@@ -6,16 +6,16 @@ rows share one prefill measurement:
 * latency on ``timing.docs`` documents (unless ``timing.enabled`` is false, for runs that
   share a device): the publisher prefills each document and keeps its
   KV on the device; eager and fast prefill of document + question and reuse through every
-  reader (:mod:`kvbench.readers`) are timed in interleaved rounds (:mod:`kvbench.measure`).
+  reader (:mod:`kvbench.forward.readers`) are timed in interleaved rounds (:mod:`kvbench.measure.timing`).
   ``speedup`` divides the faster prefill by the reader's reuse;
-* floors from the device's measured ceilings (:mod:`kvbench.floors`) and efficiencies;
+* floors from the device's measured ceilings (:mod:`kvbench.measure.floors`) and efficiencies;
   for the fast reader also the question's forward with no document (``query_only_ms``),
   which splits its time into document attention and the rest of the forward;
 * reader agreement from the timed calls themselves: each reader's first-token logits
   against HF reuse's and the one-pass prefill's;
 * exactness over ``exactness.num_docs`` documents, on a KV that went through serialisation:
-  the ``hf`` reader by :func:`kvbench.exactness.compare_pair`, the ``fast`` reader by
-  :func:`kvbench.exactness_fast.compare_fast` (the ``graph`` reader has agreement only).
+  the ``hf`` reader by :func:`kvbench.measure.exactness.compare_pair`, the ``fast`` reader by
+  :func:`kvbench.measure.exactness_fast.compare_fast` (the ``graph`` reader has agreement only).
 """
 
 from __future__ import annotations
@@ -26,17 +26,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvbench import flops
-from kvbench.artifact import KVArtifact
-from kvbench.calibrate import calibrate
-from kvbench.corpus import corpus_hash
-from kvbench.exactness import aggregate, compare_pair, one_pass_reference
-from kvbench.exactness_fast import compare_fast
+from kvbench.measure import flops
+from kvbench.kv.artifact import KVArtifact
+from kvbench.measure.calibrate import calibrate
+from kvbench.model.corpus import corpus_hash
+from kvbench.measure.exactness import aggregate, compare_pair, one_pass_reference
+from kvbench.measure.exactness_fast import compare_fast
 from kvbench.experiments.base import RunContext, prefill_fields, publish
-from kvbench.floors import point_floors, weight_bytes
-from kvbench.measure import SampleStats, ratio_ci, time_interleaved, timer_name
-from kvbench.readers import make_reader, prefill_paths
-from kvbench.rows import one_line
+from kvbench.measure.floors import point_floors, weight_bytes
+from kvbench.measure.timing import SampleStats, ratio_ci, time_interleaved, timer_name
+from kvbench.forward.readers import make_reader, prefill_paths
+from kvbench.rows.schema import one_line
 
 
 def fixed_query(query_ids: torch.Tensor, tokens: int | None) -> torch.Tensor:

@@ -4,7 +4,7 @@ A provider batches the readers of a hot document: B questions (``timing.query_to
 run in one forward of the fast reader over the document's KV. Two methods:
 
 * ``shared``: one copy of the document KV, read once per forward for the whole batch (the
-  readers and grouped query heads folded into one attention pass; :mod:`kvbench.attention`);
+  readers and grouped query heads folded into one attention pass; :mod:`kvbench.forward.attention`);
 * ``naive``: a copy of the document KV per reader, each read by its reader alone (what a
   plain batched cache holds). Its memory grows with B; past the device, the row is ``oom``.
 
@@ -14,9 +14,9 @@ FLOPs at peak; memory: weights + document KV once per batch, over B). Each reade
 first-token logits in the batch are compared with the same question answered alone.
 
 With ``throughput.gen_tokens`` = G > 0 each reader then decodes G greedy tokens, one batched
-step per token, over the document's KV and its own (:class:`~kvbench.fast_forward.GreedyDecoder`).
+step per token, over the document's KV and its own (:class:`~kvbench.forward.fast.GreedyDecoder`).
 The step at the middle of the answer (own KV: Q + G // 2 tokens) is timed, per batch and per
-reader, beside its floors (:func:`~kvbench.floors.decode_floors_ms`): a provider pays for
+reader, beside its floors (:func:`~kvbench.measure.floors.decode_floors_ms`): a provider pays for
 decoding whether or not the prefix was cached. Each reader's tokens in the batch are compared
 with the same reader decoded alone.
 """
@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvbench import flops
-from kvbench.artifact import KVArtifact
-from kvbench.calibrate import calibrate
-from kvbench.cuda_graph import Replayable
+from kvbench.measure import flops
+from kvbench.kv.artifact import KVArtifact
+from kvbench.measure.calibrate import calibrate
+from kvbench.forward.cuda_graph import Replayable
 from kvbench.experiments.base import RunContext, publish
-from kvbench.fast_forward import GreedyDecoder
-from kvbench.floors import batch_floors_ms, decode_floors_ms, weight_bytes
-from kvbench.measure import SampleStats, time_ms, timer_name
+from kvbench.forward.fast import GreedyDecoder
+from kvbench.measure.floors import batch_floors_ms, decode_floors_ms, weight_bytes
+from kvbench.measure.timing import SampleStats, time_ms, timer_name
 
 
 def reader_questions(questions: list[torch.Tensor], filler: torch.Tensor, readers: int, tokens: int) -> torch.Tensor:

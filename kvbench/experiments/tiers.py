@@ -8,7 +8,7 @@ so the host-to-device copy writes where the forward reads; a GPU-resident KV is 
 it lies. Stages are timed by :class:`kvbench.tiers.StageTimer` (host stages by
 ``perf_counter``, device stages by CUDA events, one synchronisation per read); the row's
 ``timer`` names each stage's clock. Crossover lengths come from the rows
-(:mod:`kvbench.crossover`).
+(:mod:`kvbench.economics.crossover`).
 
 Prefill depends on the model and document, not on the tier, so it is timed once per process
 (eager and fast paths interleaved, :func:`kvbench.experiments.base.prefill_fields`) and
@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvbench import flops
-from kvbench.artifact import KVArtifact
-from kvbench.calibrate import calibrate
+from kvbench.measure import flops
+from kvbench.kv.artifact import KVArtifact
+from kvbench.measure.calibrate import calibrate
 from kvbench.codecs import get_codec
-from kvbench.corpus import corpus_hash
+from kvbench.model.corpus import corpus_hash
 from kvbench.experiments.base import RunContext, prefill_fields, publish
-from kvbench.floors import point_floors, weight_bytes
-from kvbench.measure import SampleStats, gbps, ratio_ci, time_interleaved
-from kvbench.readers import make_reader, prefill_paths
+from kvbench.measure.floors import point_floors, weight_bytes
+from kvbench.measure.timing import SampleStats, gbps, ratio_ci, time_interleaved
+from kvbench.forward.readers import make_reader, prefill_paths
 from kvbench.tiers import StageTimer, Tier, TierError, TierUnavailableError, open_tier, too_slow, variants
 
 STAGES = ("fetch", "decode", "h2d", "attach", "query")

@@ -12,11 +12,11 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from kvbench import cost_inputs
-from kvbench.cost_config import PaperInputs
-from kvbench.crossover import crossovers
+from kvbench.economics import inputs as cost_inputs
+from kvbench.config.prices import PaperInputs
+from kvbench.economics.crossover import crossovers
 from kvbench.report import econ_figures, econ_tables, figures, perf_figures, style, tables, tier_figures
-from kvbench.results import CONFIG_FILE, load_rows
+from kvbench.rows.store import CONFIG_FILE, load_rows
 
 
 class Report:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kvbench import scenario
-from kvbench.cost_config import PaperInputs
-from kvbench.crossover import crossovers
+from kvbench.economics import scenario
+from kvbench.config.prices import PaperInputs
+from kvbench.economics.crossover import crossovers
 from kvbench.report.latex import escape, fmt, table
 from kvbench.report.tier_figures import where
 

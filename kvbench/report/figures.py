@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 from scipy.stats import binomtest
 
-from kvbench import cost_inputs
+from kvbench.economics import inputs as cost_inputs
 from kvbench.report.plot import length_axis, lines, log_axes, palette, panel_title, panels, shared_legend
 from kvbench.report.style import FULL, PAPER_LABEL, PAPER_POINT, figure, model_label
 
@@ -17,7 +17,7 @@ from kvbench.report.style import FULL, PAPER_LABEL, PAPER_POINT, figure, model_l
 def latency_vs_length(points: pd.DataFrame):
     """Best prefill and each reader's reuse (log-log) against length; one panel per model.
 
-    ``points``: :func:`kvbench.cost_inputs.reuse_points`.
+    ``points``: :func:`kvbench.economics.inputs.reuse_points`.
     """
     prefill = points.drop_duplicates(cost_inputs.IDENTITY).assign(path="prefill (best)", ms=lambda d: d["prefill_ms"])
     reuse = points.assign(path="reuse " + points["reader"], ms=points["reuse_ms"])
@@ -77,7 +77,7 @@ def exactness_long(points: pd.DataFrame) -> pd.DataFrame:
     """Exactness rates as one row per (point, rate) with their 95% Wilson intervals: the
     rows' ``*_ci_low``/``*_ci_high`` where present, else computed from the documents judged
     (``num_docs``; ``bitwise_twostage_n`` where present).
-    ``points``: :func:`kvbench.cost_inputs.exactness_points`."""
+    ``points``: :func:`kvbench.economics.inputs.exactness_points`."""
     parts = []
     for rate, name in EXACTNESS_RATES:
         if rate not in points:
@@ -95,7 +95,7 @@ def exactness_vs_length(points: pd.DataFrame):
     """Exact-continuation (top) and bitwise two-stage (bottom) rates with 95% Wilson intervals
     against length: a column of panels per model, a colour per dtype, a dash and marker per
     reader. The kernel-choice control (the one-pass reference on eager attention) is drawn as
-    lone crosses in the top row. ``points``: :func:`kvbench.cost_inputs.exactness_points`."""
+    lone crosses in the top row. ``points``: :func:`kvbench.economics.inputs.exactness_points`."""
     long = exactness_long(points)
     models = sorted(long["model"].unique(), key=str)
     fig, axes = figure((FULL[0] / max(len(models), 1), 1.75), ncols=max(len(models), 1), nrows=len(EXACTNESS_RATES))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kvbench import cost_inputs
+from kvbench.economics import inputs as cost_inputs
 from kvbench.report.latex import fmt, table
 from kvbench.report.style import model_label
 
@@ -17,7 +17,7 @@ def _group(df: pd.DataFrame) -> pd.Series:
 
 def latency_table(points: pd.DataFrame) -> str:
     """Best prefill and each reader's reuse per model and length, and the best reader's speedup.
-    ``points``: :func:`kvbench.cost_inputs.reuse_points`."""
+    ``points``: :func:`kvbench.economics.inputs.reuse_points`."""
     wide = points.pivot_table(index=cost_inputs.IDENTITY, columns="reader", values="reuse_ms").reset_index()
     best = cost_inputs.headline(points).set_index(cost_inputs.IDENTITY)
     wide = wide.join(best[["prefill_ms", "speedup", "reader"]], on=cost_inputs.IDENTITY)
@@ -30,7 +30,7 @@ def latency_table(points: pd.DataFrame) -> str:
 
 
 def crossover_table(crossings: pd.DataFrame) -> str:
-    """Crossover length per (model, tier, variant, codec), from :func:`kvbench.crossover.crossovers`."""
+    """Crossover length per (model, tier, variant, codec), from :func:`kvbench.economics.crossover.crossovers`."""
     crossings = crossings.assign(group=crossings["model"] + ", " + crossings["dtype"] + ", " + crossings["device"])
     cols = [("tier", "tier", "l", fmt("{}")), ("tier_variant", "variant", "l", fmt("{}")),
             ("codec", "codec", "l", fmt("{}")), ("label", "crossover L", "r", fmt("{}")),
@@ -62,7 +62,7 @@ def exactness_table(points: pd.DataFrame) -> str:
     per model, dtype and reader (rows) and length (columns); then, over all lengths, those whose
     logits and tokens equal the two-stage computation bit for bit (among the pairs whose reuse
     repeated itself). The kernel-choice control's rows name their one-pass kernel.
-    ``points``: :func:`kvbench.cost_inputs.exactness_points`."""
+    ``points``: :func:`kvbench.economics.inputs.exactness_points`."""
     p = points.assign(cell=_count(points["exact_fraction"], points["num_docs"]))
     kernels = zip(p["reference_attn_impl"], p["kernel_control"])
     p["who"] = p["reader"] + [f", {kernel} one-pass" if control else "" for kernel, control in kernels]

@@ -22,7 +22,7 @@ def where(rows: pd.DataFrame) -> pd.Series:
 
 def tier_stages(points: pd.DataFrame, doc_tokens: int):
     """Reuse stages per tier at one length, stacked, with the model's best prefill dashed;
-    a panel per model. ``points``: :func:`kvbench.cost_inputs.tier_points`."""
+    a panel per model. ``points``: :func:`kvbench.economics.inputs.tier_points`."""
     at = points[points["doc_tokens"] == doc_tokens].assign(where=lambda d: where(d))
     models = sorted(at["model"].unique())
     height = 0.5 + 0.17 * at.groupby("model").size().max()

@@ -1,15 +1,17 @@
-"""Storage tiers by name: where a reader's KV lives and what it costs to bring it to the device.
+"""tiers: where a reader's KV lives and what it costs to bring it to the device, by name.
 
 ``open_tier(settings.tier, variant, codec, device)`` returns a :class:`Tier` to use as a
 context manager; ``variants(settings.tier)`` lists what one tier config measures (the disk
 tier's cold and warm page cache, the wan tier's link profiles).
+
+Imports: codecs, measure, kv, model, rows, config. Never a forward or an experiment.
 """
 
 from __future__ import annotations
 
 import torch
 
-from kvbench.config import TierConfig
+from kvbench.config.schema import TierConfig
 from kvbench.tiers.base import Read, StageTimer, Tier, TierError, TierUnavailableError
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from kvbench.artifact import KVArtifact
+from kvbench.kv.artifact import KVArtifact
 
 
 class TierError(RuntimeError):
@@ -122,7 +122,7 @@ class Tier(ABC):
         return 0
 
     def info(self) -> dict[str, Any]:
-        """Row fields describing the tier's setup (see :mod:`kvbench.rows`)."""
+        """Row fields describing the tier's setup (see :mod:`kvbench.rows.schema`)."""
         return {}
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvbench.atomic import atomic_write
+from kvbench.rows.atomic import atomic_write
 from kvbench.tiers.base import BlobTier, TierError
 from kvbench.tiers.pagecache import drop_file_pages
 

@@ -7,7 +7,7 @@ and offers the result as the reader's pool (:meth:`resident`), so a read moves n
 
 from __future__ import annotations
 
-from kvbench.artifact import KVArtifact
+from kvbench.kv.artifact import KVArtifact
 from kvbench.tiers.base import Read, StageTimer, Tier, decode_to_device
 
 

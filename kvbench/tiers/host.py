@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvbench.artifact import KVArtifact
-from kvbench.calibrate import h2d_gbps
+from kvbench.kv.artifact import KVArtifact
+from kvbench.measure.calibrate import h2d_gbps
 from kvbench.tiers.base import Read, StageTimer, Tier, decode_to_device, host_buffer, to_device
 
 

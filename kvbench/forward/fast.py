@@ -1,0 +1,190 @@
+"""The fast forward: transformers' own decoder layers, driven without mask, cache or Python overhead.
+
+HF's model forward builds a causal mask over the whole cache, and its SDPA path with a mask
+repeats the KV heads and cannot use the flash kernel; its cache appends by concatenation.
+Here the model's decoder layers run as they are (same weights, same modules), with:
+
+* attention through :func:`kvbench.forward.attention.kvbench_attention`, registered with
+  transformers' ``AttentionInterface``: no mask (lower-right causal by construction),
+  grouped-query attention without repeated KV, the document's KV read in place
+  (``prefix``) and split along its length so a short question fills the GPU;
+* the layers optionally compiled with ``torch.compile`` (regional: one compiled layer
+  reused by all layers, dynamic token counts, so one compile serves every length), which
+  fuses the norms, rotary embedding, activations and residuals;
+* only the last position's hidden state normalised and projected to logits.
+
+Callers capture the whole forward as a CUDA graph (:mod:`kvbench.forward.cuda_graph`). Decoding
+readers keep their own KV beside the document's in a :class:`ReaderCache`;
+:class:`GreedyDecoder` answers and decodes a batch of them, one captured step per token.
+Works for llama-style decoders (Llama, Qwen2, Qwen3, SmolLM2): ``model.model`` holds
+``embed_tokens``, ``rotary_emb``, ``layers`` and ``norm``; ``model.lm_head`` the head.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from kvbench.kv.artifact import KVArtifact
+from kvbench.forward.attention import register
+from kvbench.forward.cuda_graph import Replayable
+
+
+@dataclass
+class ReaderCache:
+    """Each reader's own KV beside a shared document: its question and the tokens it decoded.
+
+    Attributes
+    ----------
+    keys, values : list of torch.Tensor
+        Per layer ``(B, kv_heads, capacity, head_dim)``, allocated once so that every decode
+        step has the same shapes (one CUDA graph serves them all).
+    length : torch.Tensor
+        0-dim long on the device: slots already filled; a forward writes its tokens from
+        there. Only :meth:`advance` and :meth:`rewind` move it, never a forward, so replaying
+        one step at a fixed length rewrites the same slot (what timing a step does).
+    """
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    length: torch.Tensor
+
+    @classmethod
+    def empty(cls, document: KVArtifact, batch: int, capacity: int) -> "ReaderCache":
+        """Zeroed caches of ``capacity`` slots for ``batch`` readers, shaped and placed like ``document``'s KV."""
+        def zeros(t: torch.Tensor) -> torch.Tensor:
+            return t.new_zeros(batch, t.shape[1], capacity, t.shape[3])
+
+        length = torch.zeros((), dtype=torch.long, device=document.keys[0].device)
+        return cls([zeros(k) for k in document.keys], [zeros(v) for v in document.values], length)
+
+    def advance(self, tokens: int) -> None:
+        """Keep the last forward's ``tokens`` tokens: the next forward writes after them."""
+        self.length.add_(tokens)
+
+    def rewind(self, length: int) -> None:
+        """Forget every slot from ``length`` on (their contents are overwritten by the next forwards)."""
+        self.length.fill_(length)
+
+
+class FastForward:
+    """One forward of new tokens, optionally on top of a document's KV read in place.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        A llama-style causal LM in eval mode.
+    compile : bool
+        Compile each decoder layer with ``torch.compile`` (one compiled code for all layers).
+    """
+
+    def __init__(self, model, *, compile: bool):
+        self.model = model
+        self.base = model.model
+        self.attn_impl = register()
+        self.compiled = compile
+        layers = list(self.base.layers[: model.config.num_hidden_layers])
+        self.layers = [torch.compile(layer, dynamic=True) for layer in layers] if compile else layers
+
+    @contextmanager
+    def _attention(self):
+        """The model's attention implementation set to kvbench's for the duration (shared config)."""
+        config = self.model.config
+        before = config._attn_implementation
+        config._attn_implementation = self.attn_impl
+        try:
+            yield
+        finally:
+            config._attn_implementation = before
+
+    @torch.inference_mode()
+    def __call__(self, ids: torch.Tensor, prefix: KVArtifact | None = None,
+                 cache: ReaderCache | None = None) -> torch.Tensor:
+        """Forward ``ids`` ``(B, T)`` at positions ``L .. L+T-1`` after ``prefix`` (``L`` tokens, or none).
+
+        ``prefix`` holds per layer ``(1, kv_heads, L, head_dim)`` keys and values, shared by
+        all B rows and read where they are (or ``(B, ...)``, a copy per row). With ``cache``
+        (needs ``prefix``), each row also sees its own earlier tokens there: the new tokens sit
+        at ``L + cache.length ..`` and their KV is written into ``cache`` (not advanced).
+        Returns ``(B, vocab)`` float32 last-position logits.
+        """
+        batch, tokens = ids.shape
+        start = 0 if prefix is None else prefix.num_tokens
+        offsets = torch.arange(tokens, device=ids.device)
+        if cache is not None:
+            offsets = offsets + cache.length
+        positions = (start + offsets).unsqueeze(0).expand(batch, tokens)
+        with self._attention():
+            hidden = self.base.embed_tokens(ids)
+            rotary = self.base.rotary_emb(hidden, positions)
+            for i, layer in enumerate(self.layers):
+                kv = None if prefix is None else (prefix.keys[i], prefix.values[i])
+                own = None if cache is None else (cache.keys[i], cache.values[i], cache.length)
+                hidden = layer(hidden, attention_mask=None, position_ids=positions, position_embeddings=rotary,
+                               kvbench_prefix=kv, kvbench_own=own)
+            last = self.base.norm(hidden[:, -1:])
+            return self.model.lm_head(last)[:, -1].float()
+
+
+@torch.inference_mode()
+def greedy_continue_fast(fwd: FastForward, prefix: KVArtifact, query_ids: torch.Tensor, first_logits: torch.Tensor,
+                         steps: int) -> list[int]:
+    """Greedy tokens after a fast reuse: the argmax of ``first_logits``, then ``steps - 1`` more.
+
+    Each step re-runs the question and the tokens so far on the document's KV (the fast
+    forward keeps no cache of its own), so every token comes from the reader's own code path.
+    """
+    tokens = [int(first_logits.argmax(dim=-1))]
+    ids = query_ids
+    for _ in range(steps - 1):
+        ids = torch.cat([ids, torch.tensor([[tokens[-1]]], device=ids.device)], dim=1)
+        tokens.append(int(fwd(ids, prefix).argmax(dim=-1)))
+    return tokens
+
+
+class GreedyDecoder:
+    """B readers of one document: each answers its question, then decodes greedily on its own cache.
+
+    Parameters
+    ----------
+    fwd : FastForward
+    prefix : KVArtifact
+        The document's KV, ``(1, kv_heads, L, head_dim)`` per layer shared by the readers, or
+        ``(B, ...)`` a copy per reader.
+    batch, question_tokens : int
+        B readers, each with a question of ``question_tokens`` tokens.
+    steps : int
+        Decode steps per reader after its question (the cache holds ``question_tokens + steps``).
+    graph : bool
+        Capture the decode step ``(B, 1)`` ids -> ``(B, vocab)`` logits as a CUDA graph.
+    """
+
+    def __init__(self, fwd: FastForward, prefix: KVArtifact, batch: int, question_tokens: int, steps: int, *,
+                 graph: bool):
+        self.fwd, self.prefix, self.steps = fwd, prefix, steps
+        self.cache = ReaderCache.empty(prefix, batch, question_tokens + steps)
+        example = torch.zeros(batch, 1, dtype=torch.long, device=self.cache.length.device)
+        # captured on the empty cache: the warmup writes land in slot 0, which every question overwrites
+        self.step = Replayable(lambda x: fwd(x, prefix, self.cache), example, graph=graph)
+
+    def logits(self, ids: torch.Tensor) -> Iterator[torch.Tensor]:
+        """``(B, vocab)`` float32 logits of the questions ``ids`` ``(B, Q)``, then of each greedy decode step.
+
+        ``steps + 1`` in all; each decode step reads the argmax of the previous logits. On
+        CUDA a step's logits are the graph's output, overwritten by the next step (clone to keep).
+        """
+        self.cache.rewind(0)
+        logits = self.fwd(ids, self.prefix, self.cache)
+        self.cache.advance(ids.shape[1])
+        for _ in range(self.steps):
+            yield logits
+            logits = self.step(logits.argmax(dim=-1, keepdim=True))
+            self.cache.advance(1)
+        yield logits
+
+    def tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(B, steps + 1)`` greedy tokens of each reader: its answer's first token, then one per step."""
+        return torch.stack([logits.argmax(dim=-1) for logits in self.logits(ids)], dim=1)

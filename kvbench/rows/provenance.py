@@ -1,0 +1,103 @@
+"""Provenance for the manifest: code version, libraries, device, host. Short on purpose."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+import kvbench
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=Path(kvbench.__file__).parent, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_state() -> dict[str, object]:
+    """Commit sha and dirty flag. ``KVBENCH_GIT_SHA``/``KVBENCH_GIT_DIRTY`` win when set: a copy
+    of the tree sent to a GPU node may carry no ``.git``, or a stale one that names the wrong commit."""
+    if "KVBENCH_GIT_SHA" in os.environ:
+        return {"git_sha": os.environ["KVBENCH_GIT_SHA"],
+                "git_dirty": os.environ.get("KVBENCH_GIT_DIRTY", "unknown")}
+    sha = _git("rev-parse", "HEAD")
+    if sha is not None:
+        return {"git_sha": sha, "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+    return {"git_sha": "unknown", "git_dirty": "unknown"}
+
+
+def device_info(device: torch.device) -> dict[str, object]:
+    """Name of the compute device, and for CUDA the driver, runtime and memory."""
+    if device.type != "cuda":
+        return {"device_name": "cpu"}
+    props = torch.cuda.get_device_properties(device)
+    driver = None
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=20).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        pass
+    return {"device_name": props.name, "cuda_runtime": torch.version.cuda, "driver": driver,
+            "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+            "compute_capability": f"{props.major}.{props.minor}"}
+
+
+def placement(device: torch.device) -> dict[str, object]:
+    """Where this job ran: host, process, the GPUs it was given and the physical GPU it used.
+
+    ``gpu_index`` is the device's index on the host: a launcher that pins one GPU per job
+    (SLURM, Ray, :mod:`kvbench.run.gpu_slot`) sets ``CUDA_VISIBLE_DEVICES``, and cuda:0 is then
+    the GPU named there. ``scheduler_job`` is SLURM's job id (array task included) where set.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpu_index = None
+    if device.type == "cuda":
+        index = device.index or 0
+        names = [v.strip() for v in visible.split(",")] if visible else []
+        gpu_index = names[index] if index < len(names) else str(index)
+    slurm = os.environ.get("SLURM_JOB_ID")
+    if slurm and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        slurm = f"{os.environ.get('SLURM_ARRAY_JOB_ID', slurm)}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return {"host": socket.gethostname(), "pid": os.getpid(), "cuda_visible_devices": visible,
+            "gpu_index": gpu_index, "scheduler_job": slurm}
+
+
+def _ram_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        return None
+
+
+def manifest(device: torch.device) -> dict[str, object]:
+    """Everything a reader needs to trust and reproduce a run, minus the config (saved beside it)."""
+    import transformers
+
+    return {
+        **git_state(),
+        "kvbench": kvbench.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        **device_info(device),
+        **placement(device),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "ram_gib": _ram_gib(),
+        "host_os": platform.platform(),
+        "start_time": utc_now(),
+        "end_time": None,
+    }

@@ -1,0 +1,191 @@
+"""The runner behind ``python -m kvbench``: validate, load, enumerate points, measure each, write rows.
+
+:func:`run` is the whole of one run (one Hydra job) once the config is composed.
+
+Everything that can be checked before measuring is checked first (config values, device,
+document lengths against the corpus and the model's context), so a broken config fails in
+seconds. During the sweep a failing point becomes a row with ``status=failed|oom`` and a
+reason, and the sweep goes on; a point already ``ok`` in the run folder is skipped unless
+``overwrite=true``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from kvbench import __version__
+from kvbench.config.schema import ConfigError, KVBenchConfig, load_settings
+from kvbench.model.corpus import Corpus
+from kvbench.experiments import RunContext, get_experiment
+from kvbench.model.loading import LoadedModel, context_tokens, load_model, load_tokenizer
+from kvbench.rows.provenance import manifest, utc_now
+from kvbench.rows.store import ResultStore, point_id
+from kvbench.rows.schema import make_row, one_line
+from kvbench.run.console import print_summary, progress
+from kvbench.rows.tracking import make_tracker
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name!r} is invalid: allowed cpu | auto (no CUDA device is visible)")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise ConfigError(f"device={name!r} is invalid: allowed cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+        device = torch.device("cuda", device.index or 0)
+        torch.cuda.set_device(device)
+    return device
+
+
+def max_doc_tokens(settings: KVBenchConfig, corpus: Corpus, context: int) -> int:
+    """Longest document whose longest question and continuation still fit the model's context."""
+    return context - max(q.shape[1] for q in corpus.questions) - settings.exactness.gen_tokens
+
+
+def preflight(settings: KVBenchConfig) -> tuple[torch.device, Corpus, list[int], tuple]:
+    """Every check that needs no model weights.
+
+    Returns the device, the corpus, the lengths to skip and ``load_tokenizer``'s result.
+    """
+    if settings.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS initialises
+    # Enforced, not warn_only: a row that says deterministic=true must be; a kernel without a
+    # deterministic implementation raises and fails its point with the op named in the reason.
+    # Set either way, so a multirun job never inherits the previous job's mode.
+    torch.use_deterministic_algorithms(settings.deterministic)
+    device = resolve_device(settings.device)
+    if settings.dtype != "float32" and device.type == "cpu":
+        log.warning("dtype=%s on CPU runs through slow reference kernels", settings.dtype)
+    tokenizer = load_tokenizer(settings.model)
+    corpus = Corpus(settings.corpus, tokenizer[0])
+    for n in settings.doc_tokens:
+        corpus.check_length(n)
+    context = context_tokens(settings.model)
+    limit = max_doc_tokens(settings, corpus, context)
+    skip = [n for n in settings.doc_tokens if n > limit]
+    if skip and not settings.skip_beyond_context:
+        raise ConfigError(f"doc_tokens={skip} is invalid: allowed up to {limit} (model context {context} "
+                          "minus question and continuation), or set skip_beyond_context=true to record them as skipped")
+    return device, corpus, skip, tokenizer
+
+
+_LOADED: dict[str, LoadedModel] = {}
+
+
+def load_model_once(settings: KVBenchConfig, device: torch.device, tokenizer: tuple) -> LoadedModel:
+    """The run's model; the jobs of one multirun process share it when model, device and dtype match
+    (an 8B model takes seconds to load and its fast reader tens of seconds to compile)."""
+    key = repr((settings.model, str(device), settings.dtype, settings.attn_impl, settings.seed))
+    if key not in _LOADED:
+        _LOADED.clear()  # one model at a time
+        _LOADED[key] = load_model(settings.model, device=device, dtype=getattr(torch, settings.dtype),
+                                  attn_impl=settings.attn_impl, seed=settings.seed, tokenizer=tokenizer)
+    return _LOADED[key]
+
+
+def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run the configured experiment into ``run_dir``; return the rows written this run.
+
+    ``overrides`` (the command line's, as Hydra parsed them) go into the manifest.
+    """
+    settings = load_settings(cfg)
+    experiment = get_experiment(settings.experiment)
+    if not getattr(experiment, "needs_model", True):
+        return run_on_rows(cfg, settings, experiment, run_dir, overrides)
+    device, corpus, skip, tokenizer = preflight(settings)
+    lm = load_model_once(settings, device, tokenizer)
+    info = dict(manifest(device), overrides=overrides or [])
+    ctx = RunContext(settings, lm, corpus, device, info["device_name"], getattr(torch, settings.dtype))
+
+    store = ResultStore(run_dir)
+    store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    store.record_job(info)  # one manifest entry per job: jobs sharing the folder keep theirs
+    tracker = make_tracker(settings.logger, store.run_dir, OmegaConf.to_container(cfg, resolve=True),
+                           name=f"{settings.exp_name}-{lm.name}")
+    done, rows = store.done(), []
+    try:
+        for point in progress(experiment.points(ctx), f"{settings.exp_name} {lm.name}"):
+            identity = identity_columns(ctx, experiment.name, point)
+            if identity["point_id"] in done and not settings.overwrite:
+                log.info("skipping %s (already ok; overwrite=true re-measures)", point)
+                continue
+            row = measure_point(ctx, experiment, point, identity, skip)
+            store.append(row)
+            tracker.log_row(row)
+            rows.append(row)
+    finally:
+        info["end_time"] = utc_now()
+        store.record_job(info)
+        tracker.finish(store.rows(), {"points": len(rows), "ok": sum(r["status"] == "ok" for r in rows)})
+    print_summary(store.rows(), title=f"{settings.exp_name}: {lm.name} ({lm.weights} weights) on {ctx.device_name}")
+    return rows
+
+
+def run_on_rows(cfg: DictConfig, settings: KVBenchConfig, experiment, run_dir: str | Path,
+                overrides: list[str] | None) -> list[dict[str, Any]]:
+    """An experiment that derives rows from committed rows (``needs_model = False``, e.g.
+    economics): no device or model; the same run folder, config, manifest and rows file.
+    Its rows replace the folder's earlier ones (they are recomputed whole, not resumed)."""
+    store = ResultStore(run_dir)
+    store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    info = dict(manifest(torch.device("cpu")), overrides=overrides or [])
+    store.record_job(info)
+    rows = experiment.derive(settings)
+    store.rows_path.unlink(missing_ok=True)
+    for row in rows:
+        store.append(row)
+    info["end_time"] = utc_now()
+    store.record_job(info)
+    experiment.report(rows)
+    return rows
+
+
+def identity_columns(ctx: RunContext, experiment: str, point: dict[str, Any]) -> dict[str, Any]:
+    coords = dict(experiment=experiment, model=ctx.lm.name, weights=ctx.lm.weights,
+                  model_fingerprint=ctx.lm.fingerprint, dtype=ctx.settings.dtype,
+                  device=ctx.device_name, attn_impl=ctx.settings.attn_impl,
+                  deterministic=ctx.settings.deterministic, **point)
+    return dict(coords, point_id=point_id(coords), tokenizer=ctx.lm.tokenizer_name,
+                model_file_sha256=ctx.lm.file_sha256)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """A GPU (``torch.OutOfMemoryError``) or host allocation failed: PyTorch's CPU allocator raises a
+    plain ``RuntimeError`` saying so, Python a ``MemoryError``."""
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in str(exc)
+
+
+def measure_point(ctx: RunContext, experiment, point: dict[str, Any], identity: dict[str, Any],
+                  skip: list[int]) -> dict[str, Any]:
+    """One row: measured fields with status ok, or the status and reason it could not be."""
+    start = time.perf_counter()
+    if point["doc_tokens"] in skip:
+        fields = dict(status="skipped", reason=f"doc_tokens={point['doc_tokens']} plus question and "
+                      f"continuation exceeds the model context {ctx.lm.context_tokens}")
+    else:
+        try:
+            fields = experiment.run_point(ctx, point)
+        except Exception as exc:  # noqa: BLE001 -- a failed point is recorded, the sweep goes on
+            if out_of_memory(exc):
+                fields = dict(status="oom", reason=one_line(exc))
+            else:
+                log.error("point %s failed:\n%s", point, traceback.format_exc())
+                fields = dict(status="failed", reason=one_line(exc))
+        finally:
+            if ctx.device.type == "cuda":
+                torch.cuda.empty_cache()
+    return make_row(**{**identity, **fields}, kvbench_version=__version__,
+                    elapsed_s=round(time.perf_counter() - start, 3), timestamp=utc_now())

@@ -1,0 +1,91 @@
+"""scripts/node.sh on a node: the Qwen GGUF's pieces arrive over several calls, are joined and verified;
+recipes run as jobs that write under node-results/."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PIECES = 3
+
+
+@pytest.fixture
+def node(tmp_path):
+    """A carried tree (just the Qwen preset, with the hash of ``blob``) and a HOME outside it."""
+    blob = os.urandom(3 * 1024)
+    tree, home = tmp_path / "tree", tmp_path / "home"
+    (tree / "conf" / "model").mkdir(parents=True)
+    home.mkdir()
+    preset = (ROOT / "conf" / "model" / "qwen2_5_0_5b.yaml").read_text()
+    real_sha = preset.split("sha256: ")[1].split()[0]
+    (tree / "conf" / "model" / "qwen2_5_0_5b.yaml").write_text(
+        preset.replace(real_sha, hashlib.sha256(blob).hexdigest()))
+    return tree, home, blob
+
+
+def _carry(tree: Path, blob: bytes, index: int) -> None:
+    """This call's transfer: one wheelhouse/qwen-NN folder, as `make wheelhouse-qwen` lays them out."""
+    shutil.rmtree(tree / "wheelhouse", ignore_errors=True)
+    folder = tree / "wheelhouse" / f"qwen-{index:02d}"
+    folder.mkdir(parents=True)
+    size = len(blob) // PIECES
+    (folder / f"qwen.gguf.{index:02d}-of-{PIECES:02d}").write_bytes(blob[index * size:(index + 1) * size])
+
+
+def _source(tree: Path, home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", f"source {ROOT}/scripts/node.sh env"], cwd=tree, capture_output=True,
+                          text=True, env=dict(os.environ, HOME=str(home)), timeout=60)
+
+
+def test_pieces_gathered_over_calls_then_joined_and_verified(node):
+    tree, home, blob = node
+    cached = home / ".cache" / "kvbench" / "models" / f"{hashlib.sha256(blob).hexdigest()}.gguf"
+    for index in (2, 0):  # any order
+        _carry(tree, blob, index)
+        proc = _source(tree, home)
+        assert proc.returncode == 0 and not cached.exists()
+    assert "pieces here: 2 of 3" in proc.stderr
+    _carry(tree, blob, 1)
+    proc = _source(tree, home)
+    assert proc.returncode == 0, proc.stderr
+    assert cached.read_bytes() == blob and "joined and verified" in proc.stderr
+    assert not list((home / ".cache" / "kvbench" / "pieces").glob("*/*"))  # the pieces are cleared
+    shutil.rmtree(tree / "wheelhouse")
+    assert _source(tree, home).returncode == 0 and cached.read_bytes() == blob  # later calls reuse it
+
+
+def test_pieces_that_do_not_match_the_hash_are_refused(node):
+    tree, home, blob = node
+    bad = b"X" + blob[1:]
+    for index in range(PIECES):
+        _carry(tree, bad, index)
+        proc = _source(tree, home)
+    assert proc.returncode == 1 and "refused" in proc.stderr
+    assert list((home / ".cache" / "kvbench" / "models").iterdir()) == []  # nothing half-joined is left
+
+
+def test_run_executes_a_recipe_file_and_a_literal_line(tmp_path):
+    """Without a GPU the runner still queues each job, passes its overrides through and collects logs."""
+    tree = tmp_path / "tree"
+    (tree / "results" / "x").mkdir(parents=True)
+    (tree / "results" / "x" / "RECIPE").write_text("# made by\npython -m kvbench +exp=smoke 'doc_tokens=[64]'\n")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # a python3 that records its arguments instead of measuring
+    (fake / "python3").write_text('#!/bin/sh\necho "$@" >> "$CALLS"\n')
+    (fake / "python3").chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", CALLS=str(calls), OUT=str(tmp_path))
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "node.sh"), "run", "-t", "60", "results/x/RECIPE",
+                           "+exp=tiers tier=disk"], cwd=tree, capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = sorted(calls.read_text().splitlines())
+    assert lines == ["-m kvbench +exp=smoke doc_tokens=[64] results_dir=node-results",
+                     "-m kvbench +exp=tiers tier=disk results_dir=node-results"]
+    assert proc.stdout.count("end rc=0") == 2

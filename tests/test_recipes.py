@@ -1,0 +1,43 @@
+"""Every results folder names the commands that made it, and the store keeps that true."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from kvbench.rows.recipes import RECIPE_FILE, command, commands, recipe_text
+from kvbench.rows.store import ResultStore
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+FOLDERS = sorted(p.parent for p in RESULTS.rglob("rows.jsonl"))
+
+
+def _jobs(folder: Path) -> list[dict]:
+    data = json.loads((folder / "manifest.json").read_bytes())
+    return data["jobs"] if "jobs" in data else [data]
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: str(p.relative_to(RESULTS)))
+def test_committed_folder_has_its_recipe(folder):
+    recipe = (folder / RECIPE_FILE).read_text()
+    assert recipe == recipe_text(_jobs(folder)), f"stale {RECIPE_FILE}: rewrite it from the manifest"
+    assert all(line.startswith("python -m kvbench") for line in commands(recipe))
+
+
+def test_command_drops_results_dir_and_quotes_brackets():
+    line = command(["+exp=tiers", "results_dir=new", "doc_tokens=[4096,32768]"])
+    assert line == "python -m kvbench +exp=tiers 'doc_tokens=[4096,32768]'"
+    assert shlex.split(line)[3:] == ["+exp=tiers", "doc_tokens=[4096,32768]"]
+
+
+def test_record_job_writes_the_recipe(tmp_path):
+    store = ResultStore(tmp_path)
+    store.record_job({"host": "h", "pid": 1, "start_time": "2026-12-01T00:00", "overrides": ["+exp=smoke"]})
+    store.record_job({"host": "h", "pid": 2, "start_time": "2026-12-02T00:00", "overrides": ["+exp=smoke"]})
+    store.record_job({"host": "h", "pid": 3, "start_time": "2026-12-03T00:00", "overrides": ["dtype=bfloat16"]})
+    text = (tmp_path / RECIPE_FILE).read_text()
+    assert commands(text) == ["python -m kvbench +exp=smoke", "python -m kvbench dtype=bfloat16"]
+    assert "# 2 job(s), first 2026-12-01T00:00" in text
