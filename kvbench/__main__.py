@@ -19,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from kvbench.config import hydra_errors
 from kvbench.config.schema import ConfigError, register_configs
-from kvbench.run.folders import SweepFolderGuard, is_fresh, remove_run_dir
 from kvbench.run.folder_names import run_dirname
+from kvbench.run.folders import SweepFolderGuard, is_fresh, remove_run_dir
 
 register_configs()
 # Run folders are named by their overrides (sanitised, credentials redacted); none: "base".
@@ -40,8 +40,10 @@ def check_measured(rows: list[dict[str, Any]], run_dir: Path) -> None:
     """Raise :class:`PointsFailedError` when points failed and none was measured."""
     failed = [r for r in rows if r["status"] in ("failed", "oom")]
     if failed and not any(r["status"] == "ok" for r in rows):
-        raise PointsFailedError(f"{len(failed)} of {len(rows)} points failed and none was measured in {run_dir} "
-                                f"(reasons in its rows.jsonl); first: {failed[0]['reason']}")
+        raise PointsFailedError(
+            f"{len(failed)} of {len(rows)} points failed and none was measured in {run_dir} "
+            f"(reasons in its rows.jsonl); first: {failed[0]['reason']}"
+        )
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -12,14 +12,19 @@ from kvbench.tiers import TierUnavailableError
 from kvbench.tiers.redis_server import find_server_binary
 
 
-def make_artifact(tokens: int = 300, layers: int = 2, dtype: torch.dtype = torch.bfloat16,
-                  fingerprint: str = "model-a") -> KVArtifact:
+def make_artifact(
+    tokens: int = 300, layers: int = 2, dtype: torch.dtype = torch.bfloat16, fingerprint: str = "model-a"
+) -> KVArtifact:
     """Random KV: ``layers`` tensors of ``(1, 2, tokens, 16)`` per side, with the metadata readers check."""
     gen = torch.Generator().manual_seed(tokens)
     keys = [torch.randn(1, 2, tokens, 16, generator=gen).to(dtype) for _ in range(layers)]
     values = [torch.randn(1, 2, tokens, 16, generator=gen).to(dtype) for _ in range(layers)]
-    meta = {"num_layers": str(layers), "num_tokens": str(tokens), "model_fingerprint": fingerprint,
-            "tokenizer_hash": "tok"}
+    meta = {
+        "num_layers": str(layers),
+        "num_tokens": str(tokens),
+        "model_fingerprint": fingerprint,
+        "tokenizer_hash": "tok",
+    }
     return KVArtifact(keys, values, meta)
 
 

@@ -33,14 +33,25 @@ def make_cfg(tmp_path):
 
     def _make(*overrides: str, with_hydra: bool = False):
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose("config", overrides=[f"results_dir={tmp_path}", "logger=none", *overrides],
-                           return_hydra_config=with_hydra)
+            return compose(
+                "config",
+                overrides=[f"results_dir={tmp_path}", "logger=none", *overrides],
+                return_hydra_config=with_hydra,
+            )
 
     return _make
 
 
-TINY = ("model=tiny_random", "doc_tokens=[32,64]", "readers=[fast,hf]", "timing.warmup=0", "timing.repeats=2",
-        "timing.docs=2", "exactness.num_docs=2", "exactness.gen_tokens=4")
+TINY = (
+    "model=tiny_random",
+    "doc_tokens=[32,64]",
+    "readers=[fast,hf]",
+    "timing.warmup=0",
+    "timing.repeats=2",
+    "timing.docs=2",
+    "exactness.num_docs=2",
+    "exactness.gen_tokens=4",
+)
 
 
 @pytest.fixture(scope="session")

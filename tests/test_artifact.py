@@ -20,8 +20,11 @@ def artifact():
 
     gen = torch.Generator().manual_seed(1)
     ids = torch.randint(0, 1000, (1, 40), generator=gen)
-    cache = DynamicCache(ddp_cache_data=[(torch.randn(1, 2, 40, 16, generator=gen), torch.randn(1, 2, 40, 16, generator=gen))
-                                         for _ in range(2)])
+    cache = DynamicCache(
+        ddp_cache_data=[
+            (torch.randn(1, 2, 40, 16, generator=gen), torch.randn(1, 2, 40, 16, generator=gen)) for _ in range(2)
+        ]
+    )
     return KVArtifact.from_cache(cache, model_fingerprint="model-a", tokenizer_hash="tok-a", token_ids=ids), ids
 
 
@@ -30,8 +33,9 @@ def model_artifact(tiny_lm):
     """The tiny model's own KV of a 40-token document."""
     ids = torch.randint(0, 1000, (1, 40), generator=torch.Generator().manual_seed(1))
     _, cache = inference.prefill(tiny_lm.model, ids)
-    return KVArtifact.from_cache(cache, model_fingerprint=tiny_lm.fingerprint,
-                                 tokenizer_hash=tiny_lm.tokenizer_hash, token_ids=ids), ids
+    return KVArtifact.from_cache(
+        cache, model_fingerprint=tiny_lm.fingerprint, tokenizer_hash=tiny_lm.tokenizer_hash, token_ids=ids
+    ), ids
 
 
 def test_snapshot_shapes_and_bytes(model_artifact, tiny_lm):
@@ -45,10 +49,16 @@ def test_snapshot_shapes_and_bytes(model_artifact, tiny_lm):
 
 def test_snapshot_is_a_clone_with_provenance(artifact):
     art, ids = artifact
-    assert art.meta == {"model_fingerprint": "model-a", "tokenizer_hash": "tok-a",
-                        "token_ids_hash": token_ids_sha256(ids), "num_tokens": "40", "num_layers": "2",
-                        "dtype": "float32", "layout": "layers x (batch, kv_heads, tokens, head_dim)",
-                        "kvbench_version": kvbench.__version__}
+    assert art.meta == {
+        "model_fingerprint": "model-a",
+        "tokenizer_hash": "tok-a",
+        "token_ids_hash": token_ids_sha256(ids),
+        "num_tokens": "40",
+        "num_layers": "2",
+        "dtype": "float32",
+        "layout": "layers x (batch, kv_heads, tokens, head_dim)",
+        "kvbench_version": kvbench.__version__,
+    }
     assert art.num_tokens == 40 and art.nbytes == 2 * 2 * 2 * 40 * 16 * 4 and art.device == torch.device("cpu")
 
 
@@ -107,12 +117,15 @@ def test_appended_bytes_are_caught(artifact):
         KVArtifact.from_bytes(bytes(artifact[0].to_bytes()) + b"\0" * 8)
 
 
-@pytest.mark.parametrize("old, new", [
-    (b'"dtype":"F32"', b'"dtype":"I32"'),  # same item size: parses into int32 views without the checksum
-    (b'"shape":[1,2,40,16]', b'"shape":[1,2,16,40]'),  # same byte count, another shape
-    (b'"num_tokens":"40"', b'"num_tokens":"41"'),
-    (b'"layout":"layers', b'"layout":"Layers'),
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (b'"dtype":"F32"', b'"dtype":"I32"'),  # same item size: parses into int32 views without the checksum
+        (b'"shape":[1,2,40,16]', b'"shape":[1,2,16,40]'),  # same byte count, another shape
+        (b'"num_tokens":"40"', b'"num_tokens":"41"'),
+        (b'"layout":"layers', b'"layout":"Layers'),
+    ],
+)
 def test_header_and_metadata_flips_are_caught(artifact, old, new):
     # refused by the header-only consistency checks (before any tensor byte is read) or by the checksum
     with pytest.raises(ArtifactCorruptError, match="checksum mismatch|does not match its metadata|layout .* is not"):
@@ -129,7 +142,7 @@ def test_a_flip_in_the_provenance_is_caught(artifact):
 
 def test_a_flip_in_the_checksum_itself_is_caught(artifact):
     blob = artifact[0].to_bytes()
-    digits = blob[blob.find(b'"checksum_xxh3_128":"') + 21:][:32]
+    digits = blob[blob.find(b'"checksum_xxh3_128":"') + 21 :][:32]
     assert len(digits) == 32
     forged = bytes(digits[:-1]) + (b"0" if digits[-1:] != b"0" else b"1")
     with pytest.raises(ArtifactCorruptError, match="checksum mismatch"):
@@ -156,7 +169,7 @@ def _sealed(art: KVArtifact, meta: dict) -> bytearray:
     named = [(f"{p}.{i}", t) for i, (k, v) in enumerate(zip(art.keys, art.values)) for p, t in (("k", k), ("v", v))]
     blob = safetensors_blob.write(named, dict(meta, checksum_xxh3_128="0" * 32))
     at = blob.find(b'"checksum_xxh3_128":"') + len(b'"checksum_xxh3_128":"')
-    blob[at:at + 32] = xxhash.xxh3_128(bytes(blob)).hexdigest().encode()
+    blob[at : at + 32] = xxhash.xxh3_128(bytes(blob)).hexdigest().encode()
     return blob
 
 
@@ -174,12 +187,28 @@ def test_the_checksum_is_the_documented_one(artifact):
     assert blob == _sealed(art, {k: v for k, v in KVArtifact.from_bytes(blob).meta.items() if k != "checksum_xxh3_128"})
 
 
-@pytest.mark.parametrize("key, value", [
-    ("num_layers", "two"), ("num_layers", 2), ("num_layers", "-2"), ("num_layers", "0"), ("num_layers", "3"),
-    ("num_layers", "1"), ("num_layers", None), ("num_tokens", "-40"), ("num_tokens", "40.0"), ("num_tokens", "41"),
-    ("num_tokens", "0"), ("num_tokens", None), ("dtype", "float16"), ("dtype", None),
-    ("layout", "layers x (tokens, kv_heads)"), ("layout", None), ("model_fingerprint", 7),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("num_layers", "two"),
+        ("num_layers", 2),
+        ("num_layers", "-2"),
+        ("num_layers", "0"),
+        ("num_layers", "3"),
+        ("num_layers", "1"),
+        ("num_layers", None),
+        ("num_tokens", "-40"),
+        ("num_tokens", "40.0"),
+        ("num_tokens", "41"),
+        ("num_tokens", "0"),
+        ("num_tokens", None),
+        ("dtype", "float16"),
+        ("dtype", None),
+        ("layout", "layers x (tokens, kv_heads)"),
+        ("layout", None),
+        ("model_fingerprint", 7),
+    ],
+)
 def test_malformed_metadata_is_refused_as_corrupt(artifact, key, value):
     """Metadata that does not describe its tensors is corrupt even under a valid checksum."""
     art, _ = artifact
@@ -214,8 +243,11 @@ def test_derived_metadata_follows_the_tensors(artifact):
 def test_foreign_model_or_tokenizer_is_refused(artifact):
     art, _ = artifact
     art.check_compatible(model_fingerprint="model-a", tokenizer_hash="tok-a")
-    with pytest.raises(ArtifactMismatchError, match="^KV artifact model_fingerprint is 'model-a' but the reader's is "
-                                                   "'model-b': it was made with another model or tokenizer$"):
+    with pytest.raises(
+        ArtifactMismatchError,
+        match="^KV artifact model_fingerprint is 'model-a' but the reader's is "
+        "'model-b': it was made with another model or tokenizer$",
+    ):
         art.check_compatible(model_fingerprint="model-b", tokenizer_hash="tok-a")
     with pytest.raises(ArtifactMismatchError, match="tokenizer_hash is 'tok-a' but the reader's is 'tok-b'"):
         art.check_compatible(model_fingerprint="model-a", tokenizer_hash="tok-b")
@@ -238,8 +270,13 @@ def test_to_cache_holds_the_tensors_in_the_models_kind_of_layer(artifact):
     from transformers import Qwen3Config
 
     art, _ = artifact
-    config = Qwen3Config(num_hidden_layers=2, sliding_window=64, use_sliding_window=True, max_window_layers=1,
-                         layer_types=["full_attention", "sliding_attention"])
+    config = Qwen3Config(
+        num_hidden_layers=2,
+        sliding_window=64,
+        use_sliding_window=True,
+        max_window_layers=1,
+        layer_types=["full_attention", "sliding_attention"],
+    )
     cache = art.to_cache(config)
     assert [type(layer).__name__ for layer in cache.layers] == ["DynamicLayer", "DynamicSlidingWindowLayer"]
     assert cache.get_seq_length() == 40

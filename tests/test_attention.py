@@ -46,8 +46,9 @@ def test_prefix_attention_equals_attention_over_prefix_then_own_keys(shared):
     q, ko, vo = _rand(B, H, T, d), _rand(B, Hkv, T, d, seed=1), _rand(B, Hkv, T, d, seed=2)
     kp, vp = _rand(1 if shared else B, Hkv, L, d, seed=3), _rand(1 if shared else B, Hkv, L, d, seed=4)
     out = prefix_attention(q, ko, vo, kp, vp, SCALE)
-    ref, _ = _reference_pass(q, torch.cat([kp.expand(B, -1, -1, -1), ko], 2),
-                             torch.cat([vp.expand(B, -1, -1, -1), vo], 2), True, SCALE)
+    ref, _ = _reference_pass(
+        q, torch.cat([kp.expand(B, -1, -1, -1), ko], 2), torch.cat([vp.expand(B, -1, -1, -1), vo], 2), True, SCALE
+    )
     assert out.shape == (B, H, T, d) and torch.allclose(out, ref, atol=1e-5)
 
 

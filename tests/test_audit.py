@@ -8,22 +8,23 @@ import json
 
 import pytest
 import torch
-
 from conftest import TINY
+
 from kvbench.audit import recompute as audit
-from kvbench.forward import inference
-from kvbench.run.app import run
-from kvbench.kv.artifact import ArtifactMismatchError, KVArtifact
-from kvbench.config.schema import ConfigError, load_settings
 from kvbench.audit.tamper import random_spans, tamper
+from kvbench.config.schema import ConfigError, load_settings
+from kvbench.forward import inference
+from kvbench.kv.artifact import ArtifactMismatchError, KVArtifact
+from kvbench.run.app import run
 
 L, CHUNK = 64, 16  # four chunks
 
 
 def publish(lm, ids):
     _, cache = inference.prefill(lm.model, ids)
-    return KVArtifact.from_cache(cache, model_fingerprint=lm.fingerprint, tokenizer_hash=lm.tokenizer_hash,
-                                 token_ids=ids)
+    return KVArtifact.from_cache(
+        cache, model_fingerprint=lm.fingerprint, tokenizer_hash=lm.tokenizer_hash, token_ids=ids
+    )
 
 
 def tokens(seed: int, length: int = L) -> torch.Tensor:
@@ -37,8 +38,17 @@ def doc(tiny_lm):
 
 
 def altered(lm, kind, ids, artifact, seed=1):
-    return tamper(kind, lm.model, artifact, ids, tokens(99), span_tokens=4, spans=3, noise_rel=1e-3,
-                  generator=torch.Generator().manual_seed(seed))
+    return tamper(
+        kind,
+        lm.model,
+        artifact,
+        ids,
+        tokens(99),
+        span_tokens=4,
+        spans=3,
+        noise_rel=1e-3,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def test_honest_artifact_recomputes_bitwise_on_cpu_float32(tiny_lm, doc):
@@ -51,16 +61,18 @@ def test_honest_artifact_recomputes_bitwise_on_cpu_float32(tiny_lm, doc):
 def test_a_changed_span_flags_its_chunk_and_every_later_one(tiny_lm, doc):
     ids, artifact = doc
     start = random_spans(L, 4, 1, torch.Generator().manual_seed(1))[0][0]  # where `altered` puts the span
-    flags = audit.flagged(audit.check_all(tiny_lm.model, altered(tiny_lm, "chunk", ids, artifact), ids, CHUNK),
-                          torch.zeros(2, 2))
+    flags = audit.flagged(
+        audit.check_all(tiny_lm.model, altered(tiny_lm, "chunk", ids, artifact), ids, CHUNK), torch.zeros(2, 2)
+    )
     assert flags.tolist() == [i >= start // CHUNK for i in range(4)]
 
 
 def test_rederived_span_is_seen_only_by_the_chunk_covering_it(tiny_lm, doc):
     ids, artifact = doc
-    (start, end), = random_spans(L, 4, 1, torch.Generator().manual_seed(1))
-    flags = audit.flagged(audit.check_all(tiny_lm.model, altered(tiny_lm, "rederived", ids, artifact), ids, CHUNK),
-                          torch.zeros(2, 2))
+    ((start, end),) = random_spans(L, 4, 1, torch.Generator().manual_seed(1))
+    flags = audit.flagged(
+        audit.check_all(tiny_lm.model, altered(tiny_lm, "rederived", ids, artifact), ids, CHUNK), torch.zeros(2, 2)
+    )
     covering = {start // CHUNK, (end - 1) // CHUNK}
     assert flags.tolist() == [i in covering for i in range(4)]
 
@@ -85,21 +97,42 @@ def test_sampled_audit_agrees_with_the_exhaustive_verdicts(tiny_lm, doc):
     verdicts = audit.flagged(audit.check_all(tiny_lm.model, bad, ids, CHUNK), torch.zeros(2, 2)).tolist()
     bounds = audit.chunk_bounds(L, CHUNK)
     for seed in range(6):
-        result = audit.audit(tiny_lm.model, bad, ids, k=2, chunk_tokens=CHUNK, tolerance=torch.zeros(2, 2),
-                             generator=torch.Generator().manual_seed(seed))
+        result = audit.audit(
+            tiny_lm.model,
+            bad,
+            ids,
+            k=2,
+            chunk_tokens=CHUNK,
+            tolerance=torch.zeros(2, 2),
+            generator=torch.Generator().manual_seed(seed),
+        )
         assert len(result.checked) == 2
         assert result.failed == [b for b in result.checked if verdicts[bounds.index(b)]]
         assert result.passed == (not result.failed)
-    honest = audit.audit(tiny_lm.model, artifact, ids, k=4, chunk_tokens=CHUNK, tolerance=torch.zeros(2, 2),
-                         generator=torch.Generator().manual_seed(0))
+    honest = audit.audit(
+        tiny_lm.model,
+        artifact,
+        ids,
+        k=4,
+        chunk_tokens=CHUNK,
+        tolerance=torch.zeros(2, 2),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert honest.passed and len(honest.checked) == 4
 
 
 def test_audit_refuses_an_artifact_of_another_document(tiny_lm, doc):
     _, artifact = doc
     with pytest.raises(ArtifactMismatchError, match="another document"):
-        audit.audit(tiny_lm.model, artifact, tokens(5), k=1, chunk_tokens=CHUNK, tolerance=torch.zeros(2, 2),
-                    generator=torch.Generator())
+        audit.audit(
+            tiny_lm.model,
+            artifact,
+            tokens(5),
+            k=1,
+            chunk_tokens=CHUNK,
+            tolerance=torch.zeros(2, 2),
+            generator=torch.Generator(),
+        )
 
 
 @pytest.mark.slow
@@ -117,8 +150,17 @@ def test_bf16_smollm2_tolerance_is_calibrated_and_still_catches_a_changed_span()
     assert tolerance.max() > 0  # bf16 kernels differ by shape
     held_out = audit.check_all(lm.model, publish(lm, ids[2]), ids[2], chunk)
     assert not audit.flagged(held_out, tolerance).any()
-    bad = tamper("chunk", lm.model, publish(lm, ids[2]), ids[2], ids[3], span_tokens=4, spans=1, noise_rel=0.01,
-                 generator=torch.Generator().manual_seed(0))
+    bad = tamper(
+        "chunk",
+        lm.model,
+        publish(lm, ids[2]),
+        ids[2],
+        ids[3],
+        span_tokens=4,
+        spans=1,
+        noise_rel=0.01,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert audit.flagged(audit.check_all(lm.model, bad, ids[2], chunk), tolerance).any()
 
 
@@ -131,15 +173,36 @@ def test_audit_settings_are_validated(make_cfg):
 
 @pytest.mark.slow
 def test_audit_experiment_rows(make_cfg, tmp_path):
-    rows = run(make_cfg(*TINY, "+exp=audit", "device=cpu", "dtype=float32", "doc_tokens=[64]",
-                        "audit.chunk_tokens=16", "audit.ks=[1,4,8]", "audit.docs=2", "audit.calibration_docs=2"),
-               tmp_path)
+    rows = run(
+        make_cfg(
+            *TINY,
+            "+exp=audit",
+            "device=cpu",
+            "dtype=float32",
+            "doc_tokens=[64]",
+            "audit.chunk_tokens=16",
+            "audit.ks=[1,4,8]",
+            "audit.docs=2",
+            "audit.calibration_docs=2",
+        ),
+        tmp_path,
+    )
     by = {(r["tamper"], r["audit_k"]): r for r in rows}
-    assert len(rows) == 15 and by[("none", 8)]["status"] == "skipped" and "k=8 exceeds the 4 chunks" in \
-        by[("none", 8)]["reason"]
+    assert (
+        len(rows) == 15
+        and by[("none", 8)]["status"] == "skipped"
+        and "k=8 exceeds the 4 chunks" in by[("none", 8)]["reason"]
+    )
     ok = [r for r in rows if r["status"] == "ok"]
-    assert all(r["audit_chunks"] == 4 and r["audit_tolerance_max"] == 0.0 and r["audit_bitwise_layers"] == 1.0
-               and r["prefill_ms"] > 0 and r["audit_ms"] > 0 and r["audit_cost_fraction"] > 0 for r in ok)
+    assert all(
+        r["audit_chunks"] == 4
+        and r["audit_tolerance_max"] == 0.0
+        and r["audit_bitwise_layers"] == 1.0
+        and r["prefill_ms"] > 0
+        and r["audit_ms"] > 0
+        and r["audit_cost_fraction"] > 0
+        for r in ok
+    )
     assert by[("none", 1)]["detection_rate"] == 0.0 and by[("none", 4)]["detection_rate"] == 0.0
     assert by[("noise", 1)]["detection_rate"] == 1.0
     for kind in ("chunk", "chunks", "rederived"):  # all chunks checked: caught
@@ -156,11 +219,25 @@ def test_audit_on_cuda_bf16_passes_honest_and_catches_tampered_artifacts():
     from kvbench.model.loading import load_model
 
     cuda = torch.device("cuda")
-    lm = load_model(ModelConfig(name="tiny-random", source="random", arch="tiny"), device=cuda,
-                    dtype=torch.bfloat16, attn_impl="sdpa", seed=0)
+    lm = load_model(
+        ModelConfig(name="tiny-random", source="random", arch="tiny"),
+        device=cuda,
+        dtype=torch.bfloat16,
+        attn_impl="sdpa",
+        seed=0,
+    )
     ids = [tokens(s, 256).to(cuda) for s in range(6)]
     tolerance = audit.calibrate([audit.check_all(lm.model, publish(lm, i), i, 32) for i in ids[:4]], margin=2.0)
     assert not audit.flagged(audit.check_all(lm.model, publish(lm, ids[4]), ids[4], 32), tolerance).any()
-    bad = tamper("chunks", lm.model, publish(lm, ids[4]), ids[4], ids[5], span_tokens=4, spans=3, noise_rel=0.01,
-                 generator=torch.Generator().manual_seed(0))
+    bad = tamper(
+        "chunks",
+        lm.model,
+        publish(lm, ids[4]),
+        ids[4],
+        ids[5],
+        span_tokens=4,
+        spans=3,
+        noise_rel=0.01,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert audit.flagged(audit.check_all(lm.model, bad, ids[4], 32), tolerance).any()

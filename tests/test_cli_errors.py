@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from test_cli import ROOT, _kvbench
 
 # Run the real entry point with every point's measurement failing, as a broken store or driver would.
@@ -23,8 +22,14 @@ def broken(name):
 app.get_experiment = broken
 runpy.run_module("kvbench", run_name="__main__", alter_sys=True)
 """
-TINY = ("model=tiny_random", "doc_tokens=[32,64]", "timing.warmup=0", "timing.repeats=1",
-        "exactness.num_docs=1", "exactness.gen_tokens=2")
+TINY = (
+    "model=tiny_random",
+    "doc_tokens=[32,64]",
+    "timing.warmup=0",
+    "timing.repeats=1",
+    "exactness.num_docs=1",
+    "exactness.gen_tokens=2",
+)
 
 
 def _error_line(proc: subprocess.CompletedProcess) -> str:
@@ -34,16 +39,19 @@ def _error_line(proc: subprocess.CompletedProcess) -> str:
     return proc.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("override, starts, allowed", [
-    ("model=nope", "model='nope' is invalid: allowed ", ["smollm2", "tiny_random", "qwen3_4b_random", "hub"]),
-    ("+exp=nope", "exp='nope' is invalid: allowed ", ["compress", "smoke", "sweep", "tiers"]),
-    ("tier=nope", "tier='nope' is invalid: allowed ", ["disk", "gpu", "host", "redis", "wan"]),
-    ("foo=1", "foo is not a key of the config: allowed ", ["experiment", "doc_tokens", "model"]),
-    ("+foo=1", "foo is not a key of the config: allowed ", ["experiment", "doc_tokens", "model"]),
-    ("model.nope=1", "model.nope is not a key of model: allowed ", ["source", "path", "arch"]),
-    ("device=cuda:abc", "device='cuda:abc' is invalid: allowed ", ["cpu", "cuda:N"]),
-    ("timing.repeats=abc", "timing.repeats is invalid: ", ["Integer"]),
-])
+@pytest.mark.parametrize(
+    "override, starts, allowed",
+    [
+        ("model=nope", "model='nope' is invalid: allowed ", ["smollm2", "tiny_random", "qwen3_4b_random", "hub"]),
+        ("+exp=nope", "exp='nope' is invalid: allowed ", ["compress", "smoke", "sweep", "tiers"]),
+        ("tier=nope", "tier='nope' is invalid: allowed ", ["disk", "gpu", "host", "redis", "wan"]),
+        ("foo=1", "foo is not a key of the config: allowed ", ["experiment", "doc_tokens", "model"]),
+        ("+foo=1", "foo is not a key of the config: allowed ", ["experiment", "doc_tokens", "model"]),
+        ("model.nope=1", "model.nope is not a key of model: allowed ", ["source", "path", "arch"]),
+        ("device=cuda:abc", "device='cuda:abc' is invalid: allowed ", ["cpu", "cuda:N"]),
+        ("timing.repeats=abc", "timing.repeats is invalid: ", ["Integer"]),
+    ],
+)
 def test_bad_input_ends_in_one_line_and_leaves_no_folder(tmp_path, override, starts, allowed):
     proc = _kvbench(override, f"results_dir={tmp_path}", timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -70,8 +78,13 @@ def test_a_config_error_never_removes_an_earlier_runs_folder(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_whose_every_point_failed_exits_non_zero_and_keeps_the_rows(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", _ALL_POINTS_FAIL, *TINY, f"results_dir={tmp_path}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _ALL_POINTS_FAIL, *TINY, f"results_dir={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("kvbench: 4 of 4 points failed and none was measured") and "store is gone" in line
@@ -95,8 +108,8 @@ def test_only_config_errors_are_described():
     from omegaconf import OmegaConf
     from omegaconf.errors import ValidationError
 
-    from kvbench.config.schema import TimingConfig
     from kvbench.config.hydra_errors import describe
+    from kvbench.config.schema import TimingConfig
 
     assert describe(RuntimeError("CUDA driver")) is None and describe(KeyError("x")) is None
     timing = OmegaConf.structured(TimingConfig)

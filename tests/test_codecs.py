@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from kvbench.codecs import CODECS, CodecError, container, exponent, get_codec, unavailable
 from kvbench.kv.artifact import KVArtifact
-from kvbench.codecs import CODECS, CodecError, container, get_codec, unavailable
-from kvbench.codecs import exponent
 
 DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 HOST_RUNNABLE = [n for n in CODECS if unavailable(n) is None]
@@ -93,7 +92,7 @@ def test_device_checksum_matches_the_frame(name):
     blob = get_codec(name).encode(kv(torch.float16))
     tail = container._DEVSUM.size + container._DIGEST
     frame = torch.frombuffer(bytearray(blob[:-tail]), dtype=torch.uint8)
-    stored = container._DEVSUM.unpack(blob[-tail:-container._DIGEST])
+    stored = container._DEVSUM.unpack(blob[-tail : -container._DIGEST])
     assert container.device_checksum([frame]) == stored
     frame[len(frame) // 2] ^= 1
     assert container.device_checksum([frame]) != stored

@@ -6,12 +6,22 @@ import json
 
 import pytest
 
-from kvbench.run.app import run
 from kvbench.config.schema import ConfigError, load_settings
+from kvbench.run.app import run
 
-CPU_COMPRESS = ("+exp=compress", "hydra.mode=RUN", "model=tiny_random", "device=cpu", "dtype=bfloat16",
-                "doc_tokens=[48]", "timing.warmup=0", "timing.repeats=1", "exactness.num_docs=2",
-                "exactness.gen_tokens=3", "compress.loss_tokens=8")
+CPU_COMPRESS = (
+    "+exp=compress",
+    "hydra.mode=RUN",
+    "model=tiny_random",
+    "device=cpu",
+    "dtype=bfloat16",
+    "doc_tokens=[48]",
+    "timing.warmup=0",
+    "timing.repeats=1",
+    "exactness.num_docs=2",
+    "exactness.gen_tokens=3",
+    "compress.loss_tokens=8",
+)
 
 
 def test_every_codec_config_file_composes(make_cfg):
@@ -47,8 +57,10 @@ def test_gpu_experiment_file_lists_every_codec(make_cfg):
 @pytest.mark.slow
 def test_compress_runs_on_cpu(make_cfg, tmp_path):
     codecs = "compress.codecs=[zstd-9,exponent-ans,nvcomp-zstd,int4-kivi]"
-    rows = {r["codec"]: r for r in run(make_cfg(*CPU_COMPRESS, codecs, "compress.codec_max_mb.zstd-9=0.001"),
-                                           tmp_path / "run")}
+    rows = {
+        r["codec"]: r
+        for r in run(make_cfg(*CPU_COMPRESS, codecs, "compress.codec_max_mb.zstd-9=0.001"), tmp_path / "run")
+    }
     assert rows["zstd-9"]["status"] == "skipped" and "codec_max_mb" in rows["zstd-9"]["reason"]
     assert rows["nvcomp-zstd"]["status"] == "skipped"
     ex, q = rows["exponent-ans"], rows["int4-kivi"]

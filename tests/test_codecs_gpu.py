@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_codecs import kv
 
 from kvbench.codecs import CODECS, CodecError, get_codec, unavailable
-
-from test_codecs import kv
 
 pytestmark = pytest.mark.gpu
 DEVICE_CODECS = [n for n, spec in CODECS.items() if spec.device == "cuda"]
@@ -37,8 +36,10 @@ def test_device_round_trip_from_host_and_device_blobs(name, dtype):
         if codec.lossless:
             assert all(torch.equal(a, b) for a, b in zip(_tensors(source), _tensors(decoded)))
         else:
-            assert all(torch.allclose(a.float(), b.float(), rtol=0.5, atol=2.0)
-                       for a, b in zip(_tensors(source), _tensors(decoded)))
+            assert all(
+                torch.allclose(a.float(), b.float(), rtol=0.5, atol=2.0)
+                for a, b in zip(_tensors(source), _tensors(decoded))
+            )
 
 
 @pytest.mark.parametrize("name", DEVICE_CODECS)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kvbench.run.app import preflight
 from kvbench.config.schema import ConfigError, load_settings
+from kvbench.run.app import preflight
 
 EXP_FILES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "exp").glob("*.yaml"))
 
@@ -34,17 +34,20 @@ def test_sweep_is_multirun_over_models(make_cfg):
     assert max(cfg.doc_tokens) == 32768 and min(cfg.doc_tokens) == 256
 
 
-@pytest.mark.parametrize("override, key", [
-    ("doc_tokens=[128,-5]", "doc_tokens"),
-    ("dtype=float8", "dtype"),
-    ("attn_impl=flash9", "attn_impl"),
-    ("device=tpu", "device"),
-    ("timing.repeats=0", "timing.repeats"),
-    ("exactness.num_docs=0", "exactness.num_docs"),
-    ("model.source=ftp", "model.source"),
-    ("model=qwen3_4b_random model.arch=qwen9", "model.arch"),
-    ("logger.backend=mlflow", "logger.backend"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("doc_tokens=[128,-5]", "doc_tokens"),
+        ("dtype=float8", "dtype"),
+        ("attn_impl=flash9", "attn_impl"),
+        ("device=tpu", "device"),
+        ("timing.repeats=0", "timing.repeats"),
+        ("exactness.num_docs=0", "exactness.num_docs"),
+        ("model.source=ftp", "model.source"),
+        ("model=qwen3_4b_random model.arch=qwen9", "model.arch"),
+        ("logger.backend=mlflow", "logger.backend"),
+    ],
+)
 def test_bad_value_names_key(make_cfg, override, key):
     with pytest.raises(ConfigError) as err:
         load_settings(make_cfg(*override.split()))

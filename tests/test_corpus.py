@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kvbench.config.schema import ConfigError, CorpusConfig
+from kvbench.config.schema import ConfigError, CorpusConfig, ModelConfig
 from kvbench.model.corpus import Corpus
 from kvbench.model.loading import load_tokenizer
-from kvbench.config.schema import ModelConfig
 
 
 @pytest.fixture(scope="module")

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from kvbench.economics import cost
 from kvbench.config.prices import EgressPrice, StoragePrice
+from kvbench.economics import cost
 
 
 def test_device_dollars():
-    assert cost.device_usd(3_600_000, 2.0) == pytest.approx(2.0)       # one hour at $2/h
-    assert cost.device_usd(1000, 3.6) == pytest.approx(0.001)           # one second at $3.60/h
+    assert cost.device_usd(3_600_000, 2.0) == pytest.approx(2.0)  # one hour at $2/h
+    assert cost.device_usd(1000, 3.6) == pytest.approx(0.001)  # one second at $3.60/h
     assert cost.total_usd(1000, 1000, 3.6) == pytest.approx(1.0)
     assert cost.implied_usd_per_hour(36.0, 10, 3600) == pytest.approx(3.6)  # 10 device-hours cost $36
 
 
 def test_break_even_reads():
-    assert cost.break_even_reads(10.0, 2.0) == pytest.approx(10 / 8)          # write = one prefill
+    assert cost.break_even_reads(10.0, 2.0) == pytest.approx(10 / 8)  # write = one prefill
     assert cost.break_even_reads(10.0, 2.0, write_usd=4.0, hosting_usd=4.0) == pytest.approx(1.0)
     assert cost.break_even_reads(2.0, 2.0) is None and cost.break_even_reads(1.0, 3.0) is None
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from kvbench.config.schema import ConfigError, load_settings
 from kvbench.config.prices import PriceSheet
+from kvbench.config.schema import ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEETS = sorted(p.stem for p in (ROOT / "conf" / "cost").glob("*.yaml"))
@@ -29,14 +29,17 @@ def test_committed_sheets_load_with_sources_and_dates(make_cfg, name):
 KEY = "cost.gpu_hour.runpod_h200_secure"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("source=null", "source=None is invalid: allowed the URL of the page the price was read from"),
-    ("source='a friend told me'", "source='a friend told me' is invalid: allowed the URL"),
-    ("date=null", "date=None is invalid: allowed a date YYYY-MM-DD (the day the price was read)"),
-    ("date='last week'", "date='last week' is invalid: allowed a date YYYY-MM-DD"),
-    ("usd=-1.0", "usd=-1.0 is invalid: allowed a price >= 0 in USD"),
-    ("kind=cheap", "kind='cheap' is invalid: allowed on-demand | spot | market | reserved"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("source=null", "source=None is invalid: allowed the URL of the page the price was read from"),
+        ("source='a friend told me'", "source='a friend told me' is invalid: allowed the URL"),
+        ("date=null", "date=None is invalid: allowed a date YYYY-MM-DD (the day the price was read)"),
+        ("date='last week'", "date='last week' is invalid: allowed a date YYYY-MM-DD"),
+        ("usd=-1.0", "usd=-1.0 is invalid: allowed a price >= 0 in USD"),
+        ("kind=cheap", "kind='cheap' is invalid: allowed on-demand | spot | market | reserved"),
+    ],
+)
 def test_a_price_without_source_or_date_fails_in_one_line(make_cfg, override, message):
     with pytest.raises(ConfigError) as info:
         load_settings(make_cfg("+exp=economics", f"{KEY}.{override}"))
@@ -60,11 +63,24 @@ def test_economics_names_only_prices_on_the_sheet(make_cfg):
 
 
 def test_command_line_refuses_a_price_without_a_date(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "kvbench", "+exp=economics", f"results_dir={tmp_path}",
-                           "cost.gpu_hour.runpod_h200_secure.date=null"], cwd=ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, HYDRA_FULL_ERROR="0"), timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kvbench",
+            "+exp=economics",
+            f"results_dir={tmp_path}",
+            "cost.gpu_hour.runpod_h200_secure.date=null",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, HYDRA_FULL_ERROR="0"),
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         "kvbench: config error: cost.gpu_hour.runpod_h200_secure.date=None is invalid: "
-        "allowed a date YYYY-MM-DD (the day the price was read)")
+        "allowed a date YYYY-MM-DD (the day the price was read)"
+    )
     assert not any(tmp_path.rglob("rows.jsonl"))

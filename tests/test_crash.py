@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,18 @@ def _lines(path: Path) -> list[dict]:
 @pytest.mark.slow
 def test_sigkill_mid_point_then_resume(tmp_path):
     # Many timed repeats make each point take seconds, so the kill lands inside one.
-    cmd = [sys.executable, "-m", "kvbench", "model=tiny_random", "readers=[hf]", f"doc_tokens=[{','.join(map(str, LENGTHS))}]",
-           "exactness.enabled=false", "timing.warmup=0", "timing.repeats=100", f"results_dir={tmp_path / 'results'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kvbench",
+        "model=tiny_random",
+        "readers=[hf]",
+        f"doc_tokens=[{','.join(map(str, LENGTHS))}]",
+        "exactness.enabled=false",
+        "timing.warmup=0",
+        "timing.repeats=100",
+        f"results_dir={tmp_path / 'results'}",
+    ]
     log = open(tmp_path / "first.log", "w")
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 600
@@ -40,9 +49,9 @@ def test_sigkill_mid_point_then_resume(tmp_path):
     time.sleep(0.3)  # into the next point
     first.send_signal(signal.SIGKILL)
     assert first.wait(timeout=30) == -signal.SIGKILL
-    killed_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    killed_at = datetime.now(UTC).isoformat(timespec="seconds")
     before = _lines(rows_path)  # every line parses: nothing torn
-    assert 1 <= len(before) < len(LENGTHS) and [r["doc_tokens"] for r in before] == LENGTHS[:len(before)]
+    assert 1 <= len(before) < len(LENGTHS) and [r["doc_tokens"] for r in before] == LENGTHS[: len(before)]
     interrupted = LENGTHS[len(before)]
 
     second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)

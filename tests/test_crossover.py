@@ -15,11 +15,25 @@ SWEEP = Path(__file__).resolve().parents[1] / "results" / "sweep"
 def _row(L, prefill, reuse, *, low=None, high=None, **identity):
     """A new-style reuse row: best prefill, reuse through its reader, speedup with its CI."""
     speedup = prefill / reuse
-    return dict(dict(experiment="reuse", model="m", dtype="bfloat16", device="gpu", deterministic=False,
-                     reader="graph", status="ok"), doc_tokens=L, prefill_best_ms=prefill, prefill_ms=prefill,
-                reuse_ms=reuse, speedup=speedup,
-                speedup_ci_low=speedup * 0.95 if low is None else low,
-                speedup_ci_high=speedup * 1.05 if high is None else high, **identity)
+    return dict(
+        dict(
+            experiment="reuse",
+            model="m",
+            dtype="bfloat16",
+            device="gpu",
+            deterministic=False,
+            reader="graph",
+            status="ok",
+        ),
+        doc_tokens=L,
+        prefill_best_ms=prefill,
+        prefill_ms=prefill,
+        reuse_ms=reuse,
+        speedup=speedup,
+        speedup_ci_low=speedup * 0.95 if low is None else low,
+        speedup_ci_high=speedup * 1.05 if high is None else high,
+        **identity,
+    )
 
 
 def _only(rows):
@@ -68,9 +82,18 @@ def test_a_deterministic_control_never_merges_with_the_main_sweep():
     assert by_control[False]["label"] == "2048" and by_control[True]["label"] == "none up to 2048"
 
 
-@pytest.mark.parametrize("column, value", [("reader", "hf"), ("tier", "disk"), ("codec", "int4-kivi"),
-                                           ("weights", "random"), ("attn_impl", "eager"), ("batch", 8),
-                                           ("model_fingerprint", "other")])
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("reader", "hf"),
+        ("tier", "disk"),
+        ("codec", "int4-kivi"),
+        ("weights", "random"),
+        ("attn_impl", "eager"),
+        ("batch", 8),
+        ("model_fingerprint", "other"),
+    ],
+)
 def test_every_identity_column_separates_groups(column, value):
     assert column in IDENTITY
     rows = [_row(1024, 10, 20), _row(2048, 40, 20), _row(1024, 10, 20, **{column: value})]
@@ -88,16 +111,31 @@ def test_rows_that_disagree_at_one_length_leave_it_not_resolved():
 
 
 def test_failed_and_incomplete_rows_are_left_out():
-    rows = [_row(1024, 10, 20), _row(2048, 40, 20), dict(_row(4096, 1, 20), status="failed"),
-            dict(_row(8192, 1, 20), reuse_ms=None)]
+    rows = [
+        _row(1024, 10, 20),
+        _row(2048, 40, 20),
+        dict(_row(4096, 1, 20), status="failed"),
+        dict(_row(8192, 1, 20), reuse_ms=None),
+    ]
     c = _only(rows)
     assert (c["label"], c["l_max"]) == ("2048", 2048)
 
 
 def test_old_graph_rows_compare_graph_reuse_with_the_best_prefill():
     """Rows from before the ``reader`` column: graph reuse, as speedup_graph paired them, never eager reuse."""
-    old = dict(experiment="reuse", model="m", status="ok", doc_tokens=1024, prefill_ms=30.0, prefill_graph_ms=9.0,
-               reuse_ms=40.0, reuse_graph_ms=6.0, speedup=0.75, speedup_ci_low=0.7, speedup_ci_high=0.8)
+    old = dict(
+        experiment="reuse",
+        model="m",
+        status="ok",
+        doc_tokens=1024,
+        prefill_ms=30.0,
+        prefill_graph_ms=9.0,
+        reuse_ms=40.0,
+        reuse_graph_ms=6.0,
+        speedup=0.75,
+        speedup_ci_low=0.7,
+        speedup_ci_high=0.8,
+    )
     assert headline_reuse(old) == ("reuse_graph_ms", 6.0) and best_prefill_ms(old) == 9.0
     c = comparison(old)
     assert c.speedup == pytest.approx(1.5) and c.verdict == "win"
@@ -106,8 +144,10 @@ def test_old_graph_rows_compare_graph_reuse_with_the_best_prefill():
 
 
 def test_old_rows_measure_against_the_faster_prefill():
-    rows = [dict(status="ok", doc_tokens=1024, prefill_ms=30.0, prefill_graph_ms=9.0, reuse_ms=10.0),
-            dict(status="ok", doc_tokens=2048, prefill_ms=60.0, prefill_graph_ms=70.0, reuse_ms=12.0)]
+    rows = [
+        dict(status="ok", doc_tokens=1024, prefill_ms=30.0, prefill_graph_ms=9.0, reuse_ms=10.0),
+        dict(status="ok", doc_tokens=2048, prefill_ms=60.0, prefill_graph_ms=70.0, reuse_ms=12.0),
+    ]
     assert [comparison(r).prefill_ms for r in rows] == [9.0, 60.0]
     assert _only(rows)["crossover_tokens"] == 2048
 
@@ -149,7 +189,7 @@ def test_the_committed_sweep_agrees_with_its_own_speedups():
     found = crossovers(rows)
     assert {c["reader"] for c in found} == {"fast", "graph", "hf"}  # each reader is its own group
     assert len(found) == len({(r["model"], r["reader"]) for r in rows})
-    norm = lambda v: "" if v is None or v != v else v  # noqa: E731 -- NaN is how pandas says missing
+    norm = lambda v: "" if v is None or v != v else v
     for c in found:
         members = {int(r["doc_tokens"]): r for r in rows if all(norm(r.get(k)) == c[k] for k in IDENTITY)}
         assert sorted(members) == c["lengths"]
@@ -163,17 +203,36 @@ def test_the_committed_sweep_agrees_with_its_own_speedups():
 
 def _table_rows(text: str) -> list[list[str]]:
     """The cells of each body row of a rich table (rows drawn with │)."""
-    return [[cell.strip() for cell in line.strip().strip("│").split("│")]
-            for line in text.splitlines() if line.strip().startswith("│")]
+    return [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in text.splitlines()
+        if line.strip().startswith("│")
+    ]
 
 
 def test_command_line_prints_one_line_per_group(tmp_path, capsys):
     import json
 
-    graph_old = dict(experiment="reuse", model="old", dtype="bfloat16", device="gpu", deterministic=False,
-                     status="ok", doc_tokens=1024, prefill_ms=30.0, reuse_ms=40.0, reuse_graph_ms=6.0)
-    rows = [_row(1024, 10, 20), _row(2048, 22, 20, low=0.9, high=1.3), _row(4096, 80, 20),
-            graph_old, dict(_row(512, 10, 20, model="mixed"), speedup_ci_low=None), _row(1024, 40, 20, model="mixed")]
+    graph_old = dict(
+        experiment="reuse",
+        model="old",
+        dtype="bfloat16",
+        device="gpu",
+        deterministic=False,
+        status="ok",
+        doc_tokens=1024,
+        prefill_ms=30.0,
+        reuse_ms=40.0,
+        reuse_graph_ms=6.0,
+    )
+    rows = [
+        _row(1024, 10, 20),
+        _row(2048, 22, 20, low=0.9, high=1.3),
+        _row(4096, 80, 20),
+        graph_old,
+        dict(_row(512, 10, 20, model="mixed"), speedup_ci_low=None),
+        _row(1024, 40, 20, model="mixed"),
+    ]
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     main([str(tmp_path)])

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from _fixture_rows import KV_PER_TOKEN, PREFILL_BEST, _write, throughput_rows, write_results
 
 import kvbench.run.app as app
 from kvbench.run.app import run
-
-from _fixture_rows import KV_PER_TOKEN, PREFILL_BEST, _write, throughput_rows, write_results
 
 RATE = 4.59  # runpod_h200_secure, USD per GPU-hour
 
@@ -57,11 +56,13 @@ def test_reuse_points_of_both_vintages_are_priced(priced):
     kv = KV_PER_TOKEN * 4096
     assert fast["breakeven_link_gbps"] == pytest.approx(kv / 1e9 / ((90.0 - 4.5) / 1e3))
     assert fast["egress_usd_raw"] == pytest.approx(kv / 1e9 * 0.09)
-    assert fast["lossless_codec"] == "planes-zstd" and fast["egress_usd_lossless"] == pytest.approx(kv / 1e9 * 0.09 / 1.5)
+    assert fast["lossless_codec"] == "planes-zstd" and fast["egress_usd_lossless"] == pytest.approx(
+        kv / 1e9 * 0.09 / 1.5
+    )
     assert fast["lossy_codec"] == "int4-kivi" and fast["lossy_ratio"] == 3.2
     assert fast["hosting_price"] == "hbm" and fast["hosting_usd_per_hour"] == pytest.approx(kv / 1e9 * RATE / 141)
     old = _one(rows, econ_row="cost", model="llama-old", doc_tokens=1024, reuse_reader="graph")
-    assert old["prefill_ms"] == 32.0 and old["reuse_ms"] == 10.0                      # prefill_ms, reuse_graph_ms
+    assert old["prefill_ms"] == 32.0 and old["reuse_ms"] == 10.0  # prefill_ms, reuse_graph_ms
     assert _one(rows, econ_row="cost", model="llama-old", doc_tokens=1024, reuse_reader="hf")["reuse_ms"] == 30.0
 
 
@@ -69,7 +70,7 @@ def test_tier_points_are_priced_with_their_links_and_hosting(priced):
     rows, _ = priced
     wan = _one(rows, econ_row="cost", tier="wan", doc_tokens=4096)
     kv = KV_PER_TOKEN * 4096
-    assert wan["prefill_ms"] == PREFILL_BEST[4096]                                    # faster of eager and graph
+    assert wan["prefill_ms"] == PREFILL_BEST[4096]  # faster of eager and graph
     assert wan["reuse_usd_per_mreads"] == pytest.approx(1e6 * (_usd(wan["reuse_ms"]) + kv / 1e9 * 0.09))
     assert wan["hosting_price"] == "aws_s3_standard"
     assert wan["hosting_usd_per_hour"] == pytest.approx(kv / 1e9 * 0.023 / 730)
@@ -85,7 +86,7 @@ def test_claims_use_the_headline_reader_and_the_cheapest_batch(priced):
     rows, _ = priced
     claims = {(r["claim"], r["reuse_basis"]): r for r in rows if r["econ_row"] == "claim"}
     single = claims[("ratio", "single")]
-    assert single["reuse_reader"] == "fast" and single["doc_tokens"] == 4096             # nearest to 3774
+    assert single["reuse_reader"] == "fast" and single["doc_tokens"] == 4096  # nearest to 3774
     assert single["claim_measured"] == pytest.approx(90.0 / 4.5) and single["claim_holds"] is True
     batched = claims[("ratio", "batched")]
     assert batched["batch_readers"] == 16 and batched["reuse_reader"] == "shared"
@@ -94,7 +95,8 @@ def test_claims_use_the_headline_reader_and_the_cheapest_batch(priced):
     assert "gpu 6x" in claims[("hosting", "single")]["claim_note"]
     # compressibility is priced from real-weight KV only, and the note names whose
     assert claims[("egress_lossless", "single")]["claim_measured"] == pytest.approx(
-        claims[("egress", "single")]["claim_measured"] / 1.5)
+        claims[("egress", "single")]["claim_measured"] / 1.5
+    )
     assert "planes-zstd 1.50x on smol-real's KV (real weights)" in claims[("egress_lossless", "single")]["claim_note"]
     tariffs = [r for r in rows if r["econ_row"] == "tariff" and r["reuse_basis"] == "batched"]
     gemini = next(r for r in tariffs if r["tariff"] == "google_gemini_2_5_pro")
@@ -112,16 +114,20 @@ def test_rerun_replaces_rows_and_missing_inputs_only_skip(make_cfg, tmp_path):
     assert len(first) == len(again) == len(lines)
     assert {r["reuse_basis"] for r in again if r["econ_row"] == "claim"} == {"single"}
     other = run(make_cfg("+exp=economics", "economics.model=absent"), tmp_path / "economics" / "other")
-    assert {r["econ_row"] for r in other} == {"paper", "cost", "tariff"}                # no claims, no crash
+    assert {r["econ_row"] for r in other} == {"paper", "cost", "tariff"}  # no claims, no crash
 
 
 def test_a_one_token_batch_does_not_stand_in_for_a_request_with_a_longer_question(make_cfg, tmp_path):
     root = write_results(tmp_path / "fixture")
-    decode_like = [dict(r, point_id="one" + r["point_id"], query_tokens=1, per_reader_ms=r["per_reader_ms"] / 10)
-                   for r in throughput_rows()]
+    decode_like = [
+        dict(r, point_id="one" + r["point_id"], query_tokens=1, per_reader_ms=r["per_reader_ms"] / 10)
+        for r in throughput_rows()
+    ]
     _write(root / "run6", decode_like)
     rows = run(make_cfg("+exp=economics"), tmp_path / "economics" / "base")
-    batched = next(r for r in rows if r["econ_row"] == "claim" and r["claim"] == "ratio" and r["reuse_basis"] == "batched")
-    assert batched["batch_readers"] == 16 and batched["reuse_ms"] == 0.5             # the 32-token batch, not 0.05
+    batched = next(
+        r for r in rows if r["econ_row"] == "claim" and r["claim"] == "ratio" and r["reuse_basis"] == "batched"
+    )
+    assert batched["batch_readers"] == 16 and batched["reuse_ms"] == 0.5  # the 32-token batch, not 0.05
     costs = [r for r in rows if r["econ_row"] == "cost" and r["reuse_basis"] == "batched" and r["doc_tokens"] == 1024]
     assert [r["reuse_ms"] for r in costs] == [0.5]  # no prefill was measured for a 1-token question: not priced

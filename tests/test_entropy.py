@@ -26,7 +26,8 @@ def test_conditional_entropy_drops_when_context_decides():
     assert conditional_entropy(context, context * 7 + noise, 65536) == pytest.approx(1.0, abs=0.02)
     # a huge joint alphabet takes the sparse path and gives the same answer
     assert conditional_entropy(context, (context * 7 + noise) << 20, 1 << 40) == pytest.approx(
-        conditional_entropy(context, context * 7 + noise, 65536))
+        conditional_entropy(context, context * 7 + noise, 65536)
+    )
 
 
 def _artifact(keys: torch.Tensor, values: torch.Tensor) -> KVArtifact:
@@ -46,7 +47,9 @@ def test_channel_bound_sees_per_channel_constants():
 
 
 def test_bounds_of_random_bits_are_near_one():
-    bits = torch.randint(-2**15, 2**15, (1, 2, 4096, 16), dtype=torch.int16, generator=torch.Generator().manual_seed(0))
+    bits = torch.randint(
+        -(2**15), 2**15, (1, 2, 4096, 16), dtype=torch.int16, generator=torch.Generator().manual_seed(0)
+    )
     bounds = kv_entropy(_artifact(bits.view(torch.float16), bits.flip(2).view(torch.float16)))
     # 262144 samples of a 65536-symbol uniform source: order-0 a little under 16 bits
     assert 14.5 < bounds.order0 <= 16 and bounds.planes == pytest.approx(16, abs=0.01)

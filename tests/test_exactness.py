@@ -9,8 +9,9 @@ from kvbench.measure.exactness import aggregate, compare_pair, first_divergence,
 
 
 def _snapshot(lm):
-    return lambda cache, ids: KVArtifact.from_cache(cache, model_fingerprint=lm.fingerprint,
-                                                    tokenizer_hash=lm.tokenizer_hash, token_ids=ids)
+    return lambda cache, ids: KVArtifact.from_cache(
+        cache, model_fingerprint=lm.fingerprint, tokenizer_hash=lm.tokenizer_hash, token_ids=ids
+    )
 
 
 def _ids(seed, n):
@@ -62,8 +63,9 @@ def test_static_cache_reader_matches_eager_reuse(tiny_lm):
     assert torch.allclose(first, eager, atol=1e-4)
     assert torch.equal(reader(art, query), first)  # re-attach resets the cache length
     one_pass, _ = inference.prefill(tiny_lm.model, torch.cat([doc, query], dim=1))
-    assert torch.allclose(StaticGraphForward(tiny_lm.model, 0, 45)(None, torch.cat([doc, query], dim=1)),
-                          one_pass, atol=1e-4)
+    assert torch.allclose(
+        StaticGraphForward(tiny_lm.model, 0, 45)(None, torch.cat([doc, query], dim=1)), one_pass, atol=1e-4
+    )
 
 
 # --- rates with intervals, margins, the repeated-pairs rule -------------------------------------
@@ -74,8 +76,8 @@ from types import SimpleNamespace  # noqa: E402
 
 import pytest  # noqa: E402
 
-from kvbench.measure import exactness
 from kvbench.forward import inference  # noqa: E402
+from kvbench.measure import exactness  # noqa: E402
 from kvbench.measure.exactness import PairResult, attention_kernel, wilson_interval  # noqa: E402
 
 
@@ -101,16 +103,26 @@ def test_wilson_interval_pinned():
 
 
 def _pair(exact, fd, fta, diff, kl, bw, tlb, tdiff, rep, margin):
-    return PairResult(exact=exact, first_divergence=fd, first_token_agree=fta, max_abs_logit_diff=diff, kl=kl,
-                      bitwise_twostage=bw, twostage_logits_bitwise=tlb, twostage_max_abs_logit_diff=tdiff,
-                      repeatable=rep, divergence_margin=margin, reference_attn_impl="sdpa")
+    return PairResult(
+        exact=exact,
+        first_divergence=fd,
+        first_token_agree=fta,
+        max_abs_logit_diff=diff,
+        kl=kl,
+        bitwise_twostage=bw,
+        twostage_logits_bitwise=tlb,
+        twostage_max_abs_logit_diff=tdiff,
+        repeatable=rep,
+        divergence_margin=margin,
+        reference_attn_impl="sdpa",
+    )
 
 
 MIXED = [  # G = 4
     _pair(True, 4, True, 0.1, 0.01, True, True, 0.0, True, None),
-    _pair(False, 2, True, 0.5, 0.02, False, True, 0.0, True, 0.25),   # tokens differ from two-stage later
+    _pair(False, 2, True, 0.5, 0.02, False, True, 0.0, True, 0.25),  # tokens differ from two-stage later
     _pair(False, 0, False, 2.0, 0.30, False, False, 0.5, True, 0.125),
-    _pair(True, 4, True, 0.0, 0.00, False, True, 0.0, False, None),   # not repeatable: left out of two-stage
+    _pair(True, 4, True, 0.0, 0.00, False, True, 0.0, False, None),  # not repeatable: left out of two-stage
     _pair(True, 4, True, 0.2, 0.07, True, True, 0.0, True, None),
 ]
 
@@ -123,17 +135,29 @@ def test_aggregate_on_exact_and_inexact_pairs():
     lo34, hi34 = _wilson_by_hand(3, 4)
     expected = {
         "num_docs": 5,
-        "exact_fraction": 0.6, "exact_fraction_ci_low": lo35, "exact_fraction_ci_high": hi35,
+        "exact_fraction": 0.6,
+        "exact_fraction_ci_low": lo35,
+        "exact_fraction_ci_high": hi35,
         "first_divergence_mean": 2.8,
-        "first_token_agree": 0.8, "first_token_agree_ci_low": lo45, "first_token_agree_ci_high": hi45,
-        "max_abs_logit_diff": 2.0, "kl_mean": 0.08, "kl_max": 0.3,
-        "bitwise_twostage": 0.5, "bitwise_twostage_ci_low": lo24, "bitwise_twostage_ci_high": hi24,
-        "twostage_logits_bitwise": 0.75, "twostage_logits_bitwise_ci_low": lo34,
+        "first_token_agree": 0.8,
+        "first_token_agree_ci_low": lo45,
+        "first_token_agree_ci_high": hi45,
+        "max_abs_logit_diff": 2.0,
+        "kl_mean": 0.08,
+        "kl_max": 0.3,
+        "bitwise_twostage": 0.5,
+        "bitwise_twostage_ci_low": lo24,
+        "bitwise_twostage_ci_high": hi24,
+        "twostage_logits_bitwise": 0.75,
+        "twostage_logits_bitwise_ci_low": lo34,
         "twostage_logits_bitwise_ci_high": hi34,
         "bitwise_twostage_n": 4,
         "twostage_max_abs_logit_diff": 0.5,
-        "repeatable_fraction": 0.8, "repeatable_fraction_ci_low": lo45, "repeatable_fraction_ci_high": hi45,
-        "divergence_margin_mean": 0.1875, "divergence_margin_min": 0.125,
+        "repeatable_fraction": 0.8,
+        "repeatable_fraction_ci_low": lo45,
+        "repeatable_fraction_ci_high": hi45,
+        "divergence_margin_mean": 0.1875,
+        "divergence_margin_min": 0.125,
         "reference_attn_impl": "sdpa",
     }
     assert set(agg) == set(expected)
@@ -159,7 +183,10 @@ def test_aggregate_names_every_reference_kernel_once():
 
 
 class ScriptedInference:
-    """``kvbench.forward.inference`` on scripted paths, each ``(first-token logits, greedy tokens)``; a path is its own cache."""
+    """``kvbench.forward.inference`` on scripted paths, each ``(first-token logits, greedy tokens)``.
+
+    A path is its own cache.
+    """
 
     def __init__(self, one_pass, two_stage, reuses, margins):
         self.one_pass, self.two_stage, self.reuses, self.margins = one_pass, two_stage, iter(reuses), margins
@@ -186,14 +213,24 @@ def test_compare_pair_holds_reuse_against_one_pass_two_stage_and_itself(monkeypa
     two_stage = (torch.tensor([[0.0, 2.5, 1.0]]), [5, 9, 7, 8])
     reuse = (torch.tensor([[0.0, 2.25, 1.0]]), [5, 9, 7, 8])  # first token agrees, second diverges
     again = (torch.tensor([[0.0, 2.25, 1.0]]), [5, 9, 7, 7])  # same logits, tokens not repeated
-    monkeypatch.setattr(exactness, "inference",
-                        ScriptedInference(one_pass, two_stage, [reuse, again], margins=[0.5, 1.5, 2.5, 3.5]))
+    monkeypatch.setattr(
+        exactness, "inference", ScriptedInference(one_pass, two_stage, [reuse, again], margins=[0.5, 1.5, 2.5, 3.5])
+    )
     model = SimpleNamespace(config=SimpleNamespace(_attn_implementation="sdpa"))
     result = compare_pair(model, DOC, QUERY, 4, lambda cache, ids: "artifact")
     assert result == PairResult(
-        exact=False, first_divergence=1, first_token_agree=True, max_abs_logit_diff=0.25,
-        kl=kl_divergence(one_pass[0], reuse[0]), bitwise_twostage=False, twostage_logits_bitwise=False,
-        twostage_max_abs_logit_diff=0.25, repeatable=False, divergence_margin=1.5, reference_attn_impl="sdpa")
+        exact=False,
+        first_divergence=1,
+        first_token_agree=True,
+        max_abs_logit_diff=0.25,
+        kl=kl_divergence(one_pass[0], reuse[0]),
+        bitwise_twostage=False,
+        twostage_logits_bitwise=False,
+        twostage_max_abs_logit_diff=0.25,
+        repeatable=False,
+        divergence_margin=1.5,
+        reference_attn_impl="sdpa",
+    )
 
 
 class ScriptedModel:
@@ -243,9 +280,13 @@ def test_reference_kernel_control_changes_only_the_reference(tiny_lm):
     assert 0 < result.max_abs_logit_diff < 1e-3  # another kernel: close, not bitwise
 
 
-RATE_DENOMINATORS = {"exact_fraction": "num_docs", "first_token_agree": "num_docs",
-                     "repeatable_fraction": "num_docs", "bitwise_twostage": "bitwise_twostage_n",
-                     "twostage_logits_bitwise": "bitwise_twostage_n"}
+RATE_DENOMINATORS = {
+    "exact_fraction": "num_docs",
+    "first_token_agree": "num_docs",
+    "repeatable_fraction": "num_docs",
+    "bitwise_twostage": "bitwise_twostage_n",
+    "twostage_logits_bitwise": "bitwise_twostage_n",
+}
 
 
 def test_rows_and_summary_carry_rates_with_intervals(make_cfg, tmp_path, capsys):
@@ -267,8 +308,8 @@ def test_rows_and_summary_carry_rates_with_intervals(make_cfg, tmp_path, capsys)
 def test_deterministic_mode_is_enforced_not_warned(make_cfg, monkeypatch):
     from conftest import TINY
 
-    from kvbench.run.app import preflight
     from kvbench.config.schema import load_settings
+    from kvbench.run.app import preflight
 
     monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     try:
@@ -316,8 +357,8 @@ def test_untimed_rows_carry_exactness_and_no_latency(make_cfg, tmp_path):
     from conftest import TINY
 
     from kvbench.economics import inputs as cost_inputs
-    from kvbench.run.app import run
     from kvbench.rows.store import load_rows
+    from kvbench.run.app import run
 
     rows = run(make_cfg(*TINY, "doc_tokens=[32]", "timing.enabled=false"), tmp_path / "run")
     assert sorted(r["reader"] for r in rows) == ["fast", "hf"]

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from kvbench.forward import inference
-from kvbench.kv.artifact import KVArtifact
 from kvbench.forward.fast import FastForward, greedy_continue_fast
 from kvbench.forward.readers import GraphReader, HFReader, make_reader, prefill_paths
+from kvbench.kv.artifact import KVArtifact
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,27 @@ import pickle
 
 import pytest
 import torch
-
-import kvbench.run.app as app
-import kvbench.kv.artifact as artifact_module
 from _tiers import make_artifact, redis_server_or_skip
 from conftest import TINY
-from kvbench.kv.artifact import ArtifactCorruptError, KVArtifact
+
+import kvbench.kv.artifact as artifact_module
+import kvbench.run.app as app
 from kvbench.codecs import CodecError, get_codec
 from kvbench.config.schema import TierConfig
+from kvbench.kv.artifact import ArtifactCorruptError, KVArtifact
 from kvbench.tiers import TierError, open_tier
 from kvbench.tiers.redis_server import LocalRedisServer
 
 FAST = (*TINY, "exactness.enabled=false")
-CPU_TIERS = ("+exp=tiers", "model=tiny_random", "device=cpu", "dtype=float32", "timing.warmup=0",
-             "timing.repeats=2", "exactness.enabled=false")
+CPU_TIERS = (
+    "+exp=tiers",
+    "model=tiny_random",
+    "device=cpu",
+    "dtype=float32",
+    "timing.warmup=0",
+    "timing.repeats=2",
+    "exactness.enabled=false",
+)
 
 
 def hook_points(monkeypatch, before=None, after=None):
@@ -68,20 +75,23 @@ def test_out_of_memory_is_recorded_and_the_sweep_goes_on(make_cfg, tmp_path, mon
 def test_redis_killed_mid_sweep_fails_the_remaining_points(make_cfg, tmp_path, monkeypatch):
     server = LocalRedisServer(redis_server_or_skip())
     try:
+
         def kill_after_first(point):
             if point["doc_tokens"] == 32:
                 server.proc.kill()  # SIGKILL, as an OOM killer or a crash would
                 server.proc.wait()
 
         hook_points(monkeypatch, after=kill_after_first)
-        rows = app.run(make_cfg(*CPU_TIERS, "doc_tokens=[32,48,64]", "tier=redis", f"tier.url={server.url}"),
-                       tmp_path)
+        rows = app.run(make_cfg(*CPU_TIERS, "doc_tokens=[32,48,64]", "tier=redis", f"tier.url={server.url}"), tmp_path)
     finally:
         server.stop()
     assert [(r["doc_tokens"], r["status"]) for r in rows] == [(32, "ok"), (48, "failed"), (64, "failed")]
     assert all(f"cannot reach redis at 127.0.0.1:{server.port}" in r["reason"] for r in rows[1:])
-    assert [json.loads(line)["status"] for line in (tmp_path / "rows.jsonl").read_text().splitlines()] == \
-        ["ok", "failed", "failed"]
+    assert [json.loads(line)["status"] for line in (tmp_path / "rows.jsonl").read_text().splitlines()] == [
+        "ok",
+        "failed",
+        "failed",
+    ]
 
 
 @pytest.mark.slow
@@ -96,8 +106,10 @@ def test_disk_tier_write_failure_is_a_row_naming_tier_dir(make_cfg, tmp_path, mo
 
     monkeypatch.setattr(disk, "atomic_write", failing_write)
     store = tmp_path / "store"
-    rows = app.run(make_cfg(*CPU_TIERS, "doc_tokens=[32,64]", "tier=disk", "tier.cache=[warm]",
-                            f"tier.dir={store}"), tmp_path / "run")
+    rows = app.run(
+        make_cfg(*CPU_TIERS, "doc_tokens=[32,64]", "tier=disk", "tier.cache=[warm]", f"tier.dir={store}"),
+        tmp_path / "run",
+    )
     assert [r["status"] for r in rows] == ["failed", "failed"]
     for r, words in zip(rows, ("disk full (ENOSPC)", "permission denied (EACCES)")):
         assert f"tier.dir={store}" in r["reason"] and words in r["reason"] and "\n" not in r["reason"]
@@ -112,6 +124,7 @@ def test_disk_tier_dir_that_cannot_be_created_names_it(tmp_path):
 
 
 # -- hostile and damaged artifacts ------------------------------------------------------------
+
 
 class _RunsCode:
     """A pickle payload: unpickling it would run a shell command that leaves a marker file."""
@@ -139,22 +152,32 @@ def test_pickle_payload_is_refused_and_never_run(tmp_path):
 def _with_header(blob: bytes, edit) -> bytes:
     """``blob`` (safetensors) with its JSON header changed by ``edit(header)``; the data untouched."""
     size = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8:8 + size])
+    header = json.loads(blob[8 : 8 + size])
     edit(header)
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text + bytes(blob[8 + size:])
+    return len(text).to_bytes(8, "little") + text + bytes(blob[8 + size :])
 
 
-@pytest.mark.parametrize("edit", [
-    lambda h: h["__metadata__"].update(num_layers="two"),
-    lambda h: h["__metadata__"].update(num_layers="3"),
-    lambda h: h["__metadata__"].update(num_layers="-1"),
-    lambda h: h.pop("v.1"),
-    lambda h: h["k.0"].update(shape=[1, 2, 10**6, 16]),
-    lambda h: h["k.0"].update(data_offsets=[0, 1 << 40]),
-], ids=["layers-not-a-number", "layers-missing", "layers-negative", "tensor-missing", "shape-too-big",
-        "offsets-past-end"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda h: h["__metadata__"].update(num_layers="two"),
+        lambda h: h["__metadata__"].update(num_layers="3"),
+        lambda h: h["__metadata__"].update(num_layers="-1"),
+        lambda h: h.pop("v.1"),
+        lambda h: h["k.0"].update(shape=[1, 2, 10**6, 16]),
+        lambda h: h["k.0"].update(data_offsets=[0, 1 << 40]),
+    ],
+    ids=[
+        "layers-not-a-number",
+        "layers-missing",
+        "layers-negative",
+        "tensor-missing",
+        "shape-too-big",
+        "offsets-past-end",
+    ],
+)
 def test_metadata_is_validated_before_any_tensor_is_read(monkeypatch, edit):
     blob = _with_header(bytes(make_artifact().to_bytes()), edit)
     read = []

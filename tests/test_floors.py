@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from kvbench.measure import calibrate as cal_mod
-from kvbench.model.architectures import build_config
 from kvbench.measure.calibrate import Calibration
-from kvbench.measure.flops import forward_flops, kv_bytes
 from kvbench.measure.floors import batch_floors_ms, decode_floors_ms, prefill_floor_ms, reuse_floor_ms, weight_bytes
+from kvbench.measure.flops import forward_flops, kv_bytes
+from kvbench.model.architectures import build_config
 
 CAL = Calibration(key="test", matmul_tflops=800.0, hbm_gbps=4000.0, h2d_gbps=None)
 QWEN = build_config("qwen3-4b")
@@ -42,8 +42,9 @@ def test_prefill_floor_is_compute_bound_at_long_length_and_weight_bound_at_short
 def test_batch_floors_share_the_reads_and_not_the_compute():
     one = batch_floors_ms(QWEN, 1, 32, 3774, 8e9, 5e8, CAL)
     many = batch_floors_ms(QWEN, 64, 32, 3774, 8e9, 5e8, CAL)
-    assert many["compute_floor_ms"] == pytest.approx(forward_flops(QWEN, 32, cached_tokens=3774) / 800e12 * 1e3,
-                                                     **EXACT)
+    assert many["compute_floor_ms"] == pytest.approx(
+        forward_flops(QWEN, 32, cached_tokens=3774) / 800e12 * 1e3, **EXACT
+    )
     assert many["memory_floor_ms"] == pytest.approx((8e9 + 5e8) / 4e12 * 1e3 / 64, **EXACT)
     assert many["memory_floor_ms"] == pytest.approx(one["memory_floor_ms"] / 64)
     assert many["compute_floor_ms"] == pytest.approx(one["compute_floor_ms"])
@@ -88,10 +89,10 @@ def test_decode_floors_share_the_weights_and_a_shared_document_but_not_the_reade
     shared = decode_floors_ms(QWEN, 64, 3774, 48, weights, doc, own, 1, CAL)
     naive = decode_floors_ms(QWEN, 64, 3774, 48, weights, doc, own, 64, CAL)
     assert shared["decode_compute_floor_ms"] == pytest.approx(
-        forward_flops(QWEN, 1, cached_tokens=3774 + 48) / 800e12 * 1e3, **EXACT)
+        forward_flops(QWEN, 1, cached_tokens=3774 + 48) / 800e12 * 1e3, **EXACT
+    )
     assert shared["decode_memory_floor_ms"] == pytest.approx((weights + doc + 64 * own) / 4e12 * 1e3 / 64, **EXACT)
-    assert naive["decode_memory_floor_ms"] == pytest.approx((weights + 64 * doc + 64 * own) / 4e12 * 1e3 / 64,
-                                                            **EXACT)
+    assert naive["decode_memory_floor_ms"] == pytest.approx((weights + 64 * doc + 64 * own) / 4e12 * 1e3 / 64, **EXACT)
     assert naive["decode_compute_floor_ms"] == shared["decode_compute_floor_ms"]
     for floors in (shared, naive):  # one token per reader: memory-bound even at 64 readers
         assert floors["decode_per_reader_floor_ms"] == floors["decode_memory_floor_ms"]

@@ -22,10 +22,16 @@ def test_bf16_reuse_is_bitwise_two_stage():
     from kvbench.kv.artifact import KVArtifact
     from kvbench.measure.exactness import compare_pair
 
-    lm = load_model(ModelConfig(name="tiny", source="random", arch="tiny"), device=torch.device("cuda"),
-                    dtype=torch.bfloat16, attn_impl="sdpa", seed=0)
-    snap = lambda c, ids: KVArtifact.from_cache(c, model_fingerprint=lm.fingerprint,  # noqa: E731
-                                                tokenizer_hash=lm.tokenizer_hash, token_ids=ids)
+    lm = load_model(
+        ModelConfig(name="tiny", source="random", arch="tiny"),
+        device=torch.device("cuda"),
+        dtype=torch.bfloat16,
+        attn_impl="sdpa",
+        seed=0,
+    )
+    snap = lambda c, ids: KVArtifact.from_cache(
+        c, model_fingerprint=lm.fingerprint, tokenizer_hash=lm.tokenizer_hash, token_ids=ids
+    )
     ids = torch.randint(0, 5000, (1, 256), device="cuda")
     result = compare_pair(lm.model, ids[:, :240], ids[:, 240:], 8, snap)
     assert result.bitwise_twostage
@@ -33,15 +39,21 @@ def test_bf16_reuse_is_bitwise_two_stage():
 
 def test_graph_reader_replays_the_static_forward():
     from kvbench.forward import inference
-    from kvbench.kv.artifact import KVArtifact
     from kvbench.forward.graph import StaticGraphForward
+    from kvbench.kv.artifact import KVArtifact
 
-    lm = load_model(ModelConfig(name="tiny", source="random", arch="tiny"), device=torch.device("cuda"),
-                    dtype=torch.float32, attn_impl="sdpa", seed=0)
+    lm = load_model(
+        ModelConfig(name="tiny", source="random", arch="tiny"),
+        device=torch.device("cuda"),
+        dtype=torch.float32,
+        attn_impl="sdpa",
+        seed=0,
+    )
     ids = torch.randint(0, 5000, (1, 72), device="cuda")
     _, cache = inference.prefill(lm.model, ids[:, :64])
-    art = KVArtifact.from_cache(cache, model_fingerprint=lm.fingerprint, tokenizer_hash=lm.tokenizer_hash,
-                                token_ids=ids[:, :64])
+    art = KVArtifact.from_cache(
+        cache, model_fingerprint=lm.fingerprint, tokenizer_hash=lm.tokenizer_hash, token_ids=ids[:, :64]
+    )
     eager, _ = inference.reuse(lm.model, art, ids[:, 64:])
     reader = StaticGraphForward(lm.model, 64, 8)
     reader.capture(art, ids[:, 64:])
@@ -49,14 +61,23 @@ def test_graph_reader_replays_the_static_forward():
 
 
 def test_tiers_reader_on_cuda_is_the_graph_and_reads_back_bitwise(tmp_path):
+    from conftest import CONF_DIR
     from hydra import compose, initialize_config_dir
 
-    from conftest import CONF_DIR
     from kvbench.run.app import run
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["+exp=tiers", "model=tiny_random", "tier=host", "doc_tokens=[64,128]",
-                                           "timing.warmup=1", "timing.repeats=2"])
+        cfg = compose(
+            "config",
+            overrides=[
+                "+exp=tiers",
+                "model=tiny_random",
+                "tier=host",
+                "doc_tokens=[64,128]",
+                "timing.warmup=1",
+                "timing.repeats=2",
+            ],
+        )
     rows = run(cfg, tmp_path)
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert all(r["reader"] == "fast" and r["reader_attach"] == "reference" and r["tier_bitwise"] for r in rows)
@@ -69,25 +90,30 @@ def test_prefix_attention_on_cuda_matches_the_float32_reference(shared):
 
     B, H, Hkv, T, L, d = 3, 8, 2, 16, 700, 64
     g = torch.Generator(device="cuda").manual_seed(0)
-    rand = lambda *shape: torch.randn(*shape, device="cuda", generator=g, dtype=torch.bfloat16)  # noqa: E731
+    rand = lambda *shape: torch.randn(*shape, device="cuda", generator=g, dtype=torch.bfloat16)
     q, ko, vo = rand(B, H, T, d), rand(B, Hkv, T, d), rand(B, Hkv, T, d)
     kp, vp = rand(1 if shared else B, Hkv, L, d), rand(1 if shared else B, Hkv, L, d)
-    out = prefix_attention(q, ko, vo, kp, vp, d ** -0.5)
+    out = prefix_attention(q, ko, vo, kp, vp, d**-0.5)
     full_k = torch.cat([kp.expand(B, -1, -1, -1), ko], 2)
     full_v = torch.cat([vp.expand(B, -1, -1, -1), vo], 2)
-    ref, _ = _reference_pass(q, full_k, full_v, True, d ** -0.5)
+    ref, _ = _reference_pass(q, full_k, full_v, True, d**-0.5)
     assert float((out.float() - ref.float()).norm() / ref.float().norm()) < 1e-2
 
 
 def test_fast_reader_graph_matches_hf_reuse_in_bf16():
-    from kvbench.forward import inference
     from kvbench.experiments.base import publish  # noqa: F401 -- the path the experiments use
-    from kvbench.kv.artifact import KVArtifact
+    from kvbench.forward import inference
     from kvbench.forward.fast import FastForward
     from kvbench.forward.readers import FastReader
+    from kvbench.kv.artifact import KVArtifact
 
-    lm = load_model(ModelConfig(name="tiny", source="random", arch="tiny"), device=torch.device("cuda"),
-                    dtype=torch.bfloat16, attn_impl="sdpa", seed=0)
+    lm = load_model(
+        ModelConfig(name="tiny", source="random", arch="tiny"),
+        device=torch.device("cuda"),
+        dtype=torch.bfloat16,
+        attn_impl="sdpa",
+        seed=0,
+    )
     ids = torch.randint(0, 5000, (1, 300), device="cuda")
     _, cache = inference.prefill(lm.model, ids[:, :280])
     art = KVArtifact.from_cache(cache, model_fingerprint="", tokenizer_hash="", token_ids=ids[:, :280])

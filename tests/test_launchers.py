@@ -33,8 +33,10 @@ def test_slurm_launcher_composes_with_one_gpu_per_task(make_cfg):
     assert launcher.max_num_timeout > 0  # a preempted job is resubmitted and resumes
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
-                    reason="hydra-ray-launcher is an extra: pip install -e '.[ray]'")
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
+    reason="hydra-ray-launcher is an extra: pip install -e '.[ray]'",
+)
 def test_ray_launcher_composes_with_one_gpu_per_task(make_cfg):
     cfg = make_cfg("hydra/launcher=ray_cluster", "hydra.launcher.ray.init.address=auto", with_hydra=True)
     assert cfg.hydra.launcher._target_.endswith("ray_launcher.RayLauncher")
@@ -53,8 +55,13 @@ HOLDER = textwrap.dedent("""
 
 def test_each_process_gets_its_own_gpu_and_a_third_waits_for_one(tmp_path):
     def start():
-        return subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], cwd=ROOT, text=True,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        return subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(tmp_path)],
+            cwd=ROOT,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
 
     first, second = start(), start()
     gpus = {first.stdout.readline().strip(), second.stdout.readline().strip()}
@@ -94,12 +101,29 @@ def test_submitit_local_sweep_lands_in_one_results_set(tmp_path):
     """Two submitit jobs at once, one per (pretend) GPU, writing to the same run folder."""
     results = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "-m", "kvbench", "-m", "hydra/launcher=local_gpus", "hydra.launcher.gpus_per_node=2",
-         f"hydra.launcher.submitit_folder={tmp_path}/submitit/%j",
-         f"hydra.callbacks.one_gpu_per_job.lock_dir={tmp_path}/locks",
-         "model=tiny_random", "device=cpu", "doc_tokens=[32],[64]", "readers=[hf]", "exactness.enabled=false",
-         "timing.warmup=0", "timing.repeats=2", f"results_dir={results}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "kvbench",
+            "-m",
+            "hydra/launcher=local_gpus",
+            "hydra.launcher.gpus_per_node=2",
+            f"hydra.launcher.submitit_folder={tmp_path}/submitit/%j",
+            f"hydra.callbacks.one_gpu_per_job.lock_dir={tmp_path}/locks",
+            "model=tiny_random",
+            "device=cpu",
+            "doc_tokens=[32],[64]",
+            "readers=[hf]",
+            "exactness.enabled=false",
+            "timing.warmup=0",
+            "timing.repeats=2",
+            f"results_dir={results}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     [run_dir] = [p.parent for p in results.rglob("rows.jsonl")]
     rows = [json.loads(line) for line in (run_dir / "rows.jsonl").read_text().splitlines()]
@@ -124,6 +148,12 @@ def test_pinned_job_sees_exactly_one_gpu(tmp_path):
         print(os.environ["CUDA_VISIBLE_DEVICES"], torch.cuda.device_count())
     """)
     visible = ",".join(str(i) for i in range(torch.cuda.device_count()))
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, CUDA_VISIBLE_DEVICES=visible)).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=visible),
+    ).stdout.split()
     assert out[0] in visible.split(",") and out[1] == "1"

@@ -11,8 +11,8 @@ import torch
 
 from kvbench.measure import timing as measure
 from kvbench.measure.flops import forward_flops, linear_flops_per_token
-from kvbench.model.architectures import build_config
 from kvbench.measure.timing import SampleStats, gbps, ratio_ci, time_interleaved, time_ms, timer_name
+from kvbench.model.architectures import build_config
 
 
 def test_time_ms_counts_warmup_apart_and_measures_sleep():
@@ -47,8 +47,9 @@ def test_flops_scale_as_expected():
 
 def test_interleaved_rounds_take_one_sample_of_every_path_per_round():
     order = []
-    samples = time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
-                               torch.device("cpu"), warmup=1, repeats=3)
+    samples = time_interleaved(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, torch.device("cpu"), warmup=1, repeats=3
+    )
     assert order == ["a", "b"] * 4 and {k: v.shape for k, v in samples.items()} == {"a": (3,), "b": (3,)}
 
 
@@ -112,10 +113,13 @@ def test_ratio_ci_is_nan_only_without_two_samples_each_or_without_any_spread():
     assert ratio_ci(spread, flat) == (0.5, 1.0)
 
 
-@pytest.mark.parametrize("numerator, denominator, bounds", [
-    ([1.0, 2.0], [3.0, 4.0], (1 / 4, 2 / 3)),
-    ([1.0, 1.0, 2.0], [1.0, 2.0, 2.0], (1 / 2, 2 / 1)),
-])
+@pytest.mark.parametrize(
+    "numerator, denominator, bounds",
+    [
+        ([1.0, 2.0], [3.0, 4.0], (1 / 4, 2 / 3)),
+        ([1.0, 1.0, 2.0], [1.0, 2.0, 2.0], (1 / 2, 2 / 1)),
+    ],
+)
 def test_ratio_ci_is_the_percentile_interval_of_resampled_median_ratios(numerator, denominator, bounds):
     # Each extreme ratio (smallest numerator median over largest denominator median, and the
     # reverse) comes up in over 2.5% of resamples (1/16 and (7/27)^2), so the 95% percentile

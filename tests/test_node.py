@@ -25,7 +25,8 @@ def node(tmp_path):
     preset = (ROOT / "conf" / "model" / "qwen2_5_0_5b.yaml").read_text()
     real_sha = preset.split("sha256: ")[1].split()[0]
     (tree / "conf" / "model" / "qwen2_5_0_5b.yaml").write_text(
-        preset.replace(real_sha, hashlib.sha256(blob).hexdigest()))
+        preset.replace(real_sha, hashlib.sha256(blob).hexdigest())
+    )
     return tree, home, blob
 
 
@@ -35,12 +36,18 @@ def _carry(tree: Path, blob: bytes, index: int) -> None:
     folder = tree / "wheelhouse" / f"qwen-{index:02d}"
     folder.mkdir(parents=True)
     size = len(blob) // PIECES
-    (folder / f"qwen.gguf.{index:02d}-of-{PIECES:02d}").write_bytes(blob[index * size:(index + 1) * size])
+    (folder / f"qwen.gguf.{index:02d}-of-{PIECES:02d}").write_bytes(blob[index * size : (index + 1) * size])
 
 
 def _source(tree: Path, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", f"source {ROOT}/scripts/node.sh env"], cwd=tree, capture_output=True,
-                          text=True, env=dict(os.environ, HOME=str(home)), timeout=60)
+    return subprocess.run(
+        ["bash", "-c", f"source {ROOT}/scripts/node.sh env"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, HOME=str(home)),
+        timeout=60,
+    )
 
 
 def test_pieces_gathered_over_calls_then_joined_and_verified(node):
@@ -82,10 +89,18 @@ def test_run_executes_a_recipe_file_and_a_literal_line(tmp_path):
     (fake / "python3").chmod(0o755)
     calls = tmp_path / "calls.txt"
     env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", CALLS=str(calls), OUT=str(tmp_path))
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "node.sh"), "run", "-t", "60", "results/x/RECIPE",
-                           "+exp=tiers tier=disk"], cwd=tree, capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "node.sh"), "run", "-t", "60", "results/x/RECIPE", "+exp=tiers tier=disk"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = sorted(calls.read_text().splitlines())
-    assert lines == ["-m kvbench +exp=smoke doc_tokens=[64] results_dir=node-results",
-                     "-m kvbench +exp=tiers tier=disk results_dir=node-results"]
+    assert lines == [
+        "-m kvbench +exp=smoke doc_tokens=[64] results_dir=node-results",
+        "-m kvbench +exp=tiers tier=disk results_dir=node-results",
+    ]
     assert proc.stdout.count("end rc=0") == 2

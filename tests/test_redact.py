@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from _tiers import redis_server_or_skip
+
 from kvbench.rows.redact import RedactingFilter, redact
 from kvbench.run.folder_names import run_dirname
 from kvbench.tiers.redis_server import LocalRedisServer
@@ -20,14 +20,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "hunter2"
 
 
-@pytest.mark.parametrize("text, clean", [
-    ("redis://kv:hunter2@cache:6379/0", "redis://***@cache:6379/0"),
-    ("rediss://:hunter2@cache:6380", "rediss://***@cache:6380"),
-    ("tier.url=redis://kv:p@ss@cache/0,tier=redis", "tier.url=redis://***@cache/0,tier=redis"),
-    ("redis://cache:6379/0?password=hunter2&db=1", "redis://cache:6379/0?password=***&db=1"),
-    ("Error 111 connecting to cache:6379. redis://cache:6379/0", "Error 111 connecting to cache:6379. redis://cache:6379/0"),
-    ("tier.dir=/tmp/kv", "tier.dir=/tmp/kv"),
-])
+@pytest.mark.parametrize(
+    "text, clean",
+    [
+        ("redis://kv:hunter2@cache:6379/0", "redis://***@cache:6379/0"),
+        ("rediss://:hunter2@cache:6380", "rediss://***@cache:6380"),
+        ("tier.url=redis://kv:p@ss@cache/0,tier=redis", "tier.url=redis://***@cache/0,tier=redis"),
+        ("redis://cache:6379/0?password=hunter2&db=1", "redis://cache:6379/0?password=***&db=1"),
+        (
+            "Error 111 connecting to cache:6379. redis://cache:6379/0",
+            "Error 111 connecting to cache:6379. redis://cache:6379/0",
+        ),
+        ("tier.dir=/tmp/kv", "tier.dir=/tmp/kv"),
+    ],
+)
 def test_redact(text, clean):
     assert redact(text) == clean
 
@@ -65,11 +71,31 @@ def test_a_run_with_a_password_in_its_url_writes_it_nowhere(tmp_path):
         url = f"redis://default:{SECRET}@127.0.0.1:{server.port}/0"
         env = dict(os.environ, WANDB_SILENT="true", HYDRA_FULL_ERROR="0")
         proc = subprocess.run(
-            [sys.executable, "-m", "kvbench", "+exp=tiers", "hydra.mode=RUN", "model=tiny_random", "device=cpu",
-             "dtype=float32", "doc_tokens=[32]", "timing.warmup=0", "timing.repeats=2", "tier=redis",
-             f"tier.url={url}", f"tier.dir={tmp_path}/kv/store", "logger=wandb", "logger.mode=offline",
-             f"results_dir={tmp_path / 'results'}"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+            [
+                sys.executable,
+                "-m",
+                "kvbench",
+                "+exp=tiers",
+                "hydra.mode=RUN",
+                "model=tiny_random",
+                "device=cpu",
+                "dtype=float32",
+                "doc_tokens=[32]",
+                "timing.warmup=0",
+                "timing.repeats=2",
+                "tier=redis",
+                f"tier.url={url}",
+                f"tier.dir={tmp_path}/kv/store",
+                "logger=wandb",
+                "logger.mode=offline",
+                f"results_dir={tmp_path / 'results'}",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         server.stop()
     assert proc.returncode == 0, proc.stderr[-3000:]

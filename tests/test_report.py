@@ -12,24 +12,44 @@ import matplotlib.pyplot as plt
 import matplotlib.text
 import pandas as pd
 import pytest
+from _fixture_rows import KV_PER_TOKEN, write_results
+from conftest import CONF_DIR
 from hydra import compose, initialize_config_dir
 
 from kvbench.economics import inputs as cost_inputs
-from kvbench.run.app import run
 from kvbench.report import econ_figures, figures, perf_figures, style, tables, tier_figures
 from kvbench.report.build import build, economics_run
 from kvbench.report.figures import wilson
 from kvbench.rows.store import load_rows
-
-from _fixture_rows import KV_PER_TOKEN, write_results
-from conftest import CONF_DIR
+from kvbench.run.app import run
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = {"latency_vs_length", "speedup_vs_length", "exactness_vs_length", "efficiency_vs_length",
-           "throughput_per_reader", "tier_reuse_vs_length", "tier_stages_mid", "tier_stages_long", "codec_ratios",
-           "econ_usd_per_mreads", "econ_breakeven_link", "econ_breakeven_reads"}
-TABLES = {"latency", "crossover", "codecs", "breakeven", "conclusions", "tariffs", "prices", "econ_paper", "econ_meta",
-          "exactness"}
+FIGURES = {
+    "latency_vs_length",
+    "speedup_vs_length",
+    "exactness_vs_length",
+    "efficiency_vs_length",
+    "throughput_per_reader",
+    "tier_reuse_vs_length",
+    "tier_stages_mid",
+    "tier_stages_long",
+    "codec_ratios",
+    "econ_usd_per_mreads",
+    "econ_breakeven_link",
+    "econ_breakeven_reads",
+}
+TABLES = {
+    "latency",
+    "crossover",
+    "codecs",
+    "breakeven",
+    "conclusions",
+    "tariffs",
+    "prices",
+    "econ_paper",
+    "econ_meta",
+    "exactness",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -109,11 +129,13 @@ def test_exactness_has_the_rows_intervals_or_wilsons(rows):
     assert _line(qwen, "bfloat16, fast")[1] == [0.75, 0.75]
     bands = [c.get_paths()[0].vertices[:, 1] for c in qwen.collections]
     assert any(abs(b.min() - 0.41) < 1e-9 and abs(b.max() - 0.93) < 1e-9 for b in bands)
-    low, high = wilson(pd.Series([0.5]), pd.Series([8]))                 # 4 of 8 documents
+    low, high = wilson(pd.Series([0.5]), pd.Series([8]))  # 4 of 8 documents
     assert (round(low[0], 4), round(high[0], 4)) == (0.2152, 0.7848)
     old = _panel(axes, "llama-old")
-    assert any(abs(b.min() - 0.2152) < 1e-4 and abs(b.max() - 0.7848) < 1e-4
-               for b in (c.get_paths()[0].vertices[:, 1] for c in old.collections))
+    assert any(
+        abs(b.min() - 0.2152) < 1e-4 and abs(b.max() - 0.7848) < 1e-4
+        for b in (c.get_paths()[0].vertices[:, 1] for c in old.collections)
+    )
 
 
 def test_exactness_points_keep_the_fullest_judgement_of_each_point(rows):
@@ -125,7 +147,7 @@ def test_exactness_points_keep_the_fullest_judgement_of_each_point(rows):
     hf = real[(real["dtype"] == "bfloat16") & (real["reader"] == "hf") & (real["doc_tokens"] == 1024)]
     assert sorted(zip(hf["reference_attn_impl"], hf["exact_fraction"])) == [("eager", 0.5), ("sdpa", 0.75)]
     assert real.loc[real["kernel_control"], "reference_attn_impl"].tolist() == ["eager"]
-    old = points[points["model"] == "llama-old"]                        # first vintage: no reader, no kernel
+    old = points[points["model"] == "llama-old"]  # first vintage: no reader, no kernel
     assert set(old["reader"]) == {"hf"} and len(old) == 2
 
 
@@ -135,9 +157,11 @@ def test_exactness_figure_draws_the_kernel_control_apart_and_only_against_one_pa
     top, bottom = axes[0, col], axes[1, col]
     assert _line(top, "bfloat16, hf") == ([1024, 4096], [0.75, 0.75])
     assert _line(bottom, "bfloat16, hf")[1] == pytest.approx([29 / 30, 29 / 30])
-    low, high = wilson(pd.Series([29 / 30]), pd.Series([30]))           # over the 30 repeatable pairs
-    assert any(abs(b.min() - low[0]) < 1e-9 and abs(b.max() - high[0]) < 1e-9
-               for b in (c.get_paths()[0].vertices[:, 1] for c in bottom.collections))
+    low, high = wilson(pd.Series([29 / 30]), pd.Series([30]))  # over the 30 repeatable pairs
+    assert any(
+        abs(b.min() - low[0]) < 1e-9 and abs(b.max() - high[0]) < 1e-9
+        for b in (c.get_paths()[0].vertices[:, 1] for c in bottom.collections)
+    )
     control = "bfloat16, hf: eager one-pass (control)"
     assert control in top.get_legend_handles_labels()[1]
     assert control not in bottom.get_legend_handles_labels()[1]
@@ -146,7 +170,7 @@ def test_exactness_figure_draws_the_kernel_control_apart_and_only_against_one_pa
 
 def test_exactness_table_counts_documents(rows):
     tex = tables.exactness_table(cost_inputs.exactness_points(rows))
-    assert r"bfloat16 & hf & 24/32 & 24/32 & 58/60 \\" in tex           # two-stage: 29 of 30 twice
+    assert r"bfloat16 & hf & 24/32 & 24/32 & 58/60 \\" in tex  # two-stage: 29 of 30 twice
     assert r"bfloat16 & hf, eager one-pass & 16/32 & -- & 29/30 \\" in tex
     assert r"float32 & fast & 32/32 & 32/32 & 64/64 \\" in tex
 
@@ -160,12 +184,15 @@ def test_economics_figures_plot_the_priced_rows(rows):
     x, y = _line(axes[0, 0], "wan same-zone")
     reuse_ms = 500.0 + 1 + 12.0 + 1 + 13
     assert x == [1024, 4096] and y[1] == pytest.approx(1e6 * (reuse_ms / 3.6e6 * rate + kv / 1e9 * 0.09))
-    assert _line(axes[0, 0], "prefill every read")[1] == pytest.approx([1e6 * 30 / 3.6e6 * rate, 1e6 * 90 / 3.6e6 * rate])
+    assert _line(axes[0, 0], "prefill every read")[1] == pytest.approx(
+        [1e6 * 30 / 3.6e6 * rate, 1e6 * 90 / 3.6e6 * rate]
+    )
     fast = cost[(cost["tier"].isna()) & (cost["reuse_reader"] == "fast")]
     fig, axes = econ_figures.breakeven_link_vs_length(fast, tiers)
     qwen = _panel(axes, "qwen3-4b-random")
     assert _line(qwen, "break-even (fast reader)")[1] == pytest.approx(
-        [KV_PER_TOKEN * 1024 / 1e9 / 0.027, kv / 1e9 / 0.0855])
+        [KV_PER_TOKEN * 1024 / 1e9 / 0.027, kv / 1e9 / 0.0855]
+    )
     host = next(c for c in qwen.collections if c.get_label() == "host: measured link")
     assert host.get_offsets()[:, 1].tolist() == [50.0, 50.0]
     batched = cost[(cost["tier"].isna()) & (cost["reuse_basis"] == "batched") & (cost["reuse_reader"] == "shared")]
@@ -190,9 +217,13 @@ def test_efficiency_throughput_and_tier_figures(rows):
     assert _line(shown["1-token question"], "L=4096, shared")[1] == pytest.approx([0.5, 0.16, 0.05])
     assert _line(shown["32-token questions"], "L=4096, shared")[1] == pytest.approx([5.0, 1.6, 0.5])
     # a run that decoded adds a panel of its decode steps, floors of the shared method
-    decoded = batch.assign(decode_per_reader_ms=batch["per_reader_ms"] / 4, gen_tokens=16,
-                           decode_per_reader_floor_ms=[0.01 if m == "shared" else 0.1 for m in batch["method"]],
-                           decode_compute_floor_ms=0.005, decode_memory_floor_ms=0.01)
+    decoded = batch.assign(
+        decode_per_reader_ms=batch["per_reader_ms"] / 4,
+        gen_tokens=16,
+        decode_per_reader_floor_ms=[0.01 if m == "shared" else 0.1 for m in batch["method"]],
+        decode_compute_floor_ms=0.005,
+        decode_memory_floor_ms=0.01,
+    )
     fig, axes = perf_figures.throughput_per_reader(pd.concat([batch, decoded]))
     shown = {ax.get_title().split(", ")[-1]: ax for ax in axes.flat if ax.get_visible()}
     assert sorted(shown) == ["32-token questions", "decode steps"]
@@ -225,8 +256,13 @@ def test_paper_builds_from_committed_results_without_overfull_boxes(tmp_path):
     shutil.copy(ROOT / "paper" / "main.tex", tmp_path / "main.tex")
     build(ROOT / "results", tmp_path)
     for _ in range(2):
-        proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:]
     log = (tmp_path / "main.log").read_text(errors="replace")
     assert "Overfull \\hbox" not in log, [l for l in log.splitlines() if "Overfull" in l]
@@ -235,33 +271,76 @@ def test_paper_builds_from_committed_results_without_overfull_boxes(tmp_path):
 
 def test_a_point_measured_by_two_runs_counts_once_at_its_latest():
     """A launcher's demonstration sweep re-measures points the reference sweep has: one point each."""
-    base = dict(experiment="reuse", status="ok", model="m", weights="random", dtype="bfloat16", device="H200",
-                doc_tokens=1024, reader="fast", prefill_ms=30.0, prefill_best_ms=30.0)
-    rows = pd.DataFrame([{**base, "reuse_ms": 5.0, "timestamp": pd.Timestamp("2026-11-29", tz="UTC")},
-                         {**base, "reuse_ms": 4.0, "timestamp": pd.Timestamp("2026-11-30", tz="UTC")},
-                         {**base, "reuse_ms": 6.0, "timestamp": pd.Timestamp("2026-11-28", tz="UTC"),
-                          "reader": "graph"}])
+    base = dict(
+        experiment="reuse",
+        status="ok",
+        model="m",
+        weights="random",
+        dtype="bfloat16",
+        device="H200",
+        doc_tokens=1024,
+        reader="fast",
+        prefill_ms=30.0,
+        prefill_best_ms=30.0,
+    )
+    rows = pd.DataFrame(
+        [
+            {**base, "reuse_ms": 5.0, "timestamp": pd.Timestamp("2026-11-29", tz="UTC")},
+            {**base, "reuse_ms": 4.0, "timestamp": pd.Timestamp("2026-11-30", tz="UTC")},
+            {**base, "reuse_ms": 6.0, "timestamp": pd.Timestamp("2026-11-28", tz="UTC"), "reader": "graph"},
+        ]
+    )
     points = cost_inputs.reuse_points(rows)
     assert points[["reader", "reuse_ms"]].values.tolist() == [["fast", 4.0], ["graph", 6.0]]
 
 
 def test_a_partial_remeasurement_does_not_replace_the_reference_curve():
-    base = dict(experiment="reuse", status="ok", model="m", weights="random", dtype="bfloat16", device="H200",
-                reader="fast", prefill_ms=30.0, prefill_best_ms=30.0)
-    sweep = [{**base, "run_dir": "sweep", "doc_tokens": n, "reuse_ms": 5.0,
-              "timestamp": pd.Timestamp("2026-11-29", tz="UTC")} for n in (1024, 2048)]
-    demo = {**base, "run_dir": "launcher", "doc_tokens": 1024, "reuse_ms": 4.0,
-            "timestamp": pd.Timestamp("2026-11-30", tz="UTC")}
+    base = dict(
+        experiment="reuse",
+        status="ok",
+        model="m",
+        weights="random",
+        dtype="bfloat16",
+        device="H200",
+        reader="fast",
+        prefill_ms=30.0,
+        prefill_best_ms=30.0,
+    )
+    sweep = [
+        {
+            **base,
+            "run_dir": "sweep",
+            "doc_tokens": n,
+            "reuse_ms": 5.0,
+            "timestamp": pd.Timestamp("2026-11-29", tz="UTC"),
+        }
+        for n in (1024, 2048)
+    ]
+    demo = {
+        **base,
+        "run_dir": "launcher",
+        "doc_tokens": 1024,
+        "reuse_ms": 4.0,
+        "timestamp": pd.Timestamp("2026-11-30", tz="UTC"),
+    }
     points = cost_inputs.reuse_points(pd.DataFrame([*sweep, demo]))
     assert points[["doc_tokens", "reuse_ms"]].values.tolist() == [[1024, 5.0], [2048, 5.0]]
 
 
 def test_a_tier_keeps_its_colour_and_a_codec_its_dash():
-    rows = pd.DataFrame([dict(model="m", weights="random", tier=t, tier_variant=v, codec=c, doc_tokens=n,
-                              reuse_ms=r, prefill_ms=50.0)
-                         for t, v, c, r in (("disk", "warm", None, 200.0), ("disk", "warm", "int4-kivi", 60.0),
-                                            ("gpu", None, None, 5.0))
-                         for n in (4096, 32768)])
+    rows = pd.DataFrame(
+        [
+            dict(
+                model="m", weights="random", tier=t, tier_variant=v, codec=c, doc_tokens=n, reuse_ms=r, prefill_ms=50.0
+            )
+            for t, v, c, r in (
+                ("disk", "warm", None, 200.0),
+                ("disk", "warm", "int4-kivi", 60.0),
+                ("gpu", None, None, 5.0),
+            )
+            for n in (4096, 32768)
+        ]
+    )
     fig, axes = tier_figures.tier_reuse_vs_length(rows)
     found = {l.get_label(): l for l in axes[0, 0].get_lines()}
     plain, int4, gpu = found["disk warm"], found["disk warm + int4-kivi"], found["gpu"]
@@ -270,9 +349,24 @@ def test_a_tier_keeps_its_colour_and_a_codec_its_dash():
 
 
 def test_a_model_in_two_dtypes_gets_a_line_per_dtype():
-    points = pd.DataFrame([dict(model="q", weights="real", dtype=d, device="H200", doc_tokens=1024, reader="fast",
-                                prefill_ms=p, reuse_ms=r, speedup=p / r, speedup_ci_low=None, speedup_ci_high=None)
-                           for d, p, r in (("bfloat16", 20.0, 5.0), ("float32", 40.0, 8.0))])
+    points = pd.DataFrame(
+        [
+            dict(
+                model="q",
+                weights="real",
+                dtype=d,
+                device="H200",
+                doc_tokens=1024,
+                reader="fast",
+                prefill_ms=p,
+                reuse_ms=r,
+                speedup=p / r,
+                speedup_ci_low=None,
+                speedup_ci_high=None,
+            )
+            for d, p, r in (("bfloat16", 20.0, 5.0), ("float32", 40.0, 8.0))
+        ]
+    )
     fig, axes = figures.latency_vs_length(points)
     panel = _panel(axes, "q")
     assert _line(panel, "reuse fast")[1] == [5.0] and _line(panel, "reuse fast, float32")[1] == [8.0]

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from kvbench.economics.crossover import main as crossover_main
-from kvbench.rows.store import ResultStore, load_rows, point_id
 from kvbench.rows.schema import COLUMNS, REQUIRED, make_row, schema_markdown
+from kvbench.rows.store import ResultStore, load_rows, point_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,8 +58,10 @@ def test_unreadable_lines_are_skipped_then_moved_aside_never_deleted(tmp_path, c
     store.append(make_row(point_id="a", speedup=1.0))
     _damage(tmp_path / "rows.jsonl")
     assert [r["point_id"] for r in store.rows()] == ["a"]
-    assert f"{store.rows_path}: skipping 2 unreadable line(s); the next write moves them to rows.rejected.jsonl" \
+    assert (
+        f"{store.rows_path}: skipping 2 unreadable line(s); the next write moves them to rows.rejected.jsonl"
         in caplog.messages
+    )
     store.append(make_row(point_id="b", speedup=2.0))
     assert [r["point_id"] for r in store.rows()] == ["a", "b"]
     assert (tmp_path / "rows.rejected.jsonl").read_text() == '{"point_id": "torn", "stat\n[1, 2]\n'
@@ -71,9 +73,22 @@ def test_unreadable_lines_are_skipped_then_moved_aside_never_deleted(tmp_path, c
 def test_load_rows_and_crossover_skip_a_damaged_line(tmp_path, caplog, capsys):
     store = ResultStore(tmp_path / "tier=gpu")
     for n, reuse in ((1024, 50.0), (4096, 40.0)):
-        store.append(make_row(experiment="tiers", point_id=str(n), model="x", dtype="bfloat16", device="d",
-                              tier="gpu", tier_variant="", codec="identity", doc_tokens=n,
-                              prefill_ms=n / 40, reuse_ms=reuse, speedup=n / 40 / reuse))
+        store.append(
+            make_row(
+                experiment="tiers",
+                point_id=str(n),
+                model="x",
+                dtype="bfloat16",
+                device="d",
+                tier="gpu",
+                tier_variant="",
+                codec="identity",
+                doc_tokens=n,
+                prefill_ms=n / 40,
+                reuse_ms=reuse,
+                speedup=n / 40 / reuse,
+            )
+        )
     _damage(store.rows_path)
     df = load_rows([tmp_path])
     assert sorted(df["doc_tokens"]) == [1024, 4096]
@@ -199,8 +214,16 @@ WRITER = textwrap.dedent("""
 def test_concurrent_writers_never_lose_or_interleave_lines(tmp_path):
     """Four processes append to one folder at once: every row arrives once, every line is whole."""
     writers, count = 4, 40
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), f"w{w}", str(count)], cwd=ROOT,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for w in range(writers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path), f"w{w}", str(count)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(writers)
+    ]
     for p in procs:
         assert p.stdout.readline().strip() == "ready"
     for p in procs:

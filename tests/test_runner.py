@@ -6,12 +6,11 @@ import json
 
 import pytest
 import torch
+from conftest import TINY
 
 import kvbench.experiments.reuse as reuse_exp
-from kvbench.run.app import run
 from kvbench.rows.schema import REQUIRED
-
-from conftest import TINY
+from kvbench.run.app import run
 
 
 def _rows(path):
@@ -34,8 +33,17 @@ def test_run_writes_rows_config_and_manifest(make_cfg, tmp_path):
     assert fast["reader_attach"] == "reference" and fast["query_only_ms"] > 0
     assert fast["reader_top1_agree"] == 1.0 and fast["reader_max_abs_logit_diff"] < 1e-4
     [manifest] = json.loads((tmp_path / "run" / "manifest.json").read_text())["jobs"]
-    assert {"git_sha", "git_dirty", "torch", "transformers", "python", "start_time", "end_time",
-            "host", "gpu_index"} <= set(manifest)
+    assert {
+        "git_sha",
+        "git_dirty",
+        "torch",
+        "transformers",
+        "python",
+        "start_time",
+        "end_time",
+        "host",
+        "gpu_index",
+    } <= set(manifest)
     assert (tmp_path / "run" / "config.yaml").read_text().count("doc_tokens") == 1
 
 

@@ -4,20 +4,38 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import TINY
-from kvbench.forward import inference
-from kvbench.run.app import run
-from kvbench.kv.artifact import KVArtifact
+
 from kvbench.config.schema import ConfigError, load_settings
 from kvbench.experiments.throughput import per_reader_copies, reader_questions
+from kvbench.forward import inference
 from kvbench.forward.fast import FastForward, GreedyDecoder
+from kvbench.kv.artifact import KVArtifact
+from kvbench.run.app import run
 
-CPU = ("+exp=throughput", "hydra.mode=RUN", *TINY, "device=cpu", "dtype=float32", "doc_tokens=[48]",
-       "timing.query_tokens=6", "throughput.batches=[1,2,8]")
-DECODE_COLUMNS = ("gen_tokens", "decode_step_ms", "decode_step_ms_p25", "decode_step_ms_p75", "decode_per_reader_ms",
-                  "decode_tokens_per_s", "decode_compute_floor_ms", "decode_memory_floor_ms",
-                  "decode_per_reader_floor_ms", "decode_efficiency", "decode_top1_agree")
+CPU = (
+    "+exp=throughput",
+    "hydra.mode=RUN",
+    *TINY,
+    "device=cpu",
+    "dtype=float32",
+    "doc_tokens=[48]",
+    "timing.query_tokens=6",
+    "throughput.batches=[1,2,8]",
+)
+DECODE_COLUMNS = (
+    "gen_tokens",
+    "decode_step_ms",
+    "decode_step_ms_p25",
+    "decode_step_ms_p75",
+    "decode_per_reader_ms",
+    "decode_tokens_per_s",
+    "decode_compute_floor_ms",
+    "decode_memory_floor_ms",
+    "decode_per_reader_floor_ms",
+    "decode_efficiency",
+    "decode_top1_agree",
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +85,14 @@ def test_naive_copies_that_do_not_fit_are_an_oom_row_and_the_sweep_goes_on(make_
     monkeypatch.setattr(tp, "per_reader_copies", limited)
     rows = run(make_cfg(*CPU), tmp_path / "run")
     status = {(r["method"], r["batch"]): r["status"] for r in rows}
-    assert status == {("shared", 1): "ok", ("shared", 2): "ok", ("shared", 8): "ok",
-                      ("naive", 1): "ok", ("naive", 2): "ok", ("naive", 8): "oom"}
+    assert status == {
+        ("shared", 1): "ok",
+        ("shared", 2): "ok",
+        ("shared", 8): "ok",
+        ("naive", 1): "ok",
+        ("naive", 2): "ok",
+        ("naive", 8): "oom",
+    }
     assert "8 copies" in next(r["reason"] for r in rows if r["status"] == "oom")
 
 
@@ -78,7 +102,7 @@ def test_the_reader_cache_holds_each_readers_past(readers):
     tokens = logits.argmax(-1)
     for b in range(questions.shape[0]):
         for step in range(3):  # from scratch, no cache: the question and the tokens decoded so far
-            again = fwd(torch.cat([questions[b:b + 1], tokens[b:b + 1, :step]], dim=1), art)
+            again = fwd(torch.cat([questions[b : b + 1], tokens[b : b + 1, :step]], dim=1), art)
             assert torch.allclose(logits[b, step], again[0], atol=1e-5), (b, step)
     assert not torch.allclose(logits[0, 1], fwd(tokens[:1, :1], art)[0], atol=1e-3)  # the question is in the past
 
@@ -89,7 +113,7 @@ def test_batched_decode_logits_equal_each_reader_decoded_alone(readers, method):
     kv = art if method == "shared" else per_reader_copies(art, questions.shape[0])
     batched = _decode(fwd, kv, questions, 4)
     for b in range(questions.shape[0]):
-        assert torch.allclose(batched[b], _decode(fwd, art, questions[b:b + 1], 4)[0], atol=1e-5), b
+        assert torch.allclose(batched[b], _decode(fwd, art, questions[b : b + 1], 4)[0], atol=1e-5), b
     assert not torch.allclose(batched[0], batched[1], atol=1e-3)
 
 

@@ -7,8 +7,8 @@ import os
 
 import pytest
 import torch
-
 from _tiers import make_artifact
+
 from kvbench.codecs import CodecError, get_codec
 from kvbench.config.schema import ConfigError, TierConfig, WanProfile
 from kvbench.tiers import StageTimer, TierError, open_tier, variants
@@ -22,8 +22,9 @@ def tier_cfg(name: str, tmp_path) -> TierConfig:
     return TierConfig(name=name, dir=str(tmp_path), profiles=FAST_WAN if name == "wan" else {})
 
 
-@pytest.mark.parametrize("name, variant", [("gpu", ""), ("host", ""), ("disk", "cold"), ("disk", "warm"),
-                                           ("wan", "fast")])
+@pytest.mark.parametrize(
+    "name, variant", [("gpu", ""), ("host", ""), ("disk", "cold"), ("disk", "warm"), ("wan", "fast")]
+)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 def test_round_trip_is_bitwise(tmp_path, name, variant, dtype):
     art = make_artifact(dtype=dtype)
@@ -138,14 +139,17 @@ def test_variants_per_tier():
     assert variants(TierConfig(name="host")) == [""]
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    (dict(name="nfs"), "tier.name"),
-    (dict(name="disk", cache=["lukewarm"]), "tier.cache"),
-    (dict(name="redis", chunk_mib=1024), "tier.chunk_mib"),
-    (dict(name="redis", repeats=0), "tier.repeats"),
-    (dict(name="wan"), "tier.profiles"),
-    (dict(name="wan", profiles=FAST_WAN, profile="moon"), "tier.profile"),
-])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        (dict(name="nfs"), "tier.name"),
+        (dict(name="disk", cache=["lukewarm"]), "tier.cache"),
+        (dict(name="redis", chunk_mib=1024), "tier.chunk_mib"),
+        (dict(name="redis", repeats=0), "tier.repeats"),
+        (dict(name="wan"), "tier.profiles"),
+        (dict(name="wan", profiles=FAST_WAN, profile="moon"), "tier.profile"),
+    ],
+)
 def test_bad_tier_config_names_the_key(kwargs, key):
     with pytest.raises(ConfigError, match=rf"^{key}="):
         TierConfig(**kwargs)

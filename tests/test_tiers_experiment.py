@@ -6,19 +6,26 @@ import dataclasses
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-
 from _tiers import redis_server_or_skip
 from conftest import CONF_DIR
-from kvbench.run.app import identity_columns, measure_point, preflight, run
+from hydra import compose, initialize_config_dir
+
 from kvbench.config.schema import load_settings
 from kvbench.economics.crossover import crossovers
 from kvbench.experiments import RunContext
 from kvbench.experiments.tiers import TiersExperiment
+from kvbench.run.app import identity_columns, measure_point, preflight, run
 from kvbench.tiers.redis_server import free_port
 
-CPU_TIERS = ("+exp=tiers", "model=tiny_random", "device=cpu", "dtype=float32", "doc_tokens=[32,64]",
-             "timing.warmup=0", "timing.repeats=2")
+CPU_TIERS = (
+    "+exp=tiers",
+    "model=tiny_random",
+    "device=cpu",
+    "dtype=float32",
+    "doc_tokens=[32,64]",
+    "timing.warmup=0",
+    "timing.repeats=2",
+)
 STAGES = ("fetch_ms", "decode_ms", "h2d_ms", "attach_ms", "query_ms")
 
 
@@ -49,13 +56,24 @@ def test_tiers_file_is_the_gpu_sweep(make_cfg):
     assert (cfg.device, cfg.dtype, min(cfg.doc_tokens), max(cfg.doc_tokens)) == ("cuda", "bfloat16", 1024, 32768)
     wan = make_cfg("+exp=tiers", "tier=wan").tier.profiles
     assert set(wan) == {"same-zone", "cross-region", "internet"}
-    assert all(p.bandwidth_mb_s > 0 and p.rtt_ms > 0 and p.egress_usd_per_gb >= 0
-               for name, p in wan.items() if name != "same-zone")
+    assert all(
+        p.bandwidth_mb_s > 0 and p.rtt_ms > 0 and p.egress_usd_per_gb >= 0
+        for name, p in wan.items()
+        if name != "same-zone"
+    )
 
 
-@pytest.mark.parametrize("tier, variants", [("gpu", {""}), ("host", {""}), ("disk", {"cold", "warm"}),
-                                            ("redis", {""}), ("wan", {"same-zone", "cross-region"})],
-                         ids=["gpu-tier", "host-tier", "disk-tier", "redis-tier", "wan-tier"])
+@pytest.mark.parametrize(
+    "tier, variants",
+    [
+        ("gpu", {""}),
+        ("host", {""}),
+        ("disk", {"cold", "warm"}),
+        ("redis", {""}),
+        ("wan", {"same-zone", "cross-region"}),
+    ],
+    ids=["gpu-tier", "host-tier", "disk-tier", "redis-tier", "wan-tier"],
+)
 def test_every_tier_runs_on_cpu(cpu_ctx, tmp_path, tier, variants):
     if tier == "redis":
         redis_server_or_skip()
@@ -119,21 +137,40 @@ def test_artifact_of_another_model_is_refused(cpu_ctx, monkeypatch):
 
     monkeypatch.setattr(RunContext, "snapshot", other_model)
     rows = measure(cpu_ctx, "tier=host")
-    assert all(r["status"] == "failed" and "ArtifactMismatchError" in r["reason"] and "model_fingerprint" in r["reason"]
-               for r in rows)
+    assert all(
+        r["status"] == "failed" and "ArtifactMismatchError" in r["reason"] and "model_fingerprint" in r["reason"]
+        for r in rows
+    )
 
 
 def _row(tier, L, prefill, reuse, status="ok", variant=""):
-    return dict(model="m", dtype="bf16", device="d", tier=tier, tier_variant=variant, codec="identity",
-                doc_tokens=L, prefill_ms=prefill, reuse_ms=reuse, status=status)
+    return dict(
+        model="m",
+        dtype="bf16",
+        device="d",
+        tier=tier,
+        tier_variant=variant,
+        codec="identity",
+        doc_tokens=L,
+        prefill_ms=prefill,
+        reuse_ms=reuse,
+        status=status,
+    )
 
 
 def test_crossover_is_the_shortest_length_that_keeps_winning():
-    rows = [_row("disk", 1024, 10, 20), _row("disk", 2048, 20, 15), _row("disk", 4096, 40, 45),
-            _row("disk", 8192, 90, 60), _row("disk", 16384, 200, 80),
-            _row("gpu", 1024, 10, 5), _row("gpu", 2048, 20, 6),
-            _row("wan", 1024, 10, 500, variant="internet"), _row("wan", 2048, 20, 900, variant="internet"),
-            _row("wan", 4096, 40, 1, status="failed")]
+    rows = [
+        _row("disk", 1024, 10, 20),
+        _row("disk", 2048, 20, 15),
+        _row("disk", 4096, 40, 45),
+        _row("disk", 8192, 90, 60),
+        _row("disk", 16384, 200, 80),
+        _row("gpu", 1024, 10, 5),
+        _row("gpu", 2048, 20, 6),
+        _row("wan", 1024, 10, 500, variant="internet"),
+        _row("wan", 2048, 20, 900, variant="internet"),
+        _row("wan", 4096, 40, 1, status="failed"),
+    ]
     by_tier = {c["tier"]: c for c in crossovers(rows)}
     disk = by_tier["disk"]
     assert disk["crossover_tokens"] == 8192 and disk["label"] == "8192"  # 2048 wins once, then loses again

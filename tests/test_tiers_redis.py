@@ -11,8 +11,8 @@ import threading
 import pytest
 import redis
 import torch
-
 from _tiers import make_artifact, redis_server_or_skip
+
 from kvbench.codecs import CodecError, get_codec
 from kvbench.config.schema import TierConfig
 from kvbench.tiers import TierError, TierUnavailableError, open_tier
@@ -168,9 +168,28 @@ def tls_endpoint(server, tmp_path):
     handshake with a self-signed certificate, then the Redis protocol inside it. Yields (port, CA file)."""
     openssl = shutil.which("openssl") or pytest.skip("openssl makes the test certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
 

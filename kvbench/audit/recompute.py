@@ -43,7 +43,7 @@ def chunk_bounds(num_tokens: int, chunk_tokens: int) -> list[tuple[int, int]]:
 
 def prefix(artifact: KVArtifact, tokens: int) -> KVArtifact:
     """The artifact's first ``tokens`` positions (views, no copy)."""
-    cut = lambda t: t[:, :, :tokens]  # noqa: E731 -- (batch, kv_heads, tokens, head_dim)
+    cut = lambda t: t[:, :, :tokens]
     return KVArtifact([cut(k) for k in artifact.keys], [cut(v) for v in artifact.values], dict(artifact.meta))
 
 
@@ -78,8 +78,9 @@ def check_chunk(model, artifact: KVArtifact, token_ids: torch.Tensor, start: int
 
 def check_all(model, artifact: KVArtifact, token_ids: torch.Tensor, chunk_tokens: int) -> torch.Tensor:
     """``(chunks, layers, 2)`` errors of every chunk of the document."""
-    return torch.stack([check_chunk(model, artifact, token_ids, s, e)
-                        for s, e in chunk_bounds(token_ids.shape[1], chunk_tokens)])
+    return torch.stack(
+        [check_chunk(model, artifact, token_ids, s, e) for s, e in chunk_bounds(token_ids.shape[1], chunk_tokens)]
+    )
 
 
 def calibrate(honest_errors: list[torch.Tensor], margin: float) -> torch.Tensor:
@@ -106,8 +107,16 @@ class AuditResult:
     failed: list[tuple[int, int]] = field(default_factory=list)
 
 
-def audit(model, artifact: KVArtifact, token_ids: torch.Tensor, *, k: int, chunk_tokens: int,
-          tolerance: torch.Tensor, generator: torch.Generator) -> AuditResult:
+def audit(
+    model,
+    artifact: KVArtifact,
+    token_ids: torch.Tensor,
+    *,
+    k: int,
+    chunk_tokens: int,
+    tolerance: torch.Tensor,
+    generator: torch.Generator,
+) -> AuditResult:
     """Check ``k`` random chunks of ``artifact`` against ``token_ids`` ``(1, L)``.
 
     Raises
@@ -120,6 +129,7 @@ def audit(model, artifact: KVArtifact, token_ids: torch.Tensor, *, k: int, chunk
         raise ArtifactMismatchError(f"KV artifact token_ids_hash is {claimed!r}: it was made from another document")
     bounds = chunk_bounds(token_ids.shape[1], chunk_tokens)
     chosen = [bounds[i] for i in sorted(torch.randperm(len(bounds), generator=generator)[:k].tolist())]
-    failed = [(s, e) for s, e in chosen
-              if flagged(check_chunk(model, artifact, token_ids, s, e)[None], tolerance).item()]
+    failed = [
+        (s, e) for s, e in chosen if flagged(check_chunk(model, artifact, token_ids, s, e)[None], tolerance).item()
+    ]
     return AuditResult(passed=not failed, checked=chosen, failed=failed)

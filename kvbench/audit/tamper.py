@@ -38,8 +38,9 @@ def random_spans(num_tokens: int, span_tokens: int, count: int, generator: torch
     return [(o + i * span_tokens, o + (i + 1) * span_tokens) for i, o in enumerate(offsets)]
 
 
-def replace_tokens(token_ids: torch.Tensor, spans: list[tuple[int, int]], donor_ids: torch.Tensor,
-                   vocab_size: int) -> torch.Tensor:
+def replace_tokens(
+    token_ids: torch.Tensor, spans: list[tuple[int, int]], donor_ids: torch.Tensor, vocab_size: int
+) -> torch.Tensor:
     """``token_ids`` ``(1, L)`` with each span taken from ``donor_ids`` (a token equal to the original is bumped)."""
     out = token_ids.clone()
     for start, end in spans:
@@ -51,18 +52,23 @@ def replace_tokens(token_ids: torch.Tensor, spans: list[tuple[int, int]], donor_
 
 def splice(base: KVArtifact, other: KVArtifact, spans: list[tuple[int, int]]) -> KVArtifact:
     """``base`` with positions in ``spans`` taken from ``other``, in every layer."""
+
     def mix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         out = a.clone()
         for start, end in spans:
             out[:, :, start:end] = b[:, :, start:end]
         return out
 
-    return KVArtifact([mix(a, b) for a, b in zip(base.keys, other.keys)],
-                      [mix(a, b) for a, b in zip(base.values, other.values)], dict(base.meta))
+    return KVArtifact(
+        [mix(a, b) for a, b in zip(base.keys, other.keys)],
+        [mix(a, b) for a, b in zip(base.values, other.values)],
+        dict(base.meta),
+    )
 
 
 def layer_noise(base: KVArtifact, layer: int, rel: float, generator: torch.Generator) -> KVArtifact:
     """``base`` with noise of ``rel`` x each tensor's std added to layer ``layer``'s keys and values."""
+
     def noisy(t: torch.Tensor) -> torch.Tensor:
         noise = torch.randn(t.shape, generator=generator, dtype=torch.float32).to(t.device)
         return (t.float() + rel * t.float().std() * noise).to(t.dtype)
@@ -72,9 +78,22 @@ def layer_noise(base: KVArtifact, layer: int, rel: float, generator: torch.Gener
     return KVArtifact(keys, values, dict(base.meta))
 
 
-def tamper(kind: str, model, artifact: KVArtifact, token_ids: torch.Tensor, donor_ids: torch.Tensor, *,
-           span_tokens: int, spans: int, noise_rel: float, generator: torch.Generator) -> KVArtifact:
-    """``artifact`` (of ``token_ids`` ``(1, L)``) altered as ``kind`` says; ``donor_ids`` ``(1, L)`` supply other tokens."""
+def tamper(
+    kind: str,
+    model,
+    artifact: KVArtifact,
+    token_ids: torch.Tensor,
+    donor_ids: torch.Tensor,
+    *,
+    span_tokens: int,
+    spans: int,
+    noise_rel: float,
+    generator: torch.Generator,
+) -> KVArtifact:
+    """``artifact`` (of ``token_ids`` ``(1, L)``) altered as ``kind`` says.
+
+    ``donor_ids`` ``(1, L)`` supply other tokens.
+    """
     if kind == "none":
         return artifact
     if kind == "noise":

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 import zstandard
 
-from kvbench.kv.artifact import KVArtifact
 from kvbench.codecs import container
 from kvbench.codecs.base import CodecError
+from kvbench.kv.artifact import KVArtifact
 
 
 def zstd_compress(data, level: int) -> bytes:

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from kvbench.codecs.base import CodecError
 from kvbench.kv.artifact import KVArtifact
 from kvbench.kv.checksum import device_checksum, xxh3_128
-from kvbench.codecs.base import CodecError
 
 MAGIC = b"KVBC"
 VERSION = 2
@@ -42,18 +42,25 @@ def pack(codec: str, artifact: KVArtifact, sections: list, **params: Any) -> byt
     ``sections`` are bytes-like objects, or uint8 tensors (on any device); with tensors the
     device checksum is computed where they are, then they are copied to the host.
     """
-    header = dict(codec=codec, meta=artifact.meta, dtype=str(artifact.keys[0].dtype).removeprefix("torch."),
-                  shapes=[list(t.shape) for t in (*artifact.keys, *artifact.values)],
-                  sections=[int(s.numel()) if isinstance(s, torch.Tensor) else memoryview(s).nbytes
-                            for s in sections], params=params)
+    header = dict(
+        codec=codec,
+        meta=artifact.meta,
+        dtype=str(artifact.keys[0].dtype).removeprefix("torch."),
+        shapes=[list(t.shape) for t in (*artifact.keys, *artifact.values)],
+        sections=[int(s.numel()) if isinstance(s, torch.Tensor) else memoryview(s).nbytes for s in sections],
+        params=params,
+    )
     head = json.dumps(header, separators=(",", ":")).encode()
     on_device = any(isinstance(s, torch.Tensor) for s in sections)
     prefix = _PREFIX.pack(MAGIC, VERSION, _HAS_DEVSUM if on_device else 0, len(head)) + head
     tail = []
     if on_device:
         where = next(s.device for s in sections if isinstance(s, torch.Tensor))
-        tail = [_DEVSUM.pack(*device_checksum([torch.frombuffer(bytearray(prefix), dtype=torch.uint8).to(where),
-                                                *sections]))]
+        tail = [
+            _DEVSUM.pack(
+                *device_checksum([torch.frombuffer(bytearray(prefix), dtype=torch.uint8).to(where), *sections])
+            )
+        ]
         sections = [s.cpu().numpy() if isinstance(s, torch.Tensor) else s for s in sections]
     parts = [prefix, *sections, *tail]
     return b"".join([*parts, xxh3_128(parts)])
@@ -73,10 +80,10 @@ def unpack(blob, codec: str) -> tuple[dict[str, Any], list]:
     on_device = isinstance(blob, torch.Tensor) and blob.device.type != "cpu"
     size = blob.numel() if on_device else None
     if on_device:
-        prefix = blob[:_PREFIX.size].cpu().numpy().tobytes()
+        prefix = blob[: _PREFIX.size].cpu().numpy().tobytes()
     else:
         view = memoryview(blob.numpy() if isinstance(blob, torch.Tensor) else blob).cast("B")
-        size, prefix = view.nbytes, bytes(view[:_PREFIX.size])
+        size, prefix = view.nbytes, bytes(view[: _PREFIX.size])
     if size < _PREFIX.size + _DIGEST:
         raise CodecError(f"{codec} blob of {size} bytes is shorter than its frame")
     magic, version, flags, head_len = _PREFIX.unpack(prefix)
@@ -89,14 +96,14 @@ def unpack(blob, codec: str) -> tuple[dict[str, Any], list]:
     if on_device:
         if not flags & _HAS_DEVSUM:
             raise CodecError(f"{codec} blob has no device checksum: decode it from host memory")
-        stored = _DEVSUM.unpack(blob[end:end + _DEVSUM.size].cpu().numpy().tobytes())
+        stored = _DEVSUM.unpack(blob[end : end + _DEVSUM.size].cpu().numpy().tobytes())
         if device_checksum([blob[:end]]) != stored:
             raise CodecError(f"{codec} blob device checksum mismatch: the bytes are corrupt or truncated")
-        head = blob[_PREFIX.size:start].cpu().numpy().tobytes()
+        head = blob[_PREFIX.size : start].cpu().numpy().tobytes()
     else:
         if xxh3_128([view[:-_DIGEST]]) != bytes(view[-_DIGEST:]):
             raise CodecError(f"{codec} blob checksum mismatch: the bytes are corrupt or truncated")
-        head = bytes(view[_PREFIX.size:start])
+        head = bytes(view[_PREFIX.size : start])
     try:
         header = json.loads(head)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -105,7 +112,7 @@ def unpack(blob, codec: str) -> tuple[dict[str, Any], list]:
         raise CodecError(f"blob was written by codec {header.get('codec')!r}, not {codec!r}")
     sections, offset = [], start
     for n in header["sections"]:
-        sections.append(blob[offset:offset + n] if on_device else view[offset:offset + n])
+        sections.append(blob[offset : offset + n] if on_device else view[offset : offset + n])
         offset += n
     if offset != end:
         raise CodecError(f"{codec} blob sections span {offset - start} bytes but the payload has {end - start}")
@@ -132,7 +139,7 @@ def artifact_from_raw(raw, header: dict[str, Any], device: torch.device | str = 
     dtype = getattr(torch, header["dtype"])
     data = raw if isinstance(raw, torch.Tensor) else torch.from_numpy(np.frombuffer(raw, dtype=np.uint8))
     tensors = split_tensors(data.view(dtype), header)
-    artifact = KVArtifact(tensors[:len(tensors) // 2], tensors[len(tensors) // 2:], dict(header["meta"]))
+    artifact = KVArtifact(tensors[: len(tensors) // 2], tensors[len(tensors) // 2 :], dict(header["meta"]))
     return artifact if torch.device(device) == artifact.device else artifact.to(device)
 
 
@@ -140,8 +147,7 @@ def split_tensors(flat: torch.Tensor, header: dict[str, Any]) -> list[torch.Tens
     """Cut a flat tensor of every value into the header's shapes (views, no copy)."""
     sizes = [int(np.prod(s)) for s in header["shapes"]]
     if flat.numel() != sum(sizes):
-        raise CodecError(f"{header['codec']} decoded {flat.numel()} values but the header's shapes "
-                         f"need {sum(sizes)}")
+        raise CodecError(f"{header['codec']} decoded {flat.numel()} values but the header's shapes need {sum(sizes)}")
     return [part.view(shape) for part, shape in zip(flat.split(sizes), header["shapes"])]
 
 

@@ -15,9 +15,9 @@ import constriction
 import numpy as np
 import torch
 
-from kvbench.kv.artifact import KVArtifact
 from kvbench.codecs import container
 from kvbench.codecs.base import CodecError
+from kvbench.kv.artifact import KVArtifact
 
 # dtype -> (exponent bits, mantissa bits)
 FLOAT_LAYOUTS = {"bfloat16": (8, 7), "float16": (5, 10)}
@@ -43,8 +43,8 @@ def pack_bits(values: np.ndarray, nbits: int) -> bytes:
         return values.astype(np.uint8).tobytes()
     out = []
     for i in range(0, len(values), _CHUNK):
-        bits = np.unpackbits(values[i:i + _CHUNK].astype(">u2").view(np.uint8).reshape(-1, 2), axis=1)
-        out.append(np.packbits(bits[:, 16 - nbits:]).tobytes())
+        bits = np.unpackbits(values[i : i + _CHUNK].astype(">u2").view(np.uint8).reshape(-1, 2), axis=1)
+        out.append(np.packbits(bits[:, 16 - nbits :]).tobytes())
     return b"".join(out)
 
 
@@ -59,9 +59,9 @@ def unpack_bits(data, nbits: int, count: int) -> np.ndarray:
     step = _CHUNK * nbits // 8
     for j, i in enumerate(range(0, count, _CHUNK)):
         n = min(_CHUNK, count - i)
-        bits = np.unpackbits(raw[j * step:j * step + (n * nbits + 7) // 8], count=n * nbits).reshape(n, nbits)
+        bits = np.unpackbits(raw[j * step : j * step + (n * nbits + 7) // 8], count=n * nbits).reshape(n, nbits)
         padded = np.concatenate([np.zeros((n, 16 - nbits), np.uint8), bits], axis=1)
-        out[i:i + n] = np.packbits(padded, axis=1).view(">u2").reshape(-1)
+        out[i : i + n] = np.packbits(padded, axis=1).view(">u2").reshape(-1)
     return out
 
 

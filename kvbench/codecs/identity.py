@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from kvbench.kv.artifact import ArtifactCorruptError, KVArtifact
 from kvbench.codecs.base import CodecError
+from kvbench.kv.artifact import ArtifactCorruptError, KVArtifact
 
 
 class IdentityCodec:

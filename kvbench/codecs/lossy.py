@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kvbench.kv.artifact import KVArtifact
 from kvbench.codecs import container
 from kvbench.codecs.base import CodecError
+from kvbench.kv.artifact import KVArtifact
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
@@ -47,8 +47,8 @@ class _LossyCodec(container.DeviceCodec):
             raise CodecError(f"{self.name} header parts do not match its payload of {payload.numel()} bytes")
         parts = payload.split(sizes)
         dtype, n, k = getattr(torch, header["dtype"]), len(shapes), self.parts_per_tensor
-        tensors = [self._dequantise(parts[i * k:(i + 1) * k], shapes[i], i < n // 2).to(dtype) for i in range(n)]
-        return KVArtifact(tensors[:n // 2], tensors[n // 2:], dict(header["meta"]))
+        tensors = [self._dequantise(parts[i * k : (i + 1) * k], shapes[i], i < n // 2).to(dtype) for i in range(n)]
+        return KVArtifact(tensors[: n // 2], tensors[n // 2 :], dict(header["meta"]))
 
 
 def _bytes(t: torch.Tensor) -> torch.Tensor:
@@ -151,8 +151,10 @@ class KiviCodec(_LossyCodec):
         if self.bits == 4:
             q = torch.stack([q & 0x0F, q >> 4], dim=1).reshape(-1)[:count]
         stats = (*grouped[:-1], 1)
-        x = q.view(grouped).float() * _view(scale, torch.float16).view(stats).float() \
+        x = (
+            q.view(grouped).float() * _view(scale, torch.float16).view(stats).float()
             + _view(lo, torch.float16).view(stats).float()
+        )
         if is_key:
             return x.reshape(b, h, d, -1)[..., :t].transpose(2, 3).contiguous()
         return x.reshape(b, h, t, d)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import torch
 
-from kvbench.kv.artifact import KVArtifact
 from kvbench.codecs import container
 from kvbench.codecs.base import CodecError
+from kvbench.kv.artifact import KVArtifact
 
 # codec name -> (nvCOMP algorithm, byte-plane split, element type per KV dtype)
 _BYTES = {"bfloat16": torch.uint8, "float16": torch.uint8, "float32": torch.uint8}
@@ -33,8 +33,7 @@ NVCOMP_CODECS = {
     "nvcomp-ans-planes": ("ANS", True, _BYTES),
     "nvcomp-zstd-planes": ("Zstd", True, _BYTES),
 }
-_TYPESTR = {torch.uint8: "|u1", torch.int16: "<i2", torch.int32: "<i4", torch.float16: "<f2",
-            torch.float32: "<f4"}
+_TYPESTR = {torch.uint8: "|u1", torch.int16: "<i2", torch.int32: "<i4", torch.float16: "<f2", torch.float32: "<f4"}
 _TYPED = ("ANS", "Bitcomp", "Cascaded")  # algorithms that take a data_type option
 _ALIGN = 16  # bytes; covers every nvCOMP format's required buffer alignment
 
@@ -69,8 +68,9 @@ class NvcompCodec(container.DeviceCodec):
         key = (stream.cuda_stream, element)
         if key not in self._codecs:
             options = dict(data_type=_TYPESTR[element]) if self.algorithm in _TYPED else {}
-            self._codecs[key] = nvcomp.Codec(algorithm=self.algorithm, device_id=device.index or 0,
-                                             cuda_stream=stream.cuda_stream, **options)
+            self._codecs[key] = nvcomp.Codec(
+                algorithm=self.algorithm, device_id=device.index or 0, cuda_stream=stream.cuda_stream, **options
+            )
         return self._codecs[key], stream.cuda_stream
 
     def compress_device(self, artifact: KVArtifact) -> tuple[dict, torch.Tensor]:

@@ -4,10 +4,11 @@ against) and how to build it. Builders import their codec library only when call
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from kvbench.config import catalog
+
 
 @dataclass(frozen=True)
 class CodecSpec:
@@ -25,6 +26,7 @@ def _bytecodec(cls_name: str, **fixed):
         from kvbench.codecs import bytecodecs
 
         return getattr(bytecodecs, cls_name)(**{**fixed, **params})
+
     return build
 
 
@@ -45,6 +47,7 @@ def _lossy(cls_name: str, **fixed):
         from kvbench.codecs import lossy
 
         return getattr(lossy, cls_name)(**{**fixed, **params})
+
     return build
 
 
@@ -53,6 +56,7 @@ def _nvcomp(name: str):
         from kvbench.codecs.nvcomp import NvcompCodec
 
         return NvcompCodec(name, **params)
+
     return build
 
 
@@ -70,8 +74,9 @@ _BUILDERS: dict[str, Callable] = {
     "int4-kivi": _lossy("KiviCodec", bits=4),
 }
 
-CODECS: dict[str, CodecSpec] = {name: CodecSpec(_BUILDERS[name], **dataclasses.asdict(info))
-                                for name, info in catalog.CODECS.items()}
+CODECS: dict[str, CodecSpec] = {
+    name: CodecSpec(_BUILDERS[name], **dataclasses.asdict(info)) for name, info in catalog.CODECS.items()
+}
 
 
 def unavailable(name: str) -> str | None:

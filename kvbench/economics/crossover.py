@@ -17,12 +17,28 @@ import math
 import statistics
 import sys
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 # Every column that says what was measured (query_tokens is not one: it varies per document).
-IDENTITY = ("experiment", "model", "weights", "model_fingerprint", "dtype", "device", "attn_impl", "deterministic",
-            "reader", "tier", "tier_variant", "tier_query", "codec", "method", "batch")
+IDENTITY = (
+    "experiment",
+    "model",
+    "weights",
+    "model_fingerprint",
+    "dtype",
+    "device",
+    "attn_impl",
+    "deterministic",
+    "reader",
+    "tier",
+    "tier_variant",
+    "tier_query",
+    "codec",
+    "method",
+    "batch",
+)
 WIN, LOSS, NOT_RESOLVED = "win", "loss", "not resolved"
 
 
@@ -84,14 +100,18 @@ def comparison(row: Mapping[str, Any]) -> Comparison | None:
     so an interval of another pairing (or of a mis-computed speedup) is never borrowed.
     """
     column, reuse = headline_reuse(row)
-    if row.get("status") != "ok" or reuse is None or (
-            _missing(row.get("prefill_best_ms")) and _missing(row.get("prefill_ms"))):
+    if (
+        row.get("status") != "ok"
+        or reuse is None
+        or (_missing(row.get("prefill_best_ms")) and _missing(row.get("prefill_ms")))
+    ):
         return None
     prefill = best_prefill_ms(row)
     low, high, speedup = row.get("speedup_ci_low"), row.get("speedup_ci_high"), row.get("speedup")
-    own_ci = (column == "reuse_ms" and not any(map(_missing, (low, high, speedup)))
-              and math.isclose(float(speedup), prefill / reuse, rel_tol=1e-6))  # type: ignore[arg-type]
-    ci = (float(low), float(high)) if own_ci else None  # type: ignore[arg-type]
+    ci = None
+    if column == "reuse_ms" and low is not None and high is not None and speedup is not None:
+        if not any(map(_missing, (low, high, speedup))) and math.isclose(speedup, prefill / reuse, rel_tol=1e-6):
+            ci = (float(low), float(high))
     return Comparison(int(row["doc_tokens"]), prefill, reuse, column, ci)
 
 
@@ -149,12 +169,20 @@ def crossovers(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         interp = None
         if first and verdicts[first - 1] == LOSS:
             interp = _interpolate(lengths[first - 1], lengths[first], speedups[first - 1], speedups[first])
-        out.append(dict(zip(IDENTITY, key), crossover_tokens=None if first is None else lengths[first],
-                        crossover_interp=interp, lengths=lengths, l_min=lengths[0], l_max=lengths[-1],
-                        not_resolved=[n for n, v in zip(lengths, verdicts) if v == NOT_RESOLVED],
-                        point_estimate=sorted({c.doc_tokens for c in members if c.ci is None}),
-                        reuse_column=", ".join(sorted({c.reuse_column for c in members})),
-                        label=_label(lengths, verdicts, first)))
+        out.append(
+            dict(
+                zip(IDENTITY, key),
+                crossover_tokens=None if first is None else lengths[first],
+                crossover_interp=interp,
+                lengths=lengths,
+                l_min=lengths[0],
+                l_max=lengths[-1],
+                not_resolved=[n for n, v in zip(lengths, verdicts) if v == NOT_RESOLVED],
+                point_estimate=sorted({c.doc_tokens for c in members if c.ci is None}),
+                reuse_column=", ".join(sorted({c.reuse_column for c in members})),
+                label=_label(lengths, verdicts, first),
+            )
+        )
     return out
 
 
@@ -182,16 +210,19 @@ def main(paths: list[str]) -> None:
     # Columns one value throughout go into the title; the table shows what tells groups apart.
     shown = [k for k in IDENTITY if len({str(c[k]) for c in found}) > 1] or ["model"]
     common = ", ".join(f"{k}={found[0][k]}" for k in IDENTITY if k not in shown and found[0][k] != "")
-    table = Table(title=f"crossover: shortest length from which reuse beats the best prefill at every longer "
-                        f"length\n({common})")
+    table = Table(
+        title=f"crossover: shortest length from which reuse beats the best prefill at every longer length\n({common})"
+    )
     for header in (*shown, "reuse", "crossover", "interpolated", "judged by"):
         table.add_column(header)
     for c in found:
         interp = "-" if c["crossover_interp"] is None else f"{c['crossover_interp']:.0f}"
         table.add_row(*(str(c[k]) for k in shown), c["reuse_column"], c["label"], interp, _judged_by(c))
     console.print(table)
-    console.print("win: the speedup's 95% CI lies above 1; loss: below 1; not resolved: it contains 1. "
-                  "A point estimate decides only where a row has no CI for its headline speedup.")
+    console.print(
+        "win: the speedup's 95% CI lies above 1; loss: below 1; not resolved: it contains 1. "
+        "A point estimate decides only where a row has no CI for its headline speedup."
+    )
 
 
 if __name__ == "__main__":

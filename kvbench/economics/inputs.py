@@ -64,7 +64,9 @@ def reuse_points(rows: pd.DataFrame) -> pd.DataFrame:
     graph = old[_col(old, "reuse_graph_ms").notna()]
     parts.append(graph.assign(reader="graph", reuse=_col(graph, "reuse_graph_ms")))
     out = pd.concat(parts, ignore_index=True)
-    out = out.drop(columns=["prefill_ms", "reuse_ms"]).rename(columns={"prefill_best": "prefill_ms", "reuse": "reuse_ms"})
+    out = out.drop(columns=["prefill_ms", "reuse_ms"]).rename(
+        columns={"prefill_best": "prefill_ms", "reuse": "reuse_ms"}
+    )
     out["speedup"] = out["prefill_ms"] / out["reuse_ms"]
     # A point measured again by another run (a launcher's demonstration sweep, say) counts once:
     # the run that covers most lengths of the model wins (one coherent curve), then the latest.
@@ -93,8 +95,11 @@ def exactness_points(rows: pd.DataFrame) -> pd.DataFrame:
     ok = ok[_col(ok, "exact_fraction").notna()].copy()
     ok["reader"] = _col(ok, "reader").fillna("hf")
     ok["reference_attn_impl"] = _col(ok, "reference_attn_impl").fillna(_col(ok, "attn_impl"))
-    ok["kernel_control"] = ok["reference_attn_impl"].notna() & _col(ok, "attn_impl").notna() & (
-        ok["reference_attn_impl"] != _col(ok, "attn_impl"))
+    ok["kernel_control"] = (
+        ok["reference_attn_impl"].notna()
+        & _col(ok, "attn_impl").notna()
+        & (ok["reference_attn_impl"] != _col(ok, "attn_impl"))
+    )
     key = [*IDENTITY[:-1], "reader", "reference_attn_impl", "doc_tokens"]
     ok = ok.assign(_docs=_col(ok, "num_docs"), _when=_col(ok, "timestamp"))
     ok = ok.sort_values(["_docs", "_when"], na_position="first", kind="stable")

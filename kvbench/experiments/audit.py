@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from kvbench.audit import recompute as audit
-from kvbench.measure import flops
-from kvbench.forward import inference
-from kvbench.experiments.base import RunContext
-from kvbench.measure.timing import SampleStats, time_ms, timer_name
 from kvbench.audit.tamper import tamper
+from kvbench.experiments.base import RunContext
+from kvbench.forward import inference
+from kvbench.measure import flops
+from kvbench.measure.timing import SampleStats, time_ms, timer_name
 
 
 class AuditExperiment:
@@ -41,22 +41,32 @@ class AuditExperiment:
 
     def points(self, ctx: RunContext) -> list[dict[str, Any]]:
         cfg = ctx.settings.audit
-        return [{"doc_tokens": int(n), "tamper": t, "audit_k": int(k)}
-                for n in ctx.settings.doc_tokens for t in cfg.tampers for k in cfg.ks]
+        return [
+            {"doc_tokens": int(n), "tamper": t, "audit_k": int(k)}
+            for n in ctx.settings.doc_tokens
+            for t in cfg.tampers
+            for k in cfg.ks
+        ]
 
     def run_point(self, ctx: RunContext, point: dict[str, Any]) -> dict[str, Any]:
         study = self.study(ctx, point["doc_tokens"])
         n, k = study["fields"]["audit_chunks"], point["audit_k"]
         if k > n:
-            return dict(study["fields"], status="skipped",
-                        reason=f"audit.ks: k={k} exceeds the {n} chunks of a {point['doc_tokens']}-token document")
+            return dict(
+                study["fields"],
+                status="skipped",
+                reason=f"audit.ks: k={k} exceeds the {n} chunks of a {point['doc_tokens']}-token document",
+            )
         counts = study["flagged"][point["tamper"]]
         audit_ms = k * study["chunk_ms"]
-        return dict(study["fields"],
-                    detection_rate=float(np.mean([audit.detection_probability(n, m, k) for m in counts])),
-                    flagged_chunk_fraction=float(np.mean(counts)) / n,
-                    audit_ms=audit_ms, audit_cost_fraction=audit_ms / study["fields"]["prefill_ms"],
-                    audit_flops_fraction=k * study["chunk_flops"] / study["fields"]["prefill_flops"])
+        return dict(
+            study["fields"],
+            detection_rate=float(np.mean([audit.detection_probability(n, m, k) for m in counts])),
+            flagged_chunk_fraction=float(np.mean(counts)) / n,
+            audit_ms=audit_ms,
+            audit_cost_fraction=audit_ms / study["fields"]["prefill_ms"],
+            audit_flops_fraction=k * study["chunk_flops"] / study["fields"]["prefill_flops"],
+        )
 
     def study(self, ctx: RunContext, doc_tokens: int) -> dict[str, Any]:
         """Calibration, tamper verdicts and timings for ``doc_tokens``, cached per L."""
@@ -65,7 +75,7 @@ class AuditExperiment:
         self._study = None
         cfg, model = ctx.settings.audit, ctx.lm.model
         docs = ctx.corpus.documents(doc_tokens, cfg.calibration_docs + cfg.docs + 1)
-        calibration, evaluated = docs[:cfg.calibration_docs], docs[cfg.calibration_docs:-1]
+        evaluated = docs[cfg.calibration_docs : -1]
         ids = [d.doc_ids.to(ctx.device) for d in docs]
 
         honest = []
@@ -78,8 +88,17 @@ class AuditExperiment:
         for j in range(cfg.calibration_docs, cfg.calibration_docs + cfg.docs):
             artifact = self._publish(ctx, ids[j])
             for kind in cfg.tampers:
-                altered = tamper(kind, model, artifact, ids[j], ids[j + 1], span_tokens=cfg.tamper_tokens,
-                                 spans=cfg.tamper_spans, noise_rel=cfg.noise_rel, generator=generator)
+                altered = tamper(
+                    kind,
+                    model,
+                    artifact,
+                    ids[j],
+                    ids[j + 1],
+                    span_tokens=cfg.tamper_tokens,
+                    spans=cfg.tamper_spans,
+                    noise_rel=cfg.noise_rel,
+                    generator=generator,
+                )
                 errors = audit.check_all(model, altered, ids[j], cfg.chunk_tokens)
                 flagged[kind].append(int(audit.flagged(errors, tolerance).sum()))
 
@@ -88,9 +107,13 @@ class AuditExperiment:
         shared["fields"].update(
             doc_hash=evaluated[0].doc_hash,
             corpus_hash=hashlib.sha256("".join(d.doc_hash for d in evaluated).encode()).hexdigest()[:16],
-            audit_chunk_tokens=cfg.chunk_tokens, audit_chunks=len(audit.chunk_bounds(doc_tokens, cfg.chunk_tokens)),
-            audit_docs=cfg.docs, audit_tolerance_max=float(tolerance.max()), audit_honest_error_max=honest_max,
-            audit_bitwise_layers=float((tolerance == 0).float().mean()))
+            audit_chunk_tokens=cfg.chunk_tokens,
+            audit_chunks=len(audit.chunk_bounds(doc_tokens, cfg.chunk_tokens)),
+            audit_docs=cfg.docs,
+            audit_tolerance_max=float(tolerance.max()),
+            audit_honest_error_max=honest_max,
+            audit_bitwise_layers=float((tolerance == 0).float().mean()),
+        )
         self._study = (doc_tokens, shared)
         return shared
 
@@ -105,15 +128,34 @@ class AuditExperiment:
         model, timing, chunk = ctx.lm.model, ctx.settings.timing, ctx.settings.audit.chunk_tokens
         artifact = AuditExperiment._publish(ctx, doc_ids)
         bounds = audit.chunk_bounds(doc_ids.shape[1], chunk)
-        chunk_ms = [float(np.median(time_ms(lambda: audit.check_chunk(model, artifact, doc_ids, s, e), ctx.device,
-                                            warmup=timing.warmup if i == 0 else 0, repeats=timing.repeats)))
-                    for i, (s, e) in enumerate(bounds)]
+        chunk_ms = [
+            float(
+                np.median(
+                    time_ms(
+                        lambda: audit.check_chunk(model, artifact, doc_ids, s, e),
+                        ctx.device,
+                        warmup=timing.warmup if i == 0 else 0,
+                        repeats=timing.repeats,
+                    )
+                )
+            )
+            for i, (s, e) in enumerate(bounds)
+        ]
         full_ids = torch.cat([doc_ids, doc.query_ids.to(ctx.device)], dim=1)
-        prefill = SampleStats.of(time_ms(lambda: inference.prefill(model, full_ids), ctx.device,
-                                     warmup=timing.warmup, repeats=timing.repeats))
-        return dict(chunk_ms=float(np.mean(chunk_ms)),
-                    chunk_flops=float(np.mean([flops.forward_flops(model.config, e - s, cached_tokens=s)
-                                               for s, e in bounds])),
-                    fields=dict(**prefill.columns("prefill_ms"), repeats=timing.repeats, timer=timer_name(ctx.device),
-                                query_tokens=doc.query_tokens, kv_bytes=artifact.nbytes,
-                                prefill_flops=flops.forward_flops(model.config, full_ids.shape[1])))
+        prefill = SampleStats.of(
+            time_ms(
+                lambda: inference.prefill(model, full_ids), ctx.device, warmup=timing.warmup, repeats=timing.repeats
+            )
+        )
+        return dict(
+            chunk_ms=float(np.mean(chunk_ms)),
+            chunk_flops=float(np.mean([flops.forward_flops(model.config, e - s, cached_tokens=s) for s, e in bounds])),
+            fields=dict(
+                **prefill.columns("prefill_ms"),
+                repeats=timing.repeats,
+                timer=timer_name(ctx.device),
+                query_tokens=doc.query_tokens,
+                kv_bytes=artifact.nbytes,
+                prefill_flops=flops.forward_flops(model.config, full_ids.shape[1]),
+            ),
+        )

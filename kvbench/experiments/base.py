@@ -14,13 +14,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from kvbench.forward import inference
-
-from kvbench.kv.artifact import KVArtifact
 from kvbench.config.schema import KVBenchConfig
-from kvbench.model.corpus import Corpus
+from kvbench.forward import inference
 from kvbench.forward.fast import FastForward
+from kvbench.kv.artifact import KVArtifact
 from kvbench.measure.timing import SampleStats
+from kvbench.model.corpus import Corpus
 from kvbench.model.loading import LoadedModel
 
 
@@ -42,8 +41,9 @@ class RunContext:
 
     def snapshot(self, cache, doc_ids: torch.Tensor) -> KVArtifact:
         """The publisher's artifact: a cloned snapshot of the document cache, stamped with provenance."""
-        return KVArtifact.from_cache(cache, model_fingerprint=self.lm.fingerprint,
-                                     tokenizer_hash=self.lm.tokenizer_hash, token_ids=doc_ids)
+        return KVArtifact.from_cache(
+            cache, model_fingerprint=self.lm.fingerprint, tokenizer_hash=self.lm.tokenizer_hash, token_ids=doc_ids
+        )
 
 
 @functools.lru_cache(maxsize=1)

@@ -21,15 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvbench.forward import inference
-from kvbench.kv.artifact import KVArtifact
-from kvbench.model.corpus import token_ids_sha256
 from kvbench.codecs import CODECS, container, get_codec, unavailable
-from kvbench.model.corpus import corpus_hash
-from kvbench.measure.entropy import kv_entropy
 from kvbench.experiments.base import RunContext
 from kvbench.experiments.compress_quality import Passage, lossy_quality, relative_rmse
+from kvbench.forward import inference
+from kvbench.kv.artifact import KVArtifact
+from kvbench.measure.entropy import kv_entropy
 from kvbench.measure.timing import gbps, time_ms, timer_name
+from kvbench.model.corpus import corpus_hash, token_ids_sha256
 
 
 def _gbps(nbytes: int, samples) -> float:
@@ -44,31 +43,45 @@ class CompressExperiment:
         self._shared: tuple[int, dict[str, Any]] | None = None  # (L, what one L's codec points share)
 
     def points(self, ctx: RunContext) -> list[dict[str, Any]]:
-        return [{"doc_tokens": int(n), "codec": name}
-                for n in ctx.settings.doc_tokens for name in ctx.settings.compress.codecs]
+        return [
+            {"doc_tokens": int(n), "codec": name}
+            for n in ctx.settings.doc_tokens
+            for name in ctx.settings.compress.codecs
+        ]
 
     def shared(self, ctx: RunContext, doc_tokens: int) -> dict[str, Any]:
         """Passages, the first document's artifact (device and host copies) and its bounds, cached per L."""
         if self._shared is not None and self._shared[0] == doc_tokens:
             return self._shared[1]
         self._shared = None  # free the previous length's KV before building this one
-        settings, move = ctx.settings, (lambda t: t.to(ctx.device))  # noqa: E731
+        settings, move = ctx.settings, (lambda t: t.to(ctx.device))
         num_docs = settings.exactness.num_docs if settings.exactness.enabled else 1
         docs = ctx.corpus.documents(doc_tokens + settings.compress.loss_tokens, num_docs)
-        passages = [Passage(move(d.doc_ids[:, :doc_tokens]), move(d.query_ids), move(d.doc_ids[:, doc_tokens:]))
-                    for d in docs]
+        passages = [
+            Passage(move(d.doc_ids[:, :doc_tokens]), move(d.query_ids), move(d.doc_ids[:, doc_tokens:])) for d in docs
+        ]
         _, cache = inference.prefill(ctx.lm.model, passages[0].doc_ids)
         artifact = ctx.snapshot(cache, passages[0].doc_ids)
         del cache
         host = artifact.to("cpu")
         bounds = kv_entropy(host)
         hashes = [token_ids_sha256(p.doc_ids)[:16] for p in passages]
-        shared = dict(passages=passages, artifact=artifact, host=host, hashes=hashes, fields=dict(
-            doc_hash=hashes[0], query_tokens=int(passages[0].query_ids.shape[1]), kv_bytes=artifact.nbytes,
-            corpus_hash=corpus_hash(hashes),
-            entropy_order0_bits=bounds.order0, entropy_planes_bits=bounds.planes,
-            entropy_channel_bits=bounds.channel,
-            **{f"bound_{k}_ratio": v for k, v in bounds.ratios().items()}))
+        shared = dict(
+            passages=passages,
+            artifact=artifact,
+            host=host,
+            hashes=hashes,
+            fields=dict(
+                doc_hash=hashes[0],
+                query_tokens=int(passages[0].query_ids.shape[1]),
+                kv_bytes=artifact.nbytes,
+                corpus_hash=corpus_hash(hashes),
+                entropy_order0_bits=bounds.order0,
+                entropy_planes_bits=bounds.planes,
+                entropy_channel_bits=bounds.channel,
+                **{f"bound_{k}_ratio": v for k, v in bounds.ratios().items()},
+            ),
+        )
         self._shared = (doc_tokens, shared)
         return shared
 
@@ -80,8 +93,11 @@ class CompressExperiment:
         spec, codec, shared = CODECS[name], get_codec(name), self.shared(ctx, doc_tokens)
         limit = ctx.settings.compress.codec_max_mb.get(name)
         if limit is not None and shared["artifact"].nbytes > limit * 2**20:
-            return dict(status="skipped", reason=f"{name} is measured on KV up to {limit} MiB "
-                        f"(compress.codec_max_mb); this KV is {shared['artifact'].nbytes / 2**20:.0f} MiB")
+            return dict(
+                status="skipped",
+                reason=f"{name} is measured on KV up to {limit} MiB "
+                f"(compress.codec_max_mb); this KV is {shared['artifact'].nbytes / 2**20:.0f} MiB",
+            )
         # a device codec runs where the model runs; a host codec starts from host KV (the tier
         # path times the device-to-host copy, not the codec)
         where = ctx.device if spec.device == "cuda" else torch.device("cpu")
@@ -91,16 +107,28 @@ class CompressExperiment:
         bitwise = source.equals(decoded)
         if spec.lossless and not bitwise:
             raise RuntimeError(f"lossless codec {name} did not round-trip bitwise")
-        row = dict(shared["fields"], codec_lossless=spec.lossless, codec_device=where.type,
-                   compressed_bytes=len(blob), compress_ratio=source.nbytes / len(blob),
-                   roundtrip_bitwise=bitwise, kv_rel_rmse=relative_rmse(source, decoded))
+        row = dict(
+            shared["fields"],
+            codec_lossless=spec.lossless,
+            codec_device=where.type,
+            compressed_bytes=len(blob),
+            compress_ratio=source.nbytes / len(blob),
+            roundtrip_bitwise=bitwise,
+            kv_rel_rmse=relative_rmse(source, decoded),
+        )
         row.update(self.speed(ctx, codec, source, blob, where))
         if not spec.lossless:
             ex = ctx.settings.exactness
-            row.update(lossy_quality(
-                ctx.lm.model, shared["passages"], ctx.snapshot,
-                lambda artifact: codec.decode(codec.encode(artifact), ctx.device),
-                ex.gen_tokens if ex.enabled else None), loss_tokens=ctx.settings.compress.loss_tokens)
+            row.update(
+                lossy_quality(
+                    ctx.lm.model,
+                    shared["passages"],
+                    ctx.snapshot,
+                    lambda artifact: codec.decode(codec.encode(artifact), ctx.device),
+                    ex.gen_tokens if ex.enabled else None,
+                ),
+                loss_tokens=ctx.settings.compress.loss_tokens,
+            )
         return row
 
     @staticmethod
@@ -108,13 +136,17 @@ class CompressExperiment:
         """Encode/decode GB/s; for device codecs also the on-device compress/decompress alone."""
         timing, n = ctx.settings.timing, source.nbytes
         run = dict(warmup=timing.warmup, repeats=timing.repeats)
-        fields = dict(repeats=timing.repeats, timer=timer_name(where),
-                      encode_gbps=_gbps(n, time_ms(lambda: codec.encode(source), where, **run)),
-                      decode_gbps=_gbps(n, time_ms(lambda: codec.decode(blob, where), where, **run)))
+        fields = dict(
+            repeats=timing.repeats,
+            timer=timer_name(where),
+            encode_gbps=_gbps(n, time_ms(lambda: codec.encode(source), where, **run)),
+            decode_gbps=_gbps(n, time_ms(lambda: codec.decode(blob, where), where, **run)),
+        )
         if isinstance(codec, container.DeviceCodec):
             header, (payload,) = container.unpack(blob, codec.name)
             payload = container.upload(payload, where)
             fields["encode_device_gbps"] = _gbps(n, time_ms(lambda: codec.compress_device(source), where, **run))
             fields["decode_device_gbps"] = _gbps(
-                n, time_ms(lambda: codec.decompress_device(header, payload, where), where, **run))
+                n, time_ms(lambda: codec.decompress_device(header, payload, where), where, **run)
+            )
         return fields

@@ -43,7 +43,7 @@ def relative_rmse(reference: KVArtifact, decoded: KVArtifact) -> float:
     for a, b in zip((*reference.keys, *reference.values), (*decoded.keys, *decoded.values)):
         a, b = a.double(), b.to(a.device).double()
         err += float(((b - a) ** 2).sum())
-        ref += float((a ** 2).sum())
+        ref += float((a**2).sum())
     return (err / ref) ** 0.5 if ref else 0.0
 
 
@@ -71,6 +71,10 @@ def lossy_quality(model, passages: list[Passage], snapshot, roundtrip, gen_token
             publish(inference.prefill(model, p.doc_ids)[1], p.doc_ids)
     nll_exact = [continuation_nll(model, a, p.cont_ids) for a, p in zip(exact, passages)]
     nll_lossy = [continuation_nll(model, a, p.cont_ids) for a, p in zip(lossy, passages)]
-    fields.update(nll_exact=float(np.mean(nll_exact)), nll_lossy=float(np.mean(nll_lossy)),
-                  nll_delta=float(np.mean(nll_lossy) - np.mean(nll_exact)), num_docs=len(passages))
+    fields.update(
+        nll_exact=float(np.mean(nll_exact)),
+        nll_lossy=float(np.mean(nll_lossy)),
+        nll_delta=float(np.mean(nll_lossy) - np.mean(nll_exact)),
+        num_docs=len(passages),
+    )
     return fields

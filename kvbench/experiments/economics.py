@@ -14,14 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from kvbench.economics import cost
-from kvbench.economics import inputs as cost_inputs
-from kvbench.economics import scenario
-from kvbench.config.schema import KVBenchConfig
 from kvbench.config.prices import ApiTariff
+from kvbench.config.schema import KVBenchConfig
+from kvbench.economics import cost, scenario
+from kvbench.economics import inputs as cost_inputs
 from kvbench.experiments.economics_claims import scenario_rows
-from kvbench.rows.store import load_rows, point_id
 from kvbench.rows.schema import make_row
+from kvbench.rows.store import load_rows, point_id
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +52,16 @@ class Pricer:
         self.rate, self.memory_gb = gpu.usd, gpu.memory_gb
         self.egress_gb = cost.per_gb(self.sheet.egress[self.econ.egress_price])
         self.readers = self.econ.readers or self.econ.paper.readers
-        self.base = dict(experiment="economics", status="ok", price_sheet=self.sheet.name,
-                         gpu_price=self.econ.gpu_price, gpu_usd_per_hour=self.rate,
-                         egress_price=self.econ.egress_price, egress_usd_per_gb=self.egress_gb,
-                         readers_total=self.readers)
+        self.base = dict(
+            experiment="economics",
+            status="ok",
+            price_sheet=self.sheet.name,
+            gpu_price=self.econ.gpu_price,
+            gpu_usd_per_hour=self.rate,
+            egress_price=self.econ.egress_price,
+            egress_usd_per_gb=self.egress_gb,
+            readers_total=self.readers,
+        )
 
     def hosting(self, tier: str) -> tuple[str | None, float | None]:
         """(price key, USD per GB-hour) of keeping KV in ``tier``; (None, None) where unpriced."""
@@ -81,14 +86,38 @@ class Pricer:
         p = self.econ.paper
         inputs = scenario.paper_inputs(p)
         e = scenario.evaluate(inputs)
-        return dict(self.base, econ_row="paper", model=p.model, weights="real", device=inputs.label,
-                    doc_tokens=p.doc_tokens, prefill_ms=inputs.prefill_ms, reuse_ms=inputs.reuse_ms,
-                    speedup=e["speedup"], kv_bytes=int(inputs.kv_bytes), reuse_reader="paper", reuse_basis="single",
-                    gpu_price="implied", gpu_usd_per_hour=inputs.usd_per_hour, egress_price="paper",
-                    egress_usd_per_gb=p.egress_usd_per_gb, readers_total=p.readers,
-                    **_pick(e, "prefill_usd", "reuse_usd", "total_prefill_usd", "total_reuse_usd", "cost_ratio",
-                            "breakeven_reads", "egress_usd_raw", "egress_over_prefill", "provider_margin"),
-                    tariff_read_multiplier=p.cache_read_multiplier)
+        return dict(
+            self.base,
+            econ_row="paper",
+            model=p.model,
+            weights="real",
+            device=inputs.label,
+            doc_tokens=p.doc_tokens,
+            prefill_ms=inputs.prefill_ms,
+            reuse_ms=inputs.reuse_ms,
+            speedup=e["speedup"],
+            kv_bytes=int(inputs.kv_bytes),
+            reuse_reader="paper",
+            reuse_basis="single",
+            gpu_price="implied",
+            gpu_usd_per_hour=inputs.usd_per_hour,
+            egress_price="paper",
+            egress_usd_per_gb=p.egress_usd_per_gb,
+            readers_total=p.readers,
+            **_pick(
+                e,
+                "prefill_usd",
+                "reuse_usd",
+                "total_prefill_usd",
+                "total_reuse_usd",
+                "cost_ratio",
+                "breakeven_reads",
+                "egress_usd_raw",
+                "egress_over_prefill",
+                "provider_margin",
+            ),
+            tariff_read_multiplier=p.cache_read_multiplier,
+        )
 
     def batched_with_prefill(self, batched: pd.DataFrame, points: pd.DataFrame) -> list[dict[str, Any]]:
         """Batched points with a prefill to compare: their own ``prefill_best_ms``, else the
@@ -116,19 +145,44 @@ class Pricer:
         wan_egress = cost.egress_usd(shipped, self.egress_gb) if tier == "wan" else 0.0
         hosting_key, gb_hour = self.hosting(tier or "gpu")
         hosting = cost.hosting_usd_per_hour(shipped, gb_hour) if gb_hour is not None else None
-        row = dict(self.base, econ_row="cost", reuse_basis=basis, reuse_reader=p.get("reader"),
-                   batch_readers=p.get("batch") if basis == "batched" else None,
-                   **_pick(p, "model", "weights", "dtype", "device", "doc_tokens", "prefill_ms", "reuse_ms",
-                           "kv_bytes", "tier_variant", "codec", "link_gbps", "fetch_gbps"),
-                   tier=tier, speedup=p["prefill_ms"] / p["reuse_ms"], cost_ratio=p["reuse_ms"] / p["prefill_ms"],
-                   prefill_usd=prefill_usd, reuse_usd=reuse_usd, prefill_usd_per_mreads=1e6 * prefill_usd,
-                   reuse_usd_per_mreads=1e6 * (reuse_usd + wan_egress),
-                   total_prefill_usd=self.readers * prefill_usd, total_reuse_usd=self.readers * reuse_usd,
-                   breakeven_reads=cost.break_even_reads(prefill_usd, reuse_usd),
-                   hosting_price=hosting_key, hosting_usd_per_hour=hosting,
-                   breakeven_reads_per_hour=(cost.break_even_reads_per_hour(hosting, prefill_usd - reuse_usd)
-                                             if hosting is not None else None),
-                   breakeven_link_gbps=cost.break_even_link_gbps(shipped, p["prefill_ms"], compute))
+        row = dict(
+            self.base,
+            econ_row="cost",
+            reuse_basis=basis,
+            reuse_reader=p.get("reader"),
+            batch_readers=p.get("batch") if basis == "batched" else None,
+            **_pick(
+                p,
+                "model",
+                "weights",
+                "dtype",
+                "device",
+                "doc_tokens",
+                "prefill_ms",
+                "reuse_ms",
+                "kv_bytes",
+                "tier_variant",
+                "codec",
+                "link_gbps",
+                "fetch_gbps",
+            ),
+            tier=tier,
+            speedup=p["prefill_ms"] / p["reuse_ms"],
+            cost_ratio=p["reuse_ms"] / p["prefill_ms"],
+            prefill_usd=prefill_usd,
+            reuse_usd=reuse_usd,
+            prefill_usd_per_mreads=1e6 * prefill_usd,
+            reuse_usd_per_mreads=1e6 * (reuse_usd + wan_egress),
+            total_prefill_usd=self.readers * prefill_usd,
+            total_reuse_usd=self.readers * reuse_usd,
+            breakeven_reads=cost.break_even_reads(prefill_usd, reuse_usd),
+            hosting_price=hosting_key,
+            hosting_usd_per_hour=hosting,
+            breakeven_reads_per_hour=(
+                cost.break_even_reads_per_hour(hosting, prefill_usd - reuse_usd) if hosting is not None else None
+            ),
+            breakeven_link_gbps=cost.break_even_link_gbps(shipped, p["prefill_ms"], compute),
+        )
         row.update(self.egress(p, codecs, prefill_usd))
         return row
 
@@ -141,8 +195,13 @@ class Pricer:
             for kind in ("lossless", "lossy"):
                 ratio = cost.finite(best[f"{kind}_ratio"])
                 if ratio:
-                    out.update({f"{kind}_codec": best[f"{kind}_codec"], f"{kind}_ratio": ratio,
-                                f"egress_usd_{kind}": raw / ratio})
+                    out.update(
+                        {
+                            f"{kind}_codec": best[f"{kind}_codec"],
+                            f"{kind}_ratio": ratio,
+                            f"egress_usd_{kind}": raw / ratio,
+                        }
+                    )
         return out
 
     def tariff_rows(self, ident: dict[str, Any], cost_ratio: float, doc_tokens: int) -> list[dict[str, Any]]:
@@ -150,22 +209,48 @@ class Pricer:
         out = []
         for key, t in self.sheet.api_tariffs.items():
             terms = tariff_terms(t, doc_tokens)
-            out.append(dict(ident, econ_row="tariff", tariff=key, cost_ratio=cost_ratio, **terms,
-                            provider_margin=terms["tariff_read_multiplier"] - cost_ratio))
+            out.append(
+                dict(
+                    ident,
+                    econ_row="tariff",
+                    tariff=key,
+                    cost_ratio=cost_ratio,
+                    **terms,
+                    provider_margin=terms["tariff_read_multiplier"] - cost_ratio,
+                )
+            )
         return out
 
 
 def tariff_terms(t: ApiTariff, doc_tokens: int) -> dict[str, Any]:
     """A tariff as multipliers of its uncached input price, and its storage fee for one document."""
-    return dict(tariff_read_multiplier=t.cache_read_usd_per_mtok / t.input_usd_per_mtok,
-                tariff_write_multiplier=t.cache_write_usd_per_mtok / t.input_usd_per_mtok,
-                tariff_lifetime_s=t.lifetime_s,
-                tariff_storage_usd_per_hour=cost.tokens_usd(doc_tokens, t.storage_usd_per_mtok_hour))
+    return dict(
+        tariff_read_multiplier=t.cache_read_usd_per_mtok / t.input_usd_per_mtok,
+        tariff_write_multiplier=t.cache_write_usd_per_mtok / t.input_usd_per_mtok,
+        tariff_lifetime_s=t.lifetime_s,
+        tariff_storage_usd_per_hour=cost.tokens_usd(doc_tokens, t.storage_usd_per_mtok_hour),
+    )
 
 
 # What makes an economics row distinct (its point id).
-_IDENTITY = ("econ_row", "model", "weights", "dtype", "device", "doc_tokens", "tier", "tier_variant", "codec",
-             "reuse_reader", "reuse_basis", "batch_readers", "gpu_price", "egress_price", "tariff", "claim")
+_IDENTITY = (
+    "econ_row",
+    "model",
+    "weights",
+    "dtype",
+    "device",
+    "doc_tokens",
+    "tier",
+    "tier_variant",
+    "codec",
+    "reuse_reader",
+    "reuse_basis",
+    "batch_readers",
+    "gpu_price",
+    "egress_price",
+    "tariff",
+    "claim",
+)
 
 
 def _pick(d: dict[str, Any], *keys: str) -> dict[str, Any]:

@@ -31,8 +31,10 @@ def _holds(v: Any) -> str:
 
 def paper_table(paper: dict) -> Table:
     """Each number the paper states, next to the same number computed from its inputs."""
-    t = Table(title=f"The paper's scenario from its own inputs ({paper['model']}, {paper['device']}, "
-                    f"L={paper['doc_tokens']}, {paper['readers_total']:.3g} readers)")
+    t = Table(
+        title=f"The paper's scenario from its own inputs ({paper['model']}, {paper['device']}, "
+        f"L={paper['doc_tokens']}, {paper['readers_total']:.3g} readers)"
+    )
     for h in ("number", "paper states", "from its inputs"):
         t.add_column(h, justify="right")
     t.add_row("prefill / reuse", "49.7x", f"{paper['speedup']:.2f}x")
@@ -40,9 +42,12 @@ def paper_table(paper: dict) -> Table:
     t.add_row("re-prefill, all readers", "~$1.5M", _usd(paper["total_prefill_usd"]))
     t.add_row("reuse, all readers", "~$0.03M", _usd(paper["total_reuse_usd"]))
     t.add_row("break-even reads N*", "a single reuse pays back", f"{paper['breakeven_reads']:.3f}")
-    t.add_row(f"egress of {paper['kv_bytes'] / 1e9:.2f} GB at ${paper['egress_usd_per_gb']}/GB",
-              "more than a prefill", f"{_usd(paper['egress_usd_raw'])} = {paper['egress_over_prefill']:.2f}x "
-              f"a prefill ({_usd(paper['prefill_usd'])})")
+    t.add_row(
+        f"egress of {paper['kv_bytes'] / 1e9:.2f} GB at ${paper['egress_usd_per_gb']}/GB",
+        "more than a prefill",
+        f"{_usd(paper['egress_usd_raw'])} = {paper['egress_over_prefill']:.2f}x "
+        f"a prefill ({_usd(paper['prefill_usd'])})",
+    )
     t.add_row("0.1x read tariff, margin", "inside the envelope", f"{paper['provider_margin']:.3f} of input price")
     return t
 
@@ -70,22 +75,32 @@ def claims_table(claims: pd.DataFrame) -> Table:
         cells = [claim, unit, _by_unit(first["claim_paper"], unit)]
         for basis in bases:
             row = group[group["reuse_basis"] == basis]
-            cells += ([_by_unit(row.iloc[0]["claim_measured"], unit), _holds(row.iloc[0]["claim_holds"])]
-                      if len(row) else ["-", "-"])
+            cells += (
+                [_by_unit(row.iloc[0]["claim_measured"], unit), _holds(row.iloc[0]["claim_holds"])]
+                if len(row)
+                else ["-", "-"]
+            )
         t.add_row(*cells)
     return t
 
 
 def totals_line(df: pd.DataFrame, claim: pd.Series) -> str:
     """The scenario's totals on the measured side (the cost row behind the single-request claims)."""
-    cost = df[(df["econ_row"] == "cost") & df["tier"].isna() & (df["reuse_basis"] == "single")
-              & (df["model"] == claim["model"]) & (df["doc_tokens"] == claim["doc_tokens"])
-              & (df["reuse_reader"] == claim["reuse_reader"])]
+    cost = df[
+        (df["econ_row"] == "cost")
+        & df["tier"].isna()
+        & (df["reuse_basis"] == "single")
+        & (df["model"] == claim["model"])
+        & (df["doc_tokens"] == claim["doc_tokens"])
+        & (df["reuse_reader"] == claim["reuse_reader"])
+    ]
     if cost.empty:
         return ""
     c = cost.iloc[0]
-    return (f"  {c['readers_total']:.3g} readers on {c['device']}: re-prefill {_usd(c['total_prefill_usd'])}, "
-            f"reuse {_usd(c['total_reuse_usd'])} at ${c['gpu_usd_per_hour']:.2f}/GPU-h ({c['gpu_price']})")
+    return (
+        f"  {c['readers_total']:.3g} readers on {c['device']}: re-prefill {_usd(c['total_prefill_usd'])}, "
+        f"reuse {_usd(c['total_reuse_usd'])} at ${c['gpu_usd_per_hour']:.2f}/GPU-h ({c['gpu_price']})"
+    )
 
 
 def print_economics(rows: list[dict[str, Any]]) -> None:
@@ -109,10 +124,21 @@ def print_economics(rows: list[dict[str, Any]]) -> None:
         console.print("  no +exp=throughput rows: the batched (per reader) column is missing")
     tariffs = df[df["econ_row"] == "tariff"]
     t = Table(title="Provider margin per API tariff (read multiplier - reuse/prefill)")
-    for h in ("tariff", "read x", "write x", "lifetime s", *dict.fromkeys(tariffs["device"] + " " + tariffs["reuse_basis"])):
+    for h in (
+        "tariff",
+        "read x",
+        "write x",
+        "lifetime s",
+        *dict.fromkeys(tariffs["device"] + " " + tariffs["reuse_basis"]),
+    ):
         t.add_column(h, justify="right")
     for key, group in tariffs.groupby("tariff", sort=False):
         first = group.iloc[0]
-        t.add_row(key, _num(first["tariff_read_multiplier"]), _num(first["tariff_write_multiplier"]),
-                  _num(first["tariff_lifetime_s"], "{:.0f}"), *[_num(v, "{:+.3f}") for v in group["provider_margin"]])
+        t.add_row(
+            key,
+            _num(first["tariff_read_multiplier"]),
+            _num(first["tariff_write_multiplier"]),
+            _num(first["tariff_lifetime_s"], "{:.0f}"),
+            *[_num(v, "{:+.3f}") for v in group["provider_margin"]],
+        )
     console.print(t)

@@ -26,16 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvbench.measure import flops
+from kvbench.experiments.base import RunContext, prefill_fields, publish
+from kvbench.forward.readers import make_reader, prefill_paths
 from kvbench.kv.artifact import KVArtifact
+from kvbench.measure import flops
 from kvbench.measure.calibrate import calibrate
-from kvbench.model.corpus import corpus_hash
 from kvbench.measure.exactness import aggregate, compare_pair, one_pass_reference
 from kvbench.measure.exactness_fast import compare_fast
-from kvbench.experiments.base import RunContext, prefill_fields, publish
 from kvbench.measure.floors import point_floors, weight_bytes
 from kvbench.measure.timing import SampleStats, ratio_ci, time_interleaved, timer_name
-from kvbench.forward.readers import make_reader, prefill_paths
+from kvbench.model.corpus import corpus_hash
 from kvbench.rows.schema import one_line
 
 
@@ -79,30 +79,44 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
         for name in s.readers:
             try:
                 reader = make_reader(name, model, fwd, artifact, query_ids, graph)
-            except Exception as exc:  # noqa: BLE001 -- that reader's row records it; the others go on
+            except Exception as exc:
                 errors[name] = one_line(exc)
                 continue
             attach_modes[name] = reader.attach_mode
             paths[(d, name)] = lambda r=reader, a=artifact, q=query_ids: (r.attach(a), r.query(q))[1]
             if d == 0 and name == "fast":  # the question alone: the forward but for the document's attention
                 paths[(0, "query_only")] = prefill_paths(model, fwd, query_ids, graph)["fast"]
-    timed = time_interleaved({f"{d}:{n}": fn for (d, n), fn in paths.items()}, device,
-                             warmup=timing.warmup, repeats=timing.repeats)
+    timed = time_interleaved(
+        {f"{d}:{n}": fn for (d, n), fn in paths.items()}, device, warmup=timing.warmup, repeats=timing.repeats
+    )
     logits = {key: fn().clone() for key, fn in paths.items()}
     samples = {key: timed[f"{key[0]}:{key[1]}"] for key in paths}
 
     def per_doc(name: str) -> list[np.ndarray]:
         return [samples[(d, name)] for d in range(len(docs)) if (d, name) in samples]
 
-    prefill, best_samples = prefill_fields({name: per_doc(f"prefill_{name}") for name in ("eager", "fast")
-                                            if per_doc(f"prefill_{name}")})
+    prefill, best_samples = prefill_fields(
+        {name: per_doc(f"prefill_{name}") for name in ("eager", "fast") if per_doc(f"prefill_{name}")}
+    )
     cal = calibrate(device, ctx.dtype)
     point = flops.point_fields(model.config, doc_tokens, queries[0], ctx.dtype.itemsize)
     common = dict(
-        doc_hash=docs[0].doc_hash, corpus_hash=corpus_hash(d.doc_hash for d in docs), timing_docs=len(docs),
-        repeats=timing.repeats, timer=timer_name(device), **point,
-        **point_floors(model.config, doc_tokens, point["query_tokens"], weight_bytes(model), point["kv_bytes"], cal,
-                       prefill["prefill_best_ms"]), **prefill,
+        doc_hash=docs[0].doc_hash,
+        corpus_hash=corpus_hash(d.doc_hash for d in docs),
+        timing_docs=len(docs),
+        repeats=timing.repeats,
+        timer=timer_name(device),
+        **point,
+        **point_floors(
+            model.config,
+            doc_tokens,
+            point["query_tokens"],
+            weight_bytes(model),
+            point["kv_bytes"],
+            cal,
+            prefill["prefill_best_ms"],
+        ),
+        **prefill,
     )
     rows = {}
     for name in s.readers:
@@ -112,11 +126,17 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
         reuse_samples = np.concatenate(per_doc(name))
         reuse = SampleStats.of(*per_doc(name))
         low, high = ratio_ci(best_samples, reuse_samples)
-        rows[name] = dict(common, **reuse.columns("reuse_ms"), reader_attach=attach_modes[name],
-                          speedup=prefill["prefill_best_ms"] / reuse.median, speedup_ci_low=low, speedup_ci_high=high,
-                          speedup_ci_n=min(len(best_samples), len(reuse_samples)),
-                          reuse_efficiency=common["reuse_floor_ms"] / reuse.median,
-                          **_agreement(logits, len(docs), name))
+        rows[name] = dict(
+            common,
+            **reuse.columns("reuse_ms"),
+            reader_attach=attach_modes[name],
+            speedup=prefill["prefill_best_ms"] / reuse.median,
+            speedup_ci_low=low,
+            speedup_ci_high=high,
+            speedup_ci_n=min(len(best_samples), len(reuse_samples)),
+            reuse_efficiency=common["reuse_floor_ms"] / reuse.median,
+            **_agreement(logits, len(docs), name),
+        )
     if "fast" in rows and (0, "query_only") in samples:
         rows["fast"]["query_only_ms"] = float(np.median(samples[(0, "query_only")]))
     return rows
@@ -145,8 +165,8 @@ def exactness_fields(ctx: RunContext, doc_tokens: int, reader: str, references: 
     if reader == "graph":
         return {}
     docs = ctx.corpus.documents(doc_tokens, ex.num_docs)
-    move = lambda t: t.to(device)  # noqa: E731
-    store = lambda cache, ids: serialised(ctx.snapshot(cache, ids), device)  # noqa: E731
+    move = lambda t: t.to(device)
+    store = lambda cache, ids: serialised(ctx.snapshot(cache, ids), device)
     pairs = []
     for d in docs:
         doc_ids, query_ids = move(d.doc_ids), move(d.query_ids)
@@ -156,8 +176,18 @@ def exactness_fields(ctx: RunContext, doc_tokens: int, reader: str, references: 
         if reader == "hf":
             pairs.append(compare_pair(model, doc_ids, query_ids, ex.gen_tokens, store, reference=references[key]))
         else:
-            pairs.append(compare_fast(model, ctx.fast_forward(), doc_ids, query_ids, ex.gen_tokens, ctx.snapshot,
-                                      lambda a: serialised(a, device), references[key]))
+            pairs.append(
+                compare_fast(
+                    model,
+                    ctx.fast_forward(),
+                    doc_ids,
+                    query_ids,
+                    ex.gen_tokens,
+                    ctx.snapshot,
+                    lambda a: serialised(a, device),
+                    references[key],
+                )
+            )
     return dict(aggregate(pairs), gen_tokens=ex.gen_tokens)
 
 

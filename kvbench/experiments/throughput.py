@@ -26,15 +26,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
-from kvbench.measure import flops
-from kvbench.kv.artifact import KVArtifact
-from kvbench.measure.calibrate import calibrate
-from kvbench.forward.cuda_graph import Replayable
 from kvbench.experiments.base import RunContext, publish
+from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.fast import GreedyDecoder
+from kvbench.kv.artifact import KVArtifact
+from kvbench.measure import flops
+from kvbench.measure.calibrate import calibrate
 from kvbench.measure.floors import batch_floors_ms, decode_floors_ms, weight_bytes
 from kvbench.measure.timing import SampleStats, time_ms, timer_name
 
@@ -50,14 +49,14 @@ def reader_questions(questions: list[torch.Tensor], filler: torch.Tensor, reader
     rows = []
     for b in range(readers):
         q = questions[b % len(questions)].flatten()
-        body = q.repeat(math.ceil(tokens / q.numel()))[:tokens - quote]
-        rows.append(torch.cat([filler[b * quote:(b + 1) * quote], body]))
+        body = q.repeat(math.ceil(tokens / q.numel()))[: tokens - quote]
+        rows.append(torch.cat([filler[b * quote : (b + 1) * quote], body]))
     return torch.stack(rows)
 
 
 def per_reader_copies(artifact: KVArtifact, readers: int) -> KVArtifact:
     """The document KV copied once per reader: layers ``(readers, kv_heads, L, head_dim)``."""
-    copy = lambda t: t.expand(readers, -1, -1, -1).contiguous()  # noqa: E731
+    copy = lambda t: t.expand(readers, -1, -1, -1).contiguous()
     return KVArtifact([copy(k) for k in artifact.keys], [copy(v) for v in artifact.values], dict(artifact.meta))
 
 
@@ -69,8 +68,12 @@ class ThroughputExperiment:
 
     def points(self, ctx: RunContext) -> list[dict[str, Any]]:
         tp = ctx.settings.throughput
-        return [{"doc_tokens": int(n), "batch": int(b), "method": m, "reader": "fast"}
-                for n in ctx.settings.doc_tokens for m in tp.methods for b in tp.batches]
+        return [
+            {"doc_tokens": int(n), "batch": int(b), "method": m, "reader": "fast"}
+            for n in ctx.settings.doc_tokens
+            for m in tp.methods
+            for b in tp.batches
+        ]
 
     def document(self, ctx: RunContext, doc_tokens: int) -> dict[str, Any]:
         """The document's KV on the device, every reader's question, and each answered alone."""
@@ -83,9 +86,11 @@ class ThroughputExperiment:
         readers = max(ctx.settings.throughput.batches)
         ids = reader_questions(ctx.corpus.questions, ctx.corpus.stream, readers, tokens).to(ctx.device)
         alone = Replayable(lambda x: ctx.fast_forward()(x, artifact), ids[:1], graph=self._graph(ctx))
-        lone = torch.cat([alone(ids[b:b + 1]).clone() for b in range(ids.shape[0])])
-        self._doc = (doc_tokens, dict(doc=doc, artifact=artifact, ids=ids, lone=lone,
-                                      lone_tokens=self._lone_tokens(ctx, artifact, ids)))
+        lone = torch.cat([alone(ids[b : b + 1]).clone() for b in range(ids.shape[0])])
+        self._doc = (
+            doc_tokens,
+            dict(doc=doc, artifact=artifact, ids=ids, lone=lone, lone_tokens=self._lone_tokens(ctx, artifact, ids)),
+        )
         return self._doc[1]
 
     def _lone_tokens(self, ctx: RunContext, artifact: KVArtifact, ids: torch.Tensor) -> torch.Tensor | None:
@@ -94,7 +99,7 @@ class ThroughputExperiment:
         if steps == 0:
             return None
         alone = GreedyDecoder(ctx.fast_forward(), artifact, 1, ids.shape[1], steps, graph=self._graph(ctx))
-        return torch.cat([alone.tokens(ids[b:b + 1]) for b in range(ids.shape[0])])
+        return torch.cat([alone.tokens(ids[b : b + 1]) for b in range(ids.shape[0])])
 
     @staticmethod
     def _graph(ctx: RunContext) -> bool:
@@ -118,19 +123,29 @@ class ThroughputExperiment:
         per_reader = stats.median / B
         lone = doc["lone"][:B]
         return dict(
-            doc_hash=doc["doc"].doc_hash, query_tokens=Q, kv_bytes=doc["artifact"].nbytes, weight_bytes=weights,
-            peak_tflops=cal.matmul_tflops, hbm_gbps=cal.hbm_gbps, timer=timer_name(ctx.device), repeats=timing.repeats,
+            doc_hash=doc["doc"].doc_hash,
+            query_tokens=Q,
+            kv_bytes=doc["artifact"].nbytes,
+            weight_bytes=weights,
+            peak_tflops=cal.matmul_tflops,
+            hbm_gbps=cal.hbm_gbps,
+            timer=timer_name(ctx.device),
+            repeats=timing.repeats,
             reuse_flops=flops.forward_flops(model.config, Q, cached_tokens=L) * B,
-            **stats.columns("batch_ms"), per_reader_ms=per_reader, tokens_per_s=B * Q / (stats.median * 1e-3),
-            efficiency=floors["per_reader_floor_ms"] / per_reader, **floors,
+            **stats.columns("batch_ms"),
+            per_reader_ms=per_reader,
+            tokens_per_s=B * Q / (stats.median * 1e-3),
+            efficiency=floors["per_reader_floor_ms"] / per_reader,
+            **floors,
             peak_mem_bytes=peak_mem,
             batch_top1_agree=float((logits.argmax(-1) == lone.argmax(-1)).float().mean()),
             batch_max_abs_logit_diff=float((logits - lone).abs().max()),
             **(self._decode(ctx, doc, kv, ids, cal, weights) if ctx.settings.throughput.gen_tokens else {}),
         )
 
-    def _decode(self, ctx: RunContext, doc: dict[str, Any], kv: KVArtifact, ids: torch.Tensor, cal,
-                weights: int) -> dict[str, Any]:
+    def _decode(
+        self, ctx: RunContext, doc: dict[str, Any], kv: KVArtifact, ids: torch.Tensor, cal, weights: int
+    ) -> dict[str, Any]:
         """Decode columns: B readers decode ``gen_tokens`` greedy tokens; the middle step is timed."""
         (B, Q), steps, timing = ids.shape, ctx.settings.throughput.gen_tokens, ctx.settings.timing
         decoder = GreedyDecoder(ctx.fast_forward(), kv, B, Q, steps, graph=self._graph(ctx))
@@ -139,17 +154,30 @@ class ThroughputExperiment:
         # it at a fixed length rewrites the slot it wrote during decoding, with the same token
         mid = steps // 2
         decoder.cache.rewind(Q + mid)
-        token = tokens[:, mid:mid + 1]
-        stats = SampleStats.of(time_ms(lambda: decoder.step(token), ctx.device, warmup=timing.warmup,
-                                       repeats=timing.repeats))
+        token = tokens[:, mid : mid + 1]
+        stats = SampleStats.of(
+            time_ms(lambda: decoder.step(token), ctx.device, warmup=timing.warmup, repeats=timing.repeats)
+        )
         per_reader = stats.median / B
         config, artifact = ctx.lm.model.config, doc["artifact"]
         copies = kv.keys[0].shape[0]  # of the document's KV: 1 (shared) or B (naive)
-        floors = decode_floors_ms(config, B, artifact.num_tokens, Q + mid, weights, artifact.nbytes,
-                                  flops.kv_bytes(config, Q + mid, artifact.keys[0].element_size()), copies, cal)
+        floors = decode_floors_ms(
+            config,
+            B,
+            artifact.num_tokens,
+            Q + mid,
+            weights,
+            artifact.nbytes,
+            flops.kv_bytes(config, Q + mid, artifact.keys[0].element_size()),
+            copies,
+            cal,
+        )
         return dict(
-            gen_tokens=steps, **stats.columns("decode_step_ms"), decode_per_reader_ms=per_reader,
-            decode_tokens_per_s=B / (stats.median * 1e-3), **floors,
+            gen_tokens=steps,
+            **stats.columns("decode_step_ms"),
+            decode_per_reader_ms=per_reader,
+            decode_tokens_per_s=B / (stats.median * 1e-3),
+            **floors,
             decode_efficiency=floors["decode_per_reader_floor_ms"] / per_reader,
             decode_top1_agree=float((tokens == doc["lone_tokens"][:B]).float().mean()),
         )

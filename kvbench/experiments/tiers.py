@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvbench.measure import flops
-from kvbench.kv.artifact import KVArtifact
-from kvbench.measure.calibrate import calibrate
 from kvbench.codecs import get_codec
-from kvbench.model.corpus import corpus_hash
 from kvbench.experiments.base import RunContext, prefill_fields, publish
+from kvbench.forward.readers import make_reader, prefill_paths
+from kvbench.kv.artifact import KVArtifact
+from kvbench.measure import flops
+from kvbench.measure.calibrate import calibrate
 from kvbench.measure.floors import point_floors, weight_bytes
 from kvbench.measure.timing import SampleStats, gbps, ratio_ci, time_interleaved
-from kvbench.forward.readers import make_reader, prefill_paths
+from kvbench.model.corpus import corpus_hash
 from kvbench.tiers import StageTimer, Tier, TierError, TierUnavailableError, open_tier, too_slow, variants
 
 STAGES = ("fetch", "decode", "h2d", "attach", "query")
@@ -41,12 +41,21 @@ MIN_READS = 5
 _PREFILL_MEMO: dict[tuple, tuple[dict[str, Any], np.ndarray]] = {}
 
 
-def time_prefill(ctx: RunContext, doc_hash: str, doc_ids: torch.Tensor,
-                 query_ids: torch.Tensor) -> tuple[dict[str, Any], np.ndarray]:
+def time_prefill(
+    ctx: RunContext, doc_hash: str, doc_ids: torch.Tensor, query_ids: torch.Tensor
+) -> tuple[dict[str, Any], np.ndarray]:
     """Prefill of document + question, eager and fast interleaved: row fields and the faster path's samples."""
     timing = ctx.settings.timing
-    key = (ctx.lm.fingerprint, str(ctx.dtype), str(ctx.device), doc_hash, tuple(query_ids.flatten().tolist()),
-           timing.warmup, timing.repeats, timing.graph)
+    key = (
+        ctx.lm.fingerprint,
+        str(ctx.dtype),
+        str(ctx.device),
+        doc_hash,
+        tuple(query_ids.flatten().tolist()),
+        timing.warmup,
+        timing.repeats,
+        timing.graph,
+    )
     if key not in _PREFILL_MEMO:
         graph = timing.graph and ctx.device.type == "cuda"
         paths = prefill_paths(ctx.lm.model, ctx.fast_forward(), torch.cat([doc_ids, query_ids], dim=1), graph)
@@ -72,8 +81,11 @@ def read_once(ctx: RunContext, tier: Tier, reader, query_ids: torch.Tensor) -> t
 
 def _empty_like(artifact: KVArtifact) -> KVArtifact:
     """A device KV pool shaped like ``artifact`` (contents undefined until a tier writes it)."""
-    return KVArtifact([torch.empty_like(k) for k in artifact.keys], [torch.empty_like(v) for v in artifact.values],
-                      dict(artifact.meta))
+    return KVArtifact(
+        [torch.empty_like(k) for k in artifact.keys],
+        [torch.empty_like(v) for v in artifact.values],
+        dict(artifact.meta),
+    )
 
 
 class TiersExperiment:
@@ -84,8 +96,11 @@ class TiersExperiment:
 
     def points(self, ctx: RunContext) -> list[dict[str, Any]]:
         tier, codec, reader = ctx.settings.tier, ctx.settings.codec.name, ctx.settings.readers[0]
-        return [{"doc_tokens": int(n), "tier": tier.name, "tier_variant": v, "codec": codec, "reader": reader}
-                for n in ctx.settings.doc_tokens for v in variants(tier)]
+        return [
+            {"doc_tokens": int(n), "tier": tier.name, "tier_variant": v, "codec": codec, "reader": reader}
+            for n in ctx.settings.doc_tokens
+            for v in variants(tier)
+        ]
 
     def publish(self, ctx: RunContext, doc_tokens: int) -> dict[str, Any]:
         """Document, artifact (on the device) and prefill for ``doc_tokens``, cached per L."""
@@ -97,11 +112,27 @@ class TiersExperiment:
         artifact = publish(ctx, doc_ids)
         prefill, prefill_samples = time_prefill(ctx, doc.doc_hash, doc_ids, query_ids)
         model, L, Q = ctx.lm.model, doc_tokens, doc.query_tokens
-        shared = dict(artifact=artifact, query_ids=query_ids, prefill_samples=prefill_samples, fields=dict(
-            doc_hash=doc.doc_hash, corpus_hash=corpus_hash([doc.doc_hash]), timing_docs=1,
-            **flops.point_fields(model.config, L, Q, artifact.keys[0].element_size()),
-            **point_floors(model.config, L, Q, weight_bytes(model), artifact.nbytes, calibrate(ctx.device, ctx.dtype),
-                           prefill["prefill_best_ms"]), **prefill))
+        shared = dict(
+            artifact=artifact,
+            query_ids=query_ids,
+            prefill_samples=prefill_samples,
+            fields=dict(
+                doc_hash=doc.doc_hash,
+                corpus_hash=corpus_hash([doc.doc_hash]),
+                timing_docs=1,
+                **flops.point_fields(model.config, L, Q, artifact.keys[0].element_size()),
+                **point_floors(
+                    model.config,
+                    L,
+                    Q,
+                    weight_bytes(model),
+                    artifact.nbytes,
+                    calibrate(ctx.device, ctx.dtype),
+                    prefill["prefill_best_ms"],
+                ),
+                **prefill,
+            ),
+        )
         self._published = (doc_tokens, shared)
         return shared
 
@@ -139,7 +170,9 @@ class TiersExperiment:
             return dict(row, status="failed", reason=str(exc))
         row["tier_bitwise"] = reads[-1][1].equals(shared["artifact"])
         row.update(self._stage_fields([r for r, _ in reads], shared["prefill_samples"], repeats))
-        row["reuse_efficiency"] = row["reuse_floor_ms"] / row["reuse_ms"]  # against the device floor: the tier's cost shows
+        row["reuse_efficiency"] = (
+            row["reuse_floor_ms"] / row["reuse_ms"]
+        )  # against the device floor: the tier's cost shows
         return row
 
     @staticmethod
@@ -149,10 +182,15 @@ class TiersExperiment:
         totals = np.array([sum(r[s] for s in STAGES) for r in reads])
         fetch_bytes, h2d_bytes = reads[-1]["fetch_bytes"], reads[-1]["h2d_bytes"]
         clocks = reads[-1]["clocks"]
-        fields.update(fetch_bytes=fetch_bytes, h2d_bytes=h2d_bytes, repeats=repeats,
-                      timer=",".join(f"{s}={clocks[s]}" for s in STAGES if s in clocks),
-                      fetch_gbps=gbps(fetch_bytes, fields["fetch_ms"]), h2d_gbps=gbps(h2d_bytes, fields["h2d_ms"]),
-                      **SampleStats.of(totals).columns("reuse_ms"))
+        fields.update(
+            fetch_bytes=fetch_bytes,
+            h2d_bytes=h2d_bytes,
+            repeats=repeats,
+            timer=",".join(f"{s}={clocks[s]}" for s in STAGES if s in clocks),
+            fetch_gbps=gbps(fetch_bytes, fields["fetch_ms"]),
+            h2d_gbps=gbps(h2d_bytes, fields["h2d_ms"]),
+            **SampleStats.of(totals).columns("reuse_ms"),
+        )
         fields["speedup"] = float(np.median(prefill_samples)) / fields["reuse_ms"]
         fields["speedup_ci_low"], fields["speedup_ci_high"] = ratio_ci(prefill_samples, totals)
         fields["speedup_ci_n"] = min(len(prefill_samples), len(totals))

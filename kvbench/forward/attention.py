@@ -32,8 +32,9 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
-def _reference_pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
-                    scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _reference_pass(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Float32 attention with lower-right causal alignment; shapes as :func:`attention_pass`."""
     allowed = None
     if causal:
@@ -43,8 +44,9 @@ def _reference_pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     return _masked_pass(q, k, v, allowed, scale)
 
 
-def _masked_pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None,
-                 scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _masked_pass(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Float32 attention where query ``i`` sees key ``j`` iff ``allowed[i, j]`` (``(Tq, Tk)`` bool; None: all).
 
     Shapes as :func:`attention_pass`; every query must see at least one key.
@@ -61,8 +63,9 @@ def _masked_pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: tor
 
 
 @torch.library.custom_op("kvbench::attention_pass", mutates_args=())
-def attention_pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
-                   scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def attention_pass(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One attention pass that also returns its log-sum-exp.
 
     Parameters
@@ -82,8 +85,7 @@ def attention_pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bo
         ``(B, H, Tq)`` float32, natural log-sum-exp of the scaled scores.
     """
     if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention(
-            q, k, v, 0.0, causal, False, scale=scale)[:2]
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, causal, False, scale=scale)[:2]
     else:
         out, lse = _reference_pass(q, k, v, causal, scale)
     # one layout on every path, the one flash writes ((B, T, H, d) memory), as the fake promises
@@ -112,8 +114,14 @@ def merge(outs: list[torch.Tensor], lses: list[torch.Tensor], lse: torch.Tensor 
     return total.to(outs[0].dtype)
 
 
-def prefix_attention(q: torch.Tensor, k_own: torch.Tensor, v_own: torch.Tensor,
-                     k_prefix: torch.Tensor, v_prefix: torch.Tensor, scale: float) -> torch.Tensor:
+def prefix_attention(
+    q: torch.Tensor,
+    k_own: torch.Tensor,
+    v_own: torch.Tensor,
+    k_prefix: torch.Tensor,
+    v_prefix: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
     """Attention of new tokens over a document prefix plus their own causal keys.
 
     Parameters
@@ -137,8 +145,9 @@ def prefix_attention(q: torch.Tensor, k_own: torch.Tensor, v_own: torch.Tensor,
     return merge([doc_out, own_out], [doc_lse, own_lse])
 
 
-def _document_pass(q: torch.Tensor, k_prefix: torch.Tensor, v_prefix: torch.Tensor,
-                   scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _document_pass(
+    q: torch.Tensor, k_prefix: torch.Tensor, v_prefix: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Unmasked attention of ``q`` ``(B, H, T, d)`` over the document ``(1 or B, Hkv, L, d)``.
 
     Returns ``(B, H, T, d)`` out and ``(B, H, T)`` float32 log-sum-exp.
@@ -157,8 +166,9 @@ def _document_pass(q: torch.Tensor, k_prefix: torch.Tensor, v_prefix: torch.Tens
     return doc_out.reshape(B, H, T, d), doc_lse.reshape(B, H, T)
 
 
-def write_cache(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                length: torch.Tensor) -> None:
+def write_cache(
+    k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor, length: torch.Tensor
+) -> None:
     """Write new keys and values ``(B, Hkv, T, d)`` into ``(B, Hkv, S, d)`` caches at ``length .. length+T-1``.
 
     In place, at an index computed on the device from the 0-dim ``length`` tensor (as
@@ -170,8 +180,9 @@ def write_cache(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v
     v_cache.index_copy_(2, index, v)
 
 
-def own_cache_pass(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, length: torch.Tensor,
-                   scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def own_cache_pass(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, length: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of ``q`` ``(B, H, T, d)``, the tokens at ``length .. length+T-1``, over each reader's own cache.
 
     ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)`` already hold these tokens; query ``i`` sees
@@ -186,9 +197,17 @@ def own_cache_pass(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor
     return _masked_pass(q, k_cache, v_cache, allowed, scale)
 
 
-def cached_prefix_attention(q: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor, k_prefix: torch.Tensor,
-                            v_prefix: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
-                            length: torch.Tensor, scale: float) -> torch.Tensor:
+def cached_prefix_attention(
+    q: torch.Tensor,
+    k_new: torch.Tensor,
+    v_new: torch.Tensor,
+    k_prefix: torch.Tensor,
+    v_prefix: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    length: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
     """:func:`prefix_attention` for readers that keep their own KV between forwards (decoding).
 
     The new tokens' ``k_new``, ``v_new`` ``(B, Hkv, T, d)`` are written into each reader's cache
@@ -206,8 +225,12 @@ def cached_prefix_attention(q: torch.Tensor, k_new: torch.Tensor, v_new: torch.T
 
 # In an isolated causal GQA benchmark on an H200 (bf16, 8k-32k tokens) cuDNN's fused attention ran
 # ~600 TFLOP/s and FlashAttention-2 ~350; flash, efficient and math remain as fallbacks.
-_PREFILL_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                     SDPBackend.MATH]
+_PREFILL_BACKENDS = [
+    SDPBackend.CUDNN_ATTENTION,
+    SDPBackend.FLASH_ATTENTION,
+    SDPBackend.EFFICIENT_ATTENTION,
+    SDPBackend.MATH,
+]
 
 
 @torch.library.custom_op("kvbench::causal_attention", mutates_args=())
@@ -227,8 +250,18 @@ def _(q, k, v, scale):
     return q.new_empty(q.shape)
 
 
-def kvbench_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
-                      kvbench_prefix=None, kvbench_own=None, **kwargs):
+def kvbench_attention(
+    module,
+    query,
+    key,
+    value,
+    attention_mask,
+    scaling=None,
+    dropout=0.0,
+    kvbench_prefix=None,
+    kvbench_own=None,
+    **kwargs,
+):
     """transformers attention function (``AttentionInterface``) of the fast reader.
 
     ``query`` ``(B, H, T, d)``, ``key``/``value`` ``(B, Hkv, T', d)`` as the layer made them;

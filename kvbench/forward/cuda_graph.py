@@ -6,7 +6,7 @@ for every fast path it times. Without CUDA the function is simply called.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -28,8 +28,9 @@ class Replayable:
         Untimed calls on a side stream before capture (compilation, autotuning, workspaces).
     """
 
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, *, graph: bool,
-                 warmup: int = 2):
+    def __init__(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, *, graph: bool, warmup: int = 2
+    ):
         self.fn = fn
         self.static = example.clone()
         self.graph: torch.cuda.CUDAGraph | None = None

@@ -22,15 +22,15 @@ Works for llama-style decoders (Llama, Qwen2, Qwen3, SmolLM2): ``model.model`` h
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
-from kvbench.kv.artifact import KVArtifact
 from kvbench.forward.attention import register
 from kvbench.forward.cuda_graph import Replayable
+from kvbench.kv.artifact import KVArtifact
 
 
 @dataclass
@@ -53,8 +53,9 @@ class ReaderCache:
     length: torch.Tensor
 
     @classmethod
-    def empty(cls, document: KVArtifact, batch: int, capacity: int) -> "ReaderCache":
+    def empty(cls, document: KVArtifact, batch: int, capacity: int) -> ReaderCache:
         """Zeroed caches of ``capacity`` slots for ``batch`` readers, shaped and placed like ``document``'s KV."""
+
         def zeros(t: torch.Tensor) -> torch.Tensor:
             return t.new_zeros(batch, t.shape[1], capacity, t.shape[3])
 
@@ -101,8 +102,9 @@ class FastForward:
             config._attn_implementation = before
 
     @torch.inference_mode()
-    def __call__(self, ids: torch.Tensor, prefix: KVArtifact | None = None,
-                 cache: ReaderCache | None = None) -> torch.Tensor:
+    def __call__(
+        self, ids: torch.Tensor, prefix: KVArtifact | None = None, cache: ReaderCache | None = None
+    ) -> torch.Tensor:
         """Forward ``ids`` ``(B, T)`` at positions ``L .. L+T-1`` after ``prefix`` (``L`` tokens, or none).
 
         ``prefix`` holds per layer ``(1, kv_heads, L, head_dim)`` keys and values, shared by
@@ -123,15 +125,22 @@ class FastForward:
             for i, layer in enumerate(self.layers):
                 kv = None if prefix is None else (prefix.keys[i], prefix.values[i])
                 own = None if cache is None else (cache.keys[i], cache.values[i], cache.length)
-                hidden = layer(hidden, attention_mask=None, position_ids=positions, position_embeddings=rotary,
-                               kvbench_prefix=kv, kvbench_own=own)
+                hidden = layer(
+                    hidden,
+                    attention_mask=None,
+                    position_ids=positions,
+                    position_embeddings=rotary,
+                    kvbench_prefix=kv,
+                    kvbench_own=own,
+                )
             last = self.base.norm(hidden[:, -1:])
             return self.model.lm_head(last)[:, -1].float()
 
 
 @torch.inference_mode()
-def greedy_continue_fast(fwd: FastForward, prefix: KVArtifact, query_ids: torch.Tensor, first_logits: torch.Tensor,
-                         steps: int) -> list[int]:
+def greedy_continue_fast(
+    fwd: FastForward, prefix: KVArtifact, query_ids: torch.Tensor, first_logits: torch.Tensor, steps: int
+) -> list[int]:
     """Greedy tokens after a fast reuse: the argmax of ``first_logits``, then ``steps - 1`` more.
 
     Each step re-runs the question and the tokens so far on the document's KV (the fast
@@ -162,8 +171,9 @@ class GreedyDecoder:
         Capture the decode step ``(B, 1)`` ids -> ``(B, vocab)`` logits as a CUDA graph.
     """
 
-    def __init__(self, fwd: FastForward, prefix: KVArtifact, batch: int, question_tokens: int, steps: int, *,
-                 graph: bool):
+    def __init__(
+        self, fwd: FastForward, prefix: KVArtifact, batch: int, question_tokens: int, steps: int, *, graph: bool
+    ):
         self.fwd, self.prefix, self.steps = fwd, prefix, steps
         self.cache = ReaderCache.empty(prefix, batch, question_tokens + steps)
         example = torch.zeros(batch, 1, dtype=torch.long, device=self.cache.length.device)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from transformers import StaticCache
 
-from kvbench.model.architectures import head_dim
-from kvbench.kv.artifact import KVArtifact
 from kvbench.forward.cuda_graph import Replayable
+from kvbench.kv.artifact import KVArtifact
+from kvbench.model.architectures import head_dim
 
 
 class StaticGraphForward:
@@ -39,8 +39,9 @@ class StaticGraphForward:
         self.model, self.L = model, cached_tokens
         device, dtype = model.device, model.dtype
         self.cache = StaticCache(config=cfg, max_cache_len=cached_tokens + new_tokens)
-        self.cache.early_initialization(batch_size=1, num_heads=cfg.num_key_value_heads, head_dim=head_dim(cfg),
-                                        dtype=dtype, device=device)
+        self.cache.early_initialization(
+            batch_size=1, num_heads=cfg.num_key_value_heads, head_dim=head_dim(cfg), dtype=dtype, device=device
+        )
         self.positions = torch.arange(cached_tokens, cached_tokens + new_tokens, device=device)
         self.call: Replayable | None = None
 
@@ -50,15 +51,16 @@ class StaticGraphForward:
         if artifact is None:
             return
         for i, layer in enumerate(self.cache.layers):
-            layer.keys[:, :, :self.L].copy_(artifact.keys[i])
-            layer.values[:, :, :self.L].copy_(artifact.values[i])
+            layer.keys[:, :, : self.L].copy_(artifact.keys[i])
+            layer.values[:, :, : self.L].copy_(artifact.values[i])
 
     @torch.inference_mode()
     def _run(self, ids: torch.Tensor) -> torch.Tensor:
         for layer in self.cache.layers:  # the cache holds L tokens again (a replay resets it too)
             layer.cumulative_length.fill_(self.L)
-        out = self.model(input_ids=ids, past_key_values=self.cache, cache_position=self.positions,
-                         use_cache=True, logits_to_keep=1)
+        out = self.model(
+            input_ids=ids, past_key_values=self.cache, cache_position=self.positions, use_cache=True, logits_to_keep=1
+        )
         return out.logits[:, -1].float()
 
     def capture(self, artifact: KVArtifact | None, ids: torch.Tensor) -> None:

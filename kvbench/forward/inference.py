@@ -61,6 +61,6 @@ def greedy_continue(model, cache, first_logits: torch.Tensor, steps: int) -> tup
         if step:
             logits = extend(model, cache, chosen[-1])
         chosen.append(logits.argmax(dim=-1, keepdim=True))  # (1, 1), fed back without a host sync
-        top2.append(logits.topk(2, dim=-1).values)          # (1, 2)
+        top2.append(logits.topk(2, dim=-1).values)  # (1, 2)
     top2 = torch.cat(top2).float().cpu()
     return torch.cat(chosen).flatten().tolist(), (top2[:, 0] - top2[:, 1]).tolist()

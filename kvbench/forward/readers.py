@@ -15,17 +15,16 @@ replayed as a CUDA graph). Without CUDA nothing is captured; the same code runs 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from kvbench.forward import inference
-from kvbench.kv.artifact import KVArtifact
 from kvbench.config.schema import READERS
+from kvbench.forward import inference
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.fast import FastForward
 from kvbench.forward.graph import StaticGraphForward
-
+from kvbench.kv.artifact import KVArtifact
 
 
 class HFReader:
@@ -85,8 +84,7 @@ class FastReader:
         return self.call(ids)
 
 
-def make_reader(name: str, model, fwd: FastForward | None, artifact: KVArtifact, query_ids: torch.Tensor,
-                graph: bool):
+def make_reader(name: str, model, fwd: FastForward | None, artifact: KVArtifact, query_ids: torch.Tensor, graph: bool):
     """A ready reader of ``name`` for a document like ``artifact`` and questions like ``query_ids``."""
     if name == "hf":
         return HFReader(model)
@@ -97,9 +95,13 @@ def make_reader(name: str, model, fwd: FastForward | None, artifact: KVArtifact,
     raise KeyError(f"unknown reader {name!r}; known: {READERS}")
 
 
-def prefill_paths(model, fwd: FastForward | None, full_ids: torch.Tensor,
-                  graph: bool) -> dict[str, Callable[[], torch.Tensor]]:
-    """Ways to prefill ``full_ids`` ``(1, L + Q)`` to first-token logits: ``eager`` and, with a fast forward, ``fast``."""
+def prefill_paths(
+    model, fwd: FastForward | None, full_ids: torch.Tensor, graph: bool
+) -> dict[str, Callable[[], torch.Tensor]]:
+    """Ways to prefill ``full_ids`` ``(1, L + Q)`` to first-token logits.
+
+    ``eager`` always, and ``fast`` with a fast forward.
+    """
     paths: dict[str, Callable[[], torch.Tensor]] = {"eager": lambda: inference.prefill(model, full_ids)[0]}
     if fwd is not None:
         call = Replayable(lambda ids: fwd(ids), full_ids, graph=graph, warmup=1)

@@ -57,8 +57,7 @@ class KVArtifact:
     meta: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_cache(cls, cache, *, model_fingerprint: str, tokenizer_hash: str,
-                   token_ids: torch.Tensor) -> "KVArtifact":
+    def from_cache(cls, cache, *, model_fingerprint: str, tokenizer_hash: str, token_ids: torch.Tensor) -> KVArtifact:
         """Snapshot a transformers ``DynamicCache`` (cloned, so later decoding cannot alter it).
 
         Parameters
@@ -95,22 +94,23 @@ class KVArtifact:
     def device(self) -> torch.device:
         return self.keys[0].device
 
-    def to(self, device: torch.device | str, non_blocking: bool = False, copy: bool = False) -> "KVArtifact":
+    def to(self, device: torch.device | str, non_blocking: bool = False, copy: bool = False) -> KVArtifact:
         """The artifact with every tensor on ``device`` (``copy``: new tensors even where they already are)."""
-        move = lambda t: t.to(device, non_blocking=non_blocking, copy=copy)  # noqa: E731
+        move = lambda t: t.to(device, non_blocking=non_blocking, copy=copy)
         return KVArtifact([move(k) for k in self.keys], [move(v) for v in self.values], dict(self.meta))
 
-    def copy_(self, other: "KVArtifact", non_blocking: bool = False) -> "KVArtifact":
+    def copy_(self, other: KVArtifact, non_blocking: bool = False) -> KVArtifact:
         """Copy ``other``'s tensors into this artifact's (same layout; devices may differ); returns self."""
         for dst, src in zip((*self.keys, *self.values), (*other.keys, *other.values)):
             dst.copy_(src, non_blocking=non_blocking)
         return self
 
-    def equals(self, other: "KVArtifact") -> bool:
+    def equals(self, other: KVArtifact) -> bool:
         """Same number of layers, and every tensor the same dtype, shape and bytes (devices may differ)."""
         return len(self.keys) == len(other.keys) and all(
             a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b.to(a.device))
-            for a, b in zip((*self.keys, *self.values), (*other.keys, *other.values)))
+            for a, b in zip((*self.keys, *self.values), (*other.keys, *other.values))
+        )
 
     def to_cache(self, model_config):
         """A fresh ``DynamicCache`` holding these tensors (transformers copies them in), ready for the query."""
@@ -131,7 +131,8 @@ class KVArtifact:
             if found != expected:
                 raise ArtifactMismatchError(
                     f"KV artifact {name} is {found!r} but the reader's is {expected!r}: "
-                    "it was made with another model or tokenizer")
+                    "it was made with another model or tokenizer"
+                )
 
     # -- serialisation -------------------------------------------------------------------
 
@@ -143,17 +144,24 @@ class KVArtifact:
         is XXH3-128 over the whole blob with its own 32 hex digits read as zeros, so it covers
         the header too.
         """
-        named = [(f"{p}.{i}", t) for i, (k, v) in enumerate(zip(self.keys, self.values)) for p, t in (("k", k), ("v", v))]
-        meta = dict(self.meta, num_layers=str(len(self.keys)), num_tokens=str(self.num_tokens),
-                    dtype=str(self.keys[0].dtype).removeprefix("torch."), layout=LAYOUT,
-                    **{CHECKSUM_KEY: _PLACEHOLDER.decode()})
+        named = [
+            (f"{p}.{i}", t) for i, (k, v) in enumerate(zip(self.keys, self.values)) for p, t in (("k", k), ("v", v))
+        ]
+        meta = dict(
+            self.meta,
+            num_layers=str(len(self.keys)),
+            num_tokens=str(self.num_tokens),
+            dtype=str(self.keys[0].dtype).removeprefix("torch."),
+            layout=LAYOUT,
+            **{CHECKSUM_KEY: _PLACEHOLDER.decode()},
+        )
         blob = safetensors_blob.write(named, meta)
         slot = _checksum_slot(blob)
         blob[slot] = xxh3_128([blob]).hex().encode()
         return blob
 
     @classmethod
-    def from_bytes(cls, blob) -> "KVArtifact":
+    def from_bytes(cls, blob) -> KVArtifact:
         """Parse a safetensors blob without copying, after verifying its checksum and metadata.
 
         Parameters
@@ -178,8 +186,9 @@ class KVArtifact:
         n = _count(meta, "num_layers", minimum=1)
         expected = {f"{p}.{i}" for p in "kv" for i in range(n)}
         if set(parsed.tensors) != expected:
-            raise ArtifactCorruptError(f"KV artifact metadata num_layers={n} does not match its "
-                                       f"{len(parsed.tensors)} tensors")
+            raise ArtifactCorruptError(
+                f"KV artifact metadata num_layers={n} does not match its {len(parsed.tensors)} tensors"
+            )
         keys = [parsed.tensors[f"k.{i}"] for i in range(n)]
         values = [parsed.tensors[f"v.{i}"] for i in range(n)]
         _check_tensors(meta, keys + values)
@@ -195,13 +204,13 @@ def _checksum_slot(head: bytearray) -> slice:
 
 def _verify_checksum(parsed: safetensors_blob.Blob) -> None:
     """XXH3-128 of the blob, its own digits read as zeros, must equal the stored digits."""
-    head = bytearray(parsed.data[:parsed.header_end].numpy().tobytes())  # small: the header only
+    head = bytearray(parsed.data[: parsed.header_end].numpy().tobytes())  # small: the header only
     stored = parsed.meta.get(CHECKSUM_KEY)
     if head.count(_CHECKSUM_FIELD) != 1 or not isinstance(stored, str):
         raise ArtifactCorruptError(f"KV artifact header does not hold exactly one {CHECKSUM_KEY}")
     slot = _checksum_slot(head)
     head[slot] = _PLACEHOLDER
-    actual = xxh3_128([head, parsed.data[parsed.header_end:]]).hex()
+    actual = xxh3_128([head, parsed.data[parsed.header_end :]]).hex()
     if stored != actual:
         raise ArtifactCorruptError(f"KV artifact checksum mismatch: metadata says {stored}, blob hashes to {actual}")
 
@@ -226,4 +235,5 @@ def _check_tensors(meta: dict, tensors: list[torch.Tensor]) -> None:
         if t.dim() != 4 or t.shape[-2] != tokens or str(t.dtype).removeprefix("torch.") != meta.get("dtype"):
             raise ArtifactCorruptError(
                 f"KV artifact tensor of shape {tuple(t.shape)} and {t.dtype} does not match its metadata "
-                f"({LAYOUT}, num_tokens={tokens}, dtype={meta.get('dtype')})")
+                f"({LAYOUT}, num_tokens={tokens}, dtype={meta.get('dtype')})"
+            )

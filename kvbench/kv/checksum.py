@@ -8,7 +8,7 @@ XXH3 runs: the GPU computes it at memory speed and no byte has to come back to t
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import xxhash
@@ -40,7 +40,7 @@ def device_checksum(parts: list[torch.Tensor]) -> tuple[int, int]:
     for part in parts:
         flat = part.reshape(-1)
         for i in range(0, flat.numel(), _CHUNK):
-            chunk = flat[i:i + _CHUNK].to(torch.int64)
+            chunk = flat[i : i + _CHUNK].to(torch.int64)
             weights = torch.arange(offset + i, offset + i + chunk.numel(), device=chunk.device) % _MOD
             s1 += int(chunk.sum())
             s2 += int((chunk * weights).sum())

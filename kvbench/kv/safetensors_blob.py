@@ -18,9 +18,20 @@ from typing import Any
 
 import torch
 
-DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
-          "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64,
-          "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+DTYPES = {
+    "BF16": torch.bfloat16,
+    "F16": torch.float16,
+    "F32": torch.float32,
+    "F64": torch.float64,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
 
@@ -61,7 +72,7 @@ def write(named: list[tuple[str, torch.Tensor]], meta: dict[str, str]) -> bytear
     data = torch.frombuffer(blob, dtype=torch.uint8)
     for name, t in named:
         lo, hi = layout[name]["data_offsets"]
-        data[start + lo:start + hi].copy_(t.detach().contiguous().reshape(-1).view(torch.uint8))
+        data[start + lo : start + hi].copy_(t.detach().contiguous().reshape(-1).view(torch.uint8))
     return blob
 
 
@@ -94,7 +105,7 @@ def read(blob) -> Blob:
     if body < 0:
         raise MalformedBlobError(f"header claims {header_len} bytes but only {data.numel() - 8} follow")
     try:
-        header = json.loads(data[8:8 + header_len].numpy().tobytes().decode("utf-8"))
+        header = json.loads(data[8 : 8 + header_len].numpy().tobytes().decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedBlobError(f"header is not JSON: {exc}") from None
     if not isinstance(header, dict):
@@ -104,9 +115,15 @@ def read(blob) -> Blob:
         raise MalformedBlobError("__metadata__ is not a JSON object")
     tensors, spans = {}, []
     for name, spec in header.items():
-        if not (isinstance(spec, dict) and spec.get("dtype") in DTYPES and isinstance(spec.get("shape"), list)
-                and all(map(_is_count, spec["shape"])) and isinstance(spec.get("data_offsets"), list)
-                and len(spec["data_offsets"]) == 2 and all(map(_is_count, spec["data_offsets"]))):
+        if not (
+            isinstance(spec, dict)
+            and spec.get("dtype") in DTYPES
+            and isinstance(spec.get("shape"), list)
+            and all(map(_is_count, spec["shape"]))
+            and isinstance(spec.get("data_offsets"), list)
+            and len(spec["data_offsets"]) == 2
+            and all(map(_is_count, spec["data_offsets"]))
+        ):
             raise MalformedBlobError(f"tensor {name}: invalid dtype, shape or data_offsets {spec!r}")
         dtype, shape, (start, end) = DTYPES[spec["dtype"]], spec["shape"], spec["data_offsets"]
         if not start <= end <= body or end - start != math.prod(shape) * dtype.itemsize:
@@ -114,7 +131,7 @@ def read(blob) -> Blob:
         offset = 8 + header_len + start
         if offset % dtype.itemsize:  # a view needs aligned elements (our writer pads the header to 8)
             raise MalformedBlobError(f"tensor {name} at byte {offset} is not aligned to its {spec['dtype']} items")
-        tensors[name] = data[offset:offset + end - start].view(dtype).reshape(shape)
+        tensors[name] = data[offset : offset + end - start].view(dtype).reshape(shape)
         spans.append((start, end))
     covered = 0
     for start, end in sorted(spans):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from kvbench.rows.atomic import atomic_write
 from kvbench.measure.timing import gbps, time_ms
+from kvbench.rows.atomic import atomic_write
 
 CACHE_FILE = Path(os.environ.get("KVBENCH_CACHE", "~/.cache/kvbench")).expanduser() / "calibration.json"
 
@@ -29,9 +29,9 @@ class Calibration:
     """Measured ceilings of one device for one dtype."""
 
     key: str
-    matmul_tflops: float      # dense (n x n) @ (n x n) in the dtype, 1e12 FLOP/s
-    hbm_gbps: float           # device-memory copy, (read + written bytes) / time, 1e9 B/s
-    h2d_gbps: float | None    # pinned host-to-device copy, 1e9 B/s; None off CUDA
+    matmul_tflops: float  # dense (n x n) @ (n x n) in the dtype, 1e12 FLOP/s
+    hbm_gbps: float  # device-memory copy, (read + written bytes) / time, 1e9 B/s
+    h2d_gbps: float | None  # pinned host-to-device copy, 1e9 B/s; None off CUDA
 
 
 def _device_key(device: torch.device, dtype: torch.dtype) -> str:
@@ -62,7 +62,7 @@ def copy_gbps(device: torch.device, nbytes: int | None = None, repeats: int = 10
     return 2 * nbytes / (samples.min() * 1e-3) / 1e9
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def h2d_gbps(device: torch.device, nbytes: int = 256 << 20, repeats: int = 5) -> float | None:
     """Best pinned host-to-device copy rate, GB/s; None off CUDA."""
     if device.type != "cuda":
@@ -80,7 +80,7 @@ def _load_cache() -> dict:
         return {}  # missing or unreadable: measure again and rewrite it
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def calibrate(device: torch.device, dtype: torch.dtype) -> Calibration:
     """The device's ceilings for ``dtype``, from the on-disk cache or measured now (seconds)."""
     device = torch.device(device)
@@ -88,15 +88,16 @@ def calibrate(device: torch.device, dtype: torch.dtype) -> Calibration:
     cached = _load_cache()
     if key in cached:
         return Calibration(**cached[key])
-    cal = Calibration(key=key, matmul_tflops=matmul_tflops(device, dtype), hbm_gbps=copy_gbps(device),
-                      h2d_gbps=h2d_gbps(device))
+    cal = Calibration(
+        key=key, matmul_tflops=matmul_tflops(device, dtype), hbm_gbps=copy_gbps(device), h2d_gbps=h2d_gbps(device)
+    )
     cached[key] = asdict(cal)
     CACHE_FILE.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(CACHE_FILE, json.dumps(cached, indent=2).encode())
     return cal
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sm_count(device: torch.device) -> int:
     """Streaming multiprocessors of a CUDA device (1 elsewhere)."""
     device = torch.device(device)

@@ -92,7 +92,10 @@ def kv_entropy(artifact: KVArtifact) -> EntropyBounds:
         n_total += n
         del channel
     everything = np.concatenate(order0_parts)
-    order0 = (entropy_from_counts(np.bincount(everything)) if itemsize == 2
-              else entropy_from_counts(np.unique(everything, return_counts=True)[1]))
+    order0 = (
+        entropy_from_counts(np.bincount(everything))
+        if itemsize == 2
+        else entropy_from_counts(np.unique(everything, return_counts=True)[1])
+    )
     planes = sum(entropy_from_counts(c) for c in plane_counts)
     return EntropyBounds(value_bits=8 * itemsize, order0=order0, planes=planes, channel=joint_bits / n_total)

@@ -12,9 +12,10 @@ Rates over many documents are aggregated by :func:`aggregate`, each with a 95% W
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -30,17 +31,17 @@ CONFIDENCE = 0.95
 class PairResult:
     """Comparison of reuse against the two references for one document x question."""
 
-    exact: bool                 # reuse == one-pass on all G tokens
-    first_divergence: int       # first differing index, G when none
+    exact: bool  # reuse == one-pass on all G tokens
+    first_divergence: int  # first differing index, G when none
     first_token_agree: bool
-    max_abs_logit_diff: float   # first-token logits, reuse vs one-pass
-    kl: float                   # KL(one-pass || reuse), nats
-    bitwise_twostage: bool      # reuse logits and tokens identical to two-stage
-    twostage_logits_bitwise: bool       # first-token logits alone identical to two-stage
+    max_abs_logit_diff: float  # first-token logits, reuse vs one-pass
+    kl: float  # KL(one-pass || reuse), nats
+    bitwise_twostage: bool  # reuse logits and tokens identical to two-stage
+    twostage_logits_bitwise: bool  # first-token logits alone identical to two-stage
     twostage_max_abs_logit_diff: float  # first-token logits, reuse vs two-stage
-    repeatable: bool            # reuse run twice gives identical first-token logits and tokens
+    repeatable: bool  # reuse run twice gives identical first-token logits and tokens
     divergence_margin: Optional[float]  # one-pass top-1 minus top-2 logit at first_divergence; None if exact
-    reference_attn_impl: str    # attention kernel the one-pass reference ran with
+    reference_attn_impl: str  # attention kernel the one-pass reference ran with
 
 
 def first_divergence(a: list[int], b: list[int]) -> int:
@@ -72,8 +73,9 @@ def attention_kernel(model, impl: Optional[str]) -> Iterator[str]:
         model.set_attn_implementation(loaded)
 
 
-def one_pass_reference(model, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_tokens: int,
-                       reference_attn_impl: Optional[str] = None):
+def one_pass_reference(
+    model, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_tokens: int, reference_attn_impl: Optional[str] = None
+):
     """The reference a reader without KV runs: prefill(document + question) and its greedy continuation.
 
     Returns ``(logits (1, vocab), tokens, margins, attention implementation used)``.
@@ -84,8 +86,15 @@ def one_pass_reference(model, doc_ids: torch.Tensor, query_ids: torch.Tensor, ge
     return logits, tokens, margins, reference_impl
 
 
-def compare_pair(model, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_tokens: int,
-                 artifact_from_cache, reference_attn_impl: Optional[str] = None, reference=None) -> PairResult:
+def compare_pair(
+    model,
+    doc_ids: torch.Tensor,
+    query_ids: torch.Tensor,
+    gen_tokens: int,
+    artifact_from_cache,
+    reference_attn_impl: Optional[str] = None,
+    reference=None,
+) -> PairResult:
     """Run one-pass, two-stage and reuse for a document ``(1, L)`` and question ``(1, Q)``.
 
     ``artifact_from_cache(cache, doc_ids) -> KVArtifact`` snapshots the publisher's cache (and
@@ -95,7 +104,8 @@ def compare_pair(model, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_toke
     already computed (:func:`one_pass_reference`'s result for these inputs), e.g. for another reader.
     """
     ref_logits, ref_tokens, ref_margins, reference_impl = reference or one_pass_reference(
-        model, doc_ids, query_ids, gen_tokens, reference_attn_impl)
+        model, doc_ids, query_ids, gen_tokens, reference_attn_impl
+    )
 
     _, doc_cache = inference.prefill(model, doc_ids)
     artifact: KVArtifact = artifact_from_cache(doc_cache, doc_ids)
@@ -112,8 +122,13 @@ def compare_pair(model, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_toke
     again_tokens, _ = inference.greedy_continue(model, again_cache, again_logits, gen_tokens)
     del again_cache, artifact
 
-    return judge((ref_logits, ref_tokens, ref_margins), (reuse_logits, reuse_tokens), (two_logits, two_tokens),
-                 (again_logits, again_tokens), reference_impl)
+    return judge(
+        (ref_logits, ref_tokens, ref_margins),
+        (reuse_logits, reuse_tokens),
+        (two_logits, two_tokens),
+        (again_logits, again_tokens),
+        reference_impl,
+    )
 
 
 def judge(reference, reuse, twostage, again, reference_impl: str) -> PairResult:

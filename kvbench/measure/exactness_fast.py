@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 
 from kvbench.forward import inference
+from kvbench.forward.fast import FastForward, greedy_continue_fast
 from kvbench.kv.artifact import KVArtifact
 from kvbench.measure.exactness import PairResult, judge
-from kvbench.forward.fast import FastForward, greedy_continue_fast
 
 
 def _fast_run(fwd: FastForward, kv: KVArtifact, query_ids: torch.Tensor, steps: int) -> tuple[torch.Tensor, list[int]]:
@@ -26,8 +26,16 @@ def _fast_run(fwd: FastForward, kv: KVArtifact, query_ids: torch.Tensor, steps: 
     return logits, greedy_continue_fast(fwd, kv, query_ids, logits, steps)
 
 
-def compare_fast(model, fwd: FastForward, doc_ids: torch.Tensor, query_ids: torch.Tensor, gen_tokens: int,
-                 publish, serialise, reference) -> PairResult:
+def compare_fast(
+    model,
+    fwd: FastForward,
+    doc_ids: torch.Tensor,
+    query_ids: torch.Tensor,
+    gen_tokens: int,
+    publish,
+    serialise,
+    reference,
+) -> PairResult:
     """Compare the fast reader with the one-pass reference for a document ``(1, L)`` and question ``(1, Q)``.
 
     ``publish(cache, doc_ids) -> KVArtifact`` snapshots the publisher's cache on the device;
@@ -44,5 +52,10 @@ def compare_fast(model, fwd: FastForward, doc_ids: torch.Tensor, query_ids: torc
     logits, tokens = _fast_run(fwd, stored, query_ids, gen_tokens)
     mem_logits, mem_tokens = _fast_run(fwd, in_memory, query_ids, gen_tokens)
     again_logits, again_tokens = _fast_run(fwd, stored, query_ids, gen_tokens)
-    return judge((ref_logits, ref_tokens, ref_margins), (logits, tokens), (mem_logits, mem_tokens),
-                 (again_logits, again_tokens), reference_impl)
+    return judge(
+        (ref_logits, ref_tokens, ref_margins),
+        (logits, tokens),
+        (mem_logits, mem_tokens),
+        (again_logits, again_tokens),
+        reference_impl,
+    )

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from kvbench.measure.calibrate import Calibration
 from kvbench.measure.flops import forward_flops
 
 
 def weight_bytes(model: Any) -> int:
-    """Bytes of weights one forward reads (``model``: a transformers ``PreTrainedModel``): every parameter once, except an untied input
-    embedding table, of which a forward reads only its tokens' rows (negligible)."""
+    """Bytes of weights one forward of ``model`` (a transformers ``PreTrainedModel``) reads.
+
+    Every parameter once, except an untied input embedding table, of which a forward reads only
+    its tokens' rows (negligible).
+    """
     embed = model.get_input_embeddings().weight
     head = model.get_output_embeddings()
     tied = head is not None and head.weight.data_ptr() == embed.data_ptr()
@@ -44,24 +46,30 @@ def prefill_floor_ms(config, tokens: int, weights: int, cal: Calibration) -> flo
     return _floor_ms(weights, forward_flops(config, tokens), cal)
 
 
-def reuse_floor_ms(config, query_tokens: int, doc_tokens: int, weights: int, kv_bytes: int,
-                   cal: Calibration) -> float:
+def reuse_floor_ms(config, query_tokens: int, doc_tokens: int, weights: int, kv_bytes: int, cal: Calibration) -> float:
     """A question of ``query_tokens`` on a cached document: weights + document KV read once, or its FLOPs."""
     return _floor_ms(weights + kv_bytes, forward_flops(config, query_tokens, cached_tokens=doc_tokens), cal)
 
 
-def point_floors(config, doc_tokens: int, query_tokens: int, weights: int, kv_bytes: int, cal: Calibration,
-                 prefill_ms: float) -> dict[str, float]:
+def point_floors(
+    config, doc_tokens: int, query_tokens: int, weights: int, kv_bytes: int, cal: Calibration, prefill_ms: float
+) -> dict[str, float]:
     """Row columns of one (document, question) point: the ceilings used, the prefill and reuse
     floors, and the prefill's efficiency against ``prefill_ms`` (the best prefill measured)."""
     prefill = prefill_floor_ms(config, doc_tokens + query_tokens, weights, cal)
-    return dict(weight_bytes=weights, peak_tflops=cal.matmul_tflops, hbm_gbps=cal.hbm_gbps, prefill_floor_ms=prefill,
-                reuse_floor_ms=reuse_floor_ms(config, query_tokens, doc_tokens, weights, kv_bytes, cal),
-                prefill_efficiency=prefill / prefill_ms)
+    return dict(
+        weight_bytes=weights,
+        peak_tflops=cal.matmul_tflops,
+        hbm_gbps=cal.hbm_gbps,
+        prefill_floor_ms=prefill,
+        reuse_floor_ms=reuse_floor_ms(config, query_tokens, doc_tokens, weights, kv_bytes, cal),
+        prefill_efficiency=prefill / prefill_ms,
+    )
 
 
-def batch_floors_ms(config, batch: int, query_tokens: int, doc_tokens: int, weights: int, kv_bytes: int,
-                    cal: Calibration) -> dict[str, float]:
+def batch_floors_ms(
+    config, batch: int, query_tokens: int, doc_tokens: int, weights: int, kv_bytes: int, cal: Calibration
+) -> dict[str, float]:
     """Per-reader floors of ``batch`` readers answering one shared document in one forward.
 
     The weights and the document KV are read once per batch (memory floor divided by B); each
@@ -72,8 +80,17 @@ def batch_floors_ms(config, batch: int, query_tokens: int, doc_tokens: int, weig
     return dict(compute_floor_ms=compute, memory_floor_ms=memory, per_reader_floor_ms=max(compute, memory))
 
 
-def decode_floors_ms(config, batch: int, doc_tokens: int, own_tokens: int, weights: int, kv_bytes: int,
-                     own_kv_bytes: int, doc_copies: int, cal: Calibration) -> dict[str, float]:
+def decode_floors_ms(
+    config,
+    batch: int,
+    doc_tokens: int,
+    own_tokens: int,
+    weights: int,
+    kv_bytes: int,
+    own_kv_bytes: int,
+    doc_copies: int,
+    cal: Calibration,
+) -> dict[str, float]:
     """Per-reader floors (ms) of one batched decode step: ``batch`` readers, one new token each.
 
     compute = forward_flops(1 token, cached_tokens = doc_tokens + own_tokens) / peak FLOP/s:
@@ -86,5 +103,6 @@ def decode_floors_ms(config, batch: int, doc_tokens: int, own_tokens: int, weigh
     """
     compute = _compute_ms(forward_flops(config, 1, cached_tokens=doc_tokens + own_tokens), cal)
     memory = _memory_ms(weights + doc_copies * kv_bytes + batch * own_kv_bytes, cal) / batch
-    return dict(decode_compute_floor_ms=compute, decode_memory_floor_ms=memory,
-                decode_per_reader_floor_ms=max(compute, memory))
+    return dict(
+        decode_compute_floor_ms=compute, decode_memory_floor_ms=memory, decode_per_reader_floor_ms=max(compute, memory)
+    )

@@ -12,15 +12,22 @@ from kvbench.model.architectures import head_dim
 
 def _dims(config) -> tuple[int, int, int, int, int, int, int]:
     kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-    return (config.num_hidden_layers, config.hidden_size, config.num_attention_heads, kv_heads,
-            head_dim(config), config.intermediate_size, config.vocab_size)
+    return (
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.num_attention_heads,
+        kv_heads,
+        head_dim(config),
+        config.intermediate_size,
+        config.vocab_size,
+    )
 
 
 def linear_flops_per_token(config) -> float:
     """2 x (weights of every per-layer projection and MLP matrix)."""
     layers, hidden, heads, kv_heads, head_dim, inter, _ = _dims(config)
     attn = hidden * head_dim * (2 * heads + 2 * kv_heads)  # q, o and k, v projections
-    mlp = 3 * hidden * inter                                # gate, up, down
+    mlp = 3 * hidden * inter  # gate, up, down
     return 2.0 * layers * (attn + mlp)
 
 
@@ -32,7 +39,7 @@ def forward_flops(config, new_tokens: int, cached_tokens: int = 0) -> float:
     layers, hidden, heads, _, head_dim, _, vocab = _dims(config)
     keys_attended = new_tokens * cached_tokens + new_tokens * (new_tokens + 1) / 2
     attention = 2.0 * 2 * layers * heads * head_dim * keys_attended  # QK^T and AV
-    lm_head = 2.0 * hidden * vocab                                    # one kept position
+    lm_head = 2.0 * hidden * vocab  # one kept position
     return linear_flops_per_token(config) * new_tokens + attention + lm_head
 
 
@@ -45,6 +52,9 @@ def kv_bytes(config, tokens: int, itemsize: int) -> int:
 def point_fields(config, doc_tokens: int, query_tokens: int, itemsize: int) -> dict[str, float]:
     """Row columns of what a (document, question) point is, timed or not: the question's
     length, the document's KV bytes, and the FLOPs of a one-pass prefill and of reuse."""
-    return dict(query_tokens=query_tokens, kv_bytes=kv_bytes(config, doc_tokens, itemsize),
-                prefill_flops=forward_flops(config, doc_tokens + query_tokens),
-                reuse_flops=forward_flops(config, query_tokens, cached_tokens=doc_tokens))
+    return dict(
+        query_tokens=query_tokens,
+        kv_bytes=kv_bytes(config, doc_tokens, itemsize),
+        prefill_flops=forward_flops(config, doc_tokens + query_tokens),
+        reuse_flops=forward_flops(config, query_tokens, cached_tokens=doc_tokens),
+    )

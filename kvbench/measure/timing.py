@@ -10,8 +10,8 @@ quartiles, and percentile-bootstrap confidence intervals from ``scipy.stats.boot
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -36,8 +36,9 @@ def _time_once(fn: Callable[[], object], device: torch.device) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def time_interleaved(paths: dict[str, Callable[[], object]], device: torch.device, *, warmup: int,
-                     repeats: int) -> dict[str, np.ndarray]:
+def time_interleaved(
+    paths: dict[str, Callable[[], object]], device: torch.device, *, warmup: int, repeats: int
+) -> dict[str, np.ndarray]:
     """Time every path once per round, for ``warmup`` untimed then ``repeats`` timed rounds.
 
     Returns
@@ -81,7 +82,7 @@ class SampleStats:
     n: int
 
     @classmethod
-    def of(cls, *per_document: np.ndarray) -> "SampleStats":
+    def of(cls, *per_document: np.ndarray) -> SampleStats:
         pooled = np.concatenate(per_document)
         p25, p75 = np.percentile(pooled, [25, 75])
         median = float(np.median([np.median(s) for s in per_document]))
@@ -92,8 +93,9 @@ class SampleStats:
         return {name: self.median, f"{name}_p25": self.p25, f"{name}_p75": self.p75}
 
 
-def ratio_ci(numerator: np.ndarray, denominator: np.ndarray, confidence: float = 0.95,
-             seed: int = 0) -> tuple[float, float]:
+def ratio_ci(
+    numerator: np.ndarray, denominator: np.ndarray, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Bootstrap CI of ``median(numerator) / median(denominator)`` (independent samples).
 
     Returns ``(nan, nan)`` when either sample has fewer than 2 values or no spread.
@@ -101,8 +103,12 @@ def ratio_ci(numerator: np.ndarray, denominator: np.ndarray, confidence: float =
     if min(len(numerator), len(denominator)) < 2 or (np.ptp(numerator) == 0 and np.ptp(denominator) == 0):
         return float("nan"), float("nan")
     res = stats.bootstrap(
-        (numerator, denominator), lambda a, b, axis=-1: np.median(a, axis=axis) / np.median(b, axis=axis),
-        confidence_level=confidence, n_resamples=2000, method="percentile", vectorized=True,
+        (numerator, denominator),
+        lambda a, b, axis=-1: np.median(a, axis=axis) / np.median(b, axis=axis),
+        confidence_level=confidence,
+        n_resamples=2000,
+        method="percentile",
+        vectorized=True,
         rng=np.random.default_rng(seed),
     )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)

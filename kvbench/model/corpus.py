@@ -15,9 +15,9 @@ import importlib
 import logging
 import pydoc
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import torch
 
@@ -121,8 +121,10 @@ class Corpus:
             stream.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
             stream.extend(sep)
         self.stream = torch.tensor(stream, dtype=torch.int64)
-        self.questions = [torch.tensor([tokenizer(q, add_special_tokens=False)["input_ids"]], dtype=torch.int64)
-                          for q in cfg.questions]
+        self.questions = [
+            torch.tensor([tokenizer(q, add_special_tokens=False)["input_ids"]], dtype=torch.int64)
+            for q in cfg.questions
+        ]
         self.name = cfg.source if cfg.source == "pydoc" else cfg.dataset
 
     @property
@@ -132,8 +134,10 @@ class Corpus:
     def check_length(self, doc_tokens: int) -> None:
         """Raise ConfigError if a document of this length cannot be cut from the corpus."""
         if doc_tokens > self.num_tokens:
-            raise ConfigError(f"doc_tokens={doc_tokens} is invalid: allowed up to {self.num_tokens} "
-                              f"(the {self.name} corpus has {self.num_tokens} tokens)")
+            raise ConfigError(
+                f"doc_tokens={doc_tokens} is invalid: allowed up to {self.num_tokens} "
+                f"(the {self.name} corpus has {self.num_tokens} tokens)"
+            )
 
     def documents(self, doc_tokens: int, num_docs: int) -> list[Document]:
         """``num_docs`` documents of exactly ``doc_tokens`` tokens, each with a question.
@@ -146,6 +150,6 @@ class Corpus:
         docs = []
         for i in range(num_docs):
             start = 0 if num_docs == 1 else i * span // (num_docs - 1)
-            ids = self.stream[start:start + doc_tokens].unsqueeze(0)
+            ids = self.stream[start : start + doc_tokens].unsqueeze(0)
             docs.append(Document(ids, self.questions[i % len(self.questions)], token_ids_sha256(ids)[:16]))
         return docs

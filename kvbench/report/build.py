@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from kvbench.economics import inputs as cost_inputs
 from kvbench.config.prices import PaperInputs
+from kvbench.economics import inputs as cost_inputs
 from kvbench.economics.crossover import crossovers
 from kvbench.report import econ_figures, econ_tables, figures, perf_figures, style, tables, tier_figures
 from kvbench.rows.store import CONFIG_FILE, load_rows
@@ -53,17 +53,26 @@ def build(results: str | Path, out: str | Path) -> Report:
     econ, sheet, econ_cfg = economics_run(rows)
     paper = PaperInputs(**{k: v for k, v in (econ_cfg.get("paper") or {}).items()}) if econ_cfg else PaperInputs()
     report.figure("latency_vs_length", points, lambda: figures.latency_vs_length(points), "no reuse rows")
-    report.figure("speedup_vs_length", points, lambda: figures.speedup_vs_length(points, paper.speedup_points),
-                  "no reuse rows")
+    report.figure(
+        "speedup_vs_length", points, lambda: figures.speedup_vs_length(points, paper.speedup_points), "no reuse rows"
+    )
     exact = cost_inputs.exactness_points(rows)
     report.figure("exactness_vs_length", exact, lambda: figures.exactness_vs_length(exact), "no exactness rates")
     report.table("exactness", exact, lambda: tables.exactness_table(exact), "no exactness rates")
     eff = reuse[reuse["reuse_efficiency"].notna()] if "reuse_efficiency" in reuse else None
-    report.figure("efficiency_vs_length", eff, lambda: perf_figures.efficiency_vs_length(eff),
-                  "no reuse rows with reuse_efficiency (the roofline reader's rows)")
+    report.figure(
+        "efficiency_vs_length",
+        eff,
+        lambda: perf_figures.efficiency_vs_length(eff),
+        "no reuse rows with reuse_efficiency (the roofline reader's rows)",
+    )
     batch = cost_inputs.ok_rows(rows, "throughput")
-    report.figure("throughput_per_reader", batch, lambda: perf_figures.throughput_per_reader(batch),
-                  "no experiment=throughput rows")
+    report.figure(
+        "throughput_per_reader",
+        batch,
+        lambda: perf_figures.throughput_per_reader(batch),
+        "no experiment=throughput rows",
+    )
     report.table("latency", points, lambda: tables.latency_table(points), "no reuse rows")
     tiers = cost_inputs.tier_points(rows)
     lengths = sorted(tiers["doc_tokens"].unique()) if len(tiers) else []
@@ -72,8 +81,12 @@ def build(results: str | Path, out: str | Path) -> Report:
     if not lengths:
         report.skipped.append("figure tier_stages_mid, tier_stages_long: no tiers rows")
     report.figure("tier_reuse_vs_length", tiers, lambda: tier_figures.tier_reuse_vs_length(tiers), "no tiers rows")
-    report.table("crossover", tiers, lambda: tables.crossover_table(pd.DataFrame(crossovers(tiers.to_dict("records")))),
-                 "no tiers rows")
+    report.table(
+        "crossover",
+        tiers,
+        lambda: tables.crossover_table(pd.DataFrame(crossovers(tiers.to_dict("records")))),
+        "no tiers rows",
+    )
     codecs = cost_inputs.ok_rows(rows, "compress")
     lossless = codecs[codecs["codec_lossless"].fillna(False).astype(bool)] if len(codecs) else codecs
     report.figure("codec_ratios", lossless, lambda: tier_figures.codec_ratios(codecs), "no lossless compress rows")
@@ -91,8 +104,11 @@ def economics_run(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
     key = ["price_sheet", "gpu_price", "egress_price"]
     cost = econ[econ["econ_row"] == "cost"]
     chosen = cost.groupby(key).size().idxmax() if len(cost) else None
-    runs = econ["run_dir"].unique() if chosen is None else \
-        cost[(cost[key] == pd.Series(chosen, index=key)).all(axis=1)]["run_dir"].unique()
+    runs = (
+        econ["run_dir"].unique()
+        if chosen is None
+        else cost[(cost[key] == pd.Series(chosen, index=key)).all(axis=1)]["run_dir"].unique()
+    )
     econ = econ[econ["run_dir"] == runs[0]]
     cfg = OmegaConf.to_container(OmegaConf.load(Path(runs[0]) / CONFIG_FILE), resolve=False)
     return econ, cfg.get("cost") or {}, cfg.get("economics") or {}

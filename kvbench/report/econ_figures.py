@@ -41,8 +41,9 @@ def breakeven_link_vs_length(reuse: pd.DataFrame, tiers: pd.DataFrame):
     marks = palette(tiers["tier"]) if len(tiers) else {}
     for model, rows, ax in cells:
         lines(ax, rows, "doc_tokens", "breakeven_link_gbps", hue="label", colors={l: "black" for l in rows["label"]})
-        mine = tiers[(tiers["model"] == model) & (tiers["codec"].fillna("identity") == "identity")
-                     & (tiers["tier"] != "gpu")]  # the GPU tier moves no bytes
+        mine = tiers[
+            (tiers["model"] == model) & (tiers["codec"].fillna("identity") == "identity") & (tiers["tier"] != "gpu")
+        ]  # the GPU tier moves no bytes
         for tier, group in mine.groupby("tier"):
             link = group["link_gbps"].fillna(group["fetch_gbps"]) if "fetch_gbps" in group else group["link_gbps"]
             ax.scatter(group["doc_tokens"], link, color=marks[tier], marker="D", s=16, label=f"{tier}: measured link")

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kvbench.economics import scenario
 from kvbench.config.prices import PaperInputs
+from kvbench.economics import scenario
 from kvbench.economics.crossover import crossovers
 from kvbench.report.latex import escape, fmt, table
 from kvbench.report.tier_figures import where
 
-SECTIONS = (("gpu_hour", "GPU, per GPU-hour"), ("egress", "Egress to the internet"),
-            ("storage", "Keeping bytes resident"), ("api_tariffs", "API prompt caching, USD per million tokens"))
+SECTIONS = (
+    ("gpu_hour", "GPU, per GPU-hour"),
+    ("egress", "Egress to the internet"),
+    ("storage", "Keeping bytes resident"),
+    ("api_tariffs", "API prompt caching, USD per million tokens"),
+)
 
 
 def _usd(v) -> str:
@@ -26,22 +30,37 @@ def prices_table(sheet: dict) -> str:
     """Every price on the sheet (as listed, with its unit) and a numbered list of its sources."""
     items, sources = [], []
     for section, title in SECTIONS:
-        for key, p in (sheet.get(section) or {}).items():
+        for p in (sheet.get(section) or {}).values():
             if p["source"] not in sources:
                 sources.append(p["source"])
             if section == "api_tariffs":
-                price = f"{p['input_usd_per_mtok']:g} / {p['cache_write_usd_per_mtok']:g} / {p['cache_read_usd_per_mtok']:g}"
-                unit = "in/write/read" + (f"; {p['storage_usd_per_mtok_hour']:g}/h kept"
-                                          if p.get("storage_usd_per_mtok_hour") else "")
+                tariffs = (p["input_usd_per_mtok"], p["cache_write_usd_per_mtok"], p["cache_read_usd_per_mtok"])
+                price = " / ".join(f"{t:g}" for t in tariffs)
+                unit = "in/write/read" + (
+                    f"; {p['storage_usd_per_mtok_hour']:g}/h kept" if p.get("storage_usd_per_mtok_hour") else ""
+                )
                 what = f"{p['provider']} {p['model']}"
             else:
                 price = f"{p['usd']:g}"
                 unit = {"gpu_hour": "GPU-hour"}.get(section, p.get("unit", ""))
                 what = f"{p['provider']}" + (f" {p['gpu']} ({p['kind']})" if section == "gpu_hour" else "")
-            items.append(dict(section=title, what=what, price=price, unit=unit, as_of=p.get("as_of") or "--",
-                              src=f"[{sources.index(p['source']) + 1}]"))
-    cols = [("what", "item", "p{2.1in}", fmt("{}")), ("price", "USD", "r", fmt("{}")), ("unit", "per", "l", fmt("{}")),
-            ("as_of", "as of", "l", fmt("{}")), ("src", "source", "l", fmt("{}"))]
+            items.append(
+                dict(
+                    section=title,
+                    what=what,
+                    price=price,
+                    unit=unit,
+                    as_of=p.get("as_of") or "--",
+                    src=f"[{sources.index(p['source']) + 1}]",
+                )
+            )
+    cols = [
+        ("what", "item", "p{2.1in}", fmt("{}")),
+        ("price", "USD", "r", fmt("{}")),
+        ("unit", "per", "l", fmt("{}")),
+        ("as_of", "as of", "l", fmt("{}")),
+        ("src", "source", "l", fmt("{}")),
+    ]
     body = table(pd.DataFrame(items), cols, group="section")
     refs = "\n".join(rf"\item[{i}] \url{{{s}}}" for i, s in enumerate(sources, 1))
     return body + "\n\\begin{description}\\footnotesize\n" + refs + "\n\\end{description}\n"
@@ -51,14 +70,17 @@ def conclusions_table(claims: pd.DataFrame) -> str:
     """Each conclusion of the paper: its number, the measured one per reuse basis, holds or not."""
     bases = list(dict.fromkeys(claims["reuse_basis"]))
     rows = []
-    for claim, group in claims.groupby("claim", sort=False):
+    for _claim, group in claims.groupby("claim", sort=False):
         first = group.iloc[0]
         row = dict(text=first["claim_text"], paper=_value(first["claim_paper"], first["claim_unit"]))
         for basis in bases:
             b = group[group["reuse_basis"] == basis]
             row[basis] = _value(b.iloc[0]["claim_measured"], first["claim_unit"]) if len(b) else None
-            row[f"{basis} holds"] = None if not len(b) or pd.isna(b.iloc[0]["claim_holds"]) else (
-                "yes" if b.iloc[0]["claim_holds"] else "no")
+            row[f"{basis} holds"] = (
+                None
+                if not len(b) or pd.isna(b.iloc[0]["claim_holds"])
+                else ("yes" if b.iloc[0]["claim_holds"] else "no")
+            )
         rows.append(row)
     device = _short(claims["device"].iloc[0])
     cols = [("text", "conclusion (and the test applied)", "p{2.9in}", fmt("{}")), ("paper", "paper", "r", fmt("{}"))]
@@ -82,8 +104,12 @@ def breakeven_table(tiers: pd.DataFrame) -> str:
     cross = pd.DataFrame(crossovers(tiers.to_dict("records")))
     rows = []
     for c in cross.to_dict("records"):
-        mine = tiers[(tiers["model"] == c["model"]) & (tiers["tier"] == c["tier"])
-                     & (tiers["tier_variant"].fillna("") == c["tier_variant"]) & (tiers["codec"] == c["codec"])]
+        mine = tiers[
+            (tiers["model"] == c["model"])
+            & (tiers["tier"] == c["tier"])
+            & (tiers["tier_variant"].fillna("") == c["tier_variant"])
+            & (tiers["codec"] == c["codec"])
+        ]
         cross = c["label"] if c["crossover_tokens"] is not None else "none"
         row = dict(group=f"{c['model']}, {c['dtype']}, {c['device']}", where=where(mine).iloc[0], cross=cross)
         for n in shown:
@@ -111,12 +137,20 @@ def tariffs_table(tariffs: pd.DataFrame, sheet: dict) -> str:
     rows = []
     for key, group in tariffs.assign(side=side).groupby("tariff", sort=False):
         first = group.iloc[0]
-        row = dict(tariff=names.get(key, key), read=first["tariff_read_multiplier"],
-                   write=first["tariff_write_multiplier"], life=first["tariff_lifetime_s"])
+        row = dict(
+            tariff=names.get(key, key),
+            read=first["tariff_read_multiplier"],
+            write=first["tariff_write_multiplier"],
+            life=first["tariff_lifetime_s"],
+        )
         row.update(zip(group["side"], group["provider_margin"]))
         rows.append(row)
-    cols = [("tariff", "tariff", "p{1.5in}", fmt("{}")), ("read", "read x", "r", fmt("{:.3g}")),
-            ("write", "write x", "r", fmt("{:.3g}")), ("life", "life s", "r", fmt("{:.0f}"))]
+    cols = [
+        ("tariff", "tariff", "p{1.5in}", fmt("{}")),
+        ("read", "read x", "r", fmt("{:.3g}")),
+        ("write", "write x", "r", fmt("{:.3g}")),
+        ("life", "life s", "r", fmt("{:.0f}")),
+    ]
     cols += [(s, f"margin {s}", "r", fmt("{:+.3f}")) for s in dict.fromkeys(side)]
     return table(pd.DataFrame(rows), cols)
 
@@ -125,10 +159,13 @@ def meta_macros(econ: pd.DataFrame, sheet_name: str, run_dir: str) -> str:
     """Macros the paper's captions use, so they name the hardware, prices and run of the rows."""
     cost = econ[econ["econ_row"] == "cost"]
     first = cost.iloc[0] if len(cost) else econ.iloc[0]
-    values = dict(econdevices=escape(", ".join(sorted(cost["device"].dropna().unique())) or "--"),
-                  econgpuprice=rf"{escape(first['gpu_price'])} (\${first['gpu_usd_per_hour']:.2f} per GPU-hour)",
-                  econegress=rf"{escape(first['egress_price'])} (\${first['egress_usd_per_gb']:.3g}/GB)",
-                  econsheet=escape(sheet_name), econrun=escape(run_dir))
+    values = dict(
+        econdevices=escape(", ".join(sorted(cost["device"].dropna().unique())) or "--"),
+        econgpuprice=rf"{escape(first['gpu_price'])} (\${first['gpu_usd_per_hour']:.2f} per GPU-hour)",
+        econegress=rf"{escape(first['egress_price'])} (\${first['egress_usd_per_gb']:.3g}/GB)",
+        econsheet=escape(sheet_name),
+        econrun=escape(run_dir),
+    )
     return "".join(rf"\newcommand{{\{k}}}{{{v}}}" + "\n" for k, v in values.items())
 
 
@@ -136,13 +173,15 @@ def paper_paragraph(paper_row: pd.Series, inputs: PaperInputs) -> str:
     """The paper's numbers as they come back from its own inputs (a sentence for the text)."""
     lo, hi = scenario.implied_rate_range(inputs)
     r = paper_row
-    return (rf"From its own inputs ({inputs.readers / 1e6:.0f}\,M readers of a {inputs.doc_tokens}-token document, "
-            rf"prefill {inputs.prefill_s}\,s and reuse {inputs.reuse_s}\,s on the {escape(inputs.device)}) the paper's "
-            rf"numbers come back: a ratio of {r['speedup']:.2f}$\times$; {escape(_usd(r['total_prefill_usd']))} to "
-            rf"re-prefill against {escape(_usd(r['total_reuse_usd']))} to reuse at \${r['gpu_usd_per_hour']:.3f} per "
-            rf"device-hour, the price its \$1.5M implies (the paper states none; \${lo:.2f}--\${hi:.2f} allowing for "
-            rf"the rounding of \$1.5M); N$^*$ = {r['breakeven_reads']:.3f} readers; and egress of its "
-            rf"{r['kv_bytes'] / 1e9:.2f}\,GB KV at \${r['egress_usd_per_gb']}/GB, {escape(_usd(r['egress_usd_raw']))} per "
-            rf"load, is {r['egress_over_prefill']:.2f}$\times$ the {escape(_usd(r['prefill_usd']))} of the prefill it "
-            rf"replaces. A 0.1$\times$ read tariff leaves {r['provider_margin']:.3f} of the input price over its "
-            rf"cost ratio of {r['cost_ratio']:.4f}." + "\n")
+    return (
+        rf"From its own inputs ({inputs.readers / 1e6:.0f}\,M readers of a {inputs.doc_tokens}-token document, "
+        rf"prefill {inputs.prefill_s}\,s and reuse {inputs.reuse_s}\,s on the {escape(inputs.device)}) the paper's "
+        rf"numbers come back: a ratio of {r['speedup']:.2f}$\times$; {escape(_usd(r['total_prefill_usd']))} to "
+        rf"re-prefill against {escape(_usd(r['total_reuse_usd']))} to reuse at \${r['gpu_usd_per_hour']:.3f} per "
+        rf"device-hour, the price its \$1.5M implies (the paper states none; \${lo:.2f}--\${hi:.2f} allowing for "
+        rf"the rounding of \$1.5M); N$^*$ = {r['breakeven_reads']:.3f} readers; and egress of its "
+        rf"{r['kv_bytes'] / 1e9:.2f}\,GB KV at \${r['egress_usd_per_gb']}/GB, {escape(_usd(r['egress_usd_raw']))} per "
+        rf"load, is {r['egress_over_prefill']:.2f}$\times$ the {escape(_usd(r['prefill_usd']))} of the prefill it "
+        rf"replaces. A 0.1$\times$ read tariff leaves {r['provider_margin']:.3f} of the input price over its "
+        rf"cost ratio of {r['cost_ratio']:.4f}." + "\n"
+    )

@@ -26,8 +26,16 @@ def latency_vs_length(points: pd.DataFrame):
     fig, axes, cells = panels(long, size=(FULL[0], 2.4))
     for _, rows, ax in cells:
         # a model measured in several dtypes: a line (dash, marker) per dtype, never one across them
-        lines(ax, rows, "doc_tokens", "ms", hue="path", style="dtype", colors=colors,
-              label=lambda path, dtype: path if dtype == "bfloat16" else f"{path}, {dtype}")
+        lines(
+            ax,
+            rows,
+            "doc_tokens",
+            "ms",
+            hue="path",
+            style="dtype",
+            colors=colors,
+            label=lambda path, dtype: path if dtype == "bfloat16" else f"{path}, {dtype}",
+        )
         log_axes(ax)
         panel_title(ax, rows)
         ax.set(xlabel="document tokens L", ylabel="time to first token (ms)")
@@ -41,16 +49,26 @@ def speedup_vs_length(points: pd.DataFrame, paper_points: dict[int, float] | Non
     ``paper_points``: length -> speedup the paper reports (drawn as stars, "M1 Pro (paper)").
     """
     several = points.groupby("model")["dtype"].transform("nunique") > 1  # then each dtype is its own line
-    points = points.assign(label=[model_label(m, w) + (f", {d}" if many else "")
-                                  for m, w, d, many in zip(points["model"], points["weights"], points["dtype"], several)])
+    points = points.assign(
+        label=[
+            model_label(m, w) + (f", {d}" if many else "")
+            for m, w, d, many in zip(points["model"], points["weights"], points["dtype"], several)
+        ]
+    )
     fig, axes = figure((FULL[0], 3.35))
     ax = axes[0, 0]
     colors = palette(points["label"])
     lines(ax, points, "doc_tokens", "speedup", hue="label", style="reader", colors=colors)
     for (label, _), group in points.dropna(subset=["speedup_ci_low"]).groupby(["label", "reader"]):
         group = group.sort_values("doc_tokens")
-        ax.fill_between(group["doc_tokens"], group["speedup_ci_low"], group["speedup_ci_high"],
-                        color=colors[label], alpha=0.15, linewidth=0)
+        ax.fill_between(
+            group["doc_tokens"],
+            group["speedup_ci_low"],
+            group["speedup_ci_high"],
+            color=colors[label],
+            alpha=0.15,
+            linewidth=0,
+        )
     if paper_points:
         ax.scatter(list(paper_points), list(paper_points.values()), label=PAPER_LABEL, **PAPER_POINT)
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
@@ -62,10 +80,14 @@ def speedup_vs_length(points: pd.DataFrame, paper_points: dict[int, float] | Non
 
 def wilson(rate: pd.Series, n: pd.Series) -> tuple[pd.Series, pd.Series]:
     """95% Wilson interval of a rate observed over ``n`` documents (k = rate x n)."""
-    bounds = [binomtest(int(round(r * k)), int(k)).proportion_ci(0.95, method="wilson") if k > 0 else None
-              for r, k in zip(rate, n.fillna(0))]
-    return (pd.Series([b.low if b else float("nan") for b in bounds], index=rate.index),
-            pd.Series([b.high if b else float("nan") for b in bounds], index=rate.index))
+    bounds = [
+        binomtest(int(round(r * k)), int(k)).proportion_ci(0.95, method="wilson") if k > 0 else None
+        for r, k in zip(rate, n.fillna(0))
+    ]
+    return (
+        pd.Series([b.low if b else float("nan") for b in bounds], index=rate.index),
+        pd.Series([b.high if b else float("nan") for b in bounds], index=rate.index),
+    )
 
 
 # The two rates drawn, top and bottom: against a one-pass prefill of document and question (the
@@ -109,18 +131,38 @@ def exactness_vs_length(points: pd.DataFrame):
             lines(ax, main, "doc_tokens", "value", hue="dtype", style="reader", colors=colors)
             for (dtype, _), g in main.groupby(["dtype", "reader"]):
                 g = g.sort_values("doc_tokens")
-                ax.fill_between(g["doc_tokens"], g["ci_low"], g["ci_high"], color=colors[dtype], alpha=0.10,
-                                linewidth=0)
+                ax.fill_between(
+                    g["doc_tokens"], g["ci_low"], g["ci_high"], color=colors[dtype], alpha=0.10, linewidth=0
+                )
                 # bars too: a band over one length has no width
-                ax.errorbar(g["doc_tokens"], g["value"], yerr=[g["value"] - g["ci_low"], g["ci_high"] - g["value"]],
-                            fmt="none", ecolor=colors[dtype], elinewidth=0.8, capsize=2, alpha=0.7)
+                ax.errorbar(
+                    g["doc_tokens"],
+                    g["value"],
+                    yerr=[g["value"] - g["ci_low"], g["ci_high"] - g["value"]],
+                    fmt="none",
+                    ecolor=colors[dtype],
+                    elinewidth=0.8,
+                    capsize=2,
+                    alpha=0.7,
+                )
             for (dtype, reader, kernel), g in control.groupby(["dtype", "reader", "reference_attn_impl"]):
-                ax.errorbar(g["doc_tokens"], g["value"], yerr=[g["value"] - g["ci_low"], g["ci_high"] - g["value"]],
-                            fmt="x" if reader == "hf" else "+", color=colors[dtype], markersize=7, capsize=2,
-                            linestyle="none", label=f"{dtype}, {reader}: {kernel} one-pass (control)")
+                ax.errorbar(
+                    g["doc_tokens"],
+                    g["value"],
+                    yerr=[g["value"] - g["ci_low"], g["ci_high"] - g["value"]],
+                    fmt="x" if reader == "hf" else "+",
+                    color=colors[dtype],
+                    markersize=7,
+                    capsize=2,
+                    linestyle="none",
+                    label=f"{dtype}, {reader}: {kernel} one-pass (control)",
+                )
             length_axis(ax)
-            ax.set(ylim=(-0.03, 1.05), xlabel="document tokens L" if row == len(EXACTNESS_RATES) - 1 else None,
-                   ylabel=f"fraction {name}" if col == 0 else None)
+            ax.set(
+                ylim=(-0.03, 1.05),
+                xlabel="document tokens L" if row == len(EXACTNESS_RATES) - 1 else None,
+                ylabel=f"fraction {name}" if col == 0 else None,
+            )
             if row == 0:
                 panel_title(ax, group)
     shared_legend(fig, axes, ncol=4)

@@ -4,12 +4,22 @@ need the LaTeX packages booktabs, array and (for ``long``) longtable."""
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 
-_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def escape(text) -> str:
@@ -18,15 +28,18 @@ def escape(text) -> str:
 
 def fmt(spec: str) -> Callable:
     """A cell formatter: ``spec`` is a format string; missing values print as an en dash."""
+
     def f(v):
         if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
             return "--"
         return escape(spec.format(v))
+
     return f
 
 
-def table(df: pd.DataFrame, columns: Iterable[tuple[str, str, str, Callable]], group: str | None = None,
-          long: bool = False) -> str:
+def table(
+    df: pd.DataFrame, columns: Iterable[tuple[str, str, str, Callable]], group: str | None = None, long: bool = False
+) -> str:
     """``columns``: (column, header, alignment, formatter). Rows are grouped under a bold header
     row per value of ``group`` (in order of appearance). ``long``: a longtable that breaks across pages."""
     columns = list(columns)

@@ -4,21 +4,26 @@ Drawn from the columns the roofline and throughput runs add; each returns ``(fig
 from __future__ import annotations
 
 import pandas as pd
-
 from matplotlib import ticker
 
 from kvbench.report.plot import length_axis, lines, log_axes, palette, panel_title, panels, plain, shared_legend
 from kvbench.report.style import FULL
 
-FLOORS = (("per_reader_floor_ms", "--", "floor"), ("compute_floor_ms", ":", "compute floor"),
-          ("memory_floor_ms", "-.", "memory floor"))
+FLOORS = (
+    ("per_reader_floor_ms", "--", "floor"),
+    ("compute_floor_ms", ":", "compute floor"),
+    ("memory_floor_ms", "-.", "memory floor"),
+)
 
 
 def efficiency_vs_length(rows: pd.DataFrame):
     """Floor / measured time of reuse and of prefill against length, a line per reader; a panel
     per model. ``rows``: reuse rows with ``reader``, ``reuse_efficiency``, ``prefill_efficiency``."""
-    parts = [rows.assign(side=f"{side} ", value=rows[f"{side}_efficiency"]) for side in ("reuse", "prefill")
-             if f"{side}_efficiency" in rows]
+    parts = [
+        rows.assign(side=f"{side} ", value=rows[f"{side}_efficiency"])
+        for side in ("reuse", "prefill")
+        if f"{side}_efficiency" in rows
+    ]
     long = pd.concat(parts, ignore_index=True)
     long["line"] = long["side"] + long["reader"].fillna("")
     # Prefill does not depend on the reader: one line per side when every reader shares it.
@@ -35,8 +40,12 @@ def efficiency_vs_length(rows: pd.DataFrame):
     return fig, axes
 
 
-DECODE_COLUMNS = {"per_reader_ms": "decode_per_reader_ms", "per_reader_floor_ms": "decode_per_reader_floor_ms",
-                  "compute_floor_ms": "decode_compute_floor_ms", "memory_floor_ms": "decode_memory_floor_ms"}
+DECODE_COLUMNS = {
+    "per_reader_ms": "decode_per_reader_ms",
+    "per_reader_floor_ms": "decode_per_reader_floor_ms",
+    "compute_floor_ms": "decode_compute_floor_ms",
+    "memory_floor_ms": "decode_memory_floor_ms",
+}
 
 
 def _decode_steps(rows: pd.DataFrame) -> pd.DataFrame:
@@ -60,8 +69,10 @@ def throughput_per_reader(rows: pd.DataFrame):
     point = ["model", "weights", "dtype", "device", "doc_tokens", "questions", "method", "batch"]
     rows = rows.sort_values("timestamp", na_position="first", kind="stable") if "timestamp" in rows else rows
     rows = rows.drop_duplicates([c for c in point if c in rows], keep="last")
-    rows = rows.assign(length=rows["doc_tokens"].map(lambda n: f"L={n}"),
-                       panel=[f"{m}|{q:08.0f}" for m, q in zip(rows["model"], rows["questions"])])
+    rows = rows.assign(
+        length=rows["doc_tokens"].map(lambda n: f"L={n}"),
+        panel=[f"{m}|{q:08.0f}" for m, q in zip(rows["model"], rows["questions"])],
+    )
     colors = palette(rows["length"])
     fig, axes, cells = panels(rows, by="panel", size=(FULL[0], 2.8), max_cols=2)
     for _, group, ax in cells:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
-from matplotlib import ticker
 import seaborn as sns
+from matplotlib import ticker
 
 from kvbench.report.style import FULL, figure, model_label
 
@@ -18,8 +18,17 @@ def palette(keys) -> dict:
     return dict(zip(keys, sns.color_palette("colorblind", n_colors=max(len(keys), 1))))
 
 
-def lines(ax, df: pd.DataFrame, x: str, y: str, hue: str, style: str | None = None, colors: dict | None = None,
-          label=None, **kwargs) -> None:
+def lines(
+    ax,
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    hue: str,
+    style: str | None = None,
+    colors: dict | None = None,
+    label=None,
+    **kwargs,
+) -> None:
     """One line per (hue, style) group, sorted by x, labelled "hue, style" (or by ``label(hue, style)``)."""
     df = df[df[y].notna()]
     colors = colors or palette(df[hue])
@@ -27,12 +36,19 @@ def lines(ax, df: pd.DataFrame, x: str, y: str, hue: str, style: str | None = No
     # The colour-blind palette has 10 colours: past them, hues also differ in dash and marker.
     repeats = {h: i // 10 for i, h in enumerate(sorted(df[hue].dropna().unique(), key=str))}
     for keys, group in df.groupby([hue, style] if style else [hue], sort=True):
-        h, s = (keys if style else (keys[0], None))
+        h, s = keys if style else (keys[0], None)
         group = group.sort_values(x)
         name = label(h, s) if label else (f"{h}, {s}" if style else str(h))
         i = styles.get(s, 0) + repeats[h]
-        ax.plot(group[x], group[y], color=colors.get(h), linestyle=DASHES[i % len(DASHES)],
-                marker=MARKERS[i % len(MARKERS)], label=name, **kwargs)
+        ax.plot(
+            group[x],
+            group[y],
+            color=colors.get(h),
+            linestyle=DASHES[i % len(DASHES)],
+            marker=MARKERS[i % len(MARKERS)],
+            label=name,
+            **kwargs,
+        )
 
 
 def panels(df: pd.DataFrame, by: str = "model", size=FULL, max_cols: int = 3):
@@ -46,7 +62,7 @@ def panels(df: pd.DataFrame, by: str = "model", size=FULL, max_cols: int = 3):
     width, height = size
     fig, axes = figure((width / ncols, height), ncols=ncols, nrows=nrows)
     flat = list(axes.flat)
-    for ax in flat[len(keys):]:
+    for ax in flat[len(keys) :]:
         ax.set_visible(False)
     return fig, axes, [(k, df[df[by] == k], ax) for k, ax in zip(keys, flat)]
 
@@ -64,8 +80,9 @@ def shared_legend(fig, axes, ncol: int = 4) -> None:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(label, handle)
     if seen:
-        fig.legend(list(seen.values()), list(seen.keys()), loc="outside lower center", ncol=min(ncol, len(seen)),
-                   frameon=False)
+        fig.legend(
+            list(seen.values()), list(seen.keys()), loc="outside lower center", ncol=min(ncol, len(seen)), frameon=False
+        )
 
 
 def tokens(v, _=None) -> str:

@@ -11,8 +11,13 @@ from kvbench.report.style import model_label
 
 
 def _group(df: pd.DataFrame) -> pd.Series:
-    return pd.Series([f"{model_label(m, w)}, {d}, {dev}" for m, w, d, dev in
-                      zip(df["model"], df["weights"], df["dtype"], df["device"])], index=df.index)
+    return pd.Series(
+        [
+            f"{model_label(m, w)}, {d}, {dev}"
+            for m, w, d, dev in zip(df["model"], df["weights"], df["dtype"], df["device"])
+        ],
+        index=df.index,
+    )
 
 
 def latency_table(points: pd.DataFrame) -> str:
@@ -32,9 +37,13 @@ def latency_table(points: pd.DataFrame) -> str:
 def crossover_table(crossings: pd.DataFrame) -> str:
     """Crossover length per (model, tier, variant, codec), from :func:`kvbench.economics.crossover.crossovers`."""
     crossings = crossings.assign(group=crossings["model"] + ", " + crossings["dtype"] + ", " + crossings["device"])
-    cols = [("tier", "tier", "l", fmt("{}")), ("tier_variant", "variant", "l", fmt("{}")),
-            ("codec", "codec", "l", fmt("{}")), ("label", "crossover L", "r", fmt("{}")),
-            ("crossover_interp", "interpolated", "r", fmt("{:.0f}"))]
+    cols = [
+        ("tier", "tier", "l", fmt("{}")),
+        ("tier_variant", "variant", "l", fmt("{}")),
+        ("codec", "codec", "l", fmt("{}")),
+        ("label", "crossover L", "r", fmt("{}")),
+        ("crossover_interp", "interpolated", "r", fmt("{:.0f}")),
+    ]
     return table(crossings, cols, group="group")
 
 
@@ -45,10 +54,16 @@ def codec_table(rows: pd.DataFrame) -> str:
     longest = ok.groupby(["model", "dtype", "codec"])["doc_tokens"].transform("max")
     ok = ok[ok["doc_tokens"] == longest]
     ok["group"] = _group(ok)
-    cols = [("codec", "codec", "l", fmt("{}")), ("doc_tokens", "L", "r", fmt("{:d}")),
-            ("compress_ratio", "ratio", "r", fmt("{:.3f}")), ("bound_channel_ratio", "bound", "r", fmt("{:.3f}")),
-            ("decode_gbps", "dec GB/s", "r", fmt("{:.3g}")), ("decode_device_gbps", "dev dec GB/s", "r", fmt("{:.3g}")),
-            ("exact_fraction", "exact", "r", fmt("{:.2f}")), ("nll_delta", "dNLL", "r", fmt("{:.3f}"))]
+    cols = [
+        ("codec", "codec", "l", fmt("{}")),
+        ("doc_tokens", "L", "r", fmt("{:d}")),
+        ("compress_ratio", "ratio", "r", fmt("{:.3f}")),
+        ("bound_channel_ratio", "bound", "r", fmt("{:.3f}")),
+        ("decode_gbps", "dec GB/s", "r", fmt("{:.3g}")),
+        ("decode_device_gbps", "dev dec GB/s", "r", fmt("{:.3g}")),
+        ("exact_fraction", "exact", "r", fmt("{:.2f}")),
+        ("nll_delta", "dNLL", "r", fmt("{:.3f}")),
+    ]
     return table(ok.sort_values(["group", "compress_ratio"], ascending=[True, False]), cols, group="group", long=True)
 
 
@@ -73,8 +88,9 @@ def exactness_table(points: pd.DataFrame) -> str:
         both = p[p["bitwise_twostage"].notna()]
         n = both["bitwise_twostage_n"].fillna(both["num_docs"]) if "bitwise_twostage_n" in both else both["num_docs"]
         sums = both.assign(k=(both["bitwise_twostage"] * n).round(), n=n).groupby(key)[["k", "n"]].sum()
-        wide = wide.join(pd.Series([f"{int(k)}/{int(n)}" for k, n in zip(sums["k"], sums["n"])], index=sums.index,
-                                   name="twostage"))
+        wide = wide.join(
+            pd.Series([f"{int(k)}/{int(n)}" for k, n in zip(sums["k"], sums["n"])], index=sums.index, name="twostage")
+        )
     wide = wide.reset_index()
     lengths = sorted(c for c in wide.columns if isinstance(c, (int,)) or str(c).isdigit())
     cols = [("dtype", "dtype", "l", fmt("{}")), ("who", "reader", "l", fmt("{}"))]

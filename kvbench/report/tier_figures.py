@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import seaborn as sns
-
 from matplotlib import ticker
 
 from kvbench.report.plot import lines, log_axes, palette, panel_title, panels, plain, shared_legend
@@ -53,8 +52,16 @@ def by_tier(points: pd.DataFrame) -> pd.DataFrame:
 def tier_lines(ax, rows: pd.DataFrame, y: str, colors: dict) -> None:
     """A line of ``y`` against length per tier (colour) and codec (dash and marker), labelled
     "tier + codec". ``rows``: :func:`by_tier` rows; ``colors``: per ``tier_where``."""
-    lines(ax, rows, "doc_tokens", y, hue="tier_where", style="codec", colors=colors,
-          label=lambda tier, codec: tier if codec == "identity" else f"{tier} + {codec}")
+    lines(
+        ax,
+        rows,
+        "doc_tokens",
+        y,
+        hue="tier_where",
+        style="codec",
+        colors=colors,
+        label=lambda tier, codec: tier if codec == "identity" else f"{tier} + {codec}",
+    )
 
 
 def tier_reuse_vs_length(points: pd.DataFrame):

@@ -37,7 +37,7 @@ def atomic_write(path: str | os.PathLike, data) -> Path:
             os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be read by others
             view, done = memoryview(data).cast("B"), 0
             while done < len(view):  # os.write may write less than asked
-                done += os.write(fd, view[done:done + WRITE_CHUNK])
+                done += os.write(fd, view[done : done + WRITE_CHUNK])
             os.fsync(fd)
         finally:
             os.close(fd)

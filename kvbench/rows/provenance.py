@@ -6,7 +6,7 @@ import os
 import platform
 import socket
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -15,13 +15,14 @@ import kvbench
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=Path(kvbench.__file__).parent, capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["git", *args], cwd=Path(kvbench.__file__).parent, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -31,8 +32,7 @@ def git_state() -> dict[str, object]:
     """Commit sha and dirty flag. ``KVBENCH_GIT_SHA``/``KVBENCH_GIT_DIRTY`` win when set: a copy
     of the tree sent to a GPU node may carry no ``.git``, or a stale one that names the wrong commit."""
     if "KVBENCH_GIT_SHA" in os.environ:
-        return {"git_sha": os.environ["KVBENCH_GIT_SHA"],
-                "git_dirty": os.environ.get("KVBENCH_GIT_DIRTY", "unknown")}
+        return {"git_sha": os.environ["KVBENCH_GIT_SHA"], "git_dirty": os.environ.get("KVBENCH_GIT_DIRTY", "unknown")}
     sha = _git("rev-parse", "HEAD")
     if sha is not None:
         return {"git_sha": sha, "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
@@ -46,13 +46,25 @@ def device_info(device: torch.device) -> dict[str, object]:
     props = torch.cuda.get_device_properties(device)
     driver = None
     try:
-        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=20).stdout.strip().splitlines()[0]
+        driver = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+            .stdout.strip()
+            .splitlines()[0]
+        )
     except (OSError, IndexError, subprocess.TimeoutExpired):
         pass
-    return {"device_name": props.name, "cuda_runtime": torch.version.cuda, "driver": driver,
-            "gpu_memory_gib": round(props.total_memory / 2**30, 1),
-            "compute_capability": f"{props.major}.{props.minor}"}
+    return {
+        "device_name": props.name,
+        "cuda_runtime": torch.version.cuda,
+        "driver": driver,
+        "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+        "compute_capability": f"{props.major}.{props.minor}",
+    }
 
 
 def placement(device: torch.device) -> dict[str, object]:
@@ -71,8 +83,13 @@ def placement(device: torch.device) -> dict[str, object]:
     slurm = os.environ.get("SLURM_JOB_ID")
     if slurm and os.environ.get("SLURM_ARRAY_TASK_ID"):
         slurm = f"{os.environ.get('SLURM_ARRAY_JOB_ID', slurm)}_{os.environ['SLURM_ARRAY_TASK_ID']}"
-    return {"host": socket.gethostname(), "pid": os.getpid(), "cuda_visible_devices": visible,
-            "gpu_index": gpu_index, "scheduler_job": slurm}
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "cuda_visible_devices": visible,
+        "gpu_index": gpu_index,
+        "scheduler_job": slurm,
+    }
 
 
 def _ram_gib() -> float | None:

@@ -30,8 +30,10 @@ def recipe_text(jobs: list[dict[str, Any]]) -> str:
     for cmd, runs in by_command.items():
         first = runs[0]
         where = first.get("device_name") or first.get("cpu") or "?"
-        lines.append(f"# {len(runs)} job(s), first {str(first.get('start_time', '?'))[:16]} on {where}, "
-                     f"git {str(first.get('git_sha', '?'))[:7]}")
+        lines.append(
+            f"# {len(runs)} job(s), first {str(first.get('start_time', '?'))[:16]} on {where}, "
+            f"git {str(first.get('git_sha', '?'))[:7]}"
+        )
         lines.append(cmd)
     return "\n".join(lines) + "\n"
 

@@ -18,8 +18,9 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 from filelock import FileLock
@@ -83,8 +84,12 @@ class ResultStore:
             return []
         rows, bad = parse_rows(self.rows_path)
         if bad:
-            log.warning("%s: skipping %d unreadable line(s); the next write moves them to %s",
-                        self.rows_path, len(bad), REJECTED_FILE)
+            log.warning(
+                "%s: skipping %d unreadable line(s); the next write moves them to %s",
+                self.rows_path,
+                len(bad),
+                REJECTED_FILE,
+            )
         return rows
 
     def done(self) -> set[str]:
@@ -139,7 +144,7 @@ class ResultStore:
 
         An unreadable ``manifest.json`` is kept as ``manifest.rejected.json`` and a new one begun.
         """
-        key = lambda j: (j.get("host"), j.get("pid"), j.get("start_time"))  # noqa: E731
+        key = lambda j: (j.get("host"), j.get("pid"), j.get("start_time"))
         with self.lock:
             try:
                 jobs = self.manifests()

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kvbench.config.schema import LoggerConfig
 from kvbench.rows.redact import redact, redact_all
@@ -51,10 +52,16 @@ class WandbTracker:
             import wandb
 
             with _redacted_argv():
-                self.run = wandb.init(project=cfg.project, entity=cfg.entity, mode=cfg.mode,  # type: ignore[arg-type]
-                                      dir=str(run_dir),
-                                      config=redact_all(config), name=redact(name), reinit="finish_previous")
-        except Exception as exc:  # noqa: BLE001 -- tracking must never be fatal
+                self.run = wandb.init(
+                    project=cfg.project,
+                    entity=cfg.entity,
+                    mode=cfg.mode,  # type: ignore[arg-type]
+                    dir=str(run_dir),
+                    config=redact_all(config),
+                    name=redact(name),
+                    reinit="finish_previous",
+                )
+        except Exception as exc:
             log.warning("W&B init failed, continuing without tracking: %s", exc)
 
     def _guard(self, what: str, fn: Callable[[Any], Any]) -> None:
@@ -63,7 +70,7 @@ class WandbTracker:
             return
         try:
             fn(self.run)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("W&B %s failed, tracking turned off: %s", what, exc)
             self.run = None
 

@@ -23,14 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from kvbench import __version__
 from kvbench.config.schema import ConfigError, KVBenchConfig, load_settings
-from kvbench.model.corpus import Corpus
 from kvbench.experiments import RunContext, get_experiment
+from kvbench.model.corpus import Corpus
 from kvbench.model.loading import LoadedModel, context_tokens, load_model, load_tokenizer
 from kvbench.rows.provenance import manifest, utc_now
-from kvbench.rows.store import ResultStore, point_id
 from kvbench.rows.schema import make_row, one_line
-from kvbench.run.console import print_summary, progress
+from kvbench.rows.store import ResultStore, point_id
 from kvbench.rows.tracking import make_tracker
+from kvbench.run.console import print_summary, progress
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,10 @@ def preflight(settings: KVBenchConfig) -> tuple[torch.device, Corpus, list[int],
     limit = max_doc_tokens(settings, corpus, context)
     skip = [n for n in settings.doc_tokens if n > limit]
     if skip and not settings.skip_beyond_context:
-        raise ConfigError(f"doc_tokens={skip} is invalid: allowed up to {limit} (model context {context} "
-                          "minus question and continuation), or set skip_beyond_context=true to record them as skipped")
+        raise ConfigError(
+            f"doc_tokens={skip} is invalid: allowed up to {limit} (model context {context} "
+            "minus question and continuation), or set skip_beyond_context=true to record them as skipped"
+        )
     return device, corpus, skip, tokenizer
 
 
@@ -91,8 +93,14 @@ def load_model_once(settings: KVBenchConfig, device: torch.device, tokenizer: tu
     key = repr((settings.model, str(device), settings.dtype, settings.attn_impl, settings.seed))
     if key not in _LOADED:
         _LOADED.clear()  # one model at a time
-        _LOADED[key] = load_model(settings.model, device=device, dtype=getattr(torch, settings.dtype),
-                                  attn_impl=settings.attn_impl, seed=settings.seed, tokenizer=tokenizer)
+        _LOADED[key] = load_model(
+            settings.model,
+            device=device,
+            dtype=getattr(torch, settings.dtype),
+            attn_impl=settings.attn_impl,
+            seed=settings.seed,
+            tokenizer=tokenizer,
+        )
     return _LOADED[key]
 
 
@@ -113,8 +121,9 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
     store = ResultStore(run_dir)
     store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     store.record_job(info)  # one manifest entry per job: jobs sharing the folder keep theirs
-    tracker = make_tracker(settings.logger, store.run_dir, OmegaConf.to_container(cfg, resolve=True),
-                           name=f"{settings.exp_name}-{lm.name}")
+    tracker = make_tracker(
+        settings.logger, store.run_dir, OmegaConf.to_container(cfg, resolve=True), name=f"{settings.exp_name}-{lm.name}"
+    )
     done, rows = store.done(), []
     try:
         for point in progress(experiment.points(ctx), f"{settings.exp_name} {lm.name}"):
@@ -134,8 +143,9 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
     return rows
 
 
-def run_on_rows(cfg: DictConfig, settings: KVBenchConfig, experiment, run_dir: str | Path,
-                overrides: list[str] | None) -> list[dict[str, Any]]:
+def run_on_rows(
+    cfg: DictConfig, settings: KVBenchConfig, experiment, run_dir: str | Path, overrides: list[str] | None
+) -> list[dict[str, Any]]:
     """An experiment that derives rows from committed rows (``needs_model = False``, e.g.
     economics): no device or model; the same run folder, config, manifest and rows file.
     Its rows replace the folder's earlier ones (they are recomputed whole, not resumed)."""
@@ -154,12 +164,20 @@ def run_on_rows(cfg: DictConfig, settings: KVBenchConfig, experiment, run_dir: s
 
 
 def identity_columns(ctx: RunContext, experiment: str, point: dict[str, Any]) -> dict[str, Any]:
-    coords = dict(experiment=experiment, model=ctx.lm.name, weights=ctx.lm.weights,
-                  model_fingerprint=ctx.lm.fingerprint, dtype=ctx.settings.dtype,
-                  device=ctx.device_name, attn_impl=ctx.settings.attn_impl,
-                  deterministic=ctx.settings.deterministic, **point)
-    return dict(coords, point_id=point_id(coords), tokenizer=ctx.lm.tokenizer_name,
-                model_file_sha256=ctx.lm.file_sha256)
+    coords = dict(
+        experiment=experiment,
+        model=ctx.lm.name,
+        weights=ctx.lm.weights,
+        model_fingerprint=ctx.lm.fingerprint,
+        dtype=ctx.settings.dtype,
+        device=ctx.device_name,
+        attn_impl=ctx.settings.attn_impl,
+        deterministic=ctx.settings.deterministic,
+        **point,
+    )
+    return dict(
+        coords, point_id=point_id(coords), tokenizer=ctx.lm.tokenizer_name, model_file_sha256=ctx.lm.file_sha256
+    )
 
 
 def out_of_memory(exc: BaseException) -> bool:
@@ -168,17 +186,21 @@ def out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in str(exc)
 
 
-def measure_point(ctx: RunContext, experiment, point: dict[str, Any], identity: dict[str, Any],
-                  skip: list[int]) -> dict[str, Any]:
+def measure_point(
+    ctx: RunContext, experiment, point: dict[str, Any], identity: dict[str, Any], skip: list[int]
+) -> dict[str, Any]:
     """One row: measured fields with status ok, or the status and reason it could not be."""
     start = time.perf_counter()
     if point["doc_tokens"] in skip:
-        fields = dict(status="skipped", reason=f"doc_tokens={point['doc_tokens']} plus question and "
-                      f"continuation exceeds the model context {ctx.lm.context_tokens}")
+        fields = dict(
+            status="skipped",
+            reason=f"doc_tokens={point['doc_tokens']} plus question and "
+            f"continuation exceeds the model context {ctx.lm.context_tokens}",
+        )
     else:
         try:
             fields = experiment.run_point(ctx, point)
-        except Exception as exc:  # noqa: BLE001 -- a failed point is recorded, the sweep goes on
+        except Exception as exc:
             if out_of_memory(exc):
                 fields = dict(status="oom", reason=one_line(exc))
             else:
@@ -187,5 +209,9 @@ def measure_point(ctx: RunContext, experiment, point: dict[str, Any], identity: 
         finally:
             if ctx.device.type == "cuda":
                 torch.cuda.empty_cache()
-    return make_row(**{**identity, **fields}, kvbench_version=__version__,
-                    elapsed_s=round(time.perf_counter() - start, 3), timestamp=utc_now())
+    return make_row(
+        **{**identity, **fields},
+        kvbench_version=__version__,
+        elapsed_s=round(time.perf_counter() - start, 3),
+        timestamp=utc_now(),
+    )

@@ -2,37 +2,75 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-_IDENTITY = (("model", "model", "{}"), ("weights", "weights", "{}"), ("dtype", "dtype", "{}"),
-             ("doc_tokens", "L", "{}"))
+_IDENTITY = (
+    ("model", "model", "{}"),
+    ("weights", "weights", "{}"),
+    ("dtype", "dtype", "{}"),
+    ("doc_tokens", "L", "{}"),
+)
 RATES_WITH_CI = ("exact_fraction", "first_token_agree", "bitwise_twostage", "repeatable_fraction")
 SUMMARY_COLUMNS = {  # experiment -> (row key, header, format); kv_bytes is shown in MiB
-    "reuse": _IDENTITY + (
-        ("reader", "reader", "{}"), ("prefill_best_ms", "prefill ms", "{:.2f}"), ("reuse_ms", "reuse ms", "{:.2f}"),
-        ("speedup", "speedup", "{:.1f}x"), ("reuse_floor_ms", "floor ms", "{:.2f}"),
-        ("reuse_efficiency", "of floor", "{:.0%}"), ("kv_bytes", "KV MiB", "{:.1f}"), ("exact_fraction", "exact", "{:.2f}"), ("first_token_agree", "top-1", "{:.2f}"),
-        ("bitwise_twostage", "bitwise 2-stage", "{:.2f}"), ("repeatable_fraction", "repeatable", "{:.2f}"),
-        ("status", "status", "{}")),
-    "tiers": _IDENTITY + (
-        ("tier", "tier", "{}"), ("tier_variant", "variant", "{}"), ("codec", "codec", "{}"),
-        ("reader", "reader", "{}"), ("prefill_best_ms", "prefill ms", "{:.1f}"),
-        ("fetch_ms", "fetch", "{:.1f}"), ("decode_ms", "decode", "{:.1f}"), ("h2d_ms", "h2d", "{:.1f}"),
-        ("attach_ms", "attach", "{:.1f}"), ("query_ms", "query", "{:.1f}"), ("reuse_ms", "reuse ms", "{:.1f}"),
-        ("speedup", "speedup", "{:.2f}x"), ("fetch_gbps", "fetch GB/s", "{:.2f}"), ("status", "status", "{}")),
-    "throughput": _IDENTITY + (
-        ("method", "method", "{}"), ("batch", "B", "{}"), ("batch_ms", "batch ms", "{:.2f}"),
-        ("per_reader_ms", "ms/reader", "{:.3f}"), ("per_reader_floor_ms", "floor", "{:.3f}"),
-        ("efficiency", "of floor", "{:.0%}"), ("batch_top1_agree", "top-1 vs alone", "{:.2f}"),
-        ("status", "status", "{}")),
-    "compress": _IDENTITY + (
-        ("codec", "codec", "{}"), ("compress_ratio", "ratio", "{:.3f}"), ("bound_channel_ratio", "bound", "{:.3f}"),
-        ("encode_gbps", "enc GB/s", "{:.2f}"), ("decode_gbps", "dec GB/s", "{:.2f}"),
-        ("exact_fraction", "exact", "{:.2f}"), ("nll_delta", "dNLL", "{:.4f}"), ("status", "status", "{}")),
+    "reuse": _IDENTITY
+    + (
+        ("reader", "reader", "{}"),
+        ("prefill_best_ms", "prefill ms", "{:.2f}"),
+        ("reuse_ms", "reuse ms", "{:.2f}"),
+        ("speedup", "speedup", "{:.1f}x"),
+        ("reuse_floor_ms", "floor ms", "{:.2f}"),
+        ("reuse_efficiency", "of floor", "{:.0%}"),
+        ("kv_bytes", "KV MiB", "{:.1f}"),
+        ("exact_fraction", "exact", "{:.2f}"),
+        ("first_token_agree", "top-1", "{:.2f}"),
+        ("bitwise_twostage", "bitwise 2-stage", "{:.2f}"),
+        ("repeatable_fraction", "repeatable", "{:.2f}"),
+        ("status", "status", "{}"),
+    ),
+    "tiers": _IDENTITY
+    + (
+        ("tier", "tier", "{}"),
+        ("tier_variant", "variant", "{}"),
+        ("codec", "codec", "{}"),
+        ("reader", "reader", "{}"),
+        ("prefill_best_ms", "prefill ms", "{:.1f}"),
+        ("fetch_ms", "fetch", "{:.1f}"),
+        ("decode_ms", "decode", "{:.1f}"),
+        ("h2d_ms", "h2d", "{:.1f}"),
+        ("attach_ms", "attach", "{:.1f}"),
+        ("query_ms", "query", "{:.1f}"),
+        ("reuse_ms", "reuse ms", "{:.1f}"),
+        ("speedup", "speedup", "{:.2f}x"),
+        ("fetch_gbps", "fetch GB/s", "{:.2f}"),
+        ("status", "status", "{}"),
+    ),
+    "throughput": _IDENTITY
+    + (
+        ("method", "method", "{}"),
+        ("batch", "B", "{}"),
+        ("batch_ms", "batch ms", "{:.2f}"),
+        ("per_reader_ms", "ms/reader", "{:.3f}"),
+        ("per_reader_floor_ms", "floor", "{:.3f}"),
+        ("efficiency", "of floor", "{:.0%}"),
+        ("batch_top1_agree", "top-1 vs alone", "{:.2f}"),
+        ("status", "status", "{}"),
+    ),
+    "compress": _IDENTITY
+    + (
+        ("codec", "codec", "{}"),
+        ("compress_ratio", "ratio", "{:.3f}"),
+        ("bound_channel_ratio", "bound", "{:.3f}"),
+        ("encode_gbps", "enc GB/s", "{:.2f}"),
+        ("decode_gbps", "dec GB/s", "{:.2f}"),
+        ("exact_fraction", "exact", "{:.2f}"),
+        ("nll_delta", "dNLL", "{:.4f}"),
+        ("status", "status", "{}"),
+    ),
 }
 
 

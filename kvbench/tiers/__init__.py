@@ -37,8 +37,10 @@ def too_slow(cfg: TierConfig, variant: str, nbytes: int) -> str | None:
     floor = link_floor_s(nbytes, cfg.profiles[variant])
     if floor <= cfg.max_fetch_s:
         return None
-    return (f"wan tier: link floor {floor:.1f} s for {nbytes} bytes on {variant} "
-            f"exceeds tier.max_fetch_s={cfg.max_fetch_s:g}")
+    return (
+        f"wan tier: link floor {floor:.1f} s for {nbytes} bytes on {variant} "
+        f"exceeds tier.max_fetch_s={cfg.max_fetch_s:g}"
+    )
 
 
 def open_tier(cfg: TierConfig, variant: str, codec, device: torch.device) -> Tier:
@@ -64,8 +66,15 @@ def open_tier(cfg: TierConfig, variant: str, codec, device: torch.device) -> Tie
     if cfg.name == "redis":
         from kvbench.tiers.redis_store import RedisTier
 
-        return RedisTier(codec, device, url=cfg.url, password_env=cfg.password_env, server_bin=cfg.server_bin,
-                         chunk_mib=cfg.chunk_mib, connect_timeout_s=cfg.connect_timeout_s)
+        return RedisTier(
+            codec,
+            device,
+            url=cfg.url,
+            password_env=cfg.password_env,
+            server_bin=cfg.server_bin,
+            chunk_mib=cfg.chunk_mib,
+            connect_timeout_s=cfg.connect_timeout_s,
+        )
     if cfg.name == "wan":
         from kvbench.tiers.wan import WanTier
 

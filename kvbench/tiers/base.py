@@ -1,9 +1,9 @@
 """The tier interface: store a codec blob once, read it back as KV on the compute device.
 
 A reader's read is timed stage by stage (:class:`StageTimer`): ``fetch`` (storage to host
-memory), ``decode`` (the codec) and ``h2d`` (host to device, into the reader's KV pool). A codec whose ``device`` is ``"cpu"`` decodes
-on the host, then the decoded KV is copied. One whose ``device`` is ``"cuda"`` takes the
-host blob, verifies it and copies the compressed payload to the device itself
+memory), ``decode`` (the codec) and ``h2d`` (host to device, into the reader's KV pool). A
+codec whose ``device`` is ``"cpu"`` decodes on the host, then the decoded KV is copied. One
+whose ``device`` is ``"cuda"`` takes the host blob, verifies it and copies the compressed payload to the device itself
 (:mod:`kvbench.codecs.base`), so its ``decode_ms`` includes that copy and ``h2d_ms`` is 0
 while ``h2d_bytes`` still counts the bytes that crossed the bus. Attaching the KV and the
 question's forward need the model and are timed by the experiment.
@@ -115,7 +115,7 @@ class Tier(ABC):
         """The stored KV when it already lies decoded in device memory (a reader can read it in place)."""
         return None
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 -- an optional hook: most tiers need nothing
         """Untimed work before each read (e.g. dropping the page cache)."""
 
     def stored_bytes(self) -> int:
@@ -125,10 +125,10 @@ class Tier(ABC):
         """Row fields describing the tier's setup (see :mod:`kvbench.rows.schema`)."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 -- an optional hook
         """Free the stored object and anything the tier started."""
 
-    def __enter__(self) -> "Tier":
+    def __enter__(self) -> Tier:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -30,7 +30,7 @@ DEFAULT_DIR = "~/.cache/kvbench/tier-disk"
 READ_CHUNK = 16 << 20
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def direct_read_peak_gbps(directory: str, nbytes: int, readers: int = 4) -> float | None:
     """What the disk under ``directory`` delivers, GB/s (1e9 B): a fresh file of ``nbytes``
     random bytes read once with ``O_DIRECT`` (no page cache) by ``readers`` threads at once.
@@ -89,8 +89,9 @@ class DiskTier(BlobTier):
         try:
             atomic_write(self.path, blob)
         except OSError as exc:
-            raise TierError(f"disk tier: cannot write to tier.dir={self.dir}: {_why(exc)}; "
-                            "no partial file left") from exc
+            raise TierError(
+                f"disk tier: cannot write to tier.dir={self.dir}: {_why(exc)}; no partial file left"
+            ) from exc
 
     def prepare(self) -> None:
         if self.cold:

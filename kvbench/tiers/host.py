@@ -34,8 +34,9 @@ class HostTier(Tier):
             self.blob.numpy()[:] = np.frombuffer(blob, dtype=np.uint8)
         else:
             kv = self.codec.decode(blob, torch.device("cpu"))
-            self.kv = KVArtifact([_pin(k, self.device) for k in kv.keys], [_pin(v, self.device) for v in kv.values],
-                                 kv.meta)
+            self.kv = KVArtifact(
+                [_pin(k, self.device) for k in kv.keys], [_pin(v, self.device) for v in kv.values], kv.meta
+            )
 
     def get(self, timer: StageTimer | None = None, dest: KVArtifact | None = None) -> Read:
         timer = timer or StageTimer(self.device)

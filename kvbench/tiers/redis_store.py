@@ -24,15 +24,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from redis.utils import HIREDIS_AVAILABLE
 import torch
+from redis.utils import HIREDIS_AVAILABLE
 
 from kvbench.tiers.base import BlobTier, TierError, TierUnavailableError
 from kvbench.tiers.redis_server import LocalRedisServer, find_server_binary
 from kvbench.tiers.wan import loopback_peak_gbps
 
 SOCKET_TIMEOUT_S = 120.0  # a 64 MiB chunk over a slow link still arrives well within this
-READ_SIZE = 1 << 20       # per recv; redis-py's 64 KiB default costs ~3x on large values
+READ_SIZE = 1 << 20  # per recv; redis-py's 64 KiB default costs ~3x on large values
 
 
 def _where(url: str) -> str:
@@ -44,8 +44,17 @@ def _where(url: str) -> str:
 class RedisTier(BlobTier):
     name = "redis"
 
-    def __init__(self, codec, device: torch.device, *, url: str | None, password_env: str,
-                 server_bin: str | None, chunk_mib: int, connect_timeout_s: float):
+    def __init__(
+        self,
+        codec,
+        device: torch.device,
+        *,
+        url: str | None,
+        password_env: str,
+        server_bin: str | None,
+        chunk_mib: int,
+        connect_timeout_s: float,
+    ):
         super().__init__(codec, device)
         self.server = self.client = None
         self.chunk = chunk_mib << 20
@@ -56,9 +65,13 @@ class RedisTier(BlobTier):
             self.server = LocalRedisServer(find_server_binary(server_bin))
             url = self.server.url
         self.where = _where(url)
-        self.client = redis.Redis.from_url(url, password=os.environ.get(password_env) or None,
-                                           socket_connect_timeout=connect_timeout_s,
-                                           socket_timeout=SOCKET_TIMEOUT_S, socket_read_size=READ_SIZE)
+        self.client = redis.Redis.from_url(
+            url,
+            password=os.environ.get(password_env) or None,
+            socket_connect_timeout=connect_timeout_s,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_read_size=READ_SIZE,
+        )
         try:
             self.client.ping()
         except redis.RedisError as exc:
@@ -86,11 +99,13 @@ class RedisTier(BlobTier):
         try:
             limit = self._query_buffer_limit()
             if limit is not None and view.nbytes > limit:
-                raise TierError(f"redis tier: a {view.nbytes} byte object is over the client-query-buffer-limit "
-                                f"({limit} bytes) of {self.where}, which a put's MULTI counts against: raise it")
+                raise TierError(
+                    f"redis tier: a {view.nbytes} byte object is over the client-query-buffer-limit "
+                    f"({limit} bytes) of {self.where}, which a put's MULTI counts against: raise it"
+                )
             with self.client.pipeline(transaction=True) as pipe:
                 for i, key in enumerate(self._chunk_keys(data_key, count)):
-                    pipe.set(key, view[i * self.chunk:(i + 1) * self.chunk])
+                    pipe.set(key, view[i * self.chunk : (i + 1) * self.chunk])
                 pipe.set(self.key, manifest)
                 if self.data_key is not None:  # replace, never leave the old object's chunks behind
                     pipe.delete(*self._chunk_keys(self.data_key, self.count))
@@ -115,11 +130,12 @@ class RedisTier(BlobTier):
             raise TierError(f"redis tier: object {self.key} lost chunks on {self.where}")
         got = sum(len(c) for c in chunks)
         if got != manifest["nbytes"]:
-            raise TierError(f"redis tier: object {self.key} is {got} bytes, its manifest says "
-                            f"{manifest['nbytes']}: truncated")
+            raise TierError(
+                f"redis tier: object {self.key} is {got} bytes, its manifest says {manifest['nbytes']}: truncated"
+            )
         buf, offset = self.staging(got), 0
         for chunk in chunks:  # the one host copy, as b"".join would make, but into pinned memory
-            buf[offset:offset + len(chunk)] = chunk
+            buf[offset : offset + len(chunk)] = chunk
             offset += len(chunk)
         return buf
 

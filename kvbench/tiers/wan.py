@@ -40,7 +40,7 @@ def paced_send(conn: socket.socket, payload: memoryview, rate_bytes_s: float) ->
     """Send ``payload`` no faster than ``rate_bytes_s``: each slice waits until the bucket holds its bytes."""
     start, sent = time.perf_counter(), 0
     while sent < len(payload):
-        piece = payload[sent:sent + SEND_SLICE]
+        piece = payload[sent : sent + SEND_SLICE]
         wait = start + (sent + len(piece)) / rate_bytes_s - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
@@ -62,11 +62,15 @@ def link_floor_s(nbytes: int, profile: WanProfile) -> float:
     return 2 * profile.rtt_ms / 1e3 + nbytes / (profile.bandwidth_mb_s * 1e6)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def loopback_peak_gbps(nbytes: int = 256 << 20) -> float:
     """Unpaced TCP over loopback, GB/s (1e9 B): what a local server's socket can deliver at best."""
-    tier = WanTier(codec=None, device=torch.device("cpu"), profile_name="unpaced",
-                   profile=WanProfile(bandwidth_mb_s=float("inf"), rtt_ms=0.0, egress_usd_per_gb=0.0))
+    tier = WanTier(
+        codec=None,
+        device=torch.device("cpu"),
+        profile_name="unpaced",
+        profile=WanProfile(bandwidth_mb_s=float("inf"), rtt_ms=0.0, egress_usd_per_gb=0.0),
+    )
     try:
         tier.store(bytes(nbytes))
         start = time.perf_counter()
@@ -144,17 +148,23 @@ class WanTier(BlobTier):
         paced = math.isfinite(self.profile.bandwidth_mb_s)
         if paced and nbytes and elapsed - floor > max(0.1 * floor, 0.01):  # ignore the fixed costs of tiny reads
             # On a slow host the loopback itself can be the bottleneck; the row's fetch_gbps shows it.
-            log.warning("wan tier: %s read ran at %.2f GB/s, below its configured %.2f GB/s",
-                        self.profile_name, nbytes / max(elapsed - 2 * self.profile.rtt_ms / 1e3, 1e-9) / 1e9,
-                        self.profile.bandwidth_mb_s / 1e3)
+            log.warning(
+                "wan tier: %s read ran at %.2f GB/s, below its configured %.2f GB/s",
+                self.profile_name,
+                nbytes / max(elapsed - 2 * self.profile.rtt_ms / 1e3, 1e-9) / 1e9,
+                self.profile.bandwidth_mb_s / 1e3,
+            )
         return buf
 
     def stored_bytes(self) -> int:
         return len(self.server.blob)
 
     def info(self) -> dict[str, Any]:
-        return {"link_gbps": self.profile.bandwidth_mb_s / 1e3, "wan_rtt_ms": self.profile.rtt_ms,
-                "egress_usd": len(self.server.blob) * self.profile.egress_usd_per_gb / 1e9}
+        return {
+            "link_gbps": self.profile.bandwidth_mb_s / 1e3,
+            "wan_rtt_ms": self.profile.rtt_ms,
+            "egress_usd": len(self.server.blob) * self.profile.egress_usd_per_gb / 1e9,
+        }
 
     def close(self) -> None:
         self.server.stop()
