@@ -1,4 +1,4 @@
-"""KV artifacts round-trip bitwise, catch corruption by checksum, and refuse foreign readers."""
+"""KV artifacts round-trip bitwise, catch corruption by their chunk and header digests, and refuse foreign readers."""
 
 from __future__ import annotations
 
@@ -100,8 +100,8 @@ def _flip(blob, old: bytes, new: bytes) -> bytes:
 
 def test_payload_bit_flip_is_caught(artifact):
     blob = bytearray(artifact[0].to_bytes())
-    blob[-3] ^= 0x10  # a payload byte: parses fine, checksum must catch it
-    with pytest.raises(ArtifactCorruptError, match="checksum mismatch"):
+    blob[-3] ^= 0x10  # a payload byte: parses fine, its chunk digest must catch it
+    with pytest.raises(ArtifactCorruptError, match="chunk 0 of 1 fails its digest"):
         KVArtifact.from_bytes(bytes(blob))
 
 
@@ -120,15 +120,14 @@ def test_appended_bytes_are_caught(artifact):
 @pytest.mark.parametrize(
     "old, new",
     [
-        (b'"dtype":"F32"', b'"dtype":"I32"'),  # same item size: parses into int32 views without the checksum
+        (b'"dtype":"F32"', b'"dtype":"I32"'),  # same item size: would parse into int32 views
         (b'"shape":[1,2,40,16]', b'"shape":[1,2,16,40]'),  # same byte count, another shape
         (b'"num_tokens":"40"', b'"num_tokens":"41"'),
         (b'"layout":"layers', b'"layout":"Layers'),
     ],
 )
 def test_header_and_metadata_flips_are_caught(artifact, old, new):
-    # refused by the header-only consistency checks (before any tensor byte is read) or by the checksum
-    with pytest.raises(ArtifactCorruptError, match="checksum mismatch|does not match its metadata|layout .* is not"):
+    with pytest.raises(ArtifactCorruptError, match="header fails its digest"):
         KVArtifact.from_bytes(_flip(artifact[0].to_bytes(), old, new))
 
 
@@ -136,40 +135,104 @@ def test_a_flip_in_the_provenance_is_caught(artifact):
     art, _ = artifact
     fingerprint = art.meta["model_fingerprint"].encode()
     forged = bytes([fingerprint[0] ^ 1]) + fingerprint[1:]
-    with pytest.raises(ArtifactCorruptError, match="checksum mismatch"):
+    with pytest.raises(ArtifactCorruptError, match="header fails its digest"):
         KVArtifact.from_bytes(_flip(art.to_bytes(), fingerprint, forged))
 
 
-def test_a_flip_in_the_checksum_itself_is_caught(artifact):
+@pytest.mark.parametrize("key, width", [("header_xxh3_128", 32), ("chunk_xxh3_64", 16)])
+def test_a_flip_in_a_digest_is_caught(artifact, key, width):
     blob = artifact[0].to_bytes()
-    digits = blob[blob.find(b'"checksum_xxh3_128":"') + 21 :][:32]
-    assert len(digits) == 32
+    field = f'"{key}":"'.encode()
+    digits = blob[blob.find(field) + len(field) :][:width]
     forged = bytes(digits[:-1]) + (b"0" if digits[-1:] != b"0" else b"1")
-    with pytest.raises(ArtifactCorruptError, match="checksum mismatch"):
+    with pytest.raises(ArtifactCorruptError, match="header fails its digest"):
         KVArtifact.from_bytes(_flip(blob, bytes(digits), forged))
 
 
-def test_a_blob_without_its_checksum_is_refused(artifact):
-    blob = _flip(artifact[0].to_bytes(), b'"checksum_xxh3_128"', b'"checksum_xxh3_12X"')
-    with pytest.raises(ArtifactCorruptError, match="does not hold exactly one checksum_xxh3_128"):
+def test_every_single_byte_flip_is_refused():
+    """Any flipped byte of the header, the digest list or any chunk: refused, never wrong tensors."""
+    gen = torch.Generator().manual_seed(2)
+    art = KVArtifact([torch.randn(1, 1, 8, 16, generator=gen)], [torch.randn(1, 1, 8, 16, generator=gen)], {})
+    blob = art.to_bytes(chunk_bytes=4096)  # 1 KiB of data: one short chunk
+    assert KVArtifact.from_bytes(bytes(blob)).equals(art)
+    for i in range(len(blob)):
+        bad = bytearray(blob)
+        bad[i] ^= 0x01
+        with pytest.raises(ArtifactCorruptError):
+            KVArtifact.from_bytes(bytes(bad))
+
+
+def test_missing_and_reordered_chunks_are_refused():
+    gen = torch.Generator().manual_seed(3)
+    art = KVArtifact([torch.randn(1, 2, 64, 32, generator=gen)], [torch.randn(1, 2, 64, 32, generator=gen)], {})
+    blob = bytes(art.to_bytes(chunk_bytes=4096))  # 32 KiB of data: 8 chunks
+    data_start = len(blob) - art.nbytes
+    chunk = lambda i: blob[data_start + 4096 * i : data_start + 4096 * (i + 1)]  # noqa: E731
+    swapped = blob[:data_start] + chunk(1) + chunk(0) + blob[data_start + 8192 :]
+    with pytest.raises(ArtifactCorruptError, match="chunk 0 of 8 fails its digest"):
+        KVArtifact.from_bytes(swapped)
+    with pytest.raises(ArtifactCorruptError, match="not a readable"):  # a chunk gone: the data is short
+        KVArtifact.from_bytes(blob[: data_start + 4096 * 3] + blob[data_start + 4096 * 4 :])
+
+
+@pytest.mark.parametrize("chunk_bytes, threads", [(4096, 1), (4096, 4), (1 << 20, 2), (16 << 20, 1)])
+def test_chunked_format_round_trips(artifact, chunk_bytes, threads):
+    art, _ = artifact
+    blob = art.to_bytes(chunk_bytes=chunk_bytes, threads=threads)
+    back = KVArtifact.from_bytes(blob, threads=threads)
+    assert back.equals(art) and back.meta["chunk_bytes"] == str(chunk_bytes)
+    assert len(back.meta["chunk_xxh3_64"]) == 16 * -(-art.nbytes // chunk_bytes)
+    assert blob == art.to_bytes(chunk_bytes=chunk_bytes)  # digests do not depend on the threads
+
+
+def test_format_1_is_refused_by_name(artifact):
+    art, _ = artifact
+    meta = dict(art.meta)
+    named = [(f"{p}.{i}", t) for i, (k, v) in enumerate(zip(art.keys, art.values)) for p, t in (("k", k), ("v", v))]
+    old = safetensors_blob.write(named, dict(meta, checksum_xxh3_128="0" * 32))
+    with pytest.raises(ArtifactCorruptError, match="format 1 .* no longer reads"):
+        KVArtifact.from_bytes(old)
+
+
+def test_a_blob_without_its_header_digest_is_refused(artifact):
+    blob = _flip(artifact[0].to_bytes(), b'"header_xxh3_128"', b'"header_xxh3_12X"')
+    with pytest.raises(ArtifactCorruptError, match="does not hold exactly one header_xxh3_128"):
         KVArtifact.from_bytes(blob)
 
 
-def test_a_blob_with_two_checksums_is_refused(artifact):
+def test_a_blob_with_two_header_digests_is_refused(artifact):
     """A duplicated key parses (JSON keeps the last), so the field is counted in the raw header."""
     art, _ = artifact
-    blob = _sealed(art, dict(KVArtifact.from_bytes(art.to_bytes()).meta, checksum_xxh3_12X="0" * 32))
-    blob = _flip(blob, b'"checksum_xxh3_12X"', b'"checksum_xxh3_128"')
-    with pytest.raises(ArtifactCorruptError, match="does not hold exactly one checksum_xxh3_128"):
+    meta = dict(_plain_meta(art), header_xxh3_12X="0" * 32)
+    blob = _flip(_sealed(art, meta), b'"header_xxh3_12X"', b'"header_xxh3_128"')
+    with pytest.raises(ArtifactCorruptError, match="does not hold exactly one header_xxh3_128"):
         KVArtifact.from_bytes(blob)
 
 
-def _sealed(art: KVArtifact, meta: dict) -> bytearray:
-    """A blob with exactly ``meta``, sealed by the documented rule: XXH3-128 of the blob, digits as zeros."""
+def _plain_meta(art: KVArtifact) -> dict:
+    """The metadata a blob carries, less its format-2 digests (which :func:`_sealed` recomputes)."""
+    meta = dict(KVArtifact.from_bytes(art.to_bytes()).meta)
+    for key in ("chunk_xxh3_64", "header_xxh3_128"):
+        del meta[key]
+    return meta
+
+
+def _sealed(art: KVArtifact, meta: dict, chunk_bytes: int = 4096) -> bytearray:
+    """A blob with exactly ``meta``, sealed by the documented rule (independently of kvbench's writer):
+    XXH3-64 of each ``chunk_bytes`` of the data section, then XXH3-128 of the header, its digits as zeros."""
     named = [(f"{p}.{i}", t) for i, (k, v) in enumerate(zip(art.keys, art.values)) for p, t in (("k", k), ("v", v))]
-    blob = safetensors_blob.write(named, dict(meta, checksum_xxh3_128="0" * 32))
-    at = blob.find(b'"checksum_xxh3_128":"') + len(b'"checksum_xxh3_128":"')
-    blob[at : at + 32] = xxhash.xxh3_128(bytes(blob)).hexdigest().encode()
+    count = -(-art.nbytes // chunk_bytes)
+    meta = dict(meta, chunk_bytes=str(chunk_bytes), chunk_xxh3_64="0" * 16 * count, header_xxh3_128="0" * 32)
+    blob = safetensors_blob.write(named, meta)
+    start = len(blob) - art.nbytes
+    digests = "".join(
+        xxhash.xxh3_64(bytes(blob[start + a : start + a + chunk_bytes])).hexdigest()
+        for a in range(0, art.nbytes, chunk_bytes)
+    )
+    at = blob.find(b'"chunk_xxh3_64":"') + len(b'"chunk_xxh3_64":"')
+    blob[at : at + 16 * count] = digests.encode()
+    at = blob.find(b'"header_xxh3_128":"') + len(b'"header_xxh3_128":"')
+    blob[at : at + 32] = xxhash.xxh3_128(bytes(blob[:start])).hexdigest().encode()
     return blob
 
 
@@ -181,10 +244,9 @@ def test_token_ids_hash_is_over_int64_whatever_the_input():
     assert token_ids_sha256(ids) == token_ids_sha256(torch.tensor([ids], dtype=torch.int32)) == expected
 
 
-def test_the_checksum_is_the_documented_one(artifact):
+def test_the_digests_are_the_documented_ones(artifact):
     art, _ = artifact
-    blob = art.to_bytes()
-    assert blob == _sealed(art, {k: v for k, v in KVArtifact.from_bytes(blob).meta.items() if k != "checksum_xxh3_128"})
+    assert art.to_bytes(chunk_bytes=4096) == _sealed(art, {k: v for k, v in _plain_meta(art).items()}, 4096)
 
 
 @pytest.mark.parametrize(
@@ -212,8 +274,7 @@ def test_the_checksum_is_the_documented_one(artifact):
 def test_malformed_metadata_is_refused_as_corrupt(artifact, key, value):
     """Metadata that does not describe its tensors is corrupt even under a valid checksum."""
     art, _ = artifact
-    meta = dict(KVArtifact.from_bytes(art.to_bytes()).meta)
-    del meta["checksum_xxh3_128"]
+    meta = _plain_meta(art)
     KVArtifact.from_bytes(_sealed(art, meta))  # as written, it reads
     if value is None:
         del meta[key]

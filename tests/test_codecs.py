@@ -90,12 +90,12 @@ def test_compression_tracks_structure():
 def test_device_checksum_matches_the_frame(name):
     """The checksum a GPU verifies on a device-resident blob is the one written at encode."""
     blob = get_codec(name).encode(kv(torch.float16))
-    tail = container._DEVSUM.size + container._DIGEST
-    frame = torch.frombuffer(bytearray(blob[:-tail]), dtype=torch.uint8)
-    stored = container._DEVSUM.unpack(blob[-tail : -container._DIGEST])
-    assert container.device_checksum([frame]) == stored
-    frame[len(frame) // 2] ^= 1
-    assert container.device_checksum([frame]) != stored
+    frame = container.read_frame(blob, len(blob), name)
+    payload = torch.frombuffer(bytearray(blob[frame.start :]), dtype=torch.uint8)
+    stored = tuple(frame.header["device_checksum"])
+    assert container.device_checksum([payload]) == stored
+    payload[len(payload) // 2] ^= 1
+    assert container.device_checksum([payload]) != stored
 
 
 def test_bit_packing_across_chunks(monkeypatch):
@@ -124,3 +124,24 @@ def test_nvcomp_reports_why_it_is_unavailable():
     if torch.cuda.is_available():
         pytest.skip("CUDA present: covered by test_codecs_gpu")
     assert "CUDA" in unavailable("nvcomp-ans")
+
+
+@pytest.mark.parametrize("name", ["zstd-3", "planes-zstd", "int4-kivi"])
+def test_every_single_byte_flip_of_a_frame_is_refused(name):
+    """Header, digest list, any chunk or the device checksum: one flipped byte and the blob is refused."""
+    gen = torch.Generator().manual_seed(0)
+    art = KVArtifact([torch.randn(1, 1, 8, 32, generator=gen)], [torch.randn(1, 1, 8, 32, generator=gen)], {})
+    codec = get_codec(name)
+    blob = codec.encode(art)
+    for i in range(len(blob)):
+        bad = bytearray(blob)
+        bad[i] ^= 0x04
+        with pytest.raises(CodecError):
+            codec.decode(bytes(bad), torch.device("cpu"))
+
+
+def test_a_frame_of_the_old_version_is_refused_by_version():
+    blob = bytearray(get_codec("zstd-3").encode(kv(torch.float16)))
+    blob[4] = 2
+    with pytest.raises(CodecError, match="frame version 2"):
+        get_codec("zstd-3").decode(bytes(blob), torch.device("cpu"))

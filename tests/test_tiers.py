@@ -18,18 +18,22 @@ CPU = torch.device("cpu")
 FAST_WAN = {"fast": WanProfile(bandwidth_mb_s=2000, rtt_ms=0.0, egress_usd_per_gb=0.05)}
 
 
-def tier_cfg(name: str, tmp_path) -> TierConfig:
-    return TierConfig(name=name, dir=str(tmp_path), profiles=FAST_WAN if name == "wan" else {})
+def tier_cfg(name: str, tmp_path, io: str = "stream") -> TierConfig:
+    return TierConfig(name=name, dir=str(tmp_path), profiles=FAST_WAN if name == "wan" else {}, io=io, workers=4)
 
 
+SMALL_CHUNKS = 4096  # many chunks per object, so the streaming path runs in parallel and in order out of order
+
+
+@pytest.mark.parametrize("io", ["stream", "serial"])
 @pytest.mark.parametrize(
     "name, variant", [("gpu", ""), ("host", ""), ("disk", "cold"), ("disk", "warm"), ("wan", "fast")]
 )
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-def test_round_trip_is_bitwise(tmp_path, name, variant, dtype):
+def test_round_trip_is_bitwise(tmp_path, name, variant, dtype, io):
     art = make_artifact(dtype=dtype)
-    with open_tier(tier_cfg(name, tmp_path), variant, get_codec("identity"), CPU) as tier:
-        tier.put(get_codec("identity").encode(art))
+    with open_tier(tier_cfg(name, tmp_path, io), variant, get_codec("identity"), CPU) as tier:
+        tier.put(get_codec("identity").encode(art, chunk_bytes=SMALL_CHUNKS))
         for _ in range(2):  # a second read sees the same object (cold reads drop the cache again)
             tier.prepare()
             timer = StageTimer(CPU)
@@ -39,7 +43,64 @@ def test_round_trip_is_bitwise(tmp_path, name, variant, dtype):
         stages = timer.results()
         assert all(ms >= 0 for ms in stages.values())
         if name in ("disk", "wan"):
-            assert {"fetch", "decode", "h2d"} <= set(stages) and read.fetch_bytes == tier.stored_bytes()
+            expected = {"load", "decode"} if io == "stream" else {"fetch", "decode", "h2d"}
+            assert expected <= set(stages) and read.fetch_bytes == tier.stored_bytes()
+            assert (read.stream is not None) == (io == "stream")
+            if io == "stream":
+                assert read.stream.chunks == -(-art.nbytes // SMALL_CHUNKS) > 4
+
+
+@pytest.mark.parametrize("name, variant", [("disk", "warm"), ("disk", "cold"), ("wan", "fast")])
+@pytest.mark.parametrize("codec", ["identity", "int4-kivi", "fp8-head"])
+def test_parallel_and_serial_reads_return_identical_tensors(tmp_path, name, variant, codec):
+    art = make_artifact(tokens=512)
+    blob = get_codec(codec).encode(art, chunk_bytes=SMALL_CHUNKS)
+    out = {}
+    for io in ("stream", "serial"):
+        with open_tier(tier_cfg(name, tmp_path, io), variant, get_codec(codec), CPU) as tier:
+            tier.put(blob)
+            out[io] = tier.get().kv
+    assert out["stream"].equals(out["serial"])
+    assert codec != "identity" or out["stream"].equals(art)
+
+
+def test_the_pinned_pool_is_made_once_and_reused(tmp_path):
+    from kvbench.tiers.stream import PinnedPool
+
+    art = make_artifact(tokens=512)
+    with open_tier(tier_cfg("disk", tmp_path), "warm", get_codec("identity"), CPU) as tier:
+        tier.put(get_codec("identity").encode(art, chunk_bytes=SMALL_CHUNKS))
+        before = PinnedPool.allocations
+        tier.get()
+        made = PinnedPool.allocations - before
+        for _ in range(3):
+            assert tier.get().kv.equals(art)
+        assert made == tier.slots == 8 and PinnedPool.allocations - before == made
+
+
+@pytest.mark.parametrize("io", ["stream", "serial"])
+@pytest.mark.parametrize("damage, match", [("flip", "fails its digest"), ("truncate", "not a readable|short")])
+def test_damaged_disk_object_is_caught_before_use(tmp_path, damage, match, io):
+    codec = get_codec("identity")
+    with open_tier(tier_cfg("disk", tmp_path, io), "warm", codec, CPU) as tier:
+        tier.put(codec.encode(make_artifact(), chunk_bytes=SMALL_CHUNKS))
+        if damage == "flip":
+            _flip_middle_byte(tier.path)
+        else:
+            os.truncate(tier.path, tier.path.stat().st_size - 100)
+        with pytest.raises(CodecError, match=match):
+            tier.get()
+
+
+@pytest.mark.parametrize("io", ["stream", "serial"])
+def test_damaged_wan_object_is_caught_before_use(tmp_path, io):
+    codec = get_codec("identity")
+    blob = bytearray(codec.encode(make_artifact(), chunk_bytes=SMALL_CHUNKS))
+    blob[-7] ^= 0x01
+    with open_tier(tier_cfg("wan", tmp_path, io), "fast", codec, CPU) as tier:
+        tier.put(bytes(blob))
+        with pytest.raises(CodecError, match="fails its digest"):
+            tier.get()
 
 
 def test_artifact_equals_sees_one_flipped_bit():
@@ -55,36 +116,13 @@ def _flip_middle_byte(path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage, match", [("flip", "checksum mismatch"), ("truncate", "not a readable")])
-def test_damaged_disk_object_is_caught_before_use(tmp_path, damage, match):
-    codec = get_codec("identity")
-    with open_tier(tier_cfg("disk", tmp_path), "warm", codec, CPU) as tier:
-        tier.put(codec.encode(make_artifact()))
-        if damage == "flip":
-            _flip_middle_byte(tier.path)
-        else:
-            os.truncate(tier.path, tier.path.stat().st_size - 100)
-        with pytest.raises(CodecError, match=match):
-            tier.get()
-
-
-def test_damaged_wan_object_is_caught_before_use(tmp_path):
-    codec = get_codec("identity")
-    blob = bytearray(codec.encode(make_artifact()))
-    blob[-7] ^= 0x01
-    with open_tier(tier_cfg("wan", tmp_path), "fast", codec, CPU) as tier:
-        tier.put(bytes(blob))
-        with pytest.raises(CodecError, match="checksum mismatch"):
-            tier.get()
-
-
 @pytest.mark.parametrize("name", ["gpu", "host"], ids=["gpu-tier", "host-tier"])  # id "gpu" would read as the marker
 def test_resident_tiers_refuse_a_corrupt_blob_at_put(tmp_path, name):
     codec = get_codec("identity")
     blob = bytearray(codec.encode(make_artifact()))
     blob[-7] ^= 0x01
     with open_tier(tier_cfg(name, tmp_path), "", codec, CPU) as tier:
-        with pytest.raises(CodecError, match="checksum mismatch"):
+        with pytest.raises(CodecError, match="fails its digest"):
             tier.put(bytes(blob))
 
 
@@ -174,12 +212,24 @@ def test_host_tier_copies_pinned_kv_to_the_device(tmp_path):
         assert tier.info()["link_gbps"] > 1
 
 
-def test_disk_ceiling_reads_around_the_page_cache_and_cleans_up(tmp_path):
-    from kvbench.tiers.disk import direct_read_peak_gbps
+def test_host_links_are_measured_once_and_clean_up(tmp_path, monkeypatch):
+    import kvbench.measure.calibrate as calibrate
+    import kvbench.measure.links as links
 
-    gbps = direct_read_peak_gbps(str(tmp_path), 16 << 20)
-    assert gbps is None or gbps > 0  # None only where the filesystem refuses O_DIRECT
-    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(links, "CACHE_FILE", tmp_path / "cache" / "calibration.json")
+    measured = links.host_links(str(tmp_path / "dir"), CPU, 2, 32 << 20)
+    assert measured.pagecache_gbps > 0 and measured.hash_gbps > 0 and measured.h2d_gbps is None
+    assert measured.direct_gbps is None or measured.direct_gbps > 0  # None where O_DIRECT is refused
+    assert list((tmp_path / "dir").iterdir()) == []
+    assert measured.key in (tmp_path / "cache" / "calibration.json").read_text()
+    assert calibrate.CACHE_FILE != links.CACHE_FILE  # the test did not touch the real cache
+
+
+def test_tier_floor_is_bytes_over_the_slowest_link_plus_the_rest():
+    from kvbench.measure.links import tier_floor_ms
+
+    assert tier_floor_ms(4_000_000_000, [40.0, 80.0, 50.0], reuse_floor_ms=3.0) == pytest.approx(100.0 + 3.0)
+    assert tier_floor_ms(10**9, [None, 1.0], reuse_floor_ms=2.0, fixed_ms=140.0) == pytest.approx(1142.0)
 
 
 def test_wan_reads_past_max_fetch_s_are_not_worth_timing():

@@ -93,6 +93,13 @@ def test_every_tier_runs_on_cpu(cpu_ctx, tmp_path, tier, variants):
         assert r["prefill_efficiency"] == r["prefill_floor_ms"] / r["prefill_best_ms"]
     if tier in ("disk", "redis", "wan"):
         assert all(r["fetch_bytes"] == r["stored_bytes"] and r["fetch_gbps"] > 0 for r in rows)
+        assert all(r["tier_io"] == "stream" and r["load_ms"] > 0 and r["verify_ms"] >= 0 for r in rows)
+        # streamed: reuse is the load (fetch, verify and copy overlapped) plus what follows it
+        assert all(r["reuse_ms"] >= (r["load_ms"] + r["attach_ms"] + r["query_ms"]) * 0.5 for r in rows)
+    # every row stands beside its tier's floor, from this host's measured links
+    assert all(0 < r["tier_floor_ms"] and r["tier_efficiency"] == r["tier_floor_ms"] / r["reuse_ms"] for r in rows)
+    assert all(r["tier_floor_ms"] >= r["reuse_floor_ms"] for r in rows)
+    assert all(r["timing_docs"] >= 2 for r in rows)
     if tier == "disk":
         assert all(r["cold_ok"] is not None for r in rows if r["tier_variant"] == "cold")
         assert not list((tmp_path / "store").iterdir())  # the tier removed its files
@@ -122,7 +129,7 @@ def test_corrupt_stored_artifact_fails_its_point_only(cpu_ctx, tmp_path, monkeyp
     rows = measure(cpu_ctx, "tier=disk", "tier.cache=[warm]", f"tier.dir={tmp_path / 'store'}")
     status = {r["doc_tokens"]: (r["status"], r["reason"]) for r in rows}
     assert status[32] == ("ok", None)
-    assert status[64][0] == "failed" and "checksum mismatch" in status[64][1]
+    assert status[64][0] == "failed" and "fails its digest" in status[64][1]
 
 
 def test_artifact_of_another_model_is_refused(cpu_ctx, monkeypatch):

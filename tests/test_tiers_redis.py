@@ -37,18 +37,24 @@ def client(server):
     c.close()
 
 
-def open_redis(url, chunk_mib=1):
-    return open_tier(TierConfig(name="redis", url=url, chunk_mib=chunk_mib), "", CODEC, CPU)
+def open_redis(url, chunk_mib=1, io="stream"):
+    return open_tier(TierConfig(name="redis", url=url, chunk_mib=chunk_mib, io=io, workers=4), "", CODEC, CPU)
 
 
-def test_round_trip_in_chunks_is_bitwise(server, client):
+def encode(art):
+    """The artifact in chunks of 1 MiB: a streaming put stores one value per chunk."""
+    return CODEC.encode(art, chunk_bytes=1 << 20)
+
+
+@pytest.mark.parametrize("io", ["stream", "serial"])
+def test_round_trip_in_chunks_is_bitwise(server, client, io):
     art = make_artifact(tokens=40_000)  # 2 x 2 x 40000 x 16 x 2 B x 2 = ~10 MiB: 10 chunks of 1 MiB
-    with open_redis(server.url) as tier:
-        tier.put(CODEC.encode(art))
+    with open_redis(server.url, io=io) as tier:
+        tier.put(encode(art))
         assert tier.count >= 10 and client.dbsize() == tier.count + 1  # chunks + manifest
         read = tier.get()
         assert read.kv.equals(art) and read.fetch_bytes == tier.stored_bytes()
-        tier.put(CODEC.encode(make_artifact(tokens=10)))  # a replacement leaves no old chunks
+        tier.put(encode(make_artifact(tokens=10)))  # a replacement leaves no old chunks
         assert client.dbsize() == tier.count + 1
     assert client.dbsize() == 0  # closing deletes the object
 
@@ -59,7 +65,7 @@ def test_object_over_the_query_buffer_limit_is_refused_clearly(server, client):
     try:
         with open_redis(server.url) as tier:
             with pytest.raises(TierError, match="client-query-buffer-limit"):
-                tier.put(CODEC.encode(make_artifact(tokens=40_000)))
+                tier.put(encode(make_artifact(tokens=40_000)))
             assert client.dbsize() == 0
     finally:
         client.config_set("client-query-buffer-limit", LocalRedisServer.query_buffer_limit)
@@ -75,28 +81,30 @@ def test_tier_starts_and_stops_its_own_server():
     redis_server_or_skip()
     with open_tier(TierConfig(name="redis"), "", CODEC, CPU) as tier:
         proc = tier.server.proc
-        tier.put(CODEC.encode(make_artifact()))
+        tier.put(encode(make_artifact()))
         assert tier.get().kv.equals(make_artifact())
         assert tier.info()["link_gbps"] > 0  # its own server: the loopback socket is the link
     assert proc.poll() is not None
 
 
-def test_bit_flip_in_a_chunk_is_caught_before_use(server, client):
-    with open_redis(server.url) as tier:
-        tier.put(CODEC.encode(make_artifact(tokens=40_000)))
+@pytest.mark.parametrize("io", ["stream", "serial"])
+def test_bit_flip_in_a_chunk_is_caught_before_use(server, client, io):
+    with open_redis(server.url, io=io) as tier:
+        tier.put(encode(make_artifact(tokens=40_000)))
         key = f"{tier.data_key}:5"
         byte = client.getrange(key, 100, 100)
         client.setrange(key, 100, bytes([byte[0] ^ 0x04]))
-        with pytest.raises(CodecError, match="checksum mismatch"):
+        with pytest.raises(CodecError, match="fails its digest"):
             tier.get()
 
 
-def test_truncated_chunk_is_caught_before_use(server, client):
-    with open_redis(server.url) as tier:
-        tier.put(CODEC.encode(make_artifact(tokens=40_000)))
+@pytest.mark.parametrize("io, match", [("stream", "missing or short"), ("serial", "truncated")])
+def test_truncated_chunk_is_caught_before_use(server, client, io, match):
+    with open_redis(server.url, io=io) as tier:
+        tier.put(encode(make_artifact(tokens=40_000)))
         key = f"{tier.data_key}:{tier.count - 1}"
         client.set(key, client.get(key)[:-10])
-        with pytest.raises(TierError, match="truncated"):
+        with pytest.raises(TierError, match=match):
             tier.get()
 
 
@@ -115,7 +123,7 @@ def test_connection_lost_mid_put_stores_nothing(server, client, monkeypatch):
     with open_redis(server.url) as tier:
         monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", send_half_then_drop)
         with pytest.raises(TierError, match="nothing stored") as info:
-            tier.put(CODEC.encode(make_artifact(tokens=40_000)))
+            tier.put(encode(make_artifact(tokens=40_000)))
         assert not isinstance(info.value, TierUnavailableError)  # the point fails, it is not skipped
         monkeypatch.undo()
         assert client.info("stats")["total_net_input_bytes"] - received > 1 << 20  # chunks did arrive
@@ -125,14 +133,14 @@ def test_connection_lost_mid_put_stores_nothing(server, client, monkeypatch):
 def test_server_gone_mid_point_fails_put_and_read_clearly():
     srv = LocalRedisServer(redis_server_or_skip())
     with open_redis(srv.url) as tier:
-        tier.put(CODEC.encode(make_artifact()))
+        tier.put(encode(make_artifact()))
         srv.proc.kill()  # SIGKILL: the server dies without closing anything cleanly
         srv.stop()
         with pytest.raises(TierError, match="read from 127.0.0.1:.*failed") as info:
             tier.get()
         assert not isinstance(info.value, TierUnavailableError)
         with pytest.raises(TierError, match="put to 127.0.0.1:.*failed, nothing stored"):
-            tier.put(CODEC.encode(make_artifact()))
+            tier.put(encode(make_artifact()))
 
 
 def test_unreachable_configured_server_fails_clearly_without_the_password():
@@ -147,7 +155,7 @@ def test_password_comes_from_the_environment(monkeypatch):
         redis.Redis.from_url(srv.url).config_set("requirepass", "s3cret")
         monkeypatch.setenv("KVBENCH_REDIS_PASSWORD", "s3cret")
         with open_redis(srv.url) as tier:
-            tier.put(CODEC.encode(make_artifact()))
+            tier.put(encode(make_artifact()))
             assert tier.get().kv.equals(make_artifact())
         monkeypatch.setenv("KVBENCH_REDIS_PASSWORD", "wrong")
         with pytest.raises(TierError, match="cannot reach") as info:
@@ -157,9 +165,35 @@ def test_password_comes_from_the_environment(monkeypatch):
         srv.stop()
 
 
-def test_missing_binary_says_how_to_get_one(monkeypatch):
-    with pytest.raises(TierUnavailableError, match="tier.server_bin='/nonexistent/redis-server'"):
+def test_a_missing_server_bin_the_user_asked_for_is_an_error_not_a_skip():
+    with pytest.raises(TierError, match="tier.server_bin='/nonexistent/redis-server'") as info:
         open_tier(TierConfig(name="redis", server_bin="/nonexistent/redis-server"), "", CODEC, CPU)
+    assert not isinstance(info.value, TierUnavailableError)
+
+
+def test_a_failing_server_bin_the_user_asked_for_is_an_error_not_a_skip(tmp_path):
+    failing = tmp_path / "redis-server"
+    failing.write_text("#!/bin/sh\necho 'no such option' >&2\nexit 3\n")
+    failing.chmod(0o755)
+    with pytest.raises(TierError, match="exited at start: no such option") as info:
+        open_tier(TierConfig(name="redis", server_bin=str(failing)), "", CODEC, CPU)
+    assert not isinstance(info.value, TierUnavailableError)
+
+
+def test_socket_timeout_follows_the_config():
+    """A server that accepts but never answers costs tier.socket_timeout_s, not a hard-coded 120 s."""
+    import socket
+    import time
+
+    silent = socket.create_server(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    start = time.perf_counter()
+    try:
+        with pytest.raises(TierError, match="cannot reach redis"):
+            open_tier(TierConfig(name="redis", url=f"redis://127.0.0.1:{port}/0", socket_timeout_s=0.5), "", CODEC, CPU)
+    finally:
+        silent.close()
+    assert time.perf_counter() - start < 10
 
 
 @pytest.fixture
@@ -217,7 +251,7 @@ def tls_endpoint(server, tmp_path):
 def test_tls_url_round_trips_and_checks_the_certificate(tls_endpoint, client):
     port, ca = tls_endpoint
     with open_redis(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}") as tier:
-        tier.put(CODEC.encode(make_artifact()))
+        tier.put(encode(make_artifact()))
         assert tier.get().kv.equals(make_artifact()) and client.dbsize() == tier.count + 1
     with pytest.raises(TierError, match="cannot reach"):  # no CA given: the self-signed certificate is refused
         open_redis(f"rediss://127.0.0.1:{port}/0")

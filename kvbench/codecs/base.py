@@ -19,6 +19,7 @@ from typing import Protocol
 import torch
 
 from kvbench.kv.artifact import KVArtifact
+from kvbench.kv.chunks import CHUNK_BYTES
 
 
 class CodecError(ValueError):
@@ -30,6 +31,6 @@ class Codec(Protocol):
     lossless: bool
     device: str  # where decode runs: "cpu" (then host-to-device) or "cuda" (after host-to-device)
 
-    def encode(self, artifact: KVArtifact) -> bytes | bytearray: ...
+    def encode(self, artifact: KVArtifact, chunk_bytes: int = CHUNK_BYTES) -> bytes | bytearray: ...
 
     def decode(self, blob: bytes, device: torch.device) -> KVArtifact: ...

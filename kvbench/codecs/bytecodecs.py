@@ -20,6 +20,7 @@ import zstandard
 from kvbench.codecs import container
 from kvbench.codecs.base import CodecError
 from kvbench.kv.artifact import KVArtifact
+from kvbench.kv.chunks import CHUNK_BYTES
 
 
 def zstd_compress(data, level: int) -> bytes:
@@ -53,9 +54,9 @@ class _RawBytesCodec:
     lossless = True
     device = "cpu"
 
-    def encode(self, artifact: KVArtifact) -> bytes:
+    def encode(self, artifact: KVArtifact, chunk_bytes: int = CHUNK_BYTES) -> bytes:
         raw = container.raw_bytes(artifact)
-        return container.pack(self.name, artifact, [self._compress(raw)], size=int(raw.nbytes))
+        return container.pack(self.name, artifact, [self._compress(raw)], chunk_bytes, size=int(raw.nbytes))
 
     def decode(self, blob, device: torch.device | str = "cpu") -> KVArtifact:
         header, (data,) = container.unpack(blob, self.name)
@@ -119,11 +120,11 @@ class BytePlaneCodec:
         self.level = level
         self.name = "planes-zstd" if level == 3 else f"planes-zstd-{level}"
 
-    def encode(self, artifact: KVArtifact) -> bytes:
+    def encode(self, artifact: KVArtifact, chunk_bytes: int = CHUNK_BYTES) -> bytes:
         itemsize = artifact.keys[0].element_size()
         planes = container.raw_bytes(artifact).reshape(-1, itemsize).T  # (itemsize, values)
         frames = [zstd_compress(np.ascontiguousarray(p), self.level) for p in planes]
-        return container.pack(self.name, artifact, frames, values=int(planes.shape[1]))
+        return container.pack(self.name, artifact, frames, chunk_bytes, values=int(planes.shape[1]))
 
     def decode(self, blob, device: torch.device | str = "cpu") -> KVArtifact:
         header, frames = container.unpack(blob, self.name)

@@ -1,24 +1,26 @@
-"""The byte layout every kvbench codec writes: a header that describes, a payload, checksums.
+"""The byte layout every kvbench codec writes: a header that describes, a payload, digests.
 
 ::
 
     b"KVBC" | version u8 | flags u8 | header_len u32 LE | header (UTF-8 JSON) | payload sections
-          | [device checksum: 2 x u64 LE, when flags & 1] | XXH3-128
 
 The header names the codec, the artifact's provenance ``meta``, the KV ``dtype``, the
 tensor ``shapes`` (keys layer 0..n-1, then values layer 0..n-1), the byte length of each
-payload section and any codec parameters. The trailing XXH3-128 covers everything before
-it and is checked whenever the blob is in host memory. A blob that a GPU codec receives
-already on the device (a tier copied it there) is checked instead with the device
-checksum, a position-weighted byte sum (:func:`kvbench.kv.checksum.device_checksum`) that the GPU
-computes at memory speed; GPU codecs write it. Either way a flipped bit or a truncation is caught
-before a decoder sees the bytes.
+payload section and any codec parameters, and (version 3) the payload's chunk digests
+(:mod:`kvbench.kv.chunks`: an XXH3-64 per ``chunk_bytes`` of the sections read back to back)
+and an XXH3-128 of the prefix and header with its own digits read as zeros. So a reader can
+verify the header, then each chunk as it lands, in parallel. A blob that a GPU codec receives
+already on the device is checked instead with the header's ``device_checksum`` of the
+payload, a position-weighted byte sum (:func:`kvbench.kv.checksum.device_checksum`) that the
+GPU computes at memory speed; GPU codecs write it. Either way a flipped bit, a truncation or
+a chunk out of place is caught before a decoder sees the bytes.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,47 +28,104 @@ import torch
 
 from kvbench.codecs.base import CodecError
 from kvbench.kv.artifact import KVArtifact
-from kvbench.kv.checksum import device_checksum, xxh3_128
+from kvbench.kv.checksum import device_checksum
+from kvbench.kv.chunks import CHUNK_BYTES, HEADER_PLACEHOLDER, ChunkError, ChunkList, header_digest
 
 MAGIC = b"KVBC"
-VERSION = 2
+VERSION = 3  # 2: one trailing XXH3-128 over the whole blob
 _PREFIX = struct.Struct("<4sBBI")  # magic, version, flags, header length
-_DEVSUM = struct.Struct("<QQ")
-_DIGEST = 16  # xxh3-128: corruption check at memory speed (not a MAC)
-_HAS_DEVSUM = 1
+MAX_HEADER = 16 << 20
+_DIGEST_FIELD = b'"header_xxh3_128":"'
 
 
-def pack(codec: str, artifact: KVArtifact, sections: list, **params: Any) -> bytes:
-    """Frame ``sections`` with a header describing ``artifact`` and the checksums.
+@dataclass
+class Frame:
+    """A checked header: what it says, and where the payload lies in the blob (``start..end``)."""
+
+    header: dict[str, Any]
+    start: int
+    end: int
+    chunks: ChunkList
+
+
+def pack(codec: str, artifact: KVArtifact, sections: list, chunk_bytes: int = CHUNK_BYTES, **params: Any) -> bytes:
+    """Frame ``sections`` with a header describing ``artifact``, its chunk digests and its own digest.
 
     ``sections`` are bytes-like objects, or uint8 tensors (on any device); with tensors the
     device checksum is computed where they are, then they are copied to the host.
     """
+    on_device = [s for s in sections if isinstance(s, torch.Tensor)]
+    devsum = list(device_checksum(on_device)) if sections and len(on_device) == len(sections) else None
+    host = [s.cpu().numpy() if isinstance(s, torch.Tensor) else s for s in sections]
+    payload = b"".join(host)
+    chunks = ChunkList.of(payload, chunk_bytes)
     header = dict(
         codec=codec,
         meta=artifact.meta,
         dtype=str(artifact.keys[0].dtype).removeprefix("torch."),
         shapes=[list(t.shape) for t in (*artifact.keys, *artifact.values)],
-        sections=[int(s.numel()) if isinstance(s, torch.Tensor) else memoryview(s).nbytes for s in sections],
+        sections=[memoryview(s).nbytes for s in host],
         params=params,
+        chunk_bytes=chunk_bytes,
+        chunk_xxh3_64=chunks.text(),
+        device_checksum=devsum,
+        header_xxh3_128=HEADER_PLACEHOLDER,
     )
     head = json.dumps(header, separators=(",", ":")).encode()
-    on_device = any(isinstance(s, torch.Tensor) for s in sections)
-    prefix = _PREFIX.pack(MAGIC, VERSION, _HAS_DEVSUM if on_device else 0, len(head)) + head
-    tail = []
-    if on_device:
-        where = next(s.device for s in sections if isinstance(s, torch.Tensor))
-        tail = [
-            _DEVSUM.pack(
-                *device_checksum([torch.frombuffer(bytearray(prefix), dtype=torch.uint8).to(where), *sections])
-            )
-        ]
-        sections = [s.cpu().numpy() if isinstance(s, torch.Tensor) else s for s in sections]
-    parts = [prefix, *sections, *tail]
-    return b"".join([*parts, xxh3_128(parts)])
+    prefix = bytearray(_PREFIX.pack(MAGIC, VERSION, 0, len(head)) + head)
+    at = prefix.find(_DIGEST_FIELD) + len(_DIGEST_FIELD)
+    prefix[at : at + len(HEADER_PLACEHOLDER)] = header_digest(bytes(prefix)).encode()
+    return bytes(prefix) + payload
 
 
-def unpack(blob, codec: str) -> tuple[dict[str, Any], list]:
+def read_frame(head, size: int, codec: str) -> Frame:
+    """Check the prefix and header in ``head`` (the blob's first bytes, header included) of a ``size``-byte blob.
+
+    Raises
+    ------
+    CodecError
+        If the blob is not a version-3 frame of ``codec``, or its header is malformed or fails its digest.
+    """
+    view = memoryview(head).cast("B")
+    if size < _PREFIX.size or view.nbytes < _PREFIX.size:
+        raise CodecError(f"{codec} blob of {size} bytes is shorter than its frame")
+    magic, version, _flags, head_len = _PREFIX.unpack(bytes(view[: _PREFIX.size]))
+    if magic != MAGIC:
+        raise CodecError(f"{codec} blob does not start with {MAGIC!r}: not a kvbench codec blob")
+    if version != VERSION:
+        raise CodecError(
+            f"{codec} blob is frame version {version}, which this kvbench does not read (it reads {VERSION})"
+        )
+    start, end = _PREFIX.size + head_len, size
+    if head_len > MAX_HEADER or start > end or view.nbytes < start:
+        raise CodecError(f"{codec} blob is truncated: its header claims {head_len} bytes")
+    raw = bytearray(view[:start])
+    try:
+        header = json.loads(bytes(raw[_PREFIX.size :]))
+        stored = header["header_xxh3_128"]
+    except (ValueError, UnicodeDecodeError, RecursionError, TypeError, KeyError) as exc:
+        raise CodecError(f"{codec} blob header is not a kvbench header: {str(exc)[:120]}") from None
+    at = raw.find(_DIGEST_FIELD) + len(_DIGEST_FIELD)
+    if raw.count(_DIGEST_FIELD) != 1:
+        raise CodecError(f"{codec} blob header does not hold exactly one header digest")
+    raw[at : at + len(HEADER_PLACEHOLDER)] = HEADER_PLACEHOLDER.encode()
+    if stored != header_digest(bytes(raw)):
+        raise CodecError(f"{codec} blob header fails its digest: the header is corrupt")
+    if header.get("codec") != codec:
+        raise CodecError(f"blob was written by codec {str(header.get('codec'))[:32]!r}, not {codec!r}")
+    sections = header.get("sections")
+    if not (isinstance(sections, list) and all(isinstance(n, int) and n >= 0 for n in sections)):
+        raise CodecError(f"{codec} blob header's sections are not byte counts")
+    if sum(sections) != end - start:
+        raise CodecError(f"{codec} blob sections span {sum(sections)} bytes but the payload has {end - start}")
+    try:
+        chunks = ChunkList.parse(header.get("chunk_bytes"), end - start, header.get("chunk_xxh3_64"))
+    except ChunkError as exc:
+        raise CodecError(f"{codec} blob {exc}") from None
+    return Frame(header, start, end, chunks)
+
+
+def unpack(blob, codec: str, threads: int = 1) -> tuple[dict[str, Any], list]:
     """Verify a blob written by :func:`pack` for ``codec``; return its header and sections.
 
     ``blob`` is bytes-like, a CPU uint8 tensor (sections come back as memoryviews), or a
@@ -75,48 +134,37 @@ def unpack(blob, codec: str) -> tuple[dict[str, Any], list]:
     Raises
     ------
     CodecError
-        If the blob is truncated, fails its checksum, or was written by another codec.
+        If the blob is truncated, fails a digest, or was written by another codec.
     """
     on_device = isinstance(blob, torch.Tensor) and blob.device.type != "cpu"
-    size = blob.numel() if on_device else None
     if on_device:
-        prefix = blob[: _PREFIX.size].cpu().numpy().tobytes()
+        size = blob.numel()
+        head_len = _PREFIX.unpack(blob[: _PREFIX.size].cpu().numpy().tobytes())[3] if size >= _PREFIX.size else 0
+        frame = read_frame(blob[: _PREFIX.size + min(head_len, MAX_HEADER)].cpu().numpy().tobytes(), size, codec)
+        stored = frame.header.get("device_checksum")
+        if stored is None:
+            raise CodecError(f"{codec} blob has no device checksum: decode it from host memory")
+        payload = blob[frame.start : frame.end]
+        if list(device_checksum([payload])) != stored:
+            raise CodecError(f"{codec} blob device checksum mismatch: the bytes are corrupt or truncated")
     else:
         view = memoryview(blob.numpy() if isinstance(blob, torch.Tensor) else blob).cast("B")
-        size, prefix = view.nbytes, bytes(view[: _PREFIX.size])
-    if size < _PREFIX.size + _DIGEST:
-        raise CodecError(f"{codec} blob of {size} bytes is shorter than its frame")
-    magic, version, flags, head_len = _PREFIX.unpack(prefix)
-    if magic != MAGIC or version != VERSION:
-        raise CodecError(f"{codec} blob does not start with {MAGIC!r} version {VERSION}: not a kvbench codec blob")
-    end = size - _DIGEST - (_DEVSUM.size if flags & _HAS_DEVSUM else 0)
-    start = _PREFIX.size + head_len
-    if start > end:
-        raise CodecError(f"{codec} blob is truncated: its header claims {head_len} bytes")
-    if on_device:
-        if not flags & _HAS_DEVSUM:
-            raise CodecError(f"{codec} blob has no device checksum: decode it from host memory")
-        stored = _DEVSUM.unpack(blob[end : end + _DEVSUM.size].cpu().numpy().tobytes())
-        if device_checksum([blob[:end]]) != stored:
-            raise CodecError(f"{codec} blob device checksum mismatch: the bytes are corrupt or truncated")
-        head = blob[_PREFIX.size : start].cpu().numpy().tobytes()
-    else:
-        if xxh3_128([view[:-_DIGEST]]) != bytes(view[-_DIGEST:]):
-            raise CodecError(f"{codec} blob checksum mismatch: the bytes are corrupt or truncated")
-        head = bytes(view[_PREFIX.size : start])
-    try:
-        header = json.loads(head)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CodecError(f"{codec} blob header is not JSON: {exc}") from exc
-    if header.get("codec") != codec:
-        raise CodecError(f"blob was written by codec {header.get('codec')!r}, not {codec!r}")
-    sections, offset = [], start
-    for n in header["sections"]:
-        sections.append(blob[offset : offset + n] if on_device else view[offset : offset + n])
+        frame = read_frame(view, view.nbytes, codec)
+        payload = view[frame.start : frame.end]
+        try:
+            frame.chunks.check_all(payload, threads)
+        except ChunkError as exc:
+            raise CodecError(f"{codec} blob {exc}") from None
+    return frame.header, split_sections(payload, frame.header["sections"])
+
+
+def split_sections(payload, sizes: list[int]) -> list:
+    """The payload (bytes-like or a uint8 tensor) cut into its sections (views, no copy)."""
+    sections, offset = [], 0
+    for n in sizes:
+        sections.append(payload[offset : offset + n])
         offset += n
-    if offset != end:
-        raise CodecError(f"{codec} blob sections span {offset - start} bytes but the payload has {end - start}")
-    return header, sections
+    return sections
 
 
 def raw_bytes(artifact: KVArtifact) -> np.ndarray:
@@ -179,9 +227,9 @@ class DeviceCodec:
     measures the device's work without the host copies and the checksums.
     """
 
-    def encode(self, artifact: KVArtifact) -> bytes:
+    def encode(self, artifact: KVArtifact, chunk_bytes: int = CHUNK_BYTES) -> bytes:
         params, payload = self.compress_device(artifact)
-        return pack(self.name, artifact, [payload], **params)
+        return pack(self.name, artifact, [payload], chunk_bytes, **params)
 
     def decode(self, blob, device: torch.device | str = "cpu") -> KVArtifact:
         """Decode a host blob (bytes-like or CPU tensor) or one already on ``device`` (CUDA tensor)."""

@@ -18,6 +18,7 @@ import torch
 from kvbench.codecs import container
 from kvbench.codecs.base import CodecError
 from kvbench.kv.artifact import KVArtifact
+from kvbench.kv.chunks import CHUNK_BYTES
 
 # dtype -> (exponent bits, mantissa bits)
 FLOAT_LAYOUTS = {"bfloat16": (8, 7), "float16": (5, 10)}
@@ -77,7 +78,7 @@ class ExponentAnsCodec:
     lossless = True
     device = "cpu"
 
-    def encode(self, artifact: KVArtifact) -> bytes:
+    def encode(self, artifact: KVArtifact, chunk_bytes: int = CHUNK_BYTES) -> bytes:
         dtype = str(artifact.keys[0].dtype).removeprefix("torch.")
         if dtype not in FLOAT_LAYOUTS:
             raise CodecError(f"{self.name} codes {' | '.join(FLOAT_LAYOUTS)} KV, not {dtype}")
@@ -88,7 +89,7 @@ class ExponentAnsCodec:
         coder = constriction.stream.stack.AnsCoder()
         coder.encode_reverse(exponent, _model(counts))
         sections = [coder.get_compressed().astype("<u4").tobytes(), pack_bits(sign_man, 1 + man_bits)]
-        return container.pack(self.name, artifact, sections, values=int(bits.size), counts=counts.tolist())
+        return container.pack(self.name, artifact, sections, chunk_bytes, values=int(bits.size), counts=counts.tolist())
 
     def decode(self, blob, device: torch.device | str = "cpu") -> KVArtifact:
         header, (ans, raw) = container.unpack(blob, self.name)

@@ -6,6 +6,7 @@ import torch
 
 from kvbench.codecs.base import CodecError
 from kvbench.kv.artifact import ArtifactCorruptError, KVArtifact
+from kvbench.kv.chunks import CHUNK_BYTES
 
 
 class IdentityCodec:
@@ -13,8 +14,8 @@ class IdentityCodec:
     lossless = True
     device = "cpu"
 
-    def encode(self, artifact: KVArtifact) -> bytearray:
-        return artifact.to_bytes()
+    def encode(self, artifact: KVArtifact, chunk_bytes: int = CHUNK_BYTES) -> bytearray:
+        return artifact.to_bytes(chunk_bytes)
 
     def decode(self, blob, device: torch.device) -> KVArtifact:
         """Views of ``blob`` (bytes-like or a uint8 CPU tensor) on the CPU, else copies on ``device``."""

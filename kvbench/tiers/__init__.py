@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from kvbench.config.schema import TierConfig
-from kvbench.tiers.base import Read, StageTimer, Tier, TierError, TierUnavailableError
+from kvbench.tiers.base import BlobTier, Read, StageTimer, Tier, TierError, TierUnavailableError
 
 
 def variants(cfg: TierConfig) -> list[str]:
@@ -59,14 +59,15 @@ def open_tier(cfg: TierConfig, variant: str, codec, device: torch.device) -> Tie
         from kvbench.tiers.host import HostTier
 
         return HostTier(codec, device)
+    tier: BlobTier
     if cfg.name == "disk":
         from kvbench.tiers.disk import DiskTier
 
-        return DiskTier(codec, device, directory=cfg.dir, cold=variant == "cold")
-    if cfg.name == "redis":
+        tier = DiskTier(codec, device, directory=cfg.dir, cold=variant == "cold")
+    elif cfg.name == "redis":
         from kvbench.tiers.redis_store import RedisTier
 
-        return RedisTier(
+        tier = RedisTier(
             codec,
             device,
             url=cfg.url,
@@ -74,12 +75,17 @@ def open_tier(cfg: TierConfig, variant: str, codec, device: torch.device) -> Tie
             server_bin=cfg.server_bin,
             chunk_mib=cfg.chunk_mib,
             connect_timeout_s=cfg.connect_timeout_s,
+            socket_timeout_s=cfg.socket_timeout_s,
+            io_threads=cfg.io_threads,
         )
-    if cfg.name == "wan":
+    elif cfg.name == "wan":
         from kvbench.tiers.wan import WanTier
 
-        return WanTier(codec, device, profile_name=variant, profile=cfg.profiles[variant])
-    raise KeyError(f"unknown tier {cfg.name!r}")
+        tier = WanTier(codec, device, profile_name=variant, profile=cfg.profiles[variant])
+    else:
+        raise KeyError(f"unknown tier {cfg.name!r}")
+    tier.configure(cfg.io, cfg.workers, cfg.slots or 2 * cfg.workers)
+    return tier
 
 
 __all__ = ["Read", "StageTimer", "Tier", "TierError", "TierUnavailableError", "open_tier", "too_slow", "variants"]

@@ -19,7 +19,11 @@ from typing import Any
 
 import torch
 
-from kvbench.kv.artifact import KVArtifact
+from kvbench.codecs.base import CodecError
+from kvbench.kv.artifact import ArtifactCorruptError, KVArtifact
+from kvbench.kv.chunks import ChunkError
+from kvbench.tiers.frames import stream_artifact, stream_frame, streamable
+from kvbench.tiers.stream import PinnedPool, StreamStats
 
 
 class TierError(RuntimeError):
@@ -37,6 +41,7 @@ class Read:
     kv: KVArtifact
     fetch_bytes: int = 0
     h2d_bytes: int = 0
+    stream: StreamStats | None = None  # a streaming read's stage statistics (None: the serial path)
 
 
 class StageTimer:
@@ -143,16 +148,32 @@ def host_buffer(nbytes: int, device: torch.device) -> torch.Tensor:
 class BlobTier(Tier):
     """A tier that stores the codec's bytes and only has to say how to fetch them to host memory.
 
-    Like a serving system's staging pool, the reader's host buffer is allocated once, at
-    put, pinned on CUDA: a fetch writes into it, the identity codec parses views of it
-    without copying, and the host-to-device copy runs at the link's speed.
+    Two read paths. ``serial`` (the control, kvbench's loader before streaming): fetch the
+    whole object into one pinned staging buffer (allocated once, at put), verify it whole,
+    decode, copy. ``stream`` (:mod:`kvbench.tiers.stream`): chunks fetched by ``workers``
+    threads into a reusable pool of pinned slots, each verified as it lands and copied to the
+    device while later chunks load. Host codecs always take the serial path; the row says
+    which ran (``tier_io``).
     """
 
-    _staging: torch.Tensor | None = None
+    def __init__(self, codec, device: torch.device):
+        super().__init__(codec, device)
+        self._staging: torch.Tensor | None = None
+        self._pool: PinnedPool | None = None
+        self._buffers: dict[int, torch.Tensor] = {}  # a GPU codec's device payload buffer, reused
+        self.configure("serial", 1, 2)
+
+    def configure(self, io: str, workers: int, slots: int) -> None:
+        """Choose the read path (``stream`` or ``serial``) and the streaming loader's parallelism."""
+        self.io, self.workers, self.slots = io, workers, max(slots, workers)
 
     def put(self, blob: bytes) -> None:
         self.store(blob)
-        self._staging = host_buffer(len(blob), self.device)
+        if not self.streams():
+            self._staging = host_buffer(len(blob), self.device)
+
+    def streams(self) -> bool:
+        return self.io == "stream" and streamable(self.codec)
 
     @abstractmethod
     def store(self, blob: bytes) -> None:
@@ -162,19 +183,51 @@ class BlobTier(Tier):
     def fetch(self) -> memoryview:
         """The stored blob in host memory, written into :meth:`staging`."""
 
+    def fetch_range(self, offset: int, nbytes: int, out: memoryview) -> int:
+        """Put the stored object's bytes ``offset .. offset + nbytes`` into ``out``; return where they start.
+
+        Safe to call from several threads at once. The streaming path needs it.
+        """
+        raise NotImplementedError(f"{self.name} tier has no ranged reads")
+
     def staging(self, nbytes: int) -> memoryview:
         """The first ``nbytes`` of the reader's host buffer, grown if the stored object is larger."""
         if self._staging is None or self._staging.numel() < nbytes:
             self._staging = host_buffer(nbytes, self.device)
         return memoryview(self._staging.numpy())[:nbytes]
 
+    def pool(self, slot_bytes: int) -> PinnedPool:
+        """The tier's pinned slots, made at the first streaming read and reused by every later one."""
+        if self._pool is None or self._pool.slot_bytes != slot_bytes:
+            self._pool = PinnedPool(self.slots, slot_bytes, self.device)
+        return self._pool
+
     def get(self, timer: StageTimer | None = None, dest: KVArtifact | None = None) -> Read:
         timer = timer or StageTimer(self.device)
+        if self.streams():
+            return self._stream(timer, dest)
         with timer.host("fetch"):
             blob = self.fetch()
         read = decode_to_device(self.codec, blob, self.device, timer, dest)
         read.fetch_bytes = len(blob)
         return read
+
+    def _stream(self, timer: StageTimer, dest: KVArtifact | None) -> Read:
+        size = self.stored_bytes()
+        try:
+            with timer.host("load"):  # first request to last copy: every chunk verified and on the device
+                if self.codec.name == "identity":
+                    streamed = stream_artifact(self.fetch_range, size, self.device, dest, self.pool, self.workers)
+                else:
+                    streamed = stream_frame(
+                        self.codec, self.fetch_range, size, self.device, dest, self.pool, self.workers, self._buffers
+                    )
+        except (ChunkError, ArtifactCorruptError) as exc:  # as the serial path's codec reports it
+            raise CodecError(f"{self.codec.name} object on the {self.name} tier: {exc}") from None
+        with timer.device("decode"):
+            kv = streamed.finish()
+        h2d = streamed.h2d_bytes if self.device.type == "cuda" else 0
+        return Read(kv, fetch_bytes=size, h2d_bytes=h2d, stream=streamed.stats)
 
 
 def to_device(kv: KVArtifact, device: torch.device, dest: KVArtifact | None) -> KVArtifact:

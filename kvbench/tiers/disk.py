@@ -1,67 +1,32 @@
 """Tier ``disk``: the codec's blob as a file on local disk, read cold or warm.
 
 Cold reads drop the file's pages before every read (:mod:`kvbench.tiers.pagecache`) and
-record whether that worked. Reads are plain POSIX reads into the reader's pinned staging
-buffer (:class:`kvbench.tiers.base.BlobTier`), which is where
-every codec takes its blob (:mod:`kvbench.codecs.base`: even GPU codecs verify the blob on
-the host before copying it), so GPUDirect Storage would have nothing to bypass yet.
+record whether that worked; a streaming cold read also opens the file with ``O_DIRECT``
+(page-aligned requests into page-aligned pinned slots) where the filesystem allows it, so
+no page is cached behind the reader's back. Warm reads go through the page cache. The
+streaming path reads chunks with ``pread`` from several threads; the serial one reads the
+whole file into one pinned staging buffer (:class:`kvbench.tiers.base.BlobTier`). Every chunk
+is verified on the host as it lands, which is why GPUDirect Storage (which would bypass the
+host) is not used: the digests would have nothing to check.
 """
 
 from __future__ import annotations
 
 import errno
-import functools
-import mmap
 import os
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from kvbench.measure.links import ALIGN, host_links
 from kvbench.rows.atomic import atomic_write
 from kvbench.tiers.base import BlobTier, TierError
 from kvbench.tiers.pagecache import drop_file_pages
 
 DEFAULT_DIR = "~/.cache/kvbench/tier-disk"
 READ_CHUNK = 16 << 20
-
-
-@functools.cache
-def direct_read_peak_gbps(directory: str, nbytes: int, readers: int = 4) -> float | None:
-    """What the disk under ``directory`` delivers, GB/s (1e9 B): a fresh file of ``nbytes``
-    random bytes read once with ``O_DIRECT`` (no page cache) by ``readers`` threads at once.
-
-    The tier's own reads go through the page cache one request at a time, so this is the
-    ceiling they are compared with. None where ``O_DIRECT`` is refused (tmpfs, some overlays).
-    """
-    path = Path(directory) / f"calibrate-{uuid.uuid4().hex}.bin"
-    nbytes = -(-nbytes // READ_CHUNK) * READ_CHUNK  # whole aligned chunks
-    try:
-        atomic_write(path, np.random.default_rng(0).bytes(nbytes))
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    except OSError:
-        path.unlink(missing_ok=True)
-        return None
-
-    def read_share(first: int) -> None:
-        buf = mmap.mmap(-1, READ_CHUNK)  # page-aligned, as O_DIRECT requires
-        for offset in range(first * READ_CHUNK, nbytes, readers * READ_CHUNK):
-            os.preadv(fd, [buf], offset)
-
-    try:
-        start = time.perf_counter()
-        with ThreadPoolExecutor(readers) as pool:
-            list(pool.map(read_share, range(readers)))
-        return nbytes / (time.perf_counter() - start) / 1e9
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-        path.unlink(missing_ok=True)
 
 
 def _why(exc: OSError) -> str:
@@ -84,6 +49,8 @@ class DiskTier(BlobTier):
         self.path = self.dir / f"{uuid.uuid4().hex}.kv"
         self.cold = cold
         self.cold_method, self.cold_ok = None, True
+        self.direct: bool | None = None  # whether O_DIRECT was taken (streaming cold reads)
+        self._fd: int | None = None
 
     def store(self, blob: bytes) -> None:
         try:
@@ -97,6 +64,40 @@ class DiskTier(BlobTier):
         if self.cold:
             method, ok = drop_file_pages(self.path)
             self.cold_method, self.cold_ok = method, self.cold_ok and ok
+
+    def _stream(self, timer, dest):
+        """A streaming read through one descriptor: O_DIRECT when cold (the page cache bypassed), where allowed."""
+        flags = os.O_RDONLY
+        if self.cold and self.direct is not False:
+            try:
+                self._fd = os.open(self.path, flags | os.O_DIRECT)
+                self.direct = True
+            except OSError:  # tmpfs and some overlays refuse O_DIRECT: dropped pages and buffered reads
+                self.direct = False
+        if self._fd is None:
+            self._fd = os.open(self.path, flags)
+        try:
+            return super()._stream(timer, dest)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def fetch_range(self, offset: int, nbytes: int, out: memoryview) -> int:
+        start = offset
+        if self.direct and self.cold:  # O_DIRECT: whole pages, from a page boundary
+            start = offset - offset % ALIGN
+        length = nbytes + (offset - start)
+        if self.direct and self.cold:
+            length = -(-length // ALIGN) * ALIGN
+        got = 0
+        while got < length:
+            n = os.preadv(self._fd, [out[got:length]], start + got)
+            if n == 0:
+                break
+            got += n
+        if got < offset - start + nbytes:
+            raise TierError(f"disk tier: {self.path.name} ended after {start + got} bytes, expected {offset + nbytes}")
+        return offset - start
 
     def fetch(self) -> memoryview:
         with open(self.path, "rb", buffering=0) as f:
@@ -113,10 +114,15 @@ class DiskTier(BlobTier):
         return self.path.stat().st_size
 
     def info(self) -> dict[str, Any]:
-        size = min(max(self.stored_bytes(), 64 << 20), 1 << 30)  # the object's size, within bounds
-        fields: dict[str, Any] = {"tier_reader": "posix", "link_gbps": direct_read_peak_gbps(str(self.dir), size)}
+        links = host_links(str(self.dir), self.device, self.workers)
+        fields: dict[str, Any] = {
+            "tier_reader": "posix",
+            "link_gbps": links.direct_gbps if self.cold else links.pagecache_gbps,
+        }
         if self.cold:
             fields.update(cold_method=self.cold_method, cold_ok=self.cold_ok)
+            if self.streams():
+                fields["cold_direct"] = bool(self.direct)
         return fields
 
     def close(self) -> None:

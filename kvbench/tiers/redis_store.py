@@ -17,9 +17,12 @@ lack of any server binary for kvbench's own server skips it (``TierUnavailableEr
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,10 +31,9 @@ import torch
 from redis.utils import HIREDIS_AVAILABLE
 
 from kvbench.tiers.base import BlobTier, TierError, TierUnavailableError
+from kvbench.tiers.frames import payload_layout
 from kvbench.tiers.redis_server import LocalRedisServer, find_server_binary
-from kvbench.tiers.wan import loopback_peak_gbps
 
-SOCKET_TIMEOUT_S = 120.0  # a 64 MiB chunk over a slow link still arrives well within this
 READ_SIZE = 1 << 20  # per recv; redis-py's 64 KiB default costs ~3x on large values
 
 
@@ -54,6 +56,8 @@ class RedisTier(BlobTier):
         server_bin: str | None,
         chunk_mib: int,
         connect_timeout_s: float,
+        socket_timeout_s: float,
+        io_threads: int = 1,
     ):
         super().__init__(codec, device)
         self.server = self.client = None
@@ -61,15 +65,19 @@ class RedisTier(BlobTier):
         self.key = f"kvbench:kv:{uuid.uuid4().hex}"
         self.data_key: str | None = None  # chunks of the stored object: data_key:0 .. data_key:count-1
         self.count = self.nbytes = 0
+        self.cuts: list[int] = [0]
+        self._link: float | None = None
         if url is None:
-            self.server = LocalRedisServer(find_server_binary(server_bin))
+            self.server = LocalRedisServer(
+                find_server_binary(server_bin), io_threads, configured=server_bin is not None
+            )
             url = self.server.url
         self.where = _where(url)
         self.client = redis.Redis.from_url(
             url,
             password=os.environ.get(password_env) or None,
             socket_connect_timeout=connect_timeout_s,
-            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_timeout=socket_timeout_s,
             socket_read_size=READ_SIZE,
         )
         try:
@@ -91,11 +99,20 @@ class RedisTier(BlobTier):
         except (redis.ResponseError, KeyError, ValueError):
             return None
 
+    def _cuts(self, view: memoryview) -> list[int]:
+        """Where the object's values start: every ``tier.chunk_mib`` (serial), or the header and then each
+        verified chunk of its payload (stream), so that one chunk of a streaming read is one GET."""
+        if not self.streams():
+            return list(range(0, max(len(view), 1), self.chunk))
+        start, chunk_bytes = payload_layout(self.codec, view)
+        return [0, *range(start, len(view), chunk_bytes)] if start < len(view) else [0]
+
     def store(self, blob: bytes) -> None:
         view = memoryview(blob)
-        count = max(1, -(-len(view) // self.chunk))
+        cuts = self._cuts(view)
+        count = len(cuts)
         data_key = f"{self.key}:{uuid.uuid4().hex}"
-        manifest = json.dumps({"data": data_key, "chunks": count, "nbytes": len(view)})
+        manifest = json.dumps({"data": data_key, "chunks": count, "nbytes": len(view), "cuts": cuts})
         try:
             limit = self._query_buffer_limit()
             if limit is not None and view.nbytes > limit:
@@ -104,15 +121,15 @@ class RedisTier(BlobTier):
                     f"({limit} bytes) of {self.where}, which a put's MULTI counts against: raise it"
                 )
             with self.client.pipeline(transaction=True) as pipe:
-                for i, key in enumerate(self._chunk_keys(data_key, count)):
-                    pipe.set(key, view[i * self.chunk : (i + 1) * self.chunk])
+                for key, a, b in zip(self._chunk_keys(data_key, count), cuts, [*cuts[1:], len(view)]):
+                    pipe.set(key, view[a:b])
                 pipe.set(self.key, manifest)
                 if self.data_key is not None:  # replace, never leave the old object's chunks behind
                     pipe.delete(*self._chunk_keys(self.data_key, self.count))
                 pipe.execute()
         except redis.RedisError as exc:  # a server gone mid-sweep included: the point fails, the sweep goes on
             raise TierError(f"redis tier: put to {self.where} failed, nothing stored: {exc}") from exc
-        self.data_key, self.count, self.nbytes = data_key, count, len(view)
+        self.data_key, self.count, self.nbytes, self.cuts = data_key, count, len(view), cuts
 
     def fetch(self) -> memoryview:
         try:
@@ -139,14 +156,58 @@ class RedisTier(BlobTier):
             offset += len(chunk)
         return buf
 
+    def fetch_range(self, offset: int, nbytes: int, out: memoryview) -> int:
+        """The bytes ``offset .. offset + nbytes`` from the values holding them: one GET per whole value,
+        GETRANGE for part of one. Thread-safe: each command takes its own pooled connection."""
+        assert self.data_key is not None
+        end, got = offset + nbytes, 0
+        first = bisect.bisect_right(self.cuts, offset) - 1
+        bounds = [*self.cuts[1:], self.nbytes]
+        try:
+            for i in range(first, len(self.cuts)):
+                a, b = self.cuts[i], bounds[i]
+                if a >= end:
+                    break
+                lo, hi = max(a, offset), min(b, end)
+                key = f"{self.data_key}:{i}"
+                data = self.client.get(key) if (lo, hi) == (a, b) else self.client.getrange(key, lo - a, hi - a - 1)
+                if data is None or len(data) != hi - lo:
+                    raise TierError(f"redis tier: value {i} of {self.key} on {self.where} is missing or short")
+                out[got : got + len(data)] = data
+                got += len(data)
+        except redis.RedisError as exc:
+            raise TierError(f"redis tier: read from {self.where} failed: {exc}") from exc
+        return 0
+
     def stored_bytes(self) -> int:
         return self.nbytes
 
     def info(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {"tier_reader": "hiredis" if HIREDIS_AVAILABLE else "python"}
-        if self.server is not None:  # our own server on loopback: the socket is the link
-            fields["link_gbps"] = loopback_peak_gbps()
-        return fields
+        return {"tier_reader": "hiredis" if HIREDIS_AVAILABLE else "python", "link_gbps": self.link_gbps()}
+
+    def link_gbps(self, nbytes: int = 256 << 20, value_bytes: int = 16 << 20) -> float:
+        """What this server delivers to ``workers`` parallel GETs of ``value_bytes`` values, GB/s, best of 3.
+
+        The tier's link as a streaming read uses it (the server, its socket and the client's
+        parser together); measured once per tier on a scratch object, then removed.
+        """
+        if self._link is None:
+            keys = [f"{self.key}:link:{i}" for i in range(max(1, nbytes // value_bytes))]
+            value = os.urandom(value_bytes)
+            try:
+                self.client.mset({k: value for k in keys})
+                with ThreadPoolExecutor(self.workers) as pool:
+                    best = 0.0
+                    for _ in range(3):
+                        start = time.perf_counter()
+                        list(pool.map(self.client.get, keys))
+                        best = max(best, len(keys) * value_bytes / (time.perf_counter() - start) / 1e9)
+                self._link = best
+            except redis.RedisError as exc:
+                raise TierError(f"redis tier: cannot measure the link to {self.where}: {exc}") from exc
+            finally:
+                self.client.delete(*keys)
+        return self._link
 
     def close(self) -> None:
         if self.client is not None:

@@ -31,21 +31,37 @@ from kvbench.tiers.base import BlobTier, TierError
 
 SEND_SLICE = 1 << 20
 HEADER = struct.Struct("<Q")  # payload length
-REQUEST = b"GET\n"
+REQUEST = struct.Struct("<4sQQ")  # b"GET ", offset, length
 
 log = logging.getLogger(__name__)
 
 
+class Pacer:
+    """One link's bandwidth, shared by every connection on it: a slice waits its turn on the wire.
+
+    Each slice reserves ``len / rate`` seconds from the moment the link is next free, so
+    parallel streams share the configured rate instead of each getting all of it.
+    """
+
+    def __init__(self, rate_bytes_s: float):
+        self.rate, self._free_at, self._lock = rate_bytes_s, 0.0, threading.Lock()
+
+    def send(self, conn: socket.socket, payload: memoryview) -> None:
+        for at in range(0, len(payload), SEND_SLICE):
+            piece = payload[at : at + SEND_SLICE]
+            if math.isfinite(self.rate):
+                with self._lock:
+                    self._free_at = max(self._free_at, time.perf_counter()) + len(piece) / self.rate
+                    done = self._free_at
+                wait = done - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            conn.sendall(piece)
+
+
 def paced_send(conn: socket.socket, payload: memoryview, rate_bytes_s: float) -> None:
-    """Send ``payload`` no faster than ``rate_bytes_s``: each slice waits until the bucket holds its bytes."""
-    start, sent = time.perf_counter(), 0
-    while sent < len(payload):
-        piece = payload[sent : sent + SEND_SLICE]
-        wait = start + (sent + len(piece)) / rate_bytes_s - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
-        conn.sendall(piece)
-        sent += len(piece)
+    """Send ``payload`` no faster than ``rate_bytes_s`` (a link of its own)."""
+    Pacer(rate_bytes_s).send(conn, payload)
 
 
 def _recv_exact(conn: socket.socket, buf: memoryview) -> None:
@@ -81,11 +97,12 @@ def loopback_peak_gbps(nbytes: int = 256 << 20) -> float:
 
 
 class LinkServer:
-    """Serves one blob on 127.0.0.1 over a paced link, one connection at a time."""
+    """Serves one blob on 127.0.0.1 over a paced link: ranged requests, several connections at once."""
 
     def __init__(self, profile: WanProfile):
         self.profile = profile
         self.blob = memoryview(b"")
+        self.pacer = Pacer(profile.bandwidth_mb_s * 1e6)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(0.1)  # lets the accept loop notice stop
         self.address = self.sock.getsockname()
@@ -99,20 +116,30 @@ class LinkServer:
                 conn, _ = self.sock.accept()
             except TimeoutError:
                 continue
-            with conn:
-                try:
-                    self._answer(conn)
-                except OSError:
-                    pass  # the reader went away; it reports its own error
+            threading.Thread(target=self._connection, args=(conn,), name="kvbench-wan-conn", daemon=True).start()
 
-    def _answer(self, conn: socket.socket) -> None:
-        conn.settimeout(None)
-        request = bytearray(len(REQUEST))
-        _recv_exact(conn, memoryview(request))
+    def _connection(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(None)
+            try:
+                while self._answer(conn):
+                    pass
+            except (OSError, TierError):
+                pass  # the reader went away; it reports its own error
+
+    def _answer(self, conn: socket.socket) -> bool:
+        """Answer one ranged request; False when the reader has closed the connection."""
+        request = bytearray(REQUEST.size)
+        if not conn.recv_into(memoryview(request)[:1]):
+            return False
+        _recv_exact(conn, memoryview(request)[1:])
+        _, offset, length = REQUEST.unpack(request)
         blob = self.blob
+        part = blob[min(offset, len(blob)) : min(offset + length, len(blob))]
         time.sleep(self.profile.rtt_ms / 1e3)  # request out + first byte back
-        conn.sendall(HEADER.pack(len(blob)))
-        paced_send(conn, blob, self.profile.bandwidth_mb_s * 1e6)
+        conn.sendall(HEADER.pack(len(part)))
+        self.pacer.send(conn, part)
+        return True
 
     def stop(self) -> None:
         self._stop.set()
@@ -133,17 +160,24 @@ class WanTier(BlobTier):
         # bytes directly, and one reference assignment leaves either the old or the new object.
         self.server.blob = memoryview(blob)
 
+    def _connect(self) -> socket.socket:
+        time.sleep(self.profile.rtt_ms / 1e3)  # TCP handshake
+        return socket.create_connection(self.server.address)
+
+    def _request(self, conn: socket.socket, offset: int, length: int, out: memoryview | None = None) -> memoryview:
+        conn.sendall(REQUEST.pack(b"GET ", offset, length))
+        header = bytearray(HEADER.size)
+        _recv_exact(conn, memoryview(header))
+        (nbytes,) = HEADER.unpack(header)
+        buf = self.staging(nbytes) if out is None else out[:nbytes]
+        _recv_exact(conn, buf)
+        return buf
+
     def fetch(self) -> memoryview:
         start = time.perf_counter()
-        time.sleep(self.profile.rtt_ms / 1e3)  # TCP handshake
-        with socket.create_connection(self.server.address) as conn:
-            conn.sendall(REQUEST)
-            header = bytearray(HEADER.size)
-            _recv_exact(conn, memoryview(header))
-            (nbytes,) = HEADER.unpack(header)
-            buf = self.staging(nbytes)
-            _recv_exact(conn, buf)
-        elapsed = time.perf_counter() - start
+        with self._connect() as conn:
+            buf = self._request(conn, 0, len(self.server.blob))
+        elapsed, nbytes = time.perf_counter() - start, len(buf)
         floor = link_floor_s(nbytes, self.profile)
         paced = math.isfinite(self.profile.bandwidth_mb_s)
         if paced and nbytes and elapsed - floor > max(0.1 * floor, 0.01):  # ignore the fixed costs of tiny reads
@@ -155,6 +189,29 @@ class WanTier(BlobTier):
                 self.profile.bandwidth_mb_s / 1e3,
             )
         return buf
+
+    def fetch_range(self, offset: int, nbytes: int, out: memoryview) -> int:
+        """One ranged request on this thread's connection (opened at its first request of a read)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            with self._conns_lock:
+                self._conns.append(conn)
+        got = self._request(conn, offset, nbytes, out)
+        if len(got) != nbytes:
+            raise TierError(f"wan tier: asked for {nbytes} bytes at {offset}, got {len(got)}")
+        return 0
+
+    def _stream(self, timer, dest):
+        """A streaming read over parallel connections that share the link's rate; they close after it."""
+        self._local = threading.local()
+        self._conns: list[socket.socket] = []
+        self._conns_lock = threading.Lock()
+        try:
+            return super()._stream(timer, dest)
+        finally:
+            for conn in self._conns:
+                conn.close()
 
     def stored_bytes(self) -> int:
         return len(self.server.blob)
