@@ -228,8 +228,11 @@ def test_host_links_are_measured_once_and_clean_up(tmp_path, monkeypatch):
 def test_tier_floor_is_bytes_over_the_slowest_link_plus_the_rest():
     from kvbench.measure.links import tier_floor_ms
 
-    assert tier_floor_ms(4_000_000_000, [40.0, 80.0, 50.0], reuse_floor_ms=3.0) == pytest.approx(100.0 + 3.0)
-    assert tier_floor_ms(10**9, [None, 1.0], reuse_floor_ms=2.0, fixed_ms=140.0) == pytest.approx(1142.0)
+    # the host's own stages (a page-cache copy at 40 GB/s, a digest at 80) share its cores: 100 + 50 ms
+    assert tier_floor_ms(4_000_000_000, [40.0, 80.0], [50.0], reuse_floor_ms=3.0) == pytest.approx(150.0 + 3.0)
+    # DMA stages overlap: the slower of a 2 GB/s disk and a 50 GB/s copy, beside a 80 GB/s digest
+    assert tier_floor_ms(4_000_000_000, [80.0], [2.0, 50.0], reuse_floor_ms=3.0) == pytest.approx(2000.0 + 3.0)
+    assert tier_floor_ms(10**9, [None], [1.0], reuse_floor_ms=2.0, fixed_ms=140.0) == pytest.approx(1142.0)
 
 
 def test_wan_reads_past_max_fetch_s_are_not_worth_timing():

@@ -104,18 +104,20 @@ def _empty_like(artifact: KVArtifact) -> KVArtifact:
     )
 
 
-def path_links(tier: str, variant: str, links: HostLinks, info: dict[str, Any]) -> dict[str, float | None]:
-    """The links a read from ``tier`` crosses, GB/s, each measured on this host (the slowest sets the floor)."""
+def path_links(tier: str, variant: str, links: HostLinks, info: dict[str, Any]) -> tuple[dict, dict]:
+    """The links a read from ``tier`` crosses, GB/s, measured on this host: those the host's cores serve
+    (their times add) and those a device serves by DMA or a paced link (they overlap)."""
     if tier == "gpu":
-        return {}
+        return {}, {}
     if tier == "host":
-        return {"h2d": links.h2d_gbps}
-    storage = {
-        "disk": links.direct_gbps if variant == "cold" else links.pagecache_gbps,
-        "redis": info.get("link_gbps"),
-        "wan": info.get("link_gbps"),
-    }[tier]
-    return {"storage": storage, "hash": links.hash_gbps, "h2d": links.h2d_gbps}
+        return {}, {"h2d": links.h2d_gbps}
+    if tier == "disk" and variant == "cold":
+        return {"hash": links.hash_gbps}, {"storage": links.direct_gbps, "h2d": links.h2d_gbps}
+    if tier == "disk":
+        return {"storage": links.pagecache_gbps, "hash": links.hash_gbps}, {"h2d": links.h2d_gbps}
+    if tier == "redis":  # the server, its socket and the client's parser, on this host's cores
+        return {"storage": info.get("link_gbps"), "hash": links.hash_gbps}, {"h2d": links.h2d_gbps}
+    return {"hash": links.hash_gbps}, {"storage": info.get("link_gbps"), "h2d": links.h2d_gbps}  # wan: paced
 
 
 class TiersExperiment:
@@ -220,14 +222,16 @@ class TiersExperiment:
 
     @staticmethod
     def _floor_fields(ctx: RunContext, point: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
-        """The tier's floor: its stored bytes over the slowest link on its path, plus any fixed latency
-        (a wide-area link's two round trips), plus the reuse floor; and each link beside it."""
+        """The tier's floor (:func:`kvbench.measure.links.tier_floor_ms`: the stored bytes over the links
+        on its path, the host's own stages adding, DMA and paced links overlapping; any fixed latency;
+        the reuse floor) and each link beside it."""
         cfg = ctx.settings.tier
         links = host_links(cfg.dir or DEFAULT_DIR, ctx.device, cfg.workers)
-        path = path_links(point["tier"], point["tier_variant"], links, row)
+        cpu, dma = path_links(point["tier"], point["tier_variant"], links, row)
         fixed = 2 * row["wan_rtt_ms"] if point["tier"] == "wan" else 0.0
         moved = 0 if point["tier"] == "gpu" else row["stored_bytes"]
-        floor = tier_floor_ms(moved, list(path.values()), row["reuse_floor_ms"], fixed)
+        floor = tier_floor_ms(moved, list(cpu.values()), list(dma.values()), row["reuse_floor_ms"], fixed)
+        path = {**cpu, **dma}
         return dict(
             storage_link_gbps=path.get("storage"),
             hash_link_gbps=path.get("hash"),

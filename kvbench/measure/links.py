@@ -128,10 +128,21 @@ def host_links(directory: str, device: torch.device, workers: int, nbytes: int |
     return links
 
 
-def tier_floor_ms(nbytes: int, link_gbps: list[float | None], reuse_floor_ms: float, fixed_ms: float = 0.0) -> float:
-    """The least time a tier read of ``nbytes`` and its reuse can take: the bytes over the slowest
-    link on the path (the stages overlap, so the slowest one sets the pace), any fixed latency
-    (a wide-area link's round trips), and the reuse floor on the device."""
-    rates = [r for r in link_gbps if r]
-    slowest = min(rates) if rates else float("inf")
-    return nbytes / (slowest * 1e9) * 1e3 + fixed_ms + reuse_floor_ms
+def tier_floor_ms(
+    nbytes: int,
+    cpu_gbps: list[float | None],
+    dma_gbps: list[float | None],
+    reuse_floor_ms: float,
+    fixed_ms: float = 0.0,
+) -> float:
+    """The least time a tier read of ``nbytes`` and its reuse can take on this host.
+
+    Stages that the host's cores do (a page-cache read is a kernel memcpy, a digest, a
+    socket's copies) share the same cores, each measured with all of them: their times add.
+    Stages that a device does by DMA (a disk's O_DIRECT read, a host-to-device copy) overlap
+    with them and with each other: the slowest one counts. Plus any fixed latency (a wide-area
+    link's round trips) and the reuse floor on the device.
+    """
+    cpu_ms = sum(nbytes / (r * 1e9) * 1e3 for r in cpu_gbps if r)
+    dma_ms = max((nbytes / (r * 1e9) * 1e3 for r in dma_gbps if r), default=0.0)
+    return max(cpu_ms, dma_ms) + fixed_ms + reuse_floor_ms

@@ -216,8 +216,10 @@ class Row:
     hash_link_gbps: float = col("measured XXH3-64 over tier_workers threads, GB/s (kvbench.measure.links)")
     h2d_link_gbps: float = col("measured pinned host-to-device copy, GB/s")
     tier_floor_ms: float = col(
-        "stored_bytes over the slowest link on the tier's path (storage, hash, h2d), plus the wan profile's "
-        "two round trips, plus reuse_floor_ms: the least time a read and its reuse can take on this host"
+        "the least time a read and its reuse can take on this host: stored_bytes over the links on the "
+        "tier's path, where stages the host's cores serve add (page-cache copy, digests, a Redis socket) "
+        "and DMA or paced links overlap (O_DIRECT disk, h2d, the wan link), plus the wan profile's two "
+        "round trips, plus reuse_floor_ms (kvbench.measure.links.tier_floor_ms)"
     )
     tier_efficiency: float = col("tier_floor_ms / reuse_ms")
     # --- compress ------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from kvbench.tiers.base import BlobTier, TierError, TierUnavailableError
 from kvbench.tiers.frames import payload_layout
+from kvbench.tiers.redis_bulk import BulkConnection
 from kvbench.tiers.redis_server import LocalRedisServer, find_server_binary
 
 READ_SIZE = 1 << 20  # per recv; redis-py's 64 KiB default costs ~3x on large values
@@ -158,7 +160,7 @@ class RedisTier(BlobTier):
 
     def fetch_range(self, offset: int, nbytes: int, out: memoryview) -> int:
         """The bytes ``offset .. offset + nbytes`` from the values holding them: one GET per whole value,
-        GETRANGE for part of one. Thread-safe: each command takes its own pooled connection."""
+        GETRANGE for part of one, received into ``out`` on this thread's own connection."""
         assert self.data_key is not None
         end, got = offset + nbytes, 0
         first = bisect.bisect_right(self.cuts, offset) - 1
@@ -170,14 +172,42 @@ class RedisTier(BlobTier):
                     break
                 lo, hi = max(a, offset), min(b, end)
                 key = f"{self.data_key}:{i}"
-                data = self.client.get(key) if (lo, hi) == (a, b) else self.client.getrange(key, lo - a, hi - a - 1)
-                if data is None or len(data) != hi - lo:
+                args = ("GET", key) if (lo, hi) == (a, b) else ("GETRANGE", key, lo - a, hi - a - 1)
+                n = self._read_into(out[got : got + hi - lo], *args)
+                if n != hi - lo:
                     raise TierError(f"redis tier: value {i} of {self.key} on {self.where} is missing or short")
-                out[got : got + len(data)] = data
-                got += len(data)
-        except redis.RedisError as exc:
+                got += n
+        except (redis.RedisError, OSError) as exc:
             raise TierError(f"redis tier: read from {self.where} failed: {exc}") from exc
         return 0
+
+    def _read_into(self, out: memoryview, *args) -> int:
+        """One command's bulk reply into ``out``: raw and zero-copy on plain TCP, through redis-py otherwise."""
+        kwargs = self.client.connection_pool.connection_kwargs
+        if self.client.connection_pool.connection_class is not redis.Connection:  # TLS or a Unix socket
+            data = self.client.execute_command(*args)
+            if data is None:
+                return -1
+            out[: len(data)] = data
+            return len(data)
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = BulkConnection(
+                kwargs.get("host", "localhost"), kwargs.get("port", 6379), kwargs.get("db", 0),
+                kwargs.get("username"), kwargs.get("password"), kwargs.get("socket_timeout") or 120.0,
+            )  # fmt: skip
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn.read_into(out, *args)
+
+    def _stream(self, timer, dest):
+        """A streaming read: each worker thread opens its own raw connection, closed after the read."""
+        self._local, self._conns, self._conns_lock = threading.local(), [], threading.Lock()
+        try:
+            return super()._stream(timer, dest)
+        finally:
+            for conn in self._conns:
+                conn.close()
 
     def stored_bytes(self) -> int:
         return self.nbytes
@@ -188,24 +218,34 @@ class RedisTier(BlobTier):
     def link_gbps(self, nbytes: int = 256 << 20, value_bytes: int = 16 << 20) -> float:
         """What this server delivers to ``workers`` parallel GETs of ``value_bytes`` values, GB/s, best of 3.
 
-        The tier's link as a streaming read uses it (the server, its socket and the client's
-        parser together); measured once per tier on a scratch object, then removed.
+        The link as a streaming read uses it (the server, its socket and the reading connections,
+        :meth:`_read_into`, together); measured once per tier on a scratch object, then removed.
         """
         if self._link is None:
             keys = [f"{self.key}:link:{i}" for i in range(max(1, nbytes // value_bytes))]
             value = os.urandom(value_bytes)
+            self._local, self._conns, self._conns_lock = threading.local(), [], threading.Lock()
+            buffers = threading.local()
+
+            def get(key: str) -> int:
+                if not hasattr(buffers, "out"):
+                    buffers.out = memoryview(bytearray(value_bytes))
+                return self._read_into(buffers.out, "GET", key)
+
             try:
                 self.client.mset({k: value for k in keys})
+                best = 0.0
                 with ThreadPoolExecutor(self.workers) as pool:
-                    best = 0.0
                     for _ in range(3):
                         start = time.perf_counter()
-                        list(pool.map(self.client.get, keys))
+                        list(pool.map(get, keys))
                         best = max(best, len(keys) * value_bytes / (time.perf_counter() - start) / 1e9)
                 self._link = best
-            except redis.RedisError as exc:
+            except (redis.RedisError, OSError) as exc:
                 raise TierError(f"redis tier: cannot measure the link to {self.where}: {exc}") from exc
             finally:
+                for conn in self._conns:
+                    conn.close()
                 self.client.delete(*keys)
         return self._link
 

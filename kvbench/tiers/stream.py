@@ -126,11 +126,10 @@ def stream(
             chunk = buf[at : at + end - start]
             if cuda:
                 begin, event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                with torch.cuda.stream(copy_stream):
+                with lock, torch.cuda.stream(copy_stream):  # one chunk's events bracket its copy alone
                     begin.record(copy_stream)
                     sink(start, end, chunk)
                     event.record(copy_stream)
-                with lock:
                     stats.h2d_events.append((begin, event))
             else:
                 sink(start, end, chunk)
