@@ -215,7 +215,7 @@ class RedisTier(BlobTier):
     def info(self) -> dict[str, Any]:
         return {"tier_reader": "hiredis" if HIREDIS_AVAILABLE else "python", "link_gbps": self.link_gbps()}
 
-    def link_gbps(self, nbytes: int = 256 << 20, value_bytes: int = 16 << 20) -> float:
+    def link_gbps(self, nbytes: int = 1 << 30, value_bytes: int = 16 << 20) -> float:
         """What this server delivers to ``workers`` parallel GETs of ``value_bytes`` values, GB/s, best of 3.
 
         The link as a streaming read uses it (the server, its socket and the reading connections,
