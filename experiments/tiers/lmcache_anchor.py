@@ -385,6 +385,8 @@ def main():
     args = p.parse_args()
 
     dev = torch.device(args.device)
+    if dev.type == "cuda" and dev.index is None:  # set_device and the paged connector want an index
+        dev = torch.device("cuda", 0)
     if dev.type == "cpu":
         args.connector = "contig"
     elif not torch.cuda.is_available():
