@@ -34,6 +34,7 @@ IDENTITY = (
     "reader",
     "tier",
     "tier_variant",
+    "tier_io",
     "tier_query",
     "codec",
     "method",
@@ -138,6 +139,18 @@ def _interpolate(lo: int, hi: int, s_lo: float, s_hi: float) -> float | None:
     return math.exp(math.log(lo) + t * (math.log(hi) - math.log(lo)))
 
 
+STORED_TIERS = ("disk", "redis", "wan")  # the tiers that keep bytes and choose a loader
+
+
+def tier_io(row: Mapping[str, Any]) -> Any:
+    """The loader a tier row read with: its ``tier_io``, or ``serial`` for a stored tier's row from
+    before the streaming loader (which had only that one)."""
+    found = row.get("tier_io")
+    if _missing(found) and row.get("tier") in STORED_TIERS:
+        return "serial"
+    return found
+
+
 def crossovers(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """For each identity group (:data:`IDENTITY`), where reuse starts to win for good.
 
@@ -156,7 +169,7 @@ def crossovers(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple, list[Comparison]] = defaultdict(list)
     for row in rows:
         if (c := comparison(row)) is not None:
-            groups[tuple(_norm(row.get(k)) for k in IDENTITY)].append(c)
+            groups[tuple(_norm(tier_io(row) if k == "tier_io" else row.get(k)) for k in IDENTITY)].append(c)
     out = []
     for key, members in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         by_length: dict[int, list[Comparison]] = defaultdict(list)

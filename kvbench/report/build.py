@@ -81,6 +81,9 @@ def build(results: str | Path, out: str | Path) -> Report:
     if not lengths:
         report.skipped.append("figure tier_stages_mid, tier_stages_long: no tiers rows")
     report.figure("tier_reuse_vs_length", tiers, lambda: tier_figures.tier_reuse_vs_length(tiers), "no tiers rows")
+    loaders = cost_inputs.loader_points(rows)
+    both = loaders[loaders["tier_io"] == "serial"] if len(loaders) else loaders
+    report.figure("tier_loader", both, lambda: tier_figures.loader_effect(loaders), "no serial-loader tier rows")
     report.table(
         "crossover",
         tiers,

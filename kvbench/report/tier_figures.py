@@ -9,7 +9,10 @@ from matplotlib import ticker
 from kvbench.report.plot import lines, log_axes, palette, panel_title, panels, plain, shared_legend
 from kvbench.report.style import FULL, figure, legend_outside, model_label
 
-STAGES = ["fetch_ms", "decode_ms", "h2d_ms", "attach_ms", "query_ms"]
+STAGES = ["fetch_ms", "load_ms", "decode_ms", "h2d_ms", "attach_ms", "query_ms"]
+# A streaming read's fetch, digests and copies overlap inside its load: stacking them would
+# count the same milliseconds twice, so its bar shows the load instead.
+OVERLAPPED = ["fetch_ms", "h2d_ms"]
 
 
 def where(rows: pd.DataFrame) -> pd.Series:
@@ -29,9 +32,12 @@ def tier_stages(points: pd.DataFrame, doc_tokens: int):
     colors = dict(zip(STAGES, sns.color_palette("colorblind", len(STAGES))))
     for model, ax in zip(models, axes[:, 0]):
         rows = at[at["model"] == model].sort_values("reuse_ms", ascending=False)
+        streamed = rows["load_ms"].notna() if "load_ms" in rows else pd.Series(False, index=rows.index)
         left = pd.Series(0.0, index=rows.index)
         for stage in STAGES:
-            width = rows[stage].fillna(0.0)
+            width = (rows[stage] if stage in rows else pd.Series(0.0, index=rows.index)).fillna(0.0)
+            if stage in OVERLAPPED:
+                width = width.where(~streamed, 0.0)
             ax.barh(rows["where"], width, left=left, color=colors[stage], label=stage.removesuffix("_ms"), height=0.7)
             left += width
         ax.axvline(rows["prefill_ms"].median(), color="black", ls="--", lw=1.0, label="prefill (best)")
@@ -62,6 +68,25 @@ def tier_lines(ax, rows: pd.DataFrame, y: str, colors: dict) -> None:
         colors=colors,
         label=lambda tier, codec: tier if codec == "identity" else f"{tier} + {codec}",
     )
+
+
+def loader_effect(points: pd.DataFrame):
+    """Reuse from the stored tiers through the streaming and the serial loader (dash and marker),
+    beside the best prefill (log-log); the KV stored as the artifact itself. ``points``:
+    :func:`kvbench.economics.inputs.loader_points`."""
+    rows = by_tier(points[(points["tier_io"] != "") & (points["codec"] == "identity")])
+    colors = palette(rows["tier_where"])
+    fig, axes, cells = panels(rows, size=(FULL[0], 3.6), max_cols=2)
+    for _, panel, ax in cells:
+        lines(ax, panel, "doc_tokens", "reuse_ms", hue="tier_where", style="tier_io", colors=colors,
+              label=lambda tier, io: f"{tier}, {io}")  # fmt: skip
+        prefill = panel.groupby("doc_tokens")["prefill_ms"].median()
+        ax.plot(prefill.index, prefill.values, color="black", lw=2.0, label="prefill (best)")
+        log_axes(ax)
+        panel_title(ax, panel)
+        ax.set(xlabel="document tokens L", ylabel="time to first token (ms)")
+    shared_legend(fig, axes, ncol=2)
+    return fig, axes
 
 
 def tier_reuse_vs_length(points: pd.DataFrame):
