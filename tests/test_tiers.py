@@ -244,3 +244,38 @@ def test_wan_reads_past_max_fetch_s_are_not_worth_timing():
     assert "link floor 1.1 s" in too_slow(cfg, "slow", 100_000_000)
     assert too_slow(TierConfig(name="wan", profiles=slow), "slow", 10**12) is None  # no limit set
     assert too_slow(TierConfig(name="disk"), "cold", 10**12) is None
+
+
+KILLED_WRITER = """
+import os, sys, time, torch
+import kvbench.rows.atomic as atomic
+from kvbench.codecs import get_codec
+from kvbench.tiers.disk import DiskTier
+
+real_write = os.write
+def slow_write(fd, data):  # a slow disk: the writer is still writing when it is killed
+    time.sleep(0.01)
+    return real_write(fd, data)
+
+atomic.os.write = slow_write
+atomic.WRITE_CHUNK = 1 << 16
+tier = DiskTier(get_codec("identity"), torch.device("cpu"), directory=sys.argv[1], cold=False)
+print(tier.path, flush=True)
+tier.store(bytes(64 << 20))
+"""
+
+
+def test_a_writer_killed_mid_store_leaves_no_readable_object(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    path = Path(proc.stdout.readline().strip())
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not path.exists()  # the object appears only whole, by rename
+    assert not list(tmp_path.glob("*.kv"))  # at most a temporary sibling, which no reader opens

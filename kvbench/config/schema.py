@@ -164,6 +164,7 @@ class WanProfile:
     bandwidth_mb_s: float = 125.0  # megabytes (1e6 B) per second
     rtt_ms: float = 50.0
     egress_usd_per_gb: float = 0.02  # per 1e9 bytes leaving the store
+    source: Optional[str] = None  # where the rate and the round trip come from (a page, or "assumed: why")
 
     def __post_init__(self):
         require(self.bandwidth_mb_s > 0, "tier.profiles.*.bandwidth_mb_s", self.bandwidth_mb_s, "a number > 0")
