@@ -349,3 +349,29 @@ def test_reuse_does_not_modify_the_artifact(model_artifact, tiny_lm):
     before = [k.clone() for k in art.keys]
     inference.reuse(tiny_lm.model, art, torch.tensor([[5, 6, 7]]))
     assert all(torch.equal(a, b) for a, b in zip(before, art.keys)) and art.num_tokens == 40
+
+
+def test_renamed_tensors_under_a_valid_digest_are_refused(artifact):
+    """Right count, wrong names: the header describes tensors a reader cannot place."""
+    art, _ = artifact
+    sealed = _sealed(art, _plain_meta(art))
+    sealed = sealed.replace(b'"v.1"', b'"x.1"', 1)
+    start = len(sealed) - art.nbytes
+    at = sealed.find(b'"header_xxh3_128":"') + len(b'"header_xxh3_128":"')
+    head = bytearray(sealed[:start])
+    head[at : at + 32] = b"0" * 32
+    sealed[at : at + 32] = xxhash.xxh3_128(bytes(head)).hexdigest().encode()
+    with pytest.raises(ArtifactCorruptError, match="num_layers=2 does not match its 4 tensors"):
+        KVArtifact.from_bytes(bytes(sealed))
+
+
+@pytest.mark.parametrize(
+    "version, match", [("3", "format_version='3' is not '2'"), (None, "format_version='None' is not '2'")]
+)
+def test_other_format_versions_are_refused_by_name(artifact, version, match):
+    art, _ = artifact
+    meta = {k: v for k, v in _plain_meta(art).items() if k != "format_version"}
+    if version is not None:
+        meta["format_version"] = version
+    with pytest.raises(ArtifactCorruptError, match=match):
+        KVArtifact.from_bytes(_sealed(art, meta))

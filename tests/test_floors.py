@@ -97,3 +97,19 @@ def test_decode_floors_share_the_weights_and_a_shared_document_but_not_the_reade
     for floors in (shared, naive):  # one token per reader: memory-bound even at 64 readers
         assert floors["decode_per_reader_floor_ms"] == floors["decode_memory_floor_ms"]
         assert floors["decode_memory_floor_ms"] > floors["decode_compute_floor_ms"]
+
+
+def test_point_floors_are_the_rows_floors_of_document_plus_question():
+    from kvbench.measure.floors import point_floors
+
+    weights, kv = 8_044_936_192, kv_bytes(QWEN, 3774, 2)
+    row = point_floors(QWEN, 3774, 32, weights, kv, CAL, prefill_ms=80.0)
+    prefill = prefill_floor_ms(QWEN, 3774 + 32, weights, CAL)  # the prefill covers document and question
+    assert row == {
+        "weight_bytes": weights,
+        "peak_tflops": 800.0,
+        "hbm_gbps": 4000.0,
+        "prefill_floor_ms": pytest.approx(prefill, **EXACT),
+        "reuse_floor_ms": pytest.approx(reuse_floor_ms(QWEN, 32, 3774, weights, kv, CAL), **EXACT),
+        "prefill_efficiency": pytest.approx(prefill / 80.0, **EXACT),
+    }
