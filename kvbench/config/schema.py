@@ -8,7 +8,6 @@ objects or raises :class:`ConfigError` with one line naming the key and the allo
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from kvbench.config import hydra_errors
 from kvbench.config.catalog import ARCHITECTURES, CODECS
-from kvbench.config.errors import ConfigError, one_of, require
+from kvbench.config.errors import ConfigError, count, number, one_of, require
 from kvbench.config.names import (
     ATTN_IMPLS,
     CORPUS_SOURCES,
@@ -34,7 +33,16 @@ from kvbench.config.names import (
     TIERS,
     WANDB_MODES,
 )
+from kvbench.config.paths import check_name, check_path, redis_url
 from kvbench.config.prices import EconomicsConfig, PriceSheet
+
+# Upper bounds far past any real run: a count of 10**22 is a typo, found here rather than per point.
+MAX_WARMUP = 1_000
+MAX_REPEATS = 100_000
+MAX_DOCS = 100_000
+MAX_TOKENS = 10_000_000  # document, question and chunk lengths
+MAX_GEN_TOKENS = 100_000
+MAX_BATCH = 100_000
 
 DEFAULT_QUESTIONS = [
     "\n\nQuestion: In one sentence, what is the document above about?\nAnswer:",
@@ -105,7 +113,7 @@ class CorpusConfig:
         if self.source == "hub":
             require(bool(self.dataset), "corpus.dataset", self.dataset, "a hub dataset id when corpus.source=hub")
         require(len(self.questions) > 0, "corpus.questions", self.questions, "a non-empty list of strings")
-        require(self.max_texts > 0, "corpus.max_texts", self.max_texts, "a positive integer")
+        count("corpus.max_texts", self.max_texts, 1, 10_000_000)
 
 
 @dataclass
@@ -120,15 +128,11 @@ class TimingConfig:
     enabled: bool = True  # false: no latency, rows carry exactness only (runs sharing a GPU)
 
     def __post_init__(self):
-        require(self.warmup >= 0, "timing.warmup", self.warmup, "an integer >= 0")
-        require(self.repeats >= 1, "timing.repeats", self.repeats, "an integer >= 1")
-        require(self.docs >= 1, "timing.docs", self.docs, "an integer >= 1")
-        require(
-            self.query_tokens is None or self.query_tokens >= 1,
-            "timing.query_tokens",
-            self.query_tokens,
-            "null or an integer >= 1",
-        )
+        count("timing.warmup", self.warmup, 0, MAX_WARMUP)
+        count("timing.repeats", self.repeats, 1, MAX_REPEATS)
+        count("timing.docs", self.docs, 1, MAX_DOCS)
+        if self.query_tokens is not None:
+            count("timing.query_tokens", self.query_tokens, 1, MAX_TOKENS)
 
 
 @dataclass
@@ -139,8 +143,8 @@ class ExactnessConfig:
     reference_attn_impl: Optional[str] = None  # one-pass reference's attention kernel; null: attn_impl (control)
 
     def __post_init__(self):
-        require(self.num_docs >= 1, "exactness.num_docs", self.num_docs, "an integer >= 1")
-        require(self.gen_tokens >= 1, "exactness.gen_tokens", self.gen_tokens, "an integer >= 1")
+        count("exactness.num_docs", self.num_docs, 1, MAX_DOCS)
+        count("exactness.gen_tokens", self.gen_tokens, 1, MAX_GEN_TOKENS)
         if self.reference_attn_impl is not None:
             one_of("exactness.reference_attn_impl", self.reference_attn_impl, ATTN_IMPLS)
 
@@ -167,11 +171,9 @@ class WanProfile:
     source: Optional[str] = None  # where the rate and the round trip come from (a page, or "assumed: why")
 
     def __post_init__(self):
-        require(self.bandwidth_mb_s > 0, "tier.profiles.*.bandwidth_mb_s", self.bandwidth_mb_s, "a number > 0")
-        require(self.rtt_ms >= 0, "tier.profiles.*.rtt_ms", self.rtt_ms, "a number >= 0")
-        require(
-            self.egress_usd_per_gb >= 0, "tier.profiles.*.egress_usd_per_gb", self.egress_usd_per_gb, "a number >= 0"
-        )
+        number("tier.profiles.*.bandwidth_mb_s", self.bandwidth_mb_s, above=0)
+        number("tier.profiles.*.rtt_ms", self.rtt_ms, at_least=0)
+        number("tier.profiles.*.egress_usd_per_gb", self.egress_usd_per_gb, at_least=0)
 
 
 @dataclass
@@ -206,29 +208,23 @@ class TierConfig:
 
     def __post_init__(self):
         one_of("tier.name", self.name, TIERS)
-        for key in ("warmup", "repeats"):
-            value = getattr(self, key)
-            low = 0 if key == "warmup" else 1
-            require(value is None or value >= low, f"tier.{key}", value, f"null or an integer >= {low}")
+        if self.warmup is not None:
+            count("tier.warmup", self.warmup, 0, MAX_WARMUP)
+        if self.repeats is not None:
+            count("tier.repeats", self.repeats, 1, MAX_REPEATS)
+        if self.dir is not None:
+            check_path("tier.dir", self.dir)
+        if self.url is not None:
+            self.url = redis_url("tier.url", self.url)
         require(
             len(self.cache) > 0 and all(c in DISK_CACHE_STATES for c in self.cache),
             "tier.cache",
             list(self.cache),
             "a non-empty list of " + " | ".join(DISK_CACHE_STATES),
         )
-        require(1 <= self.chunk_mib <= 512, "tier.chunk_mib", self.chunk_mib, "an integer in 1 .. 512")
-        require(
-            math.isfinite(self.connect_timeout_s) and self.connect_timeout_s > 0,
-            "tier.connect_timeout_s",
-            self.connect_timeout_s,
-            "a finite number > 0",
-        )
-        require(
-            math.isfinite(self.socket_timeout_s) and self.socket_timeout_s > 0,
-            "tier.socket_timeout_s",
-            self.socket_timeout_s,
-            "a finite number > 0",
-        )
+        count("tier.chunk_mib", self.chunk_mib, 1, 512)
+        number("tier.connect_timeout_s", self.connect_timeout_s, above=0)
+        number("tier.socket_timeout_s", self.socket_timeout_s, above=0)
         one_of("tier.io", self.io, TIER_IO)
         if self.workers is None:  # one per core, up to 16: past that, the host's links are the limit
             self.workers = min(16, os.cpu_count() or 1)
@@ -244,12 +240,8 @@ class TierConfig:
             require(len(self.profiles) > 0, "tier.profiles", dict(self.profiles), "at least one named link profile")
             if self.profile is not None:
                 one_of("tier.profile", self.profile, tuple(self.profiles))
-        require(
-            self.max_fetch_s is None or self.max_fetch_s > 0,
-            "tier.max_fetch_s",
-            self.max_fetch_s,
-            "null or a number > 0",
-        )
+        if self.max_fetch_s is not None:
+            number("tier.max_fetch_s", self.max_fetch_s, above=0)
 
 
 @dataclass
@@ -298,8 +290,8 @@ class CompressConfig:
             one_of("compress.codecs", name, tuple(CODECS))
         for name, limit in self.codec_max_mb.items():
             one_of("compress.codec_max_mb", name, tuple(CODECS))
-            require(limit > 0, f"compress.codec_max_mb.{name}", limit, "a positive number of MiB")
-        require(self.loss_tokens >= 2, "compress.loss_tokens", self.loss_tokens, "an integer >= 2")
+            number(f"compress.codec_max_mb.{name}", limit, above=0)
+        count("compress.loss_tokens", self.loss_tokens, 2, MAX_GEN_TOKENS)
 
 
 THROUGHPUT_METHODS = ("shared", "naive")
@@ -314,12 +306,12 @@ class ThroughputConfig:
     gen_tokens: int = 0  # greedy decode steps per reader after its question (0: the question forward only)
 
     def __post_init__(self):
-        require(self.gen_tokens >= 0, "throughput.gen_tokens", self.gen_tokens, "an integer >= 0")
+        count("throughput.gen_tokens", self.gen_tokens, 0, MAX_GEN_TOKENS)
         require(
-            len(self.batches) > 0 and all(int(b) >= 1 for b in self.batches),
+            len(self.batches) > 0 and all(1 <= int(b) <= MAX_BATCH for b in self.batches),
             "throughput.batches",
             list(self.batches),
-            "a non-empty list of integers >= 1",
+            f"a non-empty list of integers in 1 .. {MAX_BATCH}",
         )
         require(
             len(self.methods) > 0 and all(m in THROUGHPUT_METHODS for m in self.methods),
@@ -347,13 +339,15 @@ class AuditConfig:
     noise_rel: float = 0.01  # `noise`: std of the noise / std of the layer's values
 
     def __post_init__(self):
-        for key in ("chunk_tokens", "calibration_docs", "docs", "tamper_tokens", "tamper_spans"):
-            require(getattr(self, key) >= 1, f"audit.{key}", getattr(self, key), "an integer >= 1")
+        for key in ("chunk_tokens", "tamper_tokens", "tamper_spans"):
+            count(f"audit.{key}", getattr(self, key), 1, MAX_TOKENS)
+        for key in ("calibration_docs", "docs"):
+            count(f"audit.{key}", getattr(self, key), 1, MAX_DOCS)
         require(
-            len(self.ks) > 0 and all(int(k) >= 1 for k in self.ks),
+            len(self.ks) > 0 and all(1 <= int(k) <= MAX_TOKENS for k in self.ks),
             "audit.ks",
             list(self.ks),
-            "a non-empty list of integers >= 1",
+            f"a non-empty list of integers in 1 .. {MAX_TOKENS}",
         )
         require(
             len(self.tampers) > 0 and all(t in AUDIT_TAMPERS for t in self.tampers),
@@ -361,8 +355,8 @@ class AuditConfig:
             list(self.tampers),
             "a non-empty list of " + " | ".join(AUDIT_TAMPERS),
         )
-        require(self.margin >= 1, "audit.margin", self.margin, "a number >= 1")
-        require(self.noise_rel > 0, "audit.noise_rel", self.noise_rel, "a number > 0")
+        number("audit.margin", self.margin, at_least=1)  # inf would make 0 x inf = NaN tolerances
+        number("audit.noise_rel", self.noise_rel, above=0)
 
 
 @dataclass
@@ -397,6 +391,9 @@ class KVBenchConfig:
 
     def __post_init__(self):
         one_of("experiment", self.experiment, EXPERIMENTS)
+        check_name("exp_name", self.exp_name)  # one folder under results_dir: no traversal out of it
+        check_path("results_dir", self.results_dir)
+        count("seed", self.seed, 0, 2**63 - 1)
         if self.experiment == "economics":
             require(self.cost is not None, "cost", self.cost, "a price sheet: cost=NAME (conf/cost/NAME.yaml)")
             require(self.economics is not None, "economics", self.economics, "the economics settings (+exp=economics)")
@@ -422,7 +419,7 @@ class KVBenchConfig:
             "cpu | cuda | cuda:N | auto",
         )
         require(
-            len(self.doc_tokens) > 0 and all(int(n) > 0 for n in self.doc_tokens),
+            len(self.doc_tokens) > 0 and all(int(n) > 0 for n in self.doc_tokens),  # the corpus bounds them
             "doc_tokens",
             list(self.doc_tokens),
             "a non-empty list of positive integers",
