@@ -1,9 +1,12 @@
 """``python -m kvbench [+exp=NAME] [key=value ...]``: compose the config and run it.
 
 Bad input ends in one line on stderr and nothing left behind: ``kvbench: config error: ...``
-(exit 2) for an unknown group option or key, a bad value or a failed preflight check, with
-no run folder created for it; ``kvbench: N of M points failed ...`` (exit 1) when a run
-measured nothing, its failed rows kept with their reasons. Hydra's multirun works as usual.
+(exit 2) for an unknown group option or key, a bad value, a path that escapes ``results_dir``
+or a failed preflight check, with no run folder created for it; ``kvbench: N of M points
+failed ...`` (exit 1) when a run measured nothing, its failed rows kept with their reasons;
+``kvbench: cannot write PATH ...`` (exit 1) when the disk is full, committed rows kept. Every
+console line, Hydra's included, is redacted (:mod:`kvbench.rows.redact`). Hydra's multirun
+works as usual.
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+from omegaconf.errors import InterpolationKeyError
 
 from kvbench.config import hydra_errors
 from kvbench.config.schema import ConfigError, register_configs
-from kvbench.run.folder_names import run_dirname
+from kvbench.rows.redact import RedactingStream
+from kvbench.rows.store import StoreWriteError
 from kvbench.run.folders import SweepFolderGuard, is_fresh, remove_run_dir
+from kvbench.run.paths import register_resolvers, remove_new_results_dirs
 
 register_configs()
-# Run folders are named by their overrides (sanitised, credentials redacted); none: "base".
-OmegaConf.register_new_resolver("kvb_dirname", run_dirname, replace=True)
+# Run folders: results_dir and exp_name checked, named by their overrides (sanitised, redacted); none: "base".
+register_resolvers()
 
 
 class PointsFailedError(RuntimeError):
@@ -59,22 +65,45 @@ def run_job(cfg: DictConfig) -> None:
     except ConfigError as exc:
         if fresh:
             remove_run_dir(run_dir, Path(cfg.results_dir))
+            remove_new_results_dirs()
         _fail(f"config error: {exc}", 2)  # SystemExit passes Hydra by: a sweep stops at its first bad config
+    except StoreWriteError as exc:  # a full disk: the rows committed so far are kept, the next run resumes
+        _fail(str(exc), 1)
     check_measured(rows, run_dir)
 
 
+def config_error_in(exc: BaseException | None) -> ConfigError | None:
+    """The ConfigError that caused ``exc``: raised inside Hydra by a resolver (a run folder's path)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ConfigError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def main() -> None:
+    # Hydra writes some lines straight to stderr ("Error executing job with overrides: [...]"),
+    # and a crash prints a traceback: every console line goes through the redaction.
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     # Hydra then raises its errors instead of printing them over several lines; we print one.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         run_job()
     except PointsFailedError as exc:
+        SweepFolderGuard.redact_sweep_file()
         _fail(str(exc), 1)
     except Exception as exc:
-        message = hydra_errors.describe(exc)
+        SweepFolderGuard.redact_sweep_file()
+        cause = config_error_in(exc)
+        message = str(cause) if cause is not None else hydra_errors.describe(exc)
         if message is None:
             raise
+        if isinstance(exc, InterpolationKeyError) and "--cfg" in sys.argv:
+            message += " (--cfg hydra shows the hydra node alone, without the run's keys: try --cfg all --resolve)"
         SweepFolderGuard.remove_if_empty()
+        remove_new_results_dirs()
         _fail(f"config error: {message}", 2)
 
 

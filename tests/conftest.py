@@ -7,15 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from kvbench.config.schema import register_configs
-from kvbench.run.folder_names import run_dirname
+from kvbench.run.paths import register_resolvers
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 register_configs()
-OmegaConf.register_new_resolver("kvb_dirname", run_dirname, replace=True)
+register_resolvers()
 
 
 def pytest_collection_modifyitems(config, items):

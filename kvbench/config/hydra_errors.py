@@ -35,8 +35,8 @@ def describe_omegaconf(exc: OmegaConfBaseException) -> str:
         where = key.rpartition(".")[0] or "the config"
         return f"{key} is not a key of {where}: allowed {' | '.join(allowed)}"
     if isinstance(exc, ValidationError) and key:
-        return f"{key} is invalid: {_first_line(getattr(exc, 'msg', exc))}"
-    message = _first_line(getattr(exc, "msg", exc))
+        return f"{key} is invalid: {_first_line(getattr(exc, 'msg', None) or exc)}"
+    message = _first_line(getattr(exc, "msg", None) or exc)  # some carry msg=None and say it in str(exc)
     return f"{key}: {message}" if key else message
 
 

@@ -11,8 +11,8 @@ about a path (a file on the way, a folder nobody may write) is checked by the ru
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 from kvbench.config.errors import require
 

@@ -14,6 +14,7 @@ Four sources:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from kvbench.config.schema import ModelConfig
+from kvbench.config.schema import ConfigError, ModelConfig
 from kvbench.model.files import file_sha256, gguf_file
 from kvbench.model.packaged import installed_file
 
@@ -47,6 +48,24 @@ class LoadedModel:
     @property
     def config(self):
         return self.model.config
+
+
+@contextlib.contextmanager
+def loading(key: str, value: object, what: str):
+    """A file or folder the user named that does not hold ``what`` is a config error, in one line.
+
+    transformers and gguf say so in their own ways (``ValueError`` for a missing GGUF magic,
+    ``struct.error`` for junk after it, ``OSError`` for a missing tokenizer folder), over many lines.
+    """
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        raise ConfigError(
+            f"{key}={value!r} is invalid: cannot load {what} from it ({type(exc).__name__}: {first[:200]})"
+        ) from exc
 
 
 def embedded_gguf_path() -> Path:
@@ -79,12 +98,16 @@ def load_tokenizer(spec: ModelConfig):
     from transformers import AutoTokenizer
 
     if spec.tokenizer:
-        return AutoTokenizer.from_pretrained(spec.tokenizer), spec.tokenizer
+        with loading("model.tokenizer", spec.tokenizer, "a tokenizer"):
+            return AutoTokenizer.from_pretrained(spec.tokenizer), spec.tokenizer
     if spec.source == "hub":
-        return AutoTokenizer.from_pretrained(spec.path, revision=spec.revision), spec.path
-    gguf = model_file(spec) if spec.source == "gguf" else embedded_gguf_path()
-    name = f"{spec.name} (GGUF)" if spec.source == "gguf" else EMBEDDED_TOKENIZER
-    return _gguf_tokenizer(gguf), name
+        with loading("model.path", spec.path, "a tokenizer (set model.tokenizer if it has none)"):
+            return AutoTokenizer.from_pretrained(spec.path, revision=spec.revision), spec.path
+    if spec.source == "gguf":
+        gguf = model_file(spec)
+        with loading("model.path", str(gguf), "a GGUF tokenizer (is it a GGUF file?)"):
+            return _gguf_tokenizer(gguf), f"{spec.name} (GGUF)"
+    return _gguf_tokenizer(embedded_gguf_path()), EMBEDDED_TOKENIZER
 
 
 # A GGUF's metadata is parsed in Python (seconds for a 150k vocabulary): once per process, so the
@@ -101,7 +124,9 @@ def _gguf_context(path: Path) -> int:
     from gguf import GGUFReader
 
     reader = GGUFReader(path)
-    field = next(f for name, f in reader.fields.items() if name.endswith(".context_length"))
+    field = next((f for name, f in reader.fields.items() if name.endswith(".context_length")), None)
+    if field is None:
+        raise ValueError("no *.context_length field in its metadata")
     return int(field.parts[field.data[0]][0])
 
 
@@ -114,8 +139,11 @@ def context_tokens(spec: ModelConfig) -> int:
     if spec.source == "hub":
         from transformers import AutoConfig
 
-        return int(AutoConfig.from_pretrained(spec.path, revision=spec.revision).max_position_embeddings)
-    return _gguf_context(model_file(spec))
+        with loading("model.path", spec.path, "a model config"):
+            return int(AutoConfig.from_pretrained(spec.path, revision=spec.revision).max_position_embeddings)
+    gguf = model_file(spec)
+    with loading("model.path", str(gguf), "a GGUF context length (is it a GGUF file?)"):
+        return _gguf_context(gguf)
 
 
 def load_model(
@@ -137,9 +165,11 @@ def load_model(
     kwargs = dict(dtype=dtype, attn_implementation=attn_impl)
     gguf = model_file(spec)
     if gguf is not None:
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
+        with loading("model.path", str(gguf), "GGUF weights"):
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
     elif spec.source == "hub":
-        model = AutoModelForCausalLM.from_pretrained(spec.path, revision=spec.revision, **kwargs)
+        with loading("model.path", spec.path, "model weights"):
+            model = AutoModelForCausalLM.from_pretrained(spec.path, revision=spec.revision, **kwargs)
     else:
         from kvbench.model.architectures import build_config
 

@@ -25,7 +25,9 @@ def recipe_text(jobs: list[dict[str, Any]]) -> str:
     """The ``RECIPE`` file for a folder whose manifest lists ``jobs`` (oldest first)."""
     by_command: dict[str, list[dict[str, Any]]] = {}
     for job in jobs:
-        by_command.setdefault(command(list(job.get("overrides") or [])), []).append(job)
+        overrides = job.get("overrides")  # a list of strings, unless the manifest was edited by hand
+        overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
+        by_command.setdefault(command(overrides), []).append(job)
     lines = ["# The commands that made this folder's rows, from manifest.json (kvbench.rows.recipes)."]
     for cmd, runs in by_command.items():
         first = runs[0]

@@ -1,24 +1,36 @@
-"""Credentials out of everything kvbench writes: folder names, rows, manifests, configs, logs, W&B.
+"""Credentials out of everything kvbench writes: folder names, rows, manifests, configs, logs, W&B, the console.
 
-A tier URL may carry a password (``redis://user:secret@host:6379/0``, or ``?password=``).
-:func:`redact` replaces it with ``***``; :class:`RedactingFilter` does the same to every log
-record (installed on Hydra's log handlers by ``conf/config.yaml``). The password is better
-kept in the environment variable ``tier.password_env`` names, which never reaches a run folder.
+A tier URL may carry a password (``redis://user:secret@host:6379/0``) or a secret option
+(``?password=``, redis-py's ``?ssl_password=``, any option whose name holds ``password``,
+``token``, ``secret`` or ``key``). :func:`redact` replaces it with ``***``, also in the form
+Hydra writes overrides in (``redis\\://\\:secret@host``, ``ssl_password\\=secret``: it escapes
+``: = ,`` with a backslash). :class:`RedactingFilter` does the same to every log record
+(installed on Hydra's log handlers by ``conf/config.yaml``), and :class:`RedactingStream` to
+what is written straight to the console (Hydra's ``Error executing job with overrides: [...]``
+line, tracebacks). The password is better kept in the environment variable
+``tier.password_env`` names, which never reaches a run folder.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, TextIO
 
+# One character of userinfo or of an option's value; a backslash escapes the next one (Hydra).
+_CHAR = r"(?:\\.|[^/\s@\\])"
 # scheme://userinfo@  (userinfo up to the last @ before the host's first "/" or whitespace)
-_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/\s@]*(?:@[^/\s@]*)*@")
-_QUERY_SECRET = re.compile(r"(?P<key>[?&](?:password|passwd|pass|token)=)[^&\s#]*", re.IGNORECASE)
+_USERINFO = re.compile(rf"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*\\?://){_CHAR}*(?:@{_CHAR}*)*@")
+# ?name=value or &name=value where the name holds a secret word; the value ends at & # ' " or whitespace
+_QUERY_SECRET = re.compile(
+    r"(?P<key>[?&][\w.\-]*(?:password|passwd|pass|pwd|token|secret|key)[\w.\-]*\\?=)(?:\\.|[^&#'\"\s\\])*",
+    re.IGNORECASE,
+)
 
 
 def redact(text: str) -> str:
-    """``text`` with URL credentials replaced: ``redis://u:p@h/0`` -> ``redis://***@h/0``."""
+    """``text`` with URL credentials replaced: ``redis://u:p@h/0`` -> ``redis://***@h/0``,
+    ``rediss://h/0?ssl_password=p`` -> ``rediss://h/0?ssl_password=***``."""
     return _QUERY_SECRET.sub(r"\g<key>***", _USERINFO.sub(r"\g<scheme>***@", text))
 
 
@@ -46,3 +58,35 @@ class RedactingFilter(logging.Filter):
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+class RedactingStream:
+    """A console stream (``sys.stdout``, ``sys.stderr``) that redacts each line before writing it.
+
+    Text is held until its line ends (or until :meth:`flush`), so a secret is never split
+    across two writes; every other attribute (``isatty``, ``fileno``, ...) is the stream's own.
+    """
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._pending + text).split("\n")
+        self._pending = lines.pop()
+        if lines:
+            self._stream.write("".join(redact(line) + "\n" for line in lines))
+        return len(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._stream.write(redact(self._pending))
+            self._pending = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

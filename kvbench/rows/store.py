@@ -5,13 +5,19 @@ Every change to a run folder's files happens under an OS file lock (``.lock``, `
 the ``filelock`` package), so jobs sharing a folder (a sweep split over GPUs, a resumed run
 beside a running one) never lose each other's rows or manifest entries. A change rewrites the
 file to a temporary sibling and renames it over the original (:func:`kvbench.rows.atomic.atomic_write`),
-so a killed process never leaves half a line. A line that is not a JSON row (damaged by hand or
-by a disk) is never dropped: the next append moves it to ``rows.rejected.jsonl``, and readers
-skip it with a warning. Every string written is redacted (:mod:`kvbench.rows.redact`).
+so a killed process never leaves half a line. A line that is not a row (not JSON, or JSON
+without a string ``point_id`` and a known ``status``; damaged by hand or by a disk) is never
+dropped: the next append moves it to ``rows.rejected.jsonl``, and readers skip it with a
+warning. A ``manifest.json`` that is not JSON or not a list of jobs is renamed aside and a new
+one begun. A write that fails (``ENOSPC``, ``EIO``) raises :class:`StoreWriteError`, one line
+naming the file; the rows committed before it stay, and the next run resumes from them. Every
+string written is redacted (:mod:`kvbench.rows.redact`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -28,6 +34,7 @@ from filelock import FileLock
 from kvbench.rows.atomic import atomic_write
 from kvbench.rows.recipes import RECIPE_FILE, recipe_text
 from kvbench.rows.redact import redact, redact_all
+from kvbench.rows.schema import STATUSES
 
 ROWS_FILE = "rows.jsonl"
 REJECTED_FILE = "rows.rejected.jsonl"
@@ -36,6 +43,33 @@ CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
 
 log = logging.getLogger(__name__)
+
+
+class StoreWriteError(RuntimeError):
+    """A run folder's file could not be written (disk full, I/O error); the message is one line."""
+
+
+class ManifestShapeError(ValueError):
+    """``manifest.json`` is JSON but not a list of jobs."""
+
+
+@contextlib.contextmanager
+def _writing(path: Path, rows_path: Path):
+    """Turn an OS error while writing ``path`` into one :class:`StoreWriteError` line naming it."""
+    try:
+        yield
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, "error")
+        why = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc)).lower()
+        raise StoreWriteError(
+            f"cannot write {path}: {why} ({name}); nothing committed was lost: the rows in {rows_path} "
+            "are kept and the next run resumes from them"
+        ) from exc
+
+
+def is_row(value: Any) -> bool:
+    """A JSON value the readers can use as a row: an object with a string point_id and a known status."""
+    return isinstance(value, dict) and isinstance(value.get("point_id"), str) and value.get("status") in STATUSES
 
 
 def point_id(coordinates: dict[str, Any]) -> str:
@@ -51,7 +85,7 @@ def _clean(value: Any) -> Any:
 
 
 def parse_rows(path: Path) -> tuple[list[dict[str, Any]], list[bytes]]:
-    """The rows of a ``rows.jsonl``, and its lines that are not JSON objects, as raw bytes (blank lines ignored)."""
+    """The rows of a ``rows.jsonl``, and its lines that are not rows (:func:`is_row`) as bytes; blanks ignored."""
     rows, bad = [], []
     for line in path.read_bytes().splitlines():
         if not line.strip():
@@ -60,7 +94,7 @@ def parse_rows(path: Path) -> tuple[list[dict[str, Any]], list[bytes]]:
             row = json.loads(line)
         except ValueError:  # not JSON, or not UTF-8
             row = None
-        if isinstance(row, dict):
+        if is_row(row):
             rows.append(row)
         else:
             bad.append(line)
@@ -72,8 +106,9 @@ class ResultStore:
 
     def __init__(self, run_dir: str | os.PathLike):
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.rows_path = self.run_dir / ROWS_FILE
+        with _writing(self.run_dir, self.rows_path):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.rejected_path = self.run_dir / REJECTED_FILE
         self.manifest_path = self.run_dir / MANIFEST_FILE
         self.lock = FileLock(self.run_dir / LOCK_FILE)
@@ -98,7 +133,7 @@ class ResultStore:
 
     def append(self, row: dict[str, Any]) -> None:
         """Add ``row``, replacing any earlier row of the same point id, atomically and under the lock."""
-        with self.lock:
+        with _writing(self.rows_path, self.rows_path), self.lock:
             self._remove_stale_temporaries()
             rows, bad = parse_rows(self.rows_path) if self.rows_path.exists() else ([], [])
             if bad:
@@ -110,12 +145,17 @@ class ResultStore:
     def _reject(self, lines: list[bytes]) -> None:
         """Append unreadable lines, byte for byte (credentials redacted), to ``rows.rejected.jsonl``
         (durably) before they leave ``rows.jsonl``."""
-        with open(self.rejected_path, "ab") as fh:
+        with _writing(self.rejected_path, self.rows_path), open(self.rejected_path, "ab") as fh:
             for line in lines:
                 fh.write(redact(line.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape") + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
         log.warning("%s: %d unreadable line(s) moved to %s", self.rows_path, len(lines), self.rejected_path)
+
+    def _free_name(self, stem: str, suffix: str) -> Path:
+        """``stem + suffix`` in the run folder, or ``stem.N + suffix`` for the first N not taken."""
+        candidates = (f"{stem}{suffix}", *(f"{stem}.{n}{suffix}" for n in range(1, 10_000)))
+        return next(p for p in (self.run_dir / c for c in candidates) if not p.exists())
 
     def _remove_stale_temporaries(self) -> None:
         """Temporary files of writers killed mid-write (no live writer has one: it would hold the lock)."""
@@ -124,7 +164,8 @@ class ResultStore:
 
     def write_config(self, text: str) -> None:
         """The resolved config (YAML text), credentials redacted."""
-        atomic_write(self.run_dir / CONFIG_FILE, redact(text).encode())
+        with _writing(self.run_dir / CONFIG_FILE, self.rows_path):
+            atomic_write(self.run_dir / CONFIG_FILE, redact(text).encode())
 
     def manifests(self) -> list[dict[str, Any]]:
         """One entry per job that wrote into this folder, oldest first (an older single-job file is one).
@@ -132,25 +173,32 @@ class ResultStore:
         Raises
         ------
         ValueError
-            If ``manifest.json`` is not JSON.
+            If ``manifest.json`` is not JSON (``json.JSONDecodeError``) or not a list of jobs
+            (:class:`ManifestShapeError`: ``[]``, ``null``, ``{"jobs": 5}``).
         """
         if not self.manifest_path.exists():
             return []
         data = json.loads(self.manifest_path.read_bytes())
-        return data["jobs"] if isinstance(data, dict) and "jobs" in data else [data]
+        jobs = data["jobs"] if isinstance(data, dict) and "jobs" in data else [data]
+        if not (isinstance(jobs, list) and all(isinstance(j, dict) and j for j in jobs)):
+            raise ManifestShapeError("is not a manifest (a list of jobs)")
+        return jobs
 
     def record_job(self, job: dict[str, Any]) -> None:
         """Add or update (same ``host``, ``pid`` and ``start_time``) this job's manifest entry.
 
-        An unreadable ``manifest.json`` is kept as ``manifest.rejected.json`` and a new one begun.
+        An unreadable ``manifest.json`` is kept aside (``manifest.rejected.json``, or
+        ``manifest.rejected.N.json`` beside earlier ones) and a new one begun, with a warning.
         """
         key = lambda j: (j.get("host"), j.get("pid"), j.get("start_time"))
-        with self.lock:
+        with _writing(self.manifest_path, self.rows_path), self.lock:
             try:
                 jobs = self.manifests()
-            except ValueError:
-                os.replace(self.manifest_path, self.run_dir / "manifest.rejected.json")
-                log.warning("%s is not JSON: kept as manifest.rejected.json", self.manifest_path)
+            except ValueError as exc:
+                aside = self._free_name("manifest.rejected", ".json")
+                os.replace(self.manifest_path, aside)
+                why = str(exc) if isinstance(exc, ManifestShapeError) else "is not JSON"
+                log.warning("%s %s: kept as %s", self.manifest_path, why, aside.name)
                 jobs = []
             jobs = [j for j in jobs if key(j) != key(job)]
             jobs.append(redact_all(job))

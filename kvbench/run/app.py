@@ -11,8 +11,10 @@ reason, and the sweep goes on; a point already ``ok`` in the run folder is skipp
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -28,9 +30,10 @@ from kvbench.model.corpus import Corpus
 from kvbench.model.loading import LoadedModel, context_tokens, load_model, load_tokenizer
 from kvbench.rows.provenance import manifest, utc_now
 from kvbench.rows.schema import make_row, one_line
-from kvbench.rows.store import ResultStore, point_id
+from kvbench.rows.store import ResultStore, StoreWriteError, point_id
 from kvbench.rows.tracking import make_tracker
 from kvbench.run.console import print_summary, progress
+from kvbench.run.paths import check_tier_dir
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ def preflight(settings: KVBenchConfig) -> tuple[torch.device, Corpus, list[int],
     # Set either way, so a multirun job never inherits the previous job's mode.
     torch.use_deterministic_algorithms(settings.deterministic)
     device = resolve_device(settings.device)
+    check_tier_dir(settings)
     if settings.dtype != "float32" and device.type == "cpu":
         log.warning("dtype=%s on CPU runs through slow reference kernels", settings.dtype)
     tokenizer = load_tokenizer(settings.model)
@@ -137,7 +141,9 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
             rows.append(row)
     finally:
         info["end_time"] = utc_now()
-        store.record_job(info)
+        # on a full disk the manifest fails too: the first error, naming the rows file, is the one reported
+        with contextlib.suppress(StoreWriteError) if sys.exc_info()[0] is StoreWriteError else contextlib.nullcontext():
+            store.record_job(info)
         tracker.finish(store.rows(), {"points": len(rows), "ok": sum(r["status"] == "ok" for r in rows)})
     print_summary(store.rows(), title=f"{settings.exp_name}: {lm.name} ({lm.weights} weights) on {ctx.device_name}")
     return rows

@@ -1,9 +1,13 @@
-"""Run folders that a bad config would leave empty are removed again.
+"""Run folders that a bad config would leave empty are removed again; Hydra's sweep file loses its credentials.
 
 Hydra creates a job's run folder (and opens its log there) before kvbench validates the
 config, and a multirun's sweeper writes ``multirun.yaml`` into the sweep folder before any
 job is composed. When the config then turns out invalid, whatever was made for it alone
 goes; a folder that held anything before (rows of an earlier run) is never touched.
+
+``multirun.yaml`` holds the command line's overrides as given, a tier URL's password with
+them; :class:`SweepFolderGuard` rewrites it redacted when the first job starts (before any
+measurement), when the sweep ends, and when it fails.
 """
 
 from __future__ import annotations
@@ -13,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+
+from kvbench.rows.atomic import atomic_write
+from kvbench.rows.redact import redact
 
 SWEEP_FILE = "multirun.yaml"
 
@@ -24,6 +32,17 @@ def is_fresh(run_dir: Path) -> bool:
 
 def _only_sweep_file(folder: Path) -> bool:
     return folder.is_dir() and {p.name for p in folder.iterdir()} <= {SWEEP_FILE}
+
+
+def redact_file(path: Path) -> None:
+    """Rewrite ``path`` (atomically) with its credentials redacted, if it holds any."""
+    try:
+        text = path.read_text(errors="surrogateescape")
+    except OSError:  # not there (yet): nothing to redact
+        return
+    clean = redact(text)
+    if clean != text:
+        atomic_write(path, clean.encode(errors="surrogateescape"))
 
 
 def remove_run_dir(run_dir: Path, results_dir: Path) -> None:
@@ -47,10 +66,26 @@ class SweepFolderGuard(Callback):
     """
 
     created: Path | None = None
+    sweep_dir: Path | None = None
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         SweepFolderGuard.created = None if sweep_dir.exists() else sweep_dir
+        SweepFolderGuard.sweep_dir = sweep_dir
+
+    def on_job_start(self, config: Any, **kwargs: Any) -> None:
+        if config.hydra.mode == RunMode.MULTIRUN:  # a launcher's job elsewhere finds the file by its config
+            redact_file(Path(config.hydra.sweep.dir) / SWEEP_FILE)
+        SweepFolderGuard.redact_sweep_file()
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        SweepFolderGuard.redact_sweep_file()
+
+    @classmethod
+    def redact_sweep_file(cls) -> None:
+        """Redact the ``multirun.yaml`` of this process's sweep, if there is one."""
+        if cls.sweep_dir is not None:
+            redact_file(cls.sweep_dir / SWEEP_FILE)
 
     @classmethod
     def remove_if_empty(cls) -> None:
