@@ -22,18 +22,25 @@ Tokens changed and their downstream KV re-derived honestly from them are caught 
 checked chunk covers the changed tokens: with ``m`` of ``n`` chunks flagged, an audit of ``k``
 random chunks catches the artifact with probability ``1 - C(n-m, k) / C(n, k)``
 (:func:`detection_probability`).
+
+The audit fails closed. The artifact's length and token-id hash must match the document
+before any chunk is recomputed (:func:`kvbench.kv.binding.check_document`: tokens appended
+after the document or cut from it are refused); a NaN or inf anywhere in the artifact flags
+the chunk holding it whether or not that chunk was drawn; and an error that is NaN (where
+``NaN > tol`` would be false) or a NaN tolerance counts as exceeding it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 from scipy import stats
 
 from kvbench.forward import inference
-from kvbench.kv.artifact import ArtifactMismatchError, KVArtifact
-from kvbench.model.corpus import token_ids_sha256
+from kvbench.kv.artifact import KVArtifact
+from kvbench.kv.binding import check_document
 
 
 def chunk_bounds(num_tokens: int, chunk_tokens: int) -> list[tuple[int, int]]:
@@ -77,20 +84,41 @@ def check_chunk(model, artifact: KVArtifact, token_ids: torch.Tensor, start: int
 
 
 def check_all(model, artifact: KVArtifact, token_ids: torch.Tensor, chunk_tokens: int) -> torch.Tensor:
-    """``(chunks, layers, 2)`` errors of every chunk of the document."""
-    return torch.stack(
-        [check_chunk(model, artifact, token_ids, s, e) for s, e in chunk_bounds(token_ids.shape[1], chunk_tokens)]
-    )
+    """``(chunks, layers, 2)`` errors of every chunk of the document; a chunk holding a NaN or inf is NaN.
+
+    Raises
+    ------
+    ArtifactMismatchError
+        If the artifact was not made from exactly ``token_ids`` (length, then hash).
+    """
+    check_document(artifact, token_ids)
+    bounds = chunk_bounds(token_ids.shape[1], chunk_tokens)
+    errors = torch.stack([check_chunk(model, artifact, token_ids, s, e) for s, e in bounds])
+    errors[nonfinite_chunks(artifact, bounds)] = float("nan")
+    return errors
+
+
+def nonfinite_chunks(artifact: KVArtifact, bounds: list[tuple[int, int]]) -> torch.Tensor:
+    """``(chunks,)`` bool: the chunk's stored K or V holds a NaN or inf in some layer."""
+    bad = torch.zeros(artifact.num_tokens, dtype=torch.bool, device=artifact.device)
+    for t in (*artifact.keys, *artifact.values):  # (batch, kv_heads, tokens, head_dim)
+        bad |= ~torch.isfinite(t).all(dim=-1).all(dim=1).all(dim=0)
+    return torch.stack([bad[s:e].any() for s, e in bounds]).cpu()
 
 
 def calibrate(honest_errors: list[torch.Tensor], margin: float) -> torch.Tensor:
-    """``(layers, 2)`` tolerance: ``margin`` x the largest error over untampered chunks (0 stays 0)."""
+    """``(layers, 2)`` tolerance: ``margin`` x the largest error over untampered chunks (0 stays 0).
+
+    An honest error that is NaN makes that tolerance NaN, which flags everything (fails closed).
+    """
+    if not (math.isfinite(margin) and margin >= 1):
+        raise ValueError(f"audit margin {margin!r} must be a finite number >= 1")
     return margin * torch.cat([e.flatten(0, -3) for e in honest_errors]).amax(dim=0)
 
 
 def flagged(errors: torch.Tensor, tolerance: torch.Tensor) -> torch.Tensor:
-    """``(chunks,)`` bool: the chunk exceeds its tolerance in some layer and side."""
-    return (errors > tolerance).flatten(1).any(dim=1)
+    """``(chunks,)`` bool: the chunk exceeds its tolerance in some layer and side, or either is NaN."""
+    return (~(errors <= tolerance)).flatten(1).any(dim=1)  # NaN compares false: not within tolerance
 
 
 def detection_probability(n_chunks: int, n_flagged: int, k: int) -> float:
@@ -119,17 +147,22 @@ def audit(
 ) -> AuditResult:
     """Check ``k`` random chunks of ``artifact`` against ``token_ids`` ``(1, L)``.
 
+    ``failed`` lists the checked chunks that disagree, and every chunk holding a NaN or inf
+    (checked or not): a non-finite value anywhere fails the audit.
+
     Raises
     ------
     ArtifactMismatchError
-        If the artifact says it was made from other tokens than ``token_ids``.
+        If the artifact was not made from exactly ``token_ids`` (length, then hash): checked first.
     """
-    claimed = artifact.meta.get("token_ids_hash")
-    if claimed != token_ids_sha256(token_ids):
-        raise ArtifactMismatchError(f"KV artifact token_ids_hash is {claimed!r}: it was made from another document")
+    check_document(artifact, token_ids)
     bounds = chunk_bounds(token_ids.shape[1], chunk_tokens)
+    nonfinite = {b for b, bad in zip(bounds, nonfinite_chunks(artifact, bounds).tolist()) if bad}
     chosen = [bounds[i] for i in sorted(torch.randperm(len(bounds), generator=generator)[:k].tolist())]
-    failed = [
-        (s, e) for s, e in chosen if flagged(check_chunk(model, artifact, token_ids, s, e)[None], tolerance).item()
-    ]
-    return AuditResult(passed=not failed, checked=chosen, failed=failed)
+    failed = {
+        (s, e)
+        for s, e in chosen
+        if (s, e) in nonfinite or flagged(check_chunk(model, artifact, token_ids, s, e)[None], tolerance).item()
+    }
+    failed |= nonfinite
+    return AuditResult(passed=not failed, checked=chosen, failed=sorted(failed))

@@ -171,7 +171,8 @@ class WanProfile:
     source: Optional[str] = None  # where the rate and the round trip come from (a page, or "assumed: why")
 
     def __post_init__(self):
-        number("tier.profiles.*.bandwidth_mb_s", self.bandwidth_mb_s, above=0)
+        # inf is an unpaced link (the wan tier's loopback control); NaN compares false and is refused
+        require(self.bandwidth_mb_s > 0, "tier.profiles.*.bandwidth_mb_s", self.bandwidth_mb_s, "a number > 0 or inf")
         number("tier.profiles.*.rtt_ms", self.rtt_ms, at_least=0)
         number("tier.profiles.*.egress_usd_per_gb", self.egress_usd_per_gb, at_least=0)
 

@@ -29,6 +29,7 @@ import torch
 from kvbench.experiments.base import RunContext, prefill_fields, publish
 from kvbench.forward.readers import make_reader, prefill_paths
 from kvbench.kv.artifact import KVArtifact
+from kvbench.kv.binding import check_document
 from kvbench.measure import flops
 from kvbench.measure.calibrate import calibrate
 from kvbench.measure.exactness import aggregate, compare_pair, one_pass_reference
@@ -46,9 +47,12 @@ def fixed_query(query_ids: torch.Tensor, tokens: int | None) -> torch.Tensor:
     return query_ids.repeat(1, math.ceil(tokens / query_ids.shape[1]))[:, :tokens]
 
 
-def serialised(artifact: KVArtifact, device: torch.device) -> KVArtifact:
-    """``artifact`` as a buyer gets it: through safetensors bytes (checksum verified), back on ``device``."""
-    return KVArtifact.from_bytes(artifact.to_bytes()).to(device, copy=True)
+def serialised(artifact: KVArtifact, device: torch.device, doc_ids: torch.Tensor) -> KVArtifact:
+    """``artifact`` as a buyer of the document ``doc_ids`` ``(1, L)`` gets it: through safetensors
+    bytes (checksum verified), bound to those token ids (length and hash), back on ``device``."""
+    stored = KVArtifact.from_bytes(artifact.to_bytes())
+    check_document(stored, doc_ids)
+    return stored.to(device, copy=True)
 
 
 def _agreement(logits: dict[tuple[int, str], torch.Tensor], docs: int, reader: str) -> dict[str, Any]:
@@ -166,7 +170,7 @@ def exactness_fields(ctx: RunContext, doc_tokens: int, reader: str, references: 
         return {}
     docs = ctx.corpus.documents(doc_tokens, ex.num_docs)
     move = lambda t: t.to(device)
-    store = lambda cache, ids: serialised(ctx.snapshot(cache, ids), device)
+    store = lambda cache, ids: serialised(ctx.snapshot(cache, ids), device, ids)
     pairs = []
     for d in docs:
         doc_ids, query_ids = move(d.doc_ids), move(d.query_ids)
@@ -184,7 +188,7 @@ def exactness_fields(ctx: RunContext, doc_tokens: int, reader: str, references: 
                     query_ids,
                     ex.gen_tokens,
                     ctx.snapshot,
-                    lambda a: serialised(a, device),
+                    lambda a, ids=doc_ids: serialised(a, device, ids),
                     references[key],
                 )
             )

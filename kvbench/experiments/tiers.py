@@ -28,6 +28,7 @@ from kvbench.codecs import get_codec
 from kvbench.experiments.base import RunContext, prefill_fields, publish
 from kvbench.forward.readers import make_reader, prefill_paths
 from kvbench.kv.artifact import KVArtifact
+from kvbench.kv.binding import Document, check_document
 from kvbench.measure import flops
 from kvbench.measure.calibrate import calibrate
 from kvbench.measure.floors import point_floors, weight_bytes
@@ -68,13 +69,46 @@ def time_prefill(
     return _PREFILL_MEMO[key]
 
 
-def read_once(ctx: RunContext, tier: Tier, reader, query_ids: torch.Tensor) -> tuple[dict[str, Any], KVArtifact]:
-    """One read through every stage; stage milliseconds and bytes moved, and the KV as read."""
+class DecodeWitness:
+    """A codec that remembers the metadata of the artifact it decoded during the current read.
+
+    A tier's serial path copies the decoded KV into the reader's pool and hands back the pool,
+    whose metadata is the one the pool was made with: what the blob said is seen only at decode.
+    """
+
+    def __init__(self, codec):
+        self.codec, self.meta = codec, None
+
+    def decode(self, blob, device: torch.device) -> KVArtifact:
+        kv = self.codec.decode(blob, device)
+        self.meta = dict(kv.meta)
+        return kv
+
+    def as_read(self, kv: KVArtifact) -> KVArtifact:
+        """``kv``'s tensors (no copy) with the metadata of the blob decoded this read, if one was."""
+        return KVArtifact(kv.keys, kv.values, dict(self.meta if self.meta is not None else kv.meta))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.codec, name)
+
+
+def read_once(
+    ctx: RunContext, tier: Tier, reader, query_ids: torch.Tensor, document: Document, codec: DecodeWitness
+) -> tuple[dict[str, Any], KVArtifact]:
+    """One read through every stage; stage milliseconds and bytes moved, and the KV as read.
+
+    What the tier returned, with the metadata of the blob it came from, is bound to the
+    reader's ``document`` (length and token-id hash, precomputed: no device sync, no timed
+    work) before it is attached: a stored object swapped for another document's is refused.
+    """
     tier.prepare()
     timer = StageTimer(ctx.device)
+    codec.meta = None
     read = tier.get(timer, reader.pool if reader.attach_mode == "reference" else None)
+    kv = codec.as_read(read.kv)
+    check_document(kv, document)
     with timer.device("attach"):
-        read.kv.check_compatible(model_fingerprint=ctx.lm.fingerprint, tokenizer_hash=ctx.lm.tokenizer_hash)
+        kv.check_compatible(model_fingerprint=ctx.lm.fingerprint, tokenizer_hash=ctx.lm.tokenizer_hash)
         reader.attach(read.kv)
     with timer.device("query"):
         reader.query(query_ids)
@@ -145,7 +179,17 @@ class TiersExperiment:
             doc_ids, query_ids = doc.doc_ids.to(ctx.device), doc.query_ids.to(ctx.device)
             artifact = publish(ctx, doc_ids)
             prefill = time_prefill(ctx, doc.doc_hash, doc_ids, query_ids)
-            docs.append(dict(doc=doc, artifact=artifact, query_ids=query_ids, prefill=prefill, blobs={}, encode_ms={}))
+            docs.append(
+                dict(
+                    doc=doc,
+                    document=Document.of(doc.doc_ids),  # what a read is bound to (host ids: hashed once, here)
+                    artifact=artifact,
+                    query_ids=query_ids,
+                    prefill=prefill,
+                    blobs={},
+                    encode_ms={},
+                )
+            )
         self._published = (doc_tokens, docs)
         return docs
 
@@ -182,7 +226,7 @@ class TiersExperiment:
         cfg, timing = ctx.settings.tier, ctx.settings.timing
         warmup = timing.warmup if cfg.warmup is None else cfg.warmup
         repeats = max(-(-MIN_READS // len(docs)), timing.repeats if cfg.repeats is None else cfg.repeats)
-        codec = get_codec(ctx.settings.codec.name)
+        codec = DecodeWitness(get_codec(ctx.settings.codec.name))
         row, prefill_samples = self._fields(ctx, docs)
         timer = StageTimer(torch.device("cpu"))  # the publisher's one-off work: wall clock
         blobs = [self._encoded(d, codec, cfg.chunk_mib << 20) for d in docs]
@@ -200,9 +244,10 @@ class TiersExperiment:
                     row["put_ms"] = timer.results()["put"]
                     pool = tier.resident() or _empty_like(d["artifact"])
                     reader = make_reader(point["reader"], ctx.lm.model, ctx.fast_forward(), pool, d["query_ids"], graph)
+                    read = lambda: read_once(ctx, tier, reader, d["query_ids"], d["document"], codec)
                     for _ in range(warmup):
-                        read_once(ctx, tier, reader, d["query_ids"])
-                    reads = [read_once(ctx, tier, reader, d["query_ids"]) for _ in range(repeats)]
+                        read()
+                    reads = [read() for _ in range(repeats)]
                     bitwise = bitwise and reads[-1][1].equals(d["artifact"])
                     per_doc.append([r for r, _ in reads])
                 row.update(tier.info(), stored_bytes=tier.stored_bytes(), reader_attach=reader.attach_mode)

@@ -20,10 +20,11 @@ from typing import Any, TextIO
 # One character of userinfo or of an option's value; a backslash escapes the next one (Hydra).
 _CHAR = r"(?:\\.|[^/\s@\\])"
 # scheme://userinfo@  (userinfo up to the last @ before the host's first "/" or whitespace)
-_USERINFO = re.compile(rf"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*\\?://){_CHAR}*(?:@{_CHAR}*)*@")
+# (backslashes: none, Hydra's one, or the two of a Python repr of Hydra's override list)
+_USERINFO = re.compile(rf"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*\\*://){_CHAR}*(?:@{_CHAR}*)*@")
 # ?name=value or &name=value where the name holds a secret word; the value ends at & # ' " or whitespace
 _QUERY_SECRET = re.compile(
-    r"(?P<key>[?&][\w.\-]*(?:password|passwd|pass|pwd|token|secret|key)[\w.\-]*\\?=)(?:\\.|[^&#'\"\s\\])*",
+    r"(?P<key>[?&][\w.\-]*(?:password|passwd|pass|pwd|token|secret|key)[\w.\-]*\\*=)(?:\\.|[^&#'\"\s\\])*",
     re.IGNORECASE,
 )
 
