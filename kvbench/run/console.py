@@ -88,7 +88,7 @@ def progress(items: Iterable[Any], description: str) -> Iterator[Any]:
 def _fmt(key: str, fmt: str, value: Any) -> str:
     if value is None:
         return "-"
-    if key == "kv_bytes":
+    if key == "kv_bytes" and isinstance(value, (int, float)):
         value = value / 2**20
     try:
         return fmt.format(value)
@@ -100,7 +100,7 @@ def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
     """A formatted value; a rate gets its 95% interval on a second line, e.g. ``.68-1.00``."""
     text = _fmt(key, fmt, row.get(key))
     low, high = row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
-    if key not in RATES_WITH_CI or low is None or high is None:
+    if key not in RATES_WITH_CI or not all(isinstance(v, (int, float)) for v in (low, high)):
         return text
     return f"{text}\n{low:.2f}-{high:.2f}".replace("\n0.", "\n.")  # 8 characters fit the column
 
@@ -116,6 +116,7 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
         table.add_row(*(_cell(row, key, fmt) for key, _, fmt in columns))
     console = Console(width=160)
     console.print(table)
-    for row in rows:
+    for row in rows:  # .get throughout: a row file edited by hand must not stop the summary
         if row.get("status") != "ok":
-            console.print(f"[yellow]{row.get('model')} L={row.get('doc_tokens')}: {row['status']}: {row.get('reason')}")
+            line = f"{row.get('model')} L={row.get('doc_tokens')}: {row.get('status')}: {row.get('reason')}"
+            console.print(line, style="yellow", markup=False)  # a reason is text, never markup
