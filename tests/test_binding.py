@@ -87,11 +87,13 @@ def _tiers_ctx(tiny_lm, *overrides: str) -> RunContext:
     return RunContext(settings, tiny_lm, corpus, device, "cpu", torch.float32)
 
 
+@pytest.mark.parametrize("io", ["stream", "serial"])
 @pytest.mark.parametrize("reader", ["fast", "hf"])
-def test_a_stored_file_swapped_between_reads_is_refused(tiny_lm, tmp_path, monkeypatch, reader):
+def test_a_stored_file_swapped_between_reads_is_refused(tiny_lm, tmp_path, monkeypatch, reader, io):
     """The disk tier's file replaced, after the first read, by another document's artifact of the same
     model and length: the next read fails its point (it gave an ok row with tier_bitwise=false).
-    The fast reader's tier copies into the reader's pool, whose metadata is the publisher's."""
+    For the fast reader the tier copies into the reader's pool, whose metadata (on the serial
+    path) stays the publisher's."""
     other = ids(7, 32)
     _, cache = inference.prefill(tiny_lm.model, other)
     theirs = KVArtifact.from_cache(
@@ -108,7 +110,14 @@ def test_a_stored_file_swapped_between_reads_is_refused(tiny_lm, tmp_path, monke
 
     monkeypatch.setattr(disk.DiskTier, "prepare", prepare)
     ctx = _tiers_ctx(
-        tiny_lm, "tier=disk", "tier.cache=[warm]", f"tier.dir={tmp_path}", "doc_tokens=[32]", f"readers=[{reader}]"
+        tiny_lm,
+        "tier=disk",
+        "tier.cache=[warm]",
+        f"tier.dir={tmp_path}",
+        f"tier.io={io}",
+        "timing.docs=1",
+        "doc_tokens=[32]",
+        f"readers=[{reader}]",
     )
     exp = TiersExperiment()
     [point] = exp.points(ctx)
