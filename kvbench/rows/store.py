@@ -7,8 +7,8 @@ beside a running one) never lose each other's rows or manifest entries. A change
 file to a temporary sibling and renames it over the original (:func:`kvbench.rows.atomic.atomic_write`),
 so a killed process never leaves half a line. A line that is not a row (not JSON, or JSON
 without a string ``point_id`` and a known ``status``; damaged by hand or by a disk) is never
-dropped: the next append moves it to ``rows.rejected.jsonl``, and readers skip it with a
-warning. A ``manifest.json`` that is not JSON or not a list of jobs is renamed aside and a new
+dropped: the next append moves it to ``rows.rejected.jsonl``, and the resume skips it with a
+warning (:func:`load_rows`, the reports' reader of rows of any vintage, takes any JSON object). A ``manifest.json`` that is not JSON or not a list of jobs is renamed aside and a new
 one begun. A write that fails (``ENOSPC``, ``EIO``) raises :class:`StoreWriteError`, one line
 naming the file; the rows committed before it stay, and the next run resumes from them. Every
 string written is redacted (:mod:`kvbench.rows.redact`).
@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,9 @@ def _clean(value: Any) -> Any:
     return redact(value) if isinstance(value, str) else value
 
 
-def parse_rows(path: Path) -> tuple[list[dict[str, Any]], list[bytes]]:
-    """The rows of a ``rows.jsonl``, and its lines that are not rows (:func:`is_row`) as bytes; blanks ignored."""
+def parse_rows(path: Path, accept: Callable[[Any], bool] = is_row) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The rows of a ``rows.jsonl`` (values ``accept`` takes: :func:`is_row` for the store), and its
+    other lines as bytes; blank lines ignored."""
     rows, bad = [], []
     for line in path.read_bytes().splitlines():
         if not line.strip():
@@ -94,7 +95,7 @@ def parse_rows(path: Path) -> tuple[list[dict[str, Any]], list[bytes]]:
             row = json.loads(line)
         except ValueError:  # not JSON, or not UTF-8
             row = None
-        if is_row(row):
+        if accept(row):
             rows.append(row)
         else:
             bad.append(line)
@@ -217,7 +218,7 @@ def load_rows(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     for p in map(Path, paths):
         files = [p] if p.is_file() else sorted(p.rglob(ROWS_FILE))
         for f in files:
-            rows, bad = parse_rows(f)
+            rows, bad = parse_rows(f, accept=lambda value: isinstance(value, dict))  # rows of any vintage
             if bad:
                 log.warning("%s: skipped %d unreadable line(s)", f, len(bad))
             if not rows:
