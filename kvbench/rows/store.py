@@ -8,10 +8,11 @@ file to a temporary sibling and renames it over the original (:func:`kvbench.row
 so a killed process never leaves half a line. A line that is not a row (not JSON, or JSON
 without a string ``point_id`` and a known ``status``; damaged by hand or by a disk) is never
 dropped: the next append moves it to ``rows.rejected.jsonl``, and the resume skips it with a
-warning (:func:`load_rows`, the reports' reader of rows of any vintage, takes any JSON object). A ``manifest.json`` that is not JSON or not a list of jobs is renamed aside and a new
-one begun. A write that fails (``ENOSPC``, ``EIO``) raises :class:`StoreWriteError`, one line
-naming the file; the rows committed before it stay, and the next run resumes from them. Every
-string written is redacted (:mod:`kvbench.rows.redact`).
+warning (:func:`load_rows`, the reports' reader of rows of any vintage, takes any JSON object).
+A ``manifest.json`` that is not JSON or not a list of jobs is renamed aside and a new one
+begun. A write that fails (``ENOSPC``, ``EIO``) raises :class:`StoreWriteError`, one line
+naming the file; the rows committed before it stay, and the next run resumes from them.
+Every string written is redacted (:mod:`kvbench.rows.redact`).
 """
 
 from __future__ import annotations
