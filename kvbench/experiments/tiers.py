@@ -69,43 +69,19 @@ def time_prefill(
     return _PREFILL_MEMO[key]
 
 
-class DecodeWitness:
-    """A codec that remembers the metadata of the artifact it decoded during the current read.
-
-    A tier's serial path copies the decoded KV into the reader's pool and hands back the pool,
-    whose metadata is the one the pool was made with: what the blob said is seen only at decode.
-    """
-
-    def __init__(self, codec):
-        self.codec, self.meta = codec, None
-
-    def decode(self, blob, device: torch.device) -> KVArtifact:
-        kv = self.codec.decode(blob, device)
-        self.meta = dict(kv.meta)
-        return kv
-
-    def as_read(self, kv: KVArtifact) -> KVArtifact:
-        """``kv``'s tensors (no copy) with the metadata of the blob decoded this read, if one was."""
-        return KVArtifact(kv.keys, kv.values, dict(self.meta if self.meta is not None else kv.meta))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.codec, name)
-
-
 def read_once(
-    ctx: RunContext, tier: Tier, reader, query_ids: torch.Tensor, document: Document, codec: DecodeWitness
+    ctx: RunContext, tier: Tier, reader, query_ids: torch.Tensor, document: Document
 ) -> tuple[dict[str, Any], KVArtifact]:
     """One read through every stage; stage milliseconds and bytes moved, and the KV as read.
 
-    What the tier returned, with the metadata of the blob it came from, is bound to the
-    reader's ``document`` (length and token-id hash, precomputed: no device sync, no timed
+    What the tier returned (the reader's pool carries the metadata of the blob it was filled
+    from) is bound to the reader's ``document`` (length and token-id hash, precomputed: no device sync, no timed
     work) before it is attached: a stored object swapped for another document's is refused.
     """
     tier.prepare()
     timer = StageTimer(ctx.device)
-    codec.meta = None
     read = tier.get(timer, reader.pool if reader.attach_mode == "reference" else None)
-    kv = codec.as_read(read.kv)
+    kv = read.kv
     check_document(kv, document)
     with timer.device("attach"):
         kv.check_compatible(model_fingerprint=ctx.lm.fingerprint, tokenizer_hash=ctx.lm.tokenizer_hash)
@@ -226,7 +202,7 @@ class TiersExperiment:
         cfg, timing = ctx.settings.tier, ctx.settings.timing
         warmup = timing.warmup if cfg.warmup is None else cfg.warmup
         repeats = max(-(-MIN_READS // len(docs)), timing.repeats if cfg.repeats is None else cfg.repeats)
-        codec = DecodeWitness(get_codec(ctx.settings.codec.name))
+        codec = get_codec(ctx.settings.codec.name)
         row, prefill_samples = self._fields(ctx, docs)
         timer = StageTimer(torch.device("cpu"))  # the publisher's one-off work: wall clock
         blobs = [self._encoded(d, codec, cfg.chunk_mib << 20) for d in docs]
@@ -244,7 +220,7 @@ class TiersExperiment:
                     row["put_ms"] = timer.results()["put"]
                     pool = tier.resident() or _empty_like(d["artifact"])
                     reader = make_reader(point["reader"], ctx.lm.model, ctx.fast_forward(), pool, d["query_ids"], graph)
-                    read = lambda: read_once(ctx, tier, reader, d["query_ids"], d["document"], codec)
+                    read = lambda: read_once(ctx, tier, reader, d["query_ids"], d["document"])
                     for _ in range(warmup):
                         read()
                     reads = [read() for _ in range(repeats)]

@@ -240,6 +240,7 @@ def to_device(kv: KVArtifact, device: torch.device, dest: KVArtifact | None) -> 
     if dest is None:
         return kv.to(device, non_blocking=non_blocking, copy=True)
     dest.copy_(kv, non_blocking=non_blocking)
+    dest.meta = dict(kv.meta)  # the pool now holds what the blob said it is (its document, its model)
     return dest
 
 

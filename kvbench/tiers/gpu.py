@@ -24,6 +24,7 @@ class GpuTier(Tier):
         if dest is not None and dest is not self.kv:  # a reader whose pool is elsewhere: one device copy
             with (timer or StageTimer(self.device)).device("h2d"):
                 dest.copy_(self.kv, non_blocking=True)
+            dest.meta = dict(self.kv.meta)
             return Read(dest)
         return Read(self.kv)
 
