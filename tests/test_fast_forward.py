@@ -42,11 +42,35 @@ def test_batched_readers_answer_as_they_would_alone(setup):
     assert not torch.allclose(both[0], both[1], atol=1e-3)
 
 
+def rerun_greedy(fwd, art, query, first_logits, steps):
+    """The fast reader's greedy decode before it kept a cache: question + tokens so far re-run per step."""
+    tokens, ids = [int(first_logits.argmax(dim=-1))], query
+    for _ in range(steps - 1):
+        ids = torch.cat([ids, torch.tensor([[tokens[-1]]])], dim=1)
+        tokens.append(int(fwd(ids, art).argmax(dim=-1)))
+    return tokens
+
+
 def test_greedy_continuation_equals_hf_decoding(setup):
     model, fwd, doc, query, art = setup
     hf_logits, cache = inference.reuse(model, art, query)
-    expected, _ = inference.greedy_continue(model, cache, hf_logits, 6)
-    assert greedy_continue_fast(fwd, art, query, fwd(query, art), 6) == expected
+    expected, _ = inference.greedy_continue(model, cache, hf_logits, 8)
+    first = fwd(query, art)
+    assert greedy_continue_fast(fwd, art, query, first, 8) == expected == rerun_greedy(fwd, art, query, first, 8)
+    assert greedy_continue_fast(fwd, art, query, first, 1) == expected[:1]
+
+
+def test_greedy_continuation_is_incremental(setup):
+    """The question is forwarded once and each later step one token: Q + G - 1 tokens, not O(G^2)."""
+    model, fwd, doc, query, art = setup
+    forwarded = []
+
+    def counting(ids, prefix=None, cache=None):
+        forwarded.append(ids.shape[1])
+        return fwd(ids, prefix, cache)
+
+    greedy_continue_fast(counting, art, query, fwd(query, art), 8)
+    assert forwarded == [query.shape[1]] + [1] * 7
 
 
 def test_every_reader_gives_hf_reuse_logits(setup):

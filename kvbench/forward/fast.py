@@ -14,8 +14,9 @@ Here the model's decoder layers run as they are (same weights, same modules), wi
 * only the last position's hidden state normalised and projected to logits.
 
 Callers capture the whole forward as a CUDA graph (:mod:`kvbench.forward.cuda_graph`). Decoding
-readers keep their own KV beside the document's in a :class:`ReaderCache`;
-:class:`GreedyDecoder` answers and decodes a batch of them, one captured step per token.
+readers keep their own KV beside the document's in a :class:`ReaderCache`:
+:func:`greedy_continue_fast` decodes one reader (exactness), :class:`GreedyDecoder` answers
+and decodes a batch of them, one captured step per token.
 Works for llama-style decoders (Llama, Qwen2, Qwen3, SmolLM2): ``model.model`` holds
 ``embed_tokens``, ``rotary_emb``, ``layers`` and ``norm``; ``model.lm_head`` the head.
 """
@@ -141,16 +142,27 @@ class FastForward:
 def greedy_continue_fast(
     fwd: FastForward, prefix: KVArtifact, query_ids: torch.Tensor, first_logits: torch.Tensor, steps: int
 ) -> list[int]:
-    """Greedy tokens after a fast reuse: the argmax of ``first_logits``, then ``steps - 1`` more.
+    """Greedy tokens after a fast reuse: the argmax of ``first_logits`` ``(1, vocab)``, then ``steps - 1`` more.
 
-    Each step re-runs the question and the tokens so far on the document's KV (the fast
-    forward keeps no cache of its own), so every token comes from the reader's own code path.
+    Incremental, as a serving reader decodes: the question ``(1, Q)`` is written once into a
+    :class:`ReaderCache` of its own beside the document's KV (``prefix``, read in place), then
+    each step forwards one token ``(1, 1)`` on both. Re-running the question and the tokens so
+    far at every step would cost ``O(steps^2)`` token forwards instead of ``Q + steps``.
+    ``first_logits`` are the reader's own answer (the timed forward, no cache): the first token
+    comes from them, not from the cached forward of the question, whose logits are discarded.
     """
     tokens = [int(first_logits.argmax(dim=-1))]
-    ids = query_ids
+    if steps <= 1:
+        return tokens
+    question = query_ids.shape[1]
+    cache = ReaderCache.empty(prefix, 1, question + steps - 1)
+    fwd(query_ids, prefix, cache)  # only to fill the cache with the question's KV
+    cache.advance(question)
+    step = torch.empty(1, 1, dtype=torch.long, device=query_ids.device)
     for _ in range(steps - 1):
-        ids = torch.cat([ids, torch.tensor([[tokens[-1]]], device=ids.device)], dim=1)
-        tokens.append(int(fwd(ids, prefix).argmax(dim=-1)))
+        step.fill_(tokens[-1])
+        tokens.append(int(fwd(step, prefix, cache).argmax(dim=-1)))
+        cache.advance(1)
     return tokens
 
 

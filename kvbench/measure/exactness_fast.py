@@ -5,7 +5,9 @@ The same questions as :mod:`kvbench.measure.exactness` asks of the reference rea
 
 * one-pass: HF's prefill of document + question and its greedy continuation (the reference);
 * fast: the fast forward on the stored KV (after a safetensors round trip, as a buyer gets it),
-  its greedy continuation re-running question + tokens so far on the same KV;
+  its greedy continuation decoded incrementally on a cache of the reader's own beside the same
+  KV (:func:`~kvbench.forward.fast.greedy_continue_fast`; rows before issue 24 re-ran the
+  question and the tokens so far at every step: the same tokens, other kernel shapes);
 * in-memory: the fast forward on the publisher's KV before serialisation; bitwise equality
   with ``fast`` says serialisation changed nothing;
 * repeat: ``fast`` again; below 1 the kernels are not run-to-run deterministic.
