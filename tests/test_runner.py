@@ -85,3 +85,62 @@ def test_oom_is_recorded_as_oom(make_cfg, tmp_path, monkeypatch):
 def test_beyond_context_rows_are_skipped_with_reason(make_cfg, tmp_path):
     rows = run(make_cfg(*TINY, "doc_tokens=[32,4090]", "skip_beyond_context=true"), tmp_path / "run")
     assert [r["status"] for r in rows] == ["ok", "ok", "skipped", "skipped"] and "context 4096" in rows[2]["reason"]
+
+
+class FakeTracker:
+    """Records what the runner logs (W&B itself is tested in test_tracking.py)."""
+
+    made: list[FakeTracker] = []
+
+    def __init__(self, *args, **kwargs):
+        self.rows, self.finished = [], None
+        FakeTracker.made.append(self)
+
+    def log_row(self, row):
+        self.rows.append(row)
+
+    def finish(self, rows, summary):
+        self.finished = (rows, summary)
+
+
+def test_a_run_with_every_point_done_says_so_and_changes_nothing(make_cfg, tmp_path, monkeypatch, capsys):
+    run(make_cfg(*TINY), tmp_path / "run")
+    files = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    capsys.readouterr()
+    monkeypatch.setattr("kvbench.run.app.make_tracker", FakeTracker)
+    FakeTracker.made = []
+    assert run(make_cfg(*TINY, "logger=wandb"), tmp_path / "run") == []
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [
+        f"kvbench: all 4 points are already done in {tmp_path / 'run'}: nothing measured (overwrite=true "
+        "re-measures); nothing logged to wandb (logger.log_existing=true logs their rows)"
+    ]
+    assert FakeTracker.made == []  # no W&B run that says "ok 0 / points 0"
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == files
+
+
+def test_existing_rows_are_logged_only_when_asked(make_cfg, tmp_path, monkeypatch, capsys):
+    rows = run(make_cfg(*TINY), tmp_path / "run")
+    monkeypatch.setattr("kvbench.run.app.make_tracker", FakeTracker)
+    FakeTracker.made = []
+    run(make_cfg(*TINY, "logger=wandb", "logger.log_existing=true"), tmp_path / "run")
+    [tracker] = FakeTracker.made
+    assert [r["point_id"] for r in tracker.rows] == [r["point_id"] for r in rows]
+    assert tracker.finished[1] == {"measured": 0, "ok": 0, "failed": 0, "already_done": 4}
+    assert "their rows are logged to wandb" in capsys.readouterr().out
+
+
+def test_the_logger_is_run_metadata_not_a_measurement_setting(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.setattr("kvbench.run.app.make_tracker", FakeTracker)
+    FakeTracker.made = []
+    run(make_cfg(*TINY), tmp_path / "run")
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    rows_file = tmp_path / "run" / "rows.jsonl"
+    rows_file.write_text("".join(rows_file.read_text().splitlines(keepends=True)[:-1]))  # (64, hf) to redo
+    run(make_cfg(*TINY, "logger=wandb"), tmp_path / "run")
+    assert (tmp_path / "run" / "config.yaml").read_text() == config and "\nlogger:" not in config
+    jobs = json.loads((tmp_path / "run" / "manifest.json").read_text())["jobs"]
+    assert [j["logger"]["backend"] for j in jobs] == ["none", "wandb"]
+    tracker = FakeTracker.made[-1]
+    assert [(r["doc_tokens"], r["reader"]) for r in tracker.rows] == [(64, "hf")]  # this run's, not the folder's
+    assert tracker.finished[1] == {"measured": 1, "ok": 1, "failed": 0, "already_done": 3}

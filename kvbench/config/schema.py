@@ -151,10 +151,13 @@ class ExactnessConfig:
 
 @dataclass
 class LoggerConfig:
+    """Where rows are tracked besides the run folder. Run metadata (the manifest), not a measurement setting."""
+
     backend: str = "none"
     project: str = "kvbench"
     entity: Optional[str] = None
     mode: str = "offline"
+    log_existing: bool = False  # also log the rows a run finds already done (a re-run that measures nothing)
 
     def __post_init__(self):
         one_of("logger.backend", self.backend, LOGGERS)

@@ -8,6 +8,7 @@ and resume, status on failure, atomic writes, progress and tracking.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,9 +24,18 @@ from kvbench.model.corpus import Corpus
 from kvbench.model.loading import LoadedModel
 
 
+def _quiet(text: str, done: int | None = None, total: int | None = None) -> None:
+    """No progress display (tests, library use)."""
+
+
 @dataclass
 class RunContext:
-    """The loaded world one experiment runs in."""
+    """The loaded world one experiment runs in.
+
+    ``stage(text, done=None, total=None)`` tells the runner what the point is doing now (e.g.
+    ``exactness (fast reader)``, 3 of 8 documents): it shows it under the progress bar and logs
+    it with timestamps. Experiments call it instead of printing (they may not import the runner).
+    """
 
     settings: KVBenchConfig
     lm: LoadedModel
@@ -33,6 +43,7 @@ class RunContext:
     device: torch.device
     device_name: str
     dtype: torch.dtype
+    stage: Callable[..., None] = _quiet
 
     def fast_forward(self) -> FastForward:
         """The model's fast forward, compiled on CUDA unless ``compile`` says otherwise."""

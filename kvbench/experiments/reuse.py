@@ -73,6 +73,7 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     fwd = ctx.fast_forward()
     docs = ctx.corpus.documents(doc_tokens, timing.docs)
     paths, errors, attach_modes, queries = {}, {}, {}, []
+    ctx.stage(f"publishing {len(docs)} documents, preparing readers")
     for d, doc in enumerate(docs):
         doc_ids = doc.doc_ids.to(device)
         query_ids = fixed_query(doc.query_ids, timing.query_tokens).to(device)
@@ -90,8 +91,14 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
             paths[(d, name)] = lambda r=reader, a=artifact, q=query_ids: (r.attach(a), r.query(q))[1]
             if d == 0 and name == "fast":  # the question alone: the forward but for the document's attention
                 paths[(0, "query_only")] = prefill_paths(model, fwd, query_ids, graph)["fast"]
+    # one stage: prefill and every reader are timed in the same rounds, so drift hits them alike
+    what = f"timing prefill (eager, fast) and reuse ({', '.join(r for r in s.readers if r not in errors)}), rounds"
     timed = time_interleaved(
-        {f"{d}:{n}": fn for (d, n), fn in paths.items()}, device, warmup=timing.warmup, repeats=timing.repeats
+        {f"{d}:{n}": fn for (d, n), fn in paths.items()},
+        device,
+        warmup=timing.warmup,
+        repeats=timing.repeats,
+        on_round=lambda done, total: ctx.stage(what, done, total),
     )
     logits = {key: fn().clone() for key, fn in paths.items()}
     samples = {key: timed[f"{key[0]}:{key[1]}"] for key in paths}
@@ -172,7 +179,8 @@ def exactness_fields(ctx: RunContext, doc_tokens: int, reader: str, references: 
     move = lambda t: t.to(device)
     store = lambda cache, ids: serialised(ctx.snapshot(cache, ids), device, ids)
     pairs = []
-    for d in docs:
+    for k, d in enumerate(docs):
+        ctx.stage(f"exactness ({reader} reader), documents", k, len(docs))
         doc_ids, query_ids = move(d.doc_ids), move(d.query_ids)
         key = (d.doc_hash, tuple(d.query_ids.flatten().tolist()))
         if key not in references:
@@ -192,6 +200,7 @@ def exactness_fields(ctx: RunContext, doc_tokens: int, reader: str, references: 
                     references[key],
                 )
             )
+    ctx.stage(f"exactness ({reader} reader), documents", len(docs), len(docs))
     return dict(aggregate(pairs), gen_tokens=ex.gen_tokens)
 
 

@@ -37,24 +37,34 @@ def _time_once(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def time_interleaved(
-    paths: dict[str, Callable[[], object]], device: torch.device, *, warmup: int, repeats: int
+    paths: dict[str, Callable[[], object]],
+    device: torch.device,
+    *,
+    warmup: int,
+    repeats: int,
+    on_round: Callable[[int, int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Time every path once per round, for ``warmup`` untimed then ``repeats`` timed rounds.
+
+    ``on_round(done, total)`` is called after each round, warmup included (progress display).
 
     Returns
     -------
     dict of str to numpy.ndarray
         ``(repeats,)`` milliseconds per call, per path name.
     """
-    for _ in range(warmup):
+    report = on_round or (lambda done, total: None)
+    for i in range(warmup):
         for fn in paths.values():
             fn()
+        report(i + 1, warmup + repeats)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     samples = {name: np.empty(repeats) for name in paths}
     for i in range(repeats):
         for name, fn in paths.items():
             samples[name][i] = _time_once(fn, device)
+        report(warmup + i + 1, warmup + repeats)
     return samples
 
 

@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kvbench import __version__
-from kvbench.config.schema import ConfigError, KVBenchConfig, load_settings
+from kvbench.config.schema import ConfigError, KVBenchConfig, LoggerConfig, load_settings
 from kvbench.experiments import RunContext, get_experiment
 from kvbench.model.corpus import Corpus
 from kvbench.model.loading import LoadedModel, context_tokens, load_model, load_tokenizer
@@ -32,8 +32,10 @@ from kvbench.rows.provenance import manifest, utc_now
 from kvbench.rows.schema import make_row, one_line
 from kvbench.rows.store import ResultStore, StoreWriteError, point_id
 from kvbench.rows.tracking import make_tracker
-from kvbench.run.console import print_summary, progress
+from kvbench.run.console import print_summary
 from kvbench.run.paths import check_tier_dir
+from kvbench.run.progress import RunProgress
+from kvbench.run.progress import log as progress_log
 
 log = logging.getLogger(__name__)
 
@@ -111,42 +113,121 @@ def load_model_once(settings: KVBenchConfig, device: torch.device, tokenizer: tu
 def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> list[dict[str, Any]]:
     """Run the configured experiment into ``run_dir``; return the rows written this run.
 
-    ``overrides`` (the command line's, as Hydra parsed them) go into the manifest.
+    ``overrides`` (the command line's, as Hydra parsed them) go into the manifest. A run whose
+    points are all done already says so in one line and changes nothing in the folder.
     """
     settings = load_settings(cfg)
     experiment = get_experiment(settings.experiment)
     if not getattr(experiment, "needs_model", True):
         return run_on_rows(cfg, settings, experiment, run_dir, overrides)
+    quiet_library_bars()
+    progress_log.info("loading tokenizer and corpus (%s)", settings.corpus.dataset or settings.corpus.source)
     device, corpus, skip, tokenizer = preflight(settings)
+    progress_log.info("loading model %s on %s (%s)", settings.model.name, device, settings.dtype)
     lm = load_model_once(settings, device, tokenizer)
-    info = dict(manifest(device), overrides=overrides or [])
+    info = dict(manifest(device), overrides=overrides or [], logger=logger_metadata(settings))
     ctx = RunContext(settings, lm, corpus, device, info["device_name"], getattr(torch, settings.dtype))
 
     store = ResultStore(run_dir)
-    store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    done = store.done()
+    points = [(p, identity_columns(ctx, experiment.name, p)) for p in experiment.points(ctx)]
+    todo = [(p, ident) for p, ident in points if settings.overwrite or ident["point_id"] not in done]
+    ids = {ident["point_id"] for _, ident in points}
+    existing = [r for r in store.rows() if r.get("point_id") in ids]
+    if not todo:
+        print(all_done_line(len(points), store.run_dir, settings.logger))
+        if settings.logger.log_existing:
+            tracker = make_tracker(settings.logger, store.run_dir, tracked_config(cfg), name=run_name(settings, lm))
+            for row in existing:
+                tracker.log_row(row)
+            tracker.finish(existing, run_summary([], already_done=len(existing)))
+        return []
+
+    store.write_config(measurement_config(cfg))
     store.record_job(info)  # one manifest entry per job: jobs sharing the folder keep theirs
-    tracker = make_tracker(
-        settings.logger, store.run_dir, OmegaConf.to_container(cfg, resolve=True), name=f"{settings.exp_name}-{lm.name}"
-    )
-    done, rows = store.done(), []
+    tracker = make_tracker(settings.logger, store.run_dir, tracked_config(cfg), name=run_name(settings, lm))
+    for row in existing if settings.logger.log_existing else []:
+        tracker.log_row(row)
+    rows: list[dict[str, Any]] = []
     try:
-        for point in progress(experiment.points(ctx), f"{settings.exp_name} {lm.name}"):
-            identity = identity_columns(ctx, experiment.name, point)
-            if identity["point_id"] in done and not settings.overwrite:
-                log.info("skipping %s (already ok; overwrite=true re-measures)", point)
-                continue
-            row = measure_point(ctx, experiment, point, identity, skip)
-            store.append(row)
-            tracker.log_row(row)
-            rows.append(row)
+        with RunProgress(len(todo), f"{settings.exp_name} {lm.name}") as bar:
+            ctx.stage = bar.stage
+            for point, identity in todo:
+                bar.start_point(point_label(point))
+                row = measure_point(ctx, experiment, point, identity, skip)
+                store.append(row)
+                tracker.log_row(row)
+                rows.append(row)
+                bar.end_point(row["status"])
     finally:
         info["end_time"] = utc_now()
         # on a full disk the manifest fails too: the first error, naming the rows file, is the one reported
         with contextlib.suppress(StoreWriteError) if sys.exc_info()[0] is StoreWriteError else contextlib.nullcontext():
             store.record_job(info)
-        tracker.finish(store.rows(), {"points": len(rows), "ok": sum(r["status"] == "ok" for r in rows)})
+        logged = (existing if settings.logger.log_existing else []) + rows
+        tracker.finish(logged, run_summary(rows, already_done=len(points) - len(todo)))
     print_summary(store.rows(), title=f"{settings.exp_name}: {lm.name} ({lm.weights} weights) on {ctx.device_name}")
     return rows
+
+
+def all_done_line(points: int, run_dir: Path, logger: LoggerConfig) -> str:
+    """The one line of a run that found every point done: where, and what would change that."""
+    if logger.backend == "none":
+        tracked = ""
+    elif logger.log_existing:
+        tracked = f"; their rows are logged to {logger.backend}"
+    else:
+        tracked = f"; nothing logged to {logger.backend} (logger.log_existing=true logs their rows)"
+    done = f"kvbench: all {points} points are already done in {run_dir}"
+    return f"{done}: nothing measured (overwrite=true re-measures){tracked}"
+
+
+def quiet_library_bars() -> None:
+    """transformers' and datasets' own progress bars (GGUF conversion, dataset saving) off: the
+    run's display says what is loading, once."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+def point_label(point: dict[str, Any]) -> str:
+    """A point's coordinates as the progress display names them, e.g. ``L=256 reader=fast``."""
+    return " ".join(f"{'L' if k == 'doc_tokens' else k}={v}" for k, v in point.items())
+
+
+def measurement_config(cfg: DictConfig) -> str:
+    """config.yaml: what the rows were measured with. The logger is not a measurement setting:
+    it goes into the manifest as run metadata, so a later run with W&B on never rewrites it."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("logger", None)
+    return OmegaConf.to_yaml(OmegaConf.create(plain))
+
+
+def logger_metadata(settings: KVBenchConfig) -> dict[str, Any]:
+    """The tracker a job logged to (backend, project, mode), for its manifest entry."""
+    lg = settings.logger
+    return {"backend": lg.backend, "project": lg.project, "entity": lg.entity, "mode": lg.mode}
+
+
+def tracked_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as the tracker records it (``wandb.init(config=...)``)."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def run_name(settings: KVBenchConfig, lm: LoadedModel) -> str:
+    return f"{settings.exp_name}-{lm.name}"
+
+
+def run_summary(rows: list[dict[str, Any]], already_done: int) -> dict[str, int]:
+    """The tracker's summary: what this run measured, and what it found done before it."""
+    return {
+        "measured": len(rows),
+        "ok": sum(r["status"] == "ok" for r in rows),
+        "failed": sum(r["status"] in ("failed", "oom") for r in rows),
+        "already_done": already_done,
+    }
 
 
 def run_on_rows(
