@@ -2,11 +2,12 @@
 
 Bad input ends in one line on stderr and nothing left behind: ``kvbench: config error: ...``
 (exit 2) for an unknown group option or key, a bad value, a path that escapes ``results_dir``
-or a failed preflight check, with no run folder created for it; ``kvbench: N of M points
-failed ...`` (exit 1) when a run measured nothing, its failed rows kept with their reasons;
-``kvbench: cannot write PATH ...`` (exit 1) when the disk is full, committed rows kept. Every
-console line, Hydra's included, is redacted (:mod:`kvbench.rows.redact`). Hydra's multirun
-works as usual.
+or a failed preflight check, and ``kvbench: not available: ...`` (exit 2) for a hub dataset or
+model that neither the Hub nor the local cache has, with no run folder created for it;
+``kvbench: N of M points failed ...`` (exit 1) when a run measured nothing, its failed rows kept
+with their reasons; ``kvbench: cannot write PATH ...`` (exit 1) when the disk is full, committed
+rows kept. Every console line, Hydra's included, is redacted (:mod:`kvbench.rows.redact`).
+Hydra's multirun works as usual.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import InterpolationKeyError
 
 from kvbench.config import hydra_errors
+from kvbench.config.errors import UnreachableError
 from kvbench.config.schema import ConfigError, register_configs
 from kvbench.rows.redact import RedactingStream
 from kvbench.rows.store import StoreWriteError
@@ -66,7 +68,8 @@ def run_job(cfg: DictConfig) -> None:
         if fresh:
             remove_run_dir(run_dir, Path(cfg.results_dir))
             remove_new_results_dirs()
-        _fail(f"config error: {exc}", 2)  # SystemExit passes Hydra by: a sweep stops at its first bad config
+        what = "not available" if isinstance(exc, UnreachableError) else "config error"
+        _fail(f"{what}: {exc}", 2)  # SystemExit passes Hydra by: a sweep stops at its first bad config
     except StoreWriteError as exc:  # a full disk: the rows committed so far are kept, the next run resumes
         _fail(str(exc), 1)
     check_measured(rows, run_dir)

@@ -10,6 +10,11 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message is one line naming the key."""
 
 
+class UnreachableError(ConfigError):
+    """A dataset or model named by the config cannot be had: not on the Hub, or neither the Hub
+    nor the local cache has it. One line naming the key and the id (exit 2, like a bad value)."""
+
+
 def require(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"{key}={value!r} is invalid: allowed {allowed}")

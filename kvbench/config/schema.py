@@ -70,9 +70,11 @@ class ModelConfig:
     parts: list[str] = field(default_factory=list)  # wheels carrying the GGUF in order (transport only)
     parts_dir: Optional[str] = None  # folder the part wheels are installed in (--target, never on sys.path)
     cache_dir: str = "~/.cache/kvbench/models"  # joined, verified GGUF files, named <sha256>.gguf
+    timeout_s: float = 20.0  # source=hub: longest wait for the Hub to answer before the local cache is tried
 
     def __post_init__(self):
         one_of("model.source", self.source, MODEL_SOURCES)
+        require(self.timeout_s > 0, "model.timeout_s", self.timeout_s, "a number of seconds > 0")
         if self.source == "hub":
             require(bool(self.path), "model.path", self.path, "a hub id or a local path when model.source=hub")
         if self.source == "random":
@@ -106,6 +108,7 @@ class CorpusConfig:
     text_field: str = "text"
     max_texts: int = 2000  # texts read from a hub dataset
     cache_dir: str = "~/.cache/kvbench"
+    timeout_s: float = 20.0  # source=hub: longest wait for the Hub to answer before the local cache is tried
     questions: list[str] = field(default_factory=lambda: list(DEFAULT_QUESTIONS))
 
     def __post_init__(self):
@@ -114,6 +117,7 @@ class CorpusConfig:
             require(bool(self.dataset), "corpus.dataset", self.dataset, "a hub dataset id when corpus.source=hub")
         require(len(self.questions) > 0, "corpus.questions", self.questions, "a non-empty list of strings")
         count("corpus.max_texts", self.max_texts, 1, 10_000_000)
+        require(self.timeout_s > 0, "corpus.timeout_s", self.timeout_s, "a number of seconds > 0")
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from kvbench.config.schema import ConfigError, CorpusConfig
+from kvbench.model.hub import from_hub
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,12 @@ def _pydoc_dataset(cache_dir: Path):
 def _hub_dataset(cfg: CorpusConfig):
     import datasets
 
-    ds = datasets.load_dataset(cfg.dataset, cfg.subset, split=cfg.split)
+    load = lambda: datasets.load_dataset(cfg.dataset, cfg.subset, split=cfg.split)
+    ds = (
+        load()
+        if Path(cfg.dataset).exists()
+        else from_hub("corpus.dataset", "dataset", cfg.dataset, load, cfg.timeout_s)
+    )
     if cfg.text_field not in ds.column_names:
         raise ConfigError(f"corpus.text_field={cfg.text_field!r} is invalid: allowed {' | '.join(ds.column_names)}")
     return ds.select(range(min(cfg.max_texts, len(ds))))

