@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# As `python -m kvbench` does (kvbench/__main__.py): OpenMP threads sleep rather than spin while
+# waiting, so tests on cores shared with other jobs do not stall at every parallel region.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 import torch

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from kvbench.config.schema import ConfigError, load_settings
 from kvbench.run.app import preflight
@@ -15,8 +16,24 @@ EXP_FILES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf"
 
 def test_defaults_validate(make_cfg):
     settings = load_settings(make_cfg())
-    assert settings.model.source == "embedded" and settings.dtype == "float32"
-    assert settings.exactness.num_docs >= 8 and settings.exactness.gen_tokens == 24
+    assert settings.model.source == "embedded" and settings.dtype == "float32" and settings.readers == ["fast", "hf"]
+    # the default run: a few minutes on 2 cores, still real weights and exactness with intervals
+    assert settings.doc_tokens == [128, 512] and (settings.timing.warmup, settings.timing.repeats) == (1, 4)
+    assert (settings.exactness.num_docs, settings.exactness.gen_tokens) == (8, 8)
+
+
+@pytest.mark.parametrize("name", EXP_FILES)
+def test_experiment_files_set_their_own_counts(name):
+    """The default run's short settings never leak into an experiment that times or judges exactness."""
+    raw = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "exp" / f"{name}.yaml")
+    if raw.get("experiment") == "economics":
+        return
+    assert "doc_tokens" in raw, name
+    timing, exactness = raw.get("timing") or {}, raw.get("exactness") or {}
+    if timing.get("enabled", True):
+        assert {"warmup", "repeats"} <= set(timing), name
+    if exactness.get("enabled", True):
+        assert {"num_docs", "gen_tokens"} <= set(exactness), name
 
 
 @pytest.mark.parametrize("name", EXP_FILES)

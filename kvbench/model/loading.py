@@ -25,6 +25,7 @@ import torch
 
 from kvbench.config.schema import ConfigError, ModelConfig
 from kvbench.model.files import file_sha256, gguf_file
+from kvbench.model.gguf_meta import gguf_context, gguf_tokenizer
 from kvbench.model.hub import from_hub
 from kvbench.model.packaged import installed_file
 
@@ -120,24 +121,16 @@ def load_tokenizer(spec: ModelConfig):
     return _gguf_tokenizer(embedded_gguf_path()), EMBEDDED_TOKENIZER
 
 
-# A GGUF's metadata is parsed in Python (seconds for a 150k vocabulary): once per process, so the
-# jobs of a multirun over dtypes share it.
+# Converted once per machine (kvbench.model.gguf_meta), and once per process here: the jobs of a
+# multirun over dtypes share it.
 @functools.lru_cache(maxsize=4)
 def _gguf_tokenizer(path: Path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    return gguf_tokenizer(path)
 
 
 @functools.lru_cache(maxsize=4)
 def _gguf_context(path: Path) -> int:
-    from gguf import GGUFReader
-
-    reader = GGUFReader(path)
-    field = next((f for name, f in reader.fields.items() if name.endswith(".context_length")), None)
-    if field is None:
-        raise ValueError("no *.context_length field in its metadata")
-    return int(field.parts[field.data[0]][0])
+    return gguf_context(path)
 
 
 def context_tokens(spec: ModelConfig) -> int:

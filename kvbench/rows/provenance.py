@@ -113,6 +113,8 @@ def manifest(device: torch.device) -> dict[str, object]:
         **placement(device),
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "ram_gib": _ram_gib(),
         "host_os": platform.platform(),
         "start_time": utc_now(),
