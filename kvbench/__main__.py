@@ -20,6 +20,9 @@ import sys
 # parallel region: measured on 2 shared cores, a 512-token prefill took 1.4-7.3 s spinning and
 # 1.1-1.2 s passive (1.0 s with one thread). Set OMP_WAIT_POLICY to choose otherwise.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The libraries' own tqdm bars off (GGUF conversion, weight loading, dataset saving; read when tqdm
+# is imported): the run's progress display says what is loading, once.
+os.environ.setdefault("TQDM_DISABLE", "1")
 from pathlib import Path
 from typing import Any, NoReturn
 

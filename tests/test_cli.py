@@ -38,6 +38,19 @@ def test_smoke_experiment_writes_every_required_column(tmp_path):
         assert row["bitwise_twostage"] == 1.0
     assert {"config.yaml", "manifest.json", "rows.jsonl"} <= {p.name for p in run_dir.iterdir()}
     assert "smollm2-135m-instruct" in proc.stdout  # the summary table
+    # progress: every stage in kvbench.log with a timestamp, and on the console (no terminal: no bar)
+    # exactly as often as in the log, so nothing is printed twice
+    logged = [line.split(" - ", 1)[1] for line in (run_dir / "kvbench.log").read_text().splitlines()]
+    shown = [line.split(" - ", 1)[1] for line in (proc.stdout + proc.stderr).splitlines() if "[kvbench." in line]
+    assert sorted(shown) == sorted(logged)
+    for L in (64, 128):
+        assert logged.count(f"point {1 if L == 64 else 3}/4 L={L} reader=fast") == 1
+    for stage in (
+        "timing prefill (eager, fast) and reuse (fast, hf), rounds 4/4",
+        "exactness (hf reader), documents 2/2",
+    ):
+        assert sum(line.strip().startswith(stage) and " done in " in line for line in logged) == 2, stage
+    assert "GGUF tensors" not in proc.stderr  # the libraries' own bars are off
 
 
 @pytest.mark.parametrize("override, key", [("dtype=int3", "dtype"), ("doc_tokens=[-1]", "doc_tokens")])

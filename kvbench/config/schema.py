@@ -125,7 +125,7 @@ class TimingConfig:
     """How latency is sampled: interleaved rounds of every path, on several documents."""
 
     warmup: int = 1
-    repeats: int = 4
+    repeats: int = 3
     docs: int = 3  # documents each length's latency is measured on
     query_tokens: Optional[int] = None  # fix the question at Q tokens (its tokens repeated or cut); null: as written
     graph: bool = True  # capture the graph and fast readers and the fast prefill as CUDA graphs
@@ -143,7 +143,7 @@ class TimingConfig:
 class ExactnessConfig:
     enabled: bool = True
     num_docs: int = 8  # document x question pairs per point
-    gen_tokens: int = 8  # greedy continuation length G (the experiment files that judge exactness use 24)
+    gen_tokens: int = 6  # greedy continuation length G (the experiment files that judge exactness use 24)
     reference_attn_impl: Optional[str] = None  # one-pass reference's attention kernel; null: attn_impl (control)
 
     def __post_init__(self):

@@ -120,7 +120,6 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
     experiment = get_experiment(settings.experiment)
     if not getattr(experiment, "needs_model", True):
         return run_on_rows(cfg, settings, experiment, run_dir, overrides)
-    quiet_library_bars()
     progress_log.info("loading tokenizer and corpus (%s)", settings.corpus.dataset or settings.corpus.source)
     device, corpus, skip, tokenizer = preflight(settings)
     progress_log.info("loading model %s on %s (%s)", settings.model.name, device, settings.dtype)
@@ -180,16 +179,6 @@ def all_done_line(points: int, run_dir: Path, logger: LoggerConfig) -> str:
         tracked = f"; nothing logged to {logger.backend} (logger.log_existing=true logs their rows)"
     done = f"kvbench: all {points} points are already done in {run_dir}"
     return f"{done}: nothing measured (overwrite=true re-measures){tracked}"
-
-
-def quiet_library_bars() -> None:
-    """transformers' and datasets' own progress bars (GGUF conversion, dataset saving) off: the
-    run's display says what is loading, once."""
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
 
 
 def point_label(point: dict[str, Any]) -> str:
