@@ -105,7 +105,7 @@ wheelhouse-qwen: qwen
 	rmdir wheelhouse/qwen-split
 
 report: install
-	$(BIN)/python -m kvbench.report results paper
+	$(BIN)/python -m kvbench.report results paper --write-tracked
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache mutants

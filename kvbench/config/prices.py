@@ -173,6 +173,7 @@ class EconomicsConfig:
     egress_price: str = ""  # key of cost.egress for shipped loads
     hosting: dict[str, str] = field(default_factory=dict)  # tier -> key of cost.storage ("hbm": GPU share)
     readers: Optional[float] = None  # readers in the scenario; null: the paper's 80 million
+    include_local: bool = False  # price every run under results_dir, not only its REFERENCE folders
     paper: PaperInputs = field(default_factory=PaperInputs)
 
     def check(self, sheet: PriceSheet) -> None:

@@ -384,6 +384,7 @@ class KVBenchConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms + CUBLAS_WORKSPACE_CONFIG
     overwrite: bool = False
     results_dir: str = "results"
+    write_tracked: bool = False  # let +exp=economics replace rows git tracks (the committed results/economics/base)
     model: ModelConfig = field(default_factory=ModelConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)

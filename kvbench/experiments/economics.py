@@ -1,6 +1,7 @@
 """``+exp=economics``: the cost model over committed rows. No model, no device.
 
-Reads every row under ``results_dir`` (reuse, tiers, compress, throughput where present),
+Reads the reference rows under ``results_dir`` (the folders its ``REFERENCE`` lists; every run
+with ``economics.include_local=true``: reuse, tiers, compress, throughput where present),
 prices them with the price sheet, and returns economics rows (schema: the economics
 section of :mod:`kvbench.rows.schema`): the paper reproduced from its own inputs, every measured
 point priced, each API tariff beside the measured cost ratio, and the paper's conclusions
@@ -19,6 +20,7 @@ from kvbench.config.schema import KVBenchConfig
 from kvbench.economics import cost, scenario
 from kvbench.economics import inputs as cost_inputs
 from kvbench.experiments.economics_claims import scenario_rows
+from kvbench.rows.reference import result_paths
 from kvbench.rows.schema import make_row
 from kvbench.rows.store import load_rows, point_id
 
@@ -32,7 +34,8 @@ class EconomicsExperiment:
     needs_model = False
 
     def derive(self, settings: KVBenchConfig) -> list[dict[str, Any]]:
-        rows = load_rows([settings.results_dir])
+        assert settings.economics is not None  # checked by the schema for experiment=economics
+        rows = load_rows(result_paths(settings.results_dir, settings.economics.include_local))
         if not rows.empty:
             rows = rows[rows["experiment"] != "economics"]
         return Pricer(settings).rows(rows)

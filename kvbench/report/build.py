@@ -1,6 +1,8 @@
 """Every figure and table of the paper from the rows under a results folder.
 
-Rows are chosen by their ``experiment`` and identity columns, never by folder name; a figure
+Which rows: a results tree's reference folders (its ``REFERENCE`` list, :mod:`kvbench.rows.reference`),
+or all of them with ``include_local``; a folder that is no such tree is read whole. Within them,
+rows are chosen by their ``experiment`` and identity columns, never by folder name; a figure
 or table whose rows are missing is skipped with a printed note. Generated files are cleared
 first, so nothing stale survives a rebuild.
 """
@@ -16,6 +18,7 @@ from kvbench.config.prices import PaperInputs
 from kvbench.economics import inputs as cost_inputs
 from kvbench.economics.crossover import crossovers
 from kvbench.report import econ_figures, econ_tables, figures, perf_figures, style, tables, tier_figures
+from kvbench.rows.reference import result_paths
 from kvbench.rows.store import CONFIG_FILE, load_rows
 
 
@@ -44,9 +47,9 @@ class Report:
         self.written.append(f"tables/{name}.tex")
 
 
-def build(results: str | Path, out: str | Path) -> Report:
+def build(results: str | Path, out: str | Path, include_local: bool = False) -> Report:
     style.apply()
-    rows = load_rows([results])
+    rows = load_rows(result_paths(results, include_local))
     report = Report(Path(out))
     reuse = cost_inputs.ok_rows(rows, "reuse")
     points = cost_inputs.reuse_points(rows)

@@ -31,6 +31,7 @@ from kvbench.model.loading import LoadedModel, context_tokens, load_model, load_
 from kvbench.rows.provenance import manifest, utc_now
 from kvbench.rows.schema import make_row, one_line
 from kvbench.rows.store import ResultStore, StoreWriteError, point_id
+from kvbench.rows.tracked import tracked_files
 from kvbench.rows.tracking import make_tracker
 from kvbench.run.console import print_summary
 from kvbench.run.paths import check_tier_dir
@@ -224,7 +225,15 @@ def run_on_rows(
 ) -> list[dict[str, Any]]:
     """An experiment that derives rows from committed rows (``needs_model = False``, e.g.
     economics): no device or model; the same run folder, config, manifest and rows file.
-    Its rows replace the folder's earlier ones (they are recomputed whole, not resumed)."""
+    Its rows replace the folder's earlier ones (they are recomputed whole, not resumed), so a
+    folder holding files git tracks (the committed economics) is replaced only with
+    ``write_tracked=true``; without it the run stops before writing or logging anything."""
+    tracked = tracked_files(run_dir)
+    if tracked and not settings.write_tracked:
+        raise ConfigError(
+            f"write_tracked=false is invalid: allowed true to replace the committed rows in {run_dir} "
+            f"({len(tracked)} files tracked by git); a local run writes elsewhere (exp_name=NAME)"
+        )
     store = ResultStore(run_dir)
     store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     info = dict(manifest(torch.device("cpu")), overrides=overrides or [])
