@@ -235,7 +235,7 @@ def run_on_rows(
             f"({len(tracked)} files tracked by git); a local run writes elsewhere (exp_name=NAME)"
         )
     store = ResultStore(run_dir)
-    store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    store.write_config(measurement_config(cfg))
     info = dict(manifest(torch.device("cpu")), overrides=overrides or [])
     store.record_job(info)
     rows = experiment.derive(settings)
