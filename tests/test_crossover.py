@@ -245,6 +245,11 @@ def test_command_line_prints_one_line_per_group(tmp_path, capsys):
         ["mixed", "graph", "reuse_ms", "1024", "724", "95% CI; point estimate at 512"],
         ["old", "", "reuse_graph_ms", "<= 1024", "-", "point estimate (no CI)"],
     ]
+    lines = out.splitlines()
+    for column in header:  # every column explained under the table, in a line of its own (or with its kin)
+        assert any(line.startswith(column) and line[len(column)] in ":," for line in lines), column
+    assert "model, reader: what tells the groups apart" in " ".join(out.split())
+    assert "interpolated: tokens where the speedup crosses 1" in " ".join(out.split())
 
 
 def test_command_line_says_when_there_is_nothing(tmp_path, capsys):

@@ -1,7 +1,8 @@
 """Crossover lengths: from which document length reuse beats the best prefill, and how sure that is.
 
 A pure function over rows (dicts or a DataFrame's records), so reports and the cost model
-reuse it. ``python -m kvbench.economics.crossover RESULTS...`` prints the table for run folders.
+reuse it. ``python -m kvbench.economics.crossover RESULTS...`` prints the table for run folders,
+with a legend under it that says what every column means (:data:`LEGEND`).
 
 Like is compared with like. Prefill is the best one measured (:func:`best_prefill_ms`);
 reuse is the path the row's headline reports (:func:`headline_reuse`). Rows group by every
@@ -209,13 +210,44 @@ def _judged_by(c: Mapping[str, Any]) -> str:
     return f"95% CI; point estimate at {', '.join(map(str, points))}"
 
 
-def main(paths: list[str]) -> None:
+# What each column of the printed table means (printed under it).
+LEGEND = {
+    "reuse": "the reuse time each speedup divides the best prefill by: reuse_ms (the row's reader), or "
+    "reuse_graph_ms (rows older than the reader column: their CUDA-graph reader)",
+    "crossover": "the shortest measured length from which reuse beats the best prefill at every longer measured "
+    "length; '<= L': already at the shortest length measured; 'none up to L': the longest length measured is "
+    "no win; 'not resolved at ...': lengths whose 95% CI contains 1",
+    "interpolated": "tokens where the speedup crosses 1, interpolated log-log between the measured loss just below "
+    "the crossover and the crossover; '-' where the length just below is not a loss (or there is none)",
+    "judged by": "what decides a win (above 1) or a loss (below 1): the speedup's 95% CI, or its point estimate at "
+    "the lengths listed, whose rows carry no CI for their headline speedup",
+}
+
+
+def legend(shown: list[str]) -> list[str]:
+    """The lines under the table: what the identity columns are, then each other column."""
+    lines = [
+        f"{', '.join(shown)}: what tells the groups apart (rows that differ in any identity column never merge; "
+        "a column with one value in every group is in the title)"
+    ]
+    return lines + [f"{name}: {text}" for name, text in LEGEND.items()]
+
+
+def main(argv: list[str]) -> None:
+    """``python -m kvbench.economics.crossover [RESULTS ...] [--include-local]``: the crossover table.
+
+    A results tree with a ``REFERENCE`` list is read through it (its committed reference runs)
+    unless ``--include-local`` is given; any other folder is read whole.
+    """
     from rich.console import Console
     from rich.table import Table
 
+    from kvbench.rows.reference import result_paths
     from kvbench.rows.store import load_rows
 
-    found = crossovers(load_rows(paths).to_dict("records"))
+    include_local = "--include-local" in argv
+    paths = [a for a in argv if a != "--include-local"] or ["results"]
+    found = crossovers(load_rows([p for path in paths for p in result_paths(path, include_local)]).to_dict("records"))
     console = Console(width=200)
     if not found:
         console.print(f"no ok rows with a prefill and a reuse time under {' '.join(paths)}")
@@ -226,17 +258,15 @@ def main(paths: list[str]) -> None:
     table = Table(
         title=f"crossover: shortest length from which reuse beats the best prefill at every longer length\n({common})"
     )
-    for header in (*shown, "reuse", "crossover", "interpolated", "judged by"):
+    for header in (*shown, *LEGEND):
         table.add_column(header)
     for c in found:
         interp = "-" if c["crossover_interp"] is None else f"{c['crossover_interp']:.0f}"
         table.add_row(*(str(c[k]) for k in shown), c["reuse_column"], c["label"], interp, _judged_by(c))
     console.print(table)
-    console.print(
-        "win: the speedup's 95% CI lies above 1; loss: below 1; not resolved: it contains 1. "
-        "A point estimate decides only where a row has no CI for its headline speedup."
-    )
+    for line in legend(shown):
+        console.print(line, markup=False)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["results"])
+    main(sys.argv[1:])
