@@ -64,7 +64,8 @@ class Figure:
 
 
 def _row_source(row: dict[str, Any]) -> str:
-    return f"{row['run_dir']} point {row['point_id']} (L={int(row['doc_tokens'])})"
+    loader = f", {row['tier_io']} loader" if row.get("tier_io") else ""
+    return f"{row['run_dir']} point {row['point_id']} (L={int(row['doc_tokens'])}{loader})"
 
 
 def tier_rows(rows: pd.DataFrame, ask: Ask, econ: EconomicsConfig) -> pd.DataFrame:
