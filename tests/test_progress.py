@@ -24,12 +24,13 @@ def console_log():
     handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
-    level, root.level = root.level, logging.INFO
+    level = root.level
+    root.setLevel(logging.INFO)  # setLevel, not the attribute: it clears the loggers' isEnabledFor caches
     try:
         yield handler
     finally:
         root.removeHandler(handler)
-        root.level = level
+        root.setLevel(level)
 
 
 def _one_point(bar: RunProgress) -> None:

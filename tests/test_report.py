@@ -33,6 +33,7 @@ FIGURES = {
     "tier_reuse_vs_length",
     "tier_stages_mid",
     "tier_stages_long",
+    "tier_loader",  # the fixture's disk, redis and wan rows predate the streaming loader: serial rows
     "codec_ratios",
     "econ_usd_per_mreads",
     "econ_breakeven_link",
