@@ -143,17 +143,16 @@ def loader_points(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def tier_points(rows: pd.DataFrame) -> pd.DataFrame:
-    """The headline tier rows (:func:`loader_points`): for each tier, codec and length, the
-    streaming loader's row where one exists, the serial loader's only where it is all there is."""
+    """The headline tier rows (:func:`loader_points`): for each tier, variant and codec, the
+    streaming loader's rows where it ran at all, the serial loader's only where they are all
+    there is (a codec not re-measured since streaming)."""
     points = loader_points(rows)
     if points.empty:
         return points
-    key = [
-        c for c in ("model", "weights", "dtype", "device", "tier", "tier_variant", "codec", "doc_tokens") if c in points
-    ]
-    rank = points["tier_io"].map({"stream": 0, "": 0, "serial": 1})
-    best = points.assign(_rank=rank).sort_values("_rank", kind="stable").drop_duplicates(key)
-    return best.drop(columns="_rank").reset_index(drop=True)
+    group = [c for c in ("model", "weights", "dtype", "device", "tier", "tier_variant", "codec") if c in points]
+    streamed = points.groupby(group, dropna=False)["tier_io"].transform(lambda io: (io == "stream").any())
+    keep = ~(streamed & (points["tier_io"] == "serial"))
+    return points[keep].reset_index(drop=True)
 
 
 def batched_points(rows: pd.DataFrame) -> pd.DataFrame:

@@ -35,11 +35,13 @@ def latency_table(points: pd.DataFrame) -> str:
 
 
 def crossover_table(crossings: pd.DataFrame) -> str:
-    """Crossover length per (model, tier, variant, codec), from :func:`kvbench.economics.crossover.crossovers`."""
+    """Crossover length per (model, tier, variant, loader, codec), from
+    :func:`kvbench.economics.crossover.crossovers`."""
     crossings = crossings.assign(group=crossings["model"] + ", " + crossings["dtype"] + ", " + crossings["device"])
     cols = [
         ("tier", "tier", "l", fmt("{}")),
         ("tier_variant", "variant", "l", fmt("{}")),
+        ("tier_io", "loader", "l", fmt("{}")),
         ("codec", "codec", "l", fmt("{}")),
         ("label", "crossover L", "r", fmt("{}")),
         ("crossover_interp", "interpolated", "r", fmt("{:.0f}")),
