@@ -31,6 +31,10 @@ CASES = {
     "repeats-1e22": (lambda t: ["timing.repeats=10000000000000000000000"], "timing.repeats=10000000000000000000000"),
     "tier.url-scheme": (lambda t: [*TIERS, "tier=redis", "tier.url=http://h:1/0"], "tier.url='http://h:1/0'"),
     "tier.dir-proc": (lambda t: [*TIERS, "tier=disk", "tier.dir=/proc/kvbench"], "tier.dir='/proc/kvbench'"),
+    "server_bin-missing": (
+        lambda t: [*TIERS, "tier=redis", "tier.server_bin=/nonexistent/redis-server"],
+        "tier.server_bin='/nonexistent/redis-server' is invalid",
+    ),
     "not-a-gguf": (lambda t: ["model=gguf", "model.path=/etc/passwd"], "model.path='/etc/passwd' is invalid"),
     "cfg-hydra-resolve": (lambda t: ["--cfg", "hydra", "--resolve"], "Interpolation key 'results_dir' not found"),
 }

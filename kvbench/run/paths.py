@@ -13,6 +13,7 @@ entries in; the probe creates an empty temporary folder there and removes it at 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -79,8 +80,16 @@ def register_resolvers() -> None:
 
 
 def check_tier_dir(settings: KVBenchConfig) -> None:
-    """The disk tier's folder is usable (``tier.dir=/proc/x`` fails here, not at every point)."""
+    """The disk tier's folder is usable (``tier.dir=/proc/x`` fails here, not at every point), and a
+    redis server binary the user named exists and is executable (an error, not a skipped point)."""
     if settings.experiment == "tiers" and settings.tier.name == "disk":
         from kvbench.tiers.disk import DEFAULT_DIR
 
         check_usable_folder("tier.dir", settings.tier.dir or DEFAULT_DIR)
+    binary = settings.tier.server_bin
+    if settings.experiment == "tiers" and settings.tier.name == "redis" and binary and settings.tier.url is None:
+        path = shutil.which(binary) or binary
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise ConfigError(
+                f"tier.server_bin={binary!r} is invalid: allowed an executable redis-server or valkey-server"
+            )
