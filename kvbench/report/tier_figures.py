@@ -70,23 +70,33 @@ def tier_lines(ax, rows: pd.DataFrame, y: str, colors: dict) -> None:
     )
 
 
+def _reuse_beside_prefill(points: pd.DataFrame, height: float, draw) -> tuple:
+    """A log-log panel per model: ``draw(ax, rows)`` draws the reuse lines, the model's best prefill
+    goes beside them in black (one model: its own prefill runs)."""
+    fig, axes, cells = panels(points, size=(FULL[0], height), max_cols=2)
+    for _, rows, ax in cells:
+        draw(ax, rows)
+        prefill = rows.groupby("doc_tokens")["prefill_ms"].median()
+        ax.plot(prefill.index, prefill.values, color="black", lw=2.0, label="prefill (best)")
+        log_axes(ax)
+        panel_title(ax, rows)
+        ax.set(xlabel="document tokens L", ylabel="time to first token (ms)")
+    shared_legend(fig, axes, ncol=2)
+    return fig, axes
+
+
 def loader_effect(points: pd.DataFrame):
     """Reuse from the stored tiers through the streaming and the serial loader (dash and marker),
     beside the best prefill (log-log); the KV stored as the artifact itself. ``points``:
     :func:`kvbench.economics.inputs.loader_points`."""
     rows = by_tier(points[(points["tier_io"] != "") & (points["codec"] == "identity")])
     colors = palette(rows["tier_where"])
-    fig, axes, cells = panels(rows, size=(FULL[0], 3.6), max_cols=2)
-    for _, panel, ax in cells:
-        lines(ax, panel, "doc_tokens", "reuse_ms", hue="tier_where", style="tier_io", colors=colors,
-              label=lambda tier, io: f"{tier}, {io}")  # fmt: skip
-        prefill = panel.groupby("doc_tokens")["prefill_ms"].median()
-        ax.plot(prefill.index, prefill.values, color="black", lw=2.0, label="prefill (best)")
-        log_axes(ax)
-        panel_title(ax, panel)
-        ax.set(xlabel="document tokens L", ylabel="time to first token (ms)")
-    shared_legend(fig, axes, ncol=2)
-    return fig, axes
+    return _reuse_beside_prefill(
+        rows,
+        3.6,
+        lambda ax, panel: lines(ax, panel, "doc_tokens", "reuse_ms", hue="tier_where", style="tier_io",
+                                colors=colors, label=lambda tier, io: f"{tier}, {io}"),
+    )  # fmt: skip
 
 
 def tier_reuse_vs_length(points: pd.DataFrame):
@@ -95,16 +105,7 @@ def tier_reuse_vs_length(points: pd.DataFrame):
     below prefill is its crossover length."""
     points = by_tier(points)
     colors = palette(points["tier_where"])
-    fig, axes, cells = panels(points, size=(FULL[0], 4.4), max_cols=2)
-    for _, rows, ax in cells:
-        tier_lines(ax, rows, "reuse_ms", colors)
-        prefill = rows.groupby("doc_tokens")["prefill_ms"].median()  # one model: its own prefill runs
-        ax.plot(prefill.index, prefill.values, color="black", lw=2.0, label="prefill (best)")
-        log_axes(ax)
-        panel_title(ax, rows)
-        ax.set(xlabel="document tokens L", ylabel="time to first token (ms)")
-    shared_legend(fig, axes, ncol=2)
-    return fig, axes
+    return _reuse_beside_prefill(points, 4.4, lambda ax, rows: tier_lines(ax, rows, "reuse_ms", colors))
 
 
 def codec_ratios(rows: pd.DataFrame):
