@@ -5,7 +5,8 @@ planes (``-planes``: plane ``i`` holds byte ``i`` of every value), viewed as the
 type the algorithm models best, and compressed by ``nvcomp.Codec`` on PyTorch's current
 CUDA stream (so CUDA events around the call time nvCOMP's kernels). nvCOMP's native
 bitstream is self-describing (chunk sizes, uncompressed size); the kvbench frame around it
-adds the KV layout and an XXH3-128 checksum verified on the host before any byte reaches the GPU.
+adds the KV layout, chunk digests verified on the host as the payload streams to the GPU, and a
+device checksum for a payload already there (:mod:`kvbench.codecs.container`).
 
 Element types: ANS models ``|u1`` bytes or ``<f2`` / ``<f4`` floats (bf16 is coded as
 bytes: nvCOMP has no bf16 model); Bitcomp and Cascaded model integers, so 16-/32-bit

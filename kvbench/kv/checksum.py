@@ -1,31 +1,16 @@
-"""The package's corruption checks: XXH3-128 on the host, a position-weighted byte sum on a GPU.
+"""The device checksum: a position-weighted byte sum a GPU computes over bytes already on it.
 
-Both catch accidents (a flipped bit, a truncated transfer), not tampering: neither is a MAC.
-XXH3 runs at memory speed (tens of GB/s) where SHA-256 manages ~2 GB/s, which would
-dominate reading a multi-GB KV. The device sum exists for blobs already on a GPU, where no
-XXH3 runs: the GPU computes it at memory speed and no byte has to come back to the host.
+Host-side checks are XXH3 digests per chunk (:mod:`kvbench.kv.chunks`); the device sum exists
+for codec payloads already on a GPU, where no XXH3 runs: the GPU computes it at memory speed
+and no byte has to come back to the host. Like XXH3 it catches accidents, not tampering.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
-import xxhash
 
 _MOD = 65521  # position weights are taken modulo this prime
 _CHUNK = 1 << 26  # bytes per device-sum step (bounds the int64 temporaries)
-
-
-def xxh3_128(parts: Iterable) -> bytes:
-    """XXH3-128 digest (16 bytes) of ``parts`` read back to back.
-
-    Each part is bytes-like or a CPU uint8 tensor; both are hashed in place, without a copy.
-    """
-    digest = xxhash.xxh3_128()
-    for part in parts:
-        digest.update(part.numpy().data if isinstance(part, torch.Tensor) else part)
-    return digest.digest()
 
 
 def device_checksum(parts: list[torch.Tensor]) -> tuple[int, int]:

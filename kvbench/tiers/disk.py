@@ -26,7 +26,6 @@ from kvbench.tiers.base import BlobTier, TierError
 from kvbench.tiers.pagecache import drop_file_pages
 
 DEFAULT_DIR = "~/.cache/kvbench/tier-disk"
-READ_CHUNK = 16 << 20
 
 
 def _why(exc: OSError) -> str:

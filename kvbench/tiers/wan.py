@@ -1,13 +1,14 @@
 """Tier ``wan``: a remote read over an emulated wide-area link, paced on a real loopback socket.
 
-A server thread holds the blob (the remote store's memory) and answers each read on a new
-TCP connection. The link is emulated with delays and pacing, not with a kernel qdisc
-(which needs root and a network namespace):
+A server thread holds the blob (the remote store's memory) and answers ranged requests, a
+thread per connection. The serial read asks for the whole object on one connection; a
+streaming read asks for chunks over one connection per worker. The link is emulated with
+delays and pacing, not with a kernel qdisc (which needs root and a network namespace):
 
-* one RTT before connecting (the TCP handshake) and one before the first byte (the request
-  going out, the answer coming back);
-* the payload leaves through a token bucket at the profile's bandwidth whose depth is one
-  1 MiB send, so the achieved rate matches the configured one on every slice of a read.
+* one RTT before connecting (the TCP handshake) and one before each answer's first byte
+  (the request going out, the answer coming back);
+* every connection's payload leaves through one shared :class:`Pacer` at the profile's
+  bandwidth, one 1 MiB slice at a time, so parallel streams share the link's rate.
 
 Not modelled: TCP slow start and loss (which make real short transfers slower than
 bandwidth x time), TLS, and jitter. The read is therefore a floor: ``2 RTT + bytes / bandwidth``.
@@ -15,7 +16,6 @@ bandwidth x time), TLS, and jitter. The read is therefore a floor: ``2 RTT + byt
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import socket
@@ -59,11 +59,6 @@ class Pacer:
             conn.sendall(piece)
 
 
-def paced_send(conn: socket.socket, payload: memoryview, rate_bytes_s: float) -> None:
-    """Send ``payload`` no faster than ``rate_bytes_s`` (a link of its own)."""
-    Pacer(rate_bytes_s).send(conn, payload)
-
-
 def _recv_exact(conn: socket.socket, buf: memoryview) -> None:
     got = 0
     while got < len(buf):
@@ -76,24 +71,6 @@ def _recv_exact(conn: socket.socket, buf: memoryview) -> None:
 def link_floor_s(nbytes: int, profile: WanProfile) -> float:
     """The least time a read of ``nbytes`` can take over ``profile``: two RTTs plus serialisation."""
     return 2 * profile.rtt_ms / 1e3 + nbytes / (profile.bandwidth_mb_s * 1e6)
-
-
-@functools.cache
-def loopback_peak_gbps(nbytes: int = 256 << 20) -> float:
-    """Unpaced TCP over loopback, GB/s (1e9 B): what a local server's socket can deliver at best."""
-    tier = WanTier(
-        codec=None,
-        device=torch.device("cpu"),
-        profile_name="unpaced",
-        profile=WanProfile(bandwidth_mb_s=float("inf"), rtt_ms=0.0, egress_usd_per_gb=0.0),
-    )
-    try:
-        tier.store(bytes(nbytes))
-        start = time.perf_counter()
-        tier.fetch()
-        return nbytes / (time.perf_counter() - start) / 1e9
-    finally:
-        tier.close()
 
 
 class LinkServer:
