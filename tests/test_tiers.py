@@ -279,3 +279,21 @@ def test_a_writer_killed_mid_store_leaves_no_readable_object(tmp_path):
     proc.wait(timeout=30)
     assert not path.exists()  # the object appears only whole, by rename
     assert not list(tmp_path.glob("*.kv"))  # at most a temporary sibling, which no reader opens
+
+
+def test_each_tier_names_the_links_its_read_crosses(tmp_path):
+    """A tier's floor is its own path: page cache and digests share the cores (warm disk), the disk's
+    DMA overlaps them (cold), the paced link overlaps and adds its round trips (wan), nothing (gpu)."""
+    from kvbench.measure.links import HostLinks
+
+    links = HostLinks(key="test", workers=4, pagecache_gbps=40.0, direct_gbps=2.0, hash_gbps=80.0, h2d_gbps=50.0)
+    codec, n = get_codec("identity"), 4_000_000_000
+    floors = {}
+    for name, variant in [("gpu", ""), ("host", ""), ("disk", "warm"), ("disk", "cold"), ("wan", "fast")]:
+        with open_tier(tier_cfg(name, tmp_path), variant, codec, CPU) as tier:
+            floors[(name, variant)] = tier.link_path(links).floor_ms(n, reuse_floor_ms=3.0)
+    assert floors[("gpu", "")] == pytest.approx(3.0)
+    assert floors[("host", "")] == pytest.approx(80.0 + 3.0)  # one 50 GB/s copy
+    assert floors[("disk", "warm")] == pytest.approx(100.0 + 50.0 + 3.0)  # 40 GB/s copy + 80 GB/s digests
+    assert floors[("disk", "cold")] == pytest.approx(2000.0 + 3.0)  # the 2 GB/s disk
+    assert floors[("wan", "fast")] == pytest.approx(2000.0 + 0.0 + 3.0)  # 2 GB/s profile, no RTT

@@ -32,7 +32,7 @@ from kvbench.kv.binding import Document, check_document
 from kvbench.measure import flops
 from kvbench.measure.calibrate import calibrate
 from kvbench.measure.floors import point_floors, weight_bytes
-from kvbench.measure.links import HostLinks, host_links, tier_floor_ms
+from kvbench.measure.links import host_links
 from kvbench.measure.timing import SampleStats, gbps, ratio_ci, time_interleaved
 from kvbench.model.corpus import corpus_hash
 from kvbench.tiers import StageTimer, Tier, TierError, TierUnavailableError, open_tier, too_slow, variants
@@ -112,22 +112,6 @@ def _empty_like(artifact: KVArtifact) -> KVArtifact:
         [torch.empty_like(v) for v in artifact.values],
         dict(artifact.meta),
     )
-
-
-def path_links(tier: str, variant: str, links: HostLinks, info: dict[str, Any]) -> tuple[dict, dict]:
-    """The links a read from ``tier`` crosses, GB/s, measured on this host: those the host's cores serve
-    (their times add) and those a device serves by DMA or a paced link (they overlap)."""
-    if tier == "gpu":
-        return {}, {}
-    if tier == "host":
-        return {}, {"h2d": links.h2d_gbps}
-    if tier == "disk" and variant == "cold":
-        return {"hash": links.hash_gbps}, {"storage": links.direct_gbps, "h2d": links.h2d_gbps}
-    if tier == "disk":
-        return {"storage": links.pagecache_gbps, "hash": links.hash_gbps}, {"h2d": links.h2d_gbps}
-    if tier == "redis":  # the server, its socket and the client's parser, on this host's cores
-        return {"storage": info.get("link_gbps"), "hash": links.hash_gbps}, {"h2d": links.h2d_gbps}
-    return {"hash": links.hash_gbps}, {"storage": info.get("link_gbps"), "h2d": links.h2d_gbps}  # wan: paced
 
 
 class TiersExperiment:
@@ -231,6 +215,7 @@ class TiersExperiment:
                     row["tier_io"] = "stream" if per_doc[0][0]["streamed"] else "serial"
                 if row.get("tier_io") == "stream":
                     row.update(tier_workers=cfg.workers, tier_chunk_bytes=cfg.chunk_mib << 20)
+                path = tier.link_path(host_links(cfg.dir or DEFAULT_DIR, ctx.device, cfg.workers))
         except TierUnavailableError as exc:
             return dict(row, status="skipped", reason=str(exc))
         except TierError as exc:  # the tier failed (disk full, server gone): the prefill measured stays in the row
@@ -238,28 +223,15 @@ class TiersExperiment:
         row["tier_bitwise"] = bitwise
         row.update(self._stage_fields(per_doc, prefill_samples, row["prefill_best_ms"], repeats))
         row["reuse_efficiency"] = row["reuse_floor_ms"] / row["reuse_ms"]  # against the device floor alone
-        row.update(self._floor_fields(ctx, point, row))
-        return row
-
-    @staticmethod
-    def _floor_fields(ctx: RunContext, point: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
-        """The tier's floor (:func:`kvbench.measure.links.tier_floor_ms`: the stored bytes over the links
-        on its path, the host's own stages adding, DMA and paced links overlapping; any fixed latency;
-        the reuse floor) and each link beside it."""
-        cfg = ctx.settings.tier
-        links = host_links(cfg.dir or DEFAULT_DIR, ctx.device, cfg.workers)
-        cpu, dma = path_links(point["tier"], point["tier_variant"], links, row)
-        fixed = 2 * row["wan_rtt_ms"] if point["tier"] == "wan" else 0.0
-        moved = 0 if point["tier"] == "gpu" else row["stored_bytes"]
-        floor = tier_floor_ms(moved, list(cpu.values()), list(dma.values()), row["reuse_floor_ms"], fixed)
-        path = {**cpu, **dma}
-        return dict(
-            storage_link_gbps=path.get("storage"),
-            hash_link_gbps=path.get("hash"),
-            h2d_link_gbps=path.get("h2d"),
-            tier_floor_ms=floor,
+        floor = path.floor_ms(row["stored_bytes"], row["reuse_floor_ms"])
+        row.update(
+            storage_link_gbps=path.link("storage"),
+            hash_link_gbps=path.link("hash"),
+            h2d_link_gbps=path.link("h2d"),
+            tier_floor_ms=floor,  # the bytes over the tier's links on this host, plus the reuse floor
             tier_efficiency=floor / row["reuse_ms"],
         )
+        return row
 
     @staticmethod
     def _stage_fields(

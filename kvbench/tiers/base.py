@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,8 +22,28 @@ import torch
 from kvbench.codecs.base import CodecError
 from kvbench.kv.artifact import ArtifactCorruptError, KVArtifact
 from kvbench.kv.chunks import ChunkError
+from kvbench.measure.links import HostLinks, tier_floor_ms
 from kvbench.tiers.frames import stream_artifact, stream_frame, streamable
 from kvbench.tiers.stream import PinnedPool, StreamStats
+
+
+@dataclass
+class LinkPath:
+    """The links a tier's read crosses, GB/s, as :func:`kvbench.measure.links.tier_floor_ms` takes them:
+    those the host's cores serve (``cpu``: their times add), those served by DMA or a paced link
+    (``dma``: they overlap), and any fixed latency (a wide-area link's round trips)."""
+
+    cpu: dict[str, float | None] = field(default_factory=dict)
+    dma: dict[str, float | None] = field(default_factory=dict)
+    fixed_ms: float = 0.0
+
+    def link(self, name: str) -> float | None:
+        """The rate of the link called ``name`` (``storage``, ``hash``, ``h2d``), None if not on the path."""
+        return self.cpu.get(name, self.dma.get(name))
+
+    def floor_ms(self, nbytes: int, reuse_floor_ms: float) -> float:
+        """The least time a read of ``nbytes`` over this path and its reuse can take."""
+        return tier_floor_ms(nbytes, list(self.cpu.values()), list(self.dma.values()), reuse_floor_ms, self.fixed_ms)
 
 
 class TierError(RuntimeError):
@@ -129,6 +149,10 @@ class Tier(ABC):
     def info(self) -> dict[str, Any]:
         """Row fields describing the tier's setup (see :mod:`kvbench.rows.schema`)."""
         return {}
+
+    def link_path(self, links: HostLinks) -> LinkPath:
+        """The links a read crosses, from this host's measured ``links``: none for a KV read in place."""
+        return LinkPath()
 
     def close(self) -> None:  # noqa: B027 -- an optional hook
         """Free the stored object and anything the tier started."""

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from kvbench.measure.links import ALIGN, host_links
+from kvbench.measure.links import ALIGN, HostLinks, host_links
 from kvbench.rows.atomic import atomic_write
-from kvbench.tiers.base import BlobTier, TierError
+from kvbench.tiers.base import BlobTier, LinkPath, TierError
 from kvbench.tiers.pagecache import drop_file_pages
 
 DEFAULT_DIR = "~/.cache/kvbench/tier-disk"
@@ -113,16 +113,22 @@ class DiskTier(BlobTier):
         return self.path.stat().st_size
 
     def info(self) -> dict[str, Any]:
-        links = host_links(str(self.dir), self.device, self.workers)
-        fields: dict[str, Any] = {
-            "tier_reader": "posix",
-            "link_gbps": links.direct_gbps if self.cold else links.pagecache_gbps,
-        }
+        fields: dict[str, Any] = {"tier_reader": "posix", "link_gbps": self.link_path(self.links()).link("storage")}
         if self.cold:
             fields.update(cold_method=self.cold_method, cold_ok=self.cold_ok)
             if self.streams():
                 fields["cold_direct"] = bool(self.direct)
         return fields
+
+    def links(self) -> HostLinks:
+        """This host's measured links, the storage ones for the filesystem under ``tier.dir``."""
+        return host_links(str(self.dir), self.device, self.workers)
+
+    def link_path(self, links: HostLinks) -> LinkPath:
+        if self.cold:  # O_DIRECT: the disk reads by DMA, beside the copies; the digests take the cores
+            return LinkPath(cpu={"hash": links.hash_gbps}, dma={"storage": links.direct_gbps, "h2d": links.h2d_gbps})
+        # a page-cache read is a kernel memcpy on the same cores as the digests
+        return LinkPath(cpu={"storage": links.pagecache_gbps, "hash": links.hash_gbps}, dma={"h2d": links.h2d_gbps})
 
     def close(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -15,7 +15,8 @@ import torch
 
 from kvbench.kv.artifact import KVArtifact
 from kvbench.measure.calibrate import h2d_gbps
-from kvbench.tiers.base import Read, StageTimer, Tier, decode_to_device, host_buffer, to_device
+from kvbench.measure.links import HostLinks
+from kvbench.tiers.base import LinkPath, Read, StageTimer, Tier, decode_to_device, host_buffer, to_device
 
 
 def _pin(t: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -51,6 +52,9 @@ class HostTier(Tier):
 
     def info(self) -> dict[str, Any]:
         return {"link_gbps": h2d_gbps(self.device)}
+
+    def link_path(self, links: HostLinks) -> LinkPath:
+        return LinkPath(dma={"h2d": links.h2d_gbps})  # one copy: no loader, no digest
 
     def close(self) -> None:
         self.kv = self.blob = None

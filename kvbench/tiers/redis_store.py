@@ -31,7 +31,8 @@ import redis
 import torch
 from redis.utils import HIREDIS_AVAILABLE
 
-from kvbench.tiers.base import BlobTier, TierError, TierUnavailableError
+from kvbench.measure.links import HostLinks
+from kvbench.tiers.base import BlobTier, LinkPath, TierError, TierUnavailableError
 from kvbench.tiers.frames import payload_layout
 from kvbench.tiers.redis_bulk import BulkConnection
 from kvbench.tiers.redis_server import LocalRedisServer, find_server_binary
@@ -214,6 +215,10 @@ class RedisTier(BlobTier):
 
     def info(self) -> dict[str, Any]:
         return {"tier_reader": "hiredis" if HIREDIS_AVAILABLE else "python", "link_gbps": self.link_gbps()}
+
+    def link_path(self, links: HostLinks) -> LinkPath:
+        # the server, its socket and the reading connections run on this host's cores, as the digests do
+        return LinkPath(cpu={"storage": self.link_gbps(), "hash": links.hash_gbps}, dma={"h2d": links.h2d_gbps})
 
     def link_gbps(self, nbytes: int = 1 << 30, value_bytes: int = 16 << 20) -> float:
         """What this server delivers to ``workers`` parallel GETs of ``value_bytes`` values, GB/s, best of 3.

@@ -27,7 +27,8 @@ from typing import Any
 import torch
 
 from kvbench.config.schema import WanProfile
-from kvbench.tiers.base import BlobTier, TierError
+from kvbench.measure.links import HostLinks
+from kvbench.tiers.base import BlobTier, LinkPath, TierError
 
 SEND_SLICE = 1 << 20
 HEADER = struct.Struct("<Q")  # payload length
@@ -199,6 +200,13 @@ class WanTier(BlobTier):
             "wan_rtt_ms": self.profile.rtt_ms,
             "egress_usd": len(self.server.blob) * self.profile.egress_usd_per_gb / 1e9,
         }
+
+    def link_path(self, links: HostLinks) -> LinkPath:
+        return LinkPath(
+            cpu={"hash": links.hash_gbps},
+            dma={"storage": self.profile.bandwidth_mb_s / 1e3, "h2d": links.h2d_gbps},  # the paced link overlaps
+            fixed_ms=2 * self.profile.rtt_ms,
+        )
 
     def close(self) -> None:
         self.server.stop()
