@@ -24,7 +24,7 @@ from kvbench.kv.artifact import ArtifactCorruptError, KVArtifact
 from kvbench.kv.chunks import ChunkError
 from kvbench.measure.links import HostLinks, tier_floor_ms
 from kvbench.tiers.frames import stream_artifact, stream_frame, streamable
-from kvbench.tiers.stream import PinnedPool, StreamStats
+from kvbench.tiers.stream import Loader, StreamStats
 
 
 @dataclass
@@ -183,13 +183,13 @@ class BlobTier(Tier):
     def __init__(self, codec, device: torch.device):
         super().__init__(codec, device)
         self._staging: torch.Tensor | None = None
-        self._pool: PinnedPool | None = None
+        self._loader: Loader | None = None
         self._buffers: dict[int, torch.Tensor] = {}  # a GPU codec's device payload buffer, reused
         self.configure("serial", 1, 2)
 
     def configure(self, io: str, workers: int, slots: int) -> None:
         """Choose the read path (``stream`` or ``serial``) and the streaming loader's parallelism."""
-        self.io, self.workers, self.slots = io, workers, max(slots, workers)
+        self.io, self.workers, self.slots = io, workers, slots
 
     def put(self, blob: bytes) -> None:
         self.store(blob)
@@ -220,11 +220,20 @@ class BlobTier(Tier):
             self._staging = host_buffer(nbytes, self.device)
         return memoryview(self._staging.numpy())[:nbytes]
 
-    def pool(self, slot_bytes: int) -> PinnedPool:
-        """The tier's pinned slots, made at the first streaming read and reused by every later one."""
-        if self._pool is None or self._pool.slot_bytes != slot_bytes:
-            self._pool = PinnedPool(self.slots, slot_bytes, self.device)
-        return self._pool
+    def loader(self, slot_bytes: int) -> Loader:
+        """The tier's streaming loader (pinned slots, worker threads, copy stream), made at the first
+        streaming read and reused by every later one."""
+        if self._loader is None or self._loader.pool.slot_bytes != slot_bytes:
+            if self._loader is not None:
+                self._loader.close()
+            self._loader = Loader(self.workers, self.slots, slot_bytes, self.device)
+        return self._loader
+
+    def __exit__(self, *exc) -> None:
+        super().__exit__(*exc)
+        if self._loader is not None:
+            self._loader.close()
+            self._loader = None
 
     def get(self, timer: StageTimer | None = None, dest: KVArtifact | None = None) -> Read:
         timer = timer or StageTimer(self.device)
@@ -241,10 +250,10 @@ class BlobTier(Tier):
         try:
             with timer.host("load"):  # first request to last copy: every chunk verified and on the device
                 if self.codec.name == "identity":
-                    streamed = stream_artifact(self.fetch_range, size, self.device, dest, self.pool, self.workers)
+                    streamed = stream_artifact(self.fetch_range, size, self.device, dest, self.loader)
                 else:
                     streamed = stream_frame(
-                        self.codec, self.fetch_range, size, self.device, dest, self.pool, self.workers, self._buffers
+                        self.codec, self.fetch_range, size, self.device, dest, self.loader, self._buffers
                     )
         except (ChunkError, ArtifactCorruptError) as exc:  # as the serial path's codec reports it
             raise CodecError(f"{self.codec.name} object on the {self.name} tier: {exc}") from None

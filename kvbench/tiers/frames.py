@@ -18,7 +18,7 @@ from kvbench.codecs import container
 from kvbench.kv import safetensors_blob
 from kvbench.kv.artifact import KVArtifact, StoredLayout
 from kvbench.measure.links import ALIGN, aligned_buffer
-from kvbench.tiers.stream import Fetch, PinnedPool, StreamStats, byte_sink, stream
+from kvbench.tiers.stream import Fetch, Loader, StreamStats, byte_sink
 
 
 def streamable(codec) -> bool:
@@ -86,8 +86,7 @@ def stream_artifact(
     size: int,
     device: torch.device,
     dest: KVArtifact | None,
-    pool: Callable[[int], PinnedPool],
-    workers: int,
+    loader: Callable[[int], Loader],
 ) -> Streamed:
     """Stream a format-2 artifact of ``size`` bytes into ``dest`` (the reader's pool) or new device tensors."""
     head = _head(fetch, size, lambda first: 8 + safetensors_blob.header_length(first))
@@ -97,9 +96,7 @@ def stream_artifact(
     if places is None:
         flat = torch.empty(layout.chunks.payload_bytes, dtype=torch.uint8, device=device)
         places = [(0, flat)]
-    stats = stream(
-        fetch, layout.header_end, layout.chunks, byte_sink(places), pool(layout.chunks.chunk_bytes), workers, device
-    )
+    stats = loader(layout.chunks.chunk_bytes).load(fetch, layout.header_end, layout.chunks, byte_sink(places))
 
     def finish() -> KVArtifact:
         if flat is not None:
@@ -117,8 +114,7 @@ def stream_frame(
     size: int,
     device: torch.device,
     dest: KVArtifact | None,
-    pool: Callable[[int], PinnedPool],
-    workers: int,
+    loader: Callable[[int], Loader],
     buffers: dict[int, torch.Tensor],
 ) -> Streamed:
     """Stream a GPU codec's frame: the compressed payload to a device buffer (``buffers``, reused by size)."""
@@ -129,9 +125,7 @@ def stream_frame(
         buffers.clear()  # one payload buffer per tier: the last size read
         buffers[nbytes] = torch.empty(nbytes, dtype=torch.uint8, device=device)
     payload = buffers[nbytes]
-    stats = stream(
-        fetch, frame.start, frame.chunks, byte_sink([(0, payload)]), pool(frame.chunks.chunk_bytes), workers, device
-    )
+    stats = loader(frame.chunks.chunk_bytes).load(fetch, frame.start, frame.chunks, byte_sink([(0, payload)]))
 
     def finish() -> KVArtifact:
         kv = codec.decompress_device(frame.header, payload, device)

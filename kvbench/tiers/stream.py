@@ -7,9 +7,10 @@
     pinned pool (tier.slots):       a slot is reused once the copy out of it has finished
 
 A stored object is a header (a few KB, read and verified first) and a payload cut into the
-chunks its header lists digests for (:mod:`kvbench.kv.chunks`). Each worker takes the next
-chunk, fetches it into a free pinned slot (:class:`PinnedPool`: allocated once per tier, so a
-read allocates nothing), checks its digest, and enqueues the copy to its place on the device
+chunks its header lists digests for (:mod:`kvbench.kv.chunks`). A tier's :class:`Loader` holds
+the pinned slots (:class:`PinnedPool`), the worker threads and the copy stream, made once, so a
+read allocates and starts nothing. Each worker takes the next chunk, fetches it into a free
+slot, checks its digest, and enqueues the copy to its place on the device
 on one copy stream; the slot goes back to the pool with the copy's event. The read ends when
 the last copy has finished: every chunk verified and on the device. LMCache and Mooncake load
 this way; the serial path (``tier.io=serial``: read all, verify all, copy all) is the control.
@@ -93,65 +94,70 @@ class StreamStats:
         return stage_ms / self.workers
 
 
-def stream(
-    fetch: Fetch,
-    payload_offset: int,
-    chunks: ChunkList,
-    sink: Sink,
-    pool: PinnedPool,
-    workers: int,
-    device: torch.device,
-) -> StreamStats:
-    """Fetch, verify and copy every chunk of a payload that starts at ``payload_offset`` in the object.
+class Loader:
+    """What every streaming read of one tier reuses: its pinned slots, its worker threads and its
+    copy stream. Made at a tier's first streaming read (and again only if the chunk size
+    changes), so a timed read creates none of them."""
 
-    Returns when every copy has finished. Raises :class:`ChunkError` (after the copies in
-    flight end) if any chunk fails its digest; the device bytes are then not to be used.
-    """
-    stats = StreamStats(chunks.payload_bytes, len(chunks.digests), workers)
-    cuda = device.type == "cuda"
-    copy_stream = torch.cuda.Stream(device) if cuda else None
-    lock = threading.Lock()
+    def __init__(self, workers: int, slots: int, slot_bytes: int, device: torch.device):
+        self.workers, self.device, self.cuda = workers, device, device.type == "cuda"
+        self.pool = PinnedPool(slots, slot_bytes, device)
+        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="kvbench-stream")
+        self.copy_stream = torch.cuda.Stream(device) if self.cuda else None
 
-    def one(item: tuple[int, tuple[int, int]]) -> None:
-        index, (start, end) = item
-        t0 = time.perf_counter()
-        slot, buf = pool.take()
-        t1 = time.perf_counter()
-        event = None
-        try:
-            at = fetch(payload_offset + start, end - start, memoryview(buf.numpy()))
-            t2 = time.perf_counter()
-            chunks.check(index, memoryview(buf.numpy())[at : at + end - start])
-            t3 = time.perf_counter()
-            chunk = buf[at : at + end - start]
-            if cuda:
-                begin, event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                with lock, torch.cuda.stream(copy_stream):  # one chunk's events bracket its copy alone
-                    begin.record(copy_stream)
+    def load(self, fetch: Fetch, payload_offset: int, chunks: ChunkList, sink: Sink) -> StreamStats:
+        """Fetch, verify and copy every chunk of a payload that starts at ``payload_offset`` in the object.
+
+        Returns when every copy has finished. Raises :class:`ChunkError` (after the copies in
+        flight end) if any chunk fails its digest; the device bytes are then not to be used.
+        """
+        stats = StreamStats(chunks.payload_bytes, len(chunks.digests), self.workers)
+        pool, copy_stream = self.pool, self.copy_stream
+        lock = threading.Lock()
+
+        def one(item: tuple[int, tuple[int, int]]) -> None:
+            index, (start, end) = item
+            t0 = time.perf_counter()
+            slot, buf = pool.take()
+            t1 = time.perf_counter()
+            event = None
+            try:
+                host = memoryview(buf.numpy())
+                at = fetch(payload_offset + start, end - start, host)
+                t2 = time.perf_counter()
+                chunks.check(index, host[at : at + end - start])
+                t3 = time.perf_counter()
+                chunk = buf[at : at + end - start]
+                if copy_stream is not None:
+                    begin, event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    with lock, torch.cuda.stream(copy_stream):  # one chunk's events bracket its copy alone
+                        begin.record(copy_stream)
+                        sink(start, end, chunk)
+                        event.record(copy_stream)
+                        stats.h2d_events.append((begin, event))
+                else:
                     sink(start, end, chunk)
-                    event.record(copy_stream)
-                    stats.h2d_events.append((begin, event))
-            else:
-                sink(start, end, chunk)
-        finally:
-            pool.give(slot, event)
-        with lock:
-            stats.wait_ms += (t1 - t0) * 1e3
-            stats.fetch_ms += (t2 - t1) * 1e3
-            stats.verify_ms += (t3 - t2) * 1e3
+            finally:
+                pool.give(slot, event)
+            with lock:
+                stats.wait_ms += (t1 - t0) * 1e3
+                stats.fetch_ms += (t2 - t1) * 1e3
+                stats.verify_ms += (t3 - t2) * 1e3
 
-    start_time = time.perf_counter()
-    try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="kvbench-stream") as executor:
-            list(executor.map(one, enumerate(chunks.spans())))
-    finally:
-        if cuda:
-            copy_stream.synchronize()
-    stats.load_ms = (time.perf_counter() - start_time) * 1e3
-    if cuda:
-        torch.cuda.current_stream(device).wait_stream(copy_stream)
-        stats.h2d_ms = sum(b.elapsed_time(e) for b, e in stats.h2d_events)
-    return stats
+        start_time = time.perf_counter()
+        try:
+            list(self.executor.map(one, enumerate(chunks.spans())))
+        finally:
+            if copy_stream is not None:
+                copy_stream.synchronize()
+        stats.load_ms = (time.perf_counter() - start_time) * 1e3
+        if copy_stream is not None:
+            torch.cuda.current_stream(self.device).wait_stream(copy_stream)
+            stats.h2d_ms = sum(b.elapsed_time(e) for b, e in stats.h2d_events)
+        return stats
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
 
 
 def byte_sink(destinations: list[tuple[int, torch.Tensor]]) -> Sink:
@@ -171,4 +177,4 @@ def byte_sink(destinations: list[tuple[int, torch.Tensor]]) -> Sink:
     return sink
 
 
-__all__ = ["ChunkError", "Fetch", "PinnedPool", "Sink", "StreamStats", "byte_sink", "stream"]
+__all__ = ["ChunkError", "Fetch", "Loader", "PinnedPool", "Sink", "StreamStats", "byte_sink"]
