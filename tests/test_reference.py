@@ -15,9 +15,9 @@ from conftest import TINY
 
 from kvbench.config.schema import load_settings
 from kvbench.experiments.economics import EconomicsExperiment
+from kvbench.rows.git import tracked_files
 from kvbench.rows.reference import REFERENCE_FILE, reference_folders, result_paths
 from kvbench.rows.store import load_rows
-from kvbench.rows.tracked import tracked_files
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"

@@ -16,8 +16,8 @@ import sys
 import time
 
 from kvbench.report.build import build
+from kvbench.rows.git import tracked_files
 from kvbench.rows.reference import reference_folders
-from kvbench.rows.tracked import tracked_files
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

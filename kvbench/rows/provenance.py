@@ -7,25 +7,15 @@ import platform
 import socket
 import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 
 import torch
 
 import kvbench
+from kvbench.rows.git import git
 
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=Path(kvbench.__file__).parent, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def git_state() -> dict[str, object]:
@@ -33,9 +23,9 @@ def git_state() -> dict[str, object]:
     of the tree sent to a GPU node may carry no ``.git``, or a stale one that names the wrong commit."""
     if "KVBENCH_GIT_SHA" in os.environ:
         return {"git_sha": os.environ["KVBENCH_GIT_SHA"], "git_dirty": os.environ.get("KVBENCH_GIT_DIRTY", "unknown")}
-    sha = _git("rev-parse", "HEAD")
+    sha = git("rev-parse", "HEAD")
     if sha is not None:
-        return {"git_sha": sha, "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+        return {"git_sha": sha, "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
     return {"git_sha": "unknown", "git_dirty": "unknown"}
 
 

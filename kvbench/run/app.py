@@ -28,10 +28,10 @@ from kvbench.config.schema import ConfigError, KVBenchConfig, LoggerConfig, load
 from kvbench.experiments import RunContext, get_experiment
 from kvbench.model.corpus import Corpus
 from kvbench.model.loading import LoadedModel, context_tokens, load_model, load_tokenizer
+from kvbench.rows.git import tracked_files
 from kvbench.rows.provenance import manifest, utc_now
 from kvbench.rows.schema import make_row, one_line
 from kvbench.rows.store import ResultStore, StoreWriteError, point_id
-from kvbench.rows.tracked import tracked_files
 from kvbench.rows.tracking import make_tracker
 from kvbench.run.console import print_summary
 from kvbench.run.paths import check_tier_dir
