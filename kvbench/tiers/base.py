@@ -11,8 +11,10 @@ question's forward need the model and are timed by the experiment.
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,6 +171,26 @@ def host_buffer(nbytes: int, device: torch.device) -> torch.Tensor:
     return torch.empty(nbytes, dtype=torch.uint8, pin_memory=torch.device(device).type == "cuda")
 
 
+class PerThread:
+    """One connection per reading thread: opened by ``connect`` at the thread's first request of a
+    read, all closed together when the read ends."""
+
+    def __init__(self, connect: Callable[[], Any]):
+        self.connect, self.local, self.opened, self.lock = connect, threading.local(), [], threading.Lock()
+
+    def get(self) -> Any:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = self.connect()
+            with self.lock:
+                self.opened.append(conn)
+        return conn
+
+    def close(self) -> None:
+        for conn in self.opened:
+            conn.close()
+
+
 class BlobTier(Tier):
     """A tier that stores the codec's bytes and only has to say how to fetch them to host memory.
 
@@ -214,6 +236,23 @@ class BlobTier(Tier):
         """
         raise NotImplementedError(f"{self.name} tier has no ranged reads")
 
+    def connect(self) -> Any:
+        """A new connection to the store for one reading thread (redis, wan); tiers without one never call it."""
+        raise NotImplementedError(f"{self.name} tier has no connections")
+
+    @contextmanager
+    def reading_connections(self):
+        """Within it, :meth:`connection` gives each thread its own connection, all closed at its end."""
+        self._threads = PerThread(self.connect)
+        try:
+            yield
+        finally:
+            self._threads.close()
+
+    def connection(self) -> Any:
+        """This thread's connection of the read in progress (:meth:`reading_connections`)."""
+        return self._threads.get()
+
     def staging(self, nbytes: int) -> memoryview:
         """The first ``nbytes`` of the reader's host buffer, grown if the stored object is larger."""
         if self._staging is None or self._staging.numel() < nbytes:
@@ -248,7 +287,10 @@ class BlobTier(Tier):
     def _stream(self, timer: StageTimer, dest: KVArtifact | None) -> Read:
         size = self.stored_bytes()
         try:
-            with timer.host("load"):  # first request to last copy: every chunk verified and on the device
+            with (
+                self.reading_connections(),
+                timer.host("load"),
+            ):  # first request to last copy: every chunk verified and on the device
                 if self.codec.name == "identity":
                     streamed = stream_artifact(self.fetch_range, size, self.device, dest, self.loader)
                 else:

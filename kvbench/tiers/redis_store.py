@@ -184,31 +184,20 @@ class RedisTier(BlobTier):
 
     def _read_into(self, out: memoryview, *args) -> int:
         """One command's bulk reply into ``out``: raw and zero-copy on plain TCP, through redis-py otherwise."""
-        kwargs = self.client.connection_pool.connection_kwargs
         if self.client.connection_pool.connection_class is not redis.Connection:  # TLS or a Unix socket
             data = self.client.execute_command(*args)
             if data is None:
                 return -1
             out[: len(data)] = data
             return len(data)
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = BulkConnection(
-                kwargs.get("host", "localhost"), kwargs.get("port", 6379), kwargs.get("db", 0),
-                kwargs.get("username"), kwargs.get("password"), kwargs.get("socket_timeout") or 120.0,
-            )  # fmt: skip
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn.read_into(out, *args)
+        return self.connection().read_into(out, *args)
 
-    def _stream(self, timer, dest):
-        """A streaming read: each worker thread opens its own raw connection, closed after the read."""
-        self._local, self._conns, self._conns_lock = threading.local(), [], threading.Lock()
-        try:
-            return super()._stream(timer, dest)
-        finally:
-            for conn in self._conns:
-                conn.close()
+    def connect(self) -> BulkConnection:
+        kwargs = self.client.connection_pool.connection_kwargs
+        return BulkConnection(
+            kwargs.get("host", "localhost"), kwargs.get("port", 6379), kwargs.get("db", 0),
+            kwargs.get("username"), kwargs.get("password"), kwargs.get("socket_timeout") or 120.0,
+        )  # fmt: skip
 
     def stored_bytes(self) -> int:
         return self.nbytes
@@ -229,7 +218,6 @@ class RedisTier(BlobTier):
         if self._link is None:
             keys = [f"{self.key}:link:{i}" for i in range(max(1, nbytes // value_bytes))]
             value = os.urandom(value_bytes)
-            self._local, self._conns, self._conns_lock = threading.local(), [], threading.Lock()
             buffers = threading.local()
 
             def get(key: str) -> int:
@@ -240,7 +228,7 @@ class RedisTier(BlobTier):
             try:
                 self.client.mset({k: value for k in keys})
                 best = 0.0
-                with ThreadPoolExecutor(self.workers) as pool:
+                with self.reading_connections(), ThreadPoolExecutor(self.workers) as pool:
                     for _ in range(3):
                         start = time.perf_counter()
                         list(pool.map(get, keys))
@@ -249,8 +237,6 @@ class RedisTier(BlobTier):
             except (redis.RedisError, OSError) as exc:
                 raise TierError(f"redis tier: cannot measure the link to {self.where}: {exc}") from exc
             finally:
-                for conn in self._conns:
-                    conn.close()
                 self.client.delete(*keys)
         return self._link
 

@@ -138,7 +138,7 @@ class WanTier(BlobTier):
         # bytes directly, and one reference assignment leaves either the old or the new object.
         self.server.blob = memoryview(blob)
 
-    def _connect(self) -> socket.socket:
+    def connect(self) -> socket.socket:
         time.sleep(self.profile.rtt_ms / 1e3)  # TCP handshake
         return socket.create_connection(self.server.address)
 
@@ -153,7 +153,7 @@ class WanTier(BlobTier):
 
     def fetch(self) -> memoryview:
         start = time.perf_counter()
-        with self._connect() as conn:
+        with self.connect() as conn:
             buf = self._request(conn, 0, len(self.server.blob))
         elapsed, nbytes = time.perf_counter() - start, len(buf)
         floor = link_floor_s(nbytes, self.profile)
@@ -170,26 +170,10 @@ class WanTier(BlobTier):
 
     def fetch_range(self, offset: int, nbytes: int, out: memoryview) -> int:
         """One ranged request on this thread's connection (opened at its first request of a read)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-            with self._conns_lock:
-                self._conns.append(conn)
-        got = self._request(conn, offset, nbytes, out)
+        got = self._request(self.connection(), offset, nbytes, out)
         if len(got) != nbytes:
             raise TierError(f"wan tier: asked for {nbytes} bytes at {offset}, got {len(got)}")
         return 0
-
-    def _stream(self, timer, dest):
-        """A streaming read over parallel connections that share the link's rate; they close after it."""
-        self._local = threading.local()
-        self._conns: list[socket.socket] = []
-        self._conns_lock = threading.Lock()
-        try:
-            return super()._stream(timer, dest)
-        finally:
-            for conn in self._conns:
-                conn.close()
 
     def stored_bytes(self) -> int:
         return len(self.server.blob)
