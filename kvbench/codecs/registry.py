@@ -42,6 +42,15 @@ def _exponent(**params):
     return ExponentAnsCodec(**params)
 
 
+def _predictive(op: str):
+    def build(**params):
+        from kvbench.codecs.predictive import PredictivePlaneCodec
+
+        return PredictivePlaneCodec(op=op, **params)
+
+    return build
+
+
 def _lossy(cls_name: str, **fixed):
     def build(**params):
         from kvbench.codecs import lossy
@@ -67,6 +76,8 @@ _BUILDERS: dict[str, Callable] = {
     "deflate": _bytecodec("DeflateCodec"),
     "planes-zstd": _bytecodec("BytePlaneCodec"),
     "exponent-ans": _exponent,
+    "delta-planes-zstd": _predictive("delta"),
+    "xor-planes-zstd": _predictive("xor"),
     **{name: _nvcomp(name) for name in catalog.NVCOMP},
     "fp8-tensor": _lossy("Fp8Codec", per="tensor"),
     "fp8-head": _lossy("Fp8Codec", per="head"),

@@ -41,6 +41,8 @@ CODECS: dict[str, CodecInfo] = {
     "deflate": CodecInfo(True, "cpu", ALL, "zlib deflate, level 6"),
     "planes-zstd": CodecInfo(True, "cpu", ALL, "byte planes, zstd-3 each"),
     "exponent-ans": CodecInfo(True, "cpu", HALF, "rANS exponent, raw sign+mantissa"),
+    "delta-planes-zstd": CodecInfo(True, "cpu", ALL, "delta against the previous token, byte planes, zstd-3"),
+    "xor-planes-zstd": CodecInfo(True, "cpu", ALL, "XOR with the previous token, byte planes, zstd-3"),
     **{name: CodecInfo(True, "cuda", ALL, f"nvCOMP {name.removeprefix('nvcomp-')} on the GPU") for name in NVCOMP},
     "fp8-tensor": CodecInfo(False, "cuda", ALL, "fp8 e4m3, scale per tensor"),
     "fp8-head": CodecInfo(False, "cuda", ALL, "fp8 e4m3, scale per head"),

@@ -1,9 +1,9 @@
-"""Experiment ``compress``: codec ratios beside entropy bounds, codec speed, and lossy cost.
+"""Experiment ``compress``: codec ratios beside entropy estimates, codec speed, and lossy cost.
 
 Per point (model, dtype, L, codec), on the KV of the first document of length L:
 
-* ratio = kv_bytes / blob bytes, with the artifact's entropy bounds (:mod:`kvbench.measure.entropy`,
-  computed once per L) beside it;
+* ratio = kv_bytes / blob bytes, with the artifact's order-0 and context entropies
+  (:mod:`kvbench.measure.entropy`, computed once per L) beside it;
 * encode and decode GB/s over ``timing.repeats`` (CUDA events when the codec runs on the
   GPU, perf_counter otherwise): host codecs from host KV to host blob and back; device
   codecs from KV on the GPU to the host blob and back to KV on the GPU, and separately
@@ -26,7 +26,7 @@ from kvbench.experiments.base import RunContext
 from kvbench.experiments.compress_quality import Passage, lossy_quality, relative_rmse
 from kvbench.forward import inference
 from kvbench.kv.artifact import KVArtifact
-from kvbench.measure.entropy import kv_entropy
+from kvbench.measure.entropy import context_entropy, kv_entropy
 from kvbench.measure.timing import gbps, time_ms, timer_name
 from kvbench.model.corpus import corpus_hash, token_ids_sha256
 
@@ -65,6 +65,7 @@ class CompressExperiment:
         del cache
         host = artifact.to("cpu")
         bounds = kv_entropy(host)
+        context = context_entropy(host) if host.keys[0].element_size() == 2 else {}
         hashes = [token_ids_sha256(p.doc_ids)[:16] for p in passages]
         shared = dict(
             passages=passages,
@@ -80,6 +81,7 @@ class CompressExperiment:
                 entropy_planes_bits=bounds.planes,
                 entropy_channel_bits=bounds.channel,
                 **{f"bound_{k}_ratio": v for k, v in bounds.ratios().items()},
+                **{f"entropy_{k}_bits": v for k, v in context.items()},
             ),
         )
         self._shared = (doc_tokens, shared)

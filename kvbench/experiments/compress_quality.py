@@ -2,10 +2,11 @@
 
 Both compare the reader's model run on the exact document KV against the same run on
 ``decode(encode(KV))``. Exactness uses :func:`kvbench.measure.exactness.compare_pair` with the
-round trip as the storage step. The loss is the mean next-token NLL of a held-out
+round trip as the storage step (its rates carry Wilson intervals). The loss is the mean next-token NLL of a held-out
 continuation of each document (the ``C`` corpus tokens that follow it), forwarded on top
 of the document's KV: the continuation's first token is only context, tokens 2..C are
-scored, so every scored prediction attends to the (lossy) document KV.
+scored, so every scored prediction attends to the (lossy) document KV. The mean change
+carries a percentile bootstrap interval over documents.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import stats
 
 from kvbench.forward import inference
 from kvbench.kv.artifact import KVArtifact
@@ -47,6 +49,20 @@ def relative_rmse(reference: KVArtifact, decoded: KVArtifact) -> float:
     return (err / ref) ** 0.5 if ref else 0.0
 
 
+def mean_ci(samples: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of the mean of per-document ``samples`` (None below 2 documents)."""
+    samples = np.asarray(samples, dtype=np.float64)
+    if samples.size < 2:
+        return None, None
+    if np.ptp(samples) == 0:
+        return float(samples[0]), float(samples[0])
+    res = stats.bootstrap(
+        (samples,), np.mean, confidence_level=confidence, n_resamples=4000, method="percentile",
+        rng=np.random.default_rng(seed),
+    )  # fmt: skip
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def lossy_quality(model, passages: list[Passage], snapshot, roundtrip, gen_tokens: int | None) -> dict:
     """Exactness (when ``gen_tokens``) and continuation NLL of exact vs round-tripped KV.
 
@@ -71,7 +87,10 @@ def lossy_quality(model, passages: list[Passage], snapshot, roundtrip, gen_token
             publish(inference.prefill(model, p.doc_ids)[1], p.doc_ids)
     nll_exact = [continuation_nll(model, a, p.cont_ids) for a, p in zip(exact, passages)]
     nll_lossy = [continuation_nll(model, a, p.cont_ids) for a, p in zip(lossy, passages)]
+    low, high = mean_ci(np.subtract(nll_lossy, nll_exact))
     fields.update(
+        nll_delta_ci_low=low,
+        nll_delta_ci_high=high,
         nll_exact=float(np.mean(nll_exact)),
         nll_lossy=float(np.mean(nll_lossy)),
         nll_delta=float(np.mean(nll_lossy) - np.mean(nll_exact)),

@@ -224,7 +224,8 @@ class Row:
     tier_efficiency: float = col("tier_floor_ms / reuse_ms")
     # --- compress ------------------------------------------------------------------------
     # One row per (L, codec) on the first document's KV (the `codec` column above names it).
-    # Ratios are kv_bytes / compressed_bytes; bounds are value_bits / entropy (kvbench.measure.entropy).
+    # Ratios are kv_bytes / compressed_bytes; bound_*_ratio are value_bits / order-0 entropy
+    # (kvbench.measure.entropy): entropies of one model each, not bounds on every coder.
     codec_lossless: bool = col("the codec round-trips bitwise by design")
     codec_device: str = col("where the codec decodes: `cpu` (then host-to-device) or `cuda` (after it)")
     compressed_bytes: int = col("bytes of the codec's blob (header and checksums included)")
@@ -248,6 +249,18 @@ class Row:
     bound_order0_ratio: float = col("value bits / entropy_order0_bits: best ratio of one order-0 model")
     bound_planes_ratio: float = col("value bits / entropy_planes_bits: best ratio of per-plane order-0 models")
     bound_channel_ratio: float = col("value bits / entropy_channel_bits: best ratio of per-channel order-0 models")
+    entropy_channel_planes_bits: float = col(
+        "16-bit KV: H(high byte | kind, channel) + H(low byte | kind, channel, high byte), Miller-Madow "
+        "corrected, bits/value (entropy_channel_bits factored, for comparison with the two below)"
+    )
+    entropy_prev_token_bits: float = col(
+        "16-bit KV: as entropy_channel_planes_bits, the high byte also given the previous token's high byte "
+        "in the same channel, bits/value"
+    )
+    entropy_prev_layer_bits: float = col(
+        "16-bit KV: as entropy_channel_planes_bits, the high byte also given the high byte at the same head, "
+        "token and channel of the previous layer, bits/value"
+    )
     loss_tokens: int = col(
         "lossy codecs: held-out continuation tokens after each document (NLL over all "
         "but the first, forwarded on top of the document's KV)"
@@ -255,6 +268,8 @@ class Row:
     nll_exact: float = col("lossy codecs: mean NLL (nats/token) of the continuation with the exact KV")
     nll_lossy: float = col("lossy codecs: the same with decode(encode(KV))")
     nll_delta: float = col("nll_lossy - nll_exact, nats/token")
+    nll_delta_ci_low: float = col("95% bootstrap interval (over documents) of nll_delta: low end")
+    nll_delta_ci_high: float = col("95% bootstrap interval (over documents) of nll_delta: high end")
     # --- throughput: B readers of one document in one batched forward ------------------------
     batch: int = col("readers answered in one forward (throughput)")
     method: str = col(
