@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvbench.forward.attention import _reference_pass, attention_pass, merge, prefix_attention
+from kvbench.forward.attention import attention_pass, merge, prefix_attention
+from kvbench.forward.reference import reference_pass
 
 SCALE = 0.25
 
@@ -17,7 +18,7 @@ def _rand(*shape, seed=0):
 def test_reference_pass_is_sdpa_on_square_causal_and_full_attention():
     q, k, v = _rand(2, 4, 9, 16), _rand(2, 4, 9, 16, seed=1), _rand(2, 4, 9, 16, seed=2)
     for causal in (False, True):
-        out, lse = _reference_pass(q, k, v, causal, SCALE)
+        out, lse = reference_pass(q, k, v, causal, SCALE)
         sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=SCALE)
         assert torch.allclose(out, sdpa, atol=1e-5)
         assert lse.shape == (2, 4, 9)
@@ -26,16 +27,16 @@ def test_reference_pass_is_sdpa_on_square_causal_and_full_attention():
 def test_causal_alignment_is_lower_right():
     # 3 queries on 5 keys: the last query sees all 5, the first only the first 3
     q, k, v = _rand(1, 1, 3, 8), _rand(1, 1, 5, 8, seed=1), _rand(1, 1, 5, 8, seed=2)
-    out, _ = _reference_pass(q, k, v, True, SCALE)
-    first, _ = _reference_pass(q[:, :, :1], k[:, :, :3], v[:, :, :3], False, SCALE)
-    last, _ = _reference_pass(q[:, :, 2:], k, v, False, SCALE)
+    out, _ = reference_pass(q, k, v, True, SCALE)
+    first, _ = reference_pass(q[:, :, :1], k[:, :, :3], v[:, :, :3], False, SCALE)
+    last, _ = reference_pass(q[:, :, 2:], k, v, False, SCALE)
     assert torch.allclose(out[:, :, :1], first, atol=1e-6) and torch.allclose(out[:, :, 2:], last, atol=1e-6)
 
 
 def test_merge_of_disjoint_key_sets_is_attention_over_their_union():
     q, k, v = _rand(1, 2, 4, 8), _rand(1, 2, 30, 8, seed=1), _rand(1, 2, 30, 8, seed=2)
-    whole, _ = _reference_pass(q, k, v, False, SCALE)
-    parts = [_reference_pass(q, k[:, :, a:b], v[:, :, a:b], False, SCALE) for a, b in ((0, 7), (7, 19), (19, 30))]
+    whole, _ = reference_pass(q, k, v, False, SCALE)
+    parts = [reference_pass(q, k[:, :, a:b], v[:, :, a:b], False, SCALE) for a, b in ((0, 7), (7, 19), (19, 30))]
     assert torch.allclose(merge([o for o, _ in parts], [l for _, l in parts]), whole, atol=1e-6)
     assert not torch.allclose(parts[0][0], whole, atol=1e-3)  # one part alone is not the answer
 
@@ -46,7 +47,7 @@ def test_prefix_attention_equals_attention_over_prefix_then_own_keys(shared):
     q, ko, vo = _rand(B, H, T, d), _rand(B, Hkv, T, d, seed=1), _rand(B, Hkv, T, d, seed=2)
     kp, vp = _rand(1 if shared else B, Hkv, L, d, seed=3), _rand(1 if shared else B, Hkv, L, d, seed=4)
     out = prefix_attention(q, ko, vo, kp, vp, SCALE)
-    ref, _ = _reference_pass(
+    ref, _ = reference_pass(
         q, torch.cat([kp.expand(B, -1, -1, -1), ko], 2), torch.cat([vp.expand(B, -1, -1, -1), vo], 2), True, SCALE
     )
     assert out.shape == (B, H, T, d) and torch.allclose(out, ref, atol=1e-5)
@@ -55,3 +56,33 @@ def test_prefix_attention_equals_attention_over_prefix_then_own_keys(shared):
 def test_attention_pass_returns_one_layout_on_every_path():
     out, lse = attention_pass(_rand(2, 4, 6, 8), _rand(2, 2, 6, 8, seed=1), _rand(2, 2, 6, 8, seed=2), True, SCALE)
     assert out.transpose(1, 2).is_contiguous() and lse.is_contiguous()  # flash's (B, T, H, d) memory
+
+
+@pytest.mark.parametrize("rows", [1, 96, 128, 512, 1000])
+def test_flex_document_kernel_regroups_rows_without_changing_the_attention(rows):
+    from kvbench.forward.document_pass import _flex
+
+    q, k, v = _rand(1, 2, rows, 8), _rand(1, 2, 37, 8, seed=1), _rand(1, 2, 37, 8, seed=2)
+    out, lse = _flex(q, k, v, SCALE)
+    ref_out, ref_lse = reference_pass(q, k, v, False, SCALE)
+    assert out.shape == ref_out.shape and lse.shape == ref_lse.shape
+    assert torch.allclose(out, ref_out, atol=1e-5) and torch.allclose(lse, ref_lse, atol=1e-5)
+
+
+def test_merge_ignores_a_part_that_saw_no_key():
+    q, k, v = _rand(1, 2, 4, 8), _rand(1, 2, 5, 8, seed=1), _rand(1, 2, 5, 8, seed=2)
+    out, lse = reference_pass(q, k, v, False, SCALE)
+    none_out, none_lse = torch.zeros_like(out), torch.full_like(lse, float("-inf"))
+    assert torch.equal(merge([none_out, out], [none_lse, lse]), out)
+
+
+def test_chunked_document_pass_sees_each_chunks_own_prefix():
+    from kvbench.forward.document_pass import chunked_document_pass
+
+    q, k, v = _rand(1, 4, 6, 8), _rand(1, 2, 20, 8, seed=1), _rand(1, 2, 20, 8, seed=2)
+    out, lse = chunked_document_pass(q, k, v, torch.tensor([0, 7, 20]), 2, SCALE)
+    assert torch.all(out[:, :, :2] == 0) and torch.all(lse[:, :, :2].isneginf())
+    for i, start in ((1, 7), (2, 20)):
+        ref_out, ref_lse = reference_pass(q[:, :, 2 * i : 2 * i + 2], k[:, :, :start], v[:, :, :start], False, SCALE)
+        assert torch.allclose(out[:, :, 2 * i : 2 * i + 2], ref_out, atol=1e-6)
+        assert torch.allclose(lse[:, :, 2 * i : 2 * i + 2], ref_lse, atol=1e-6)

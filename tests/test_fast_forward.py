@@ -98,3 +98,46 @@ def test_prefill_paths_agree(setup):
     full = torch.cat([doc, query], 1)
     paths = prefill_paths(model, fwd, full, graph=False)
     assert set(paths) == {"eager", "fast"} and torch.allclose(paths["eager"](), paths["fast"](), atol=1e-5)
+
+
+def test_fused_layers_give_the_unfused_logits_and_count_their_copies(setup):
+    model, fwd, doc, query, art = setup
+    fused = FastForward(model, compile=False, fuse=True)
+    assert torch.allclose(fused(query, art), fwd(query, art), atol=1e-5)
+    assert torch.allclose(fused(torch.cat([doc, query], 1)), fwd(torch.cat([doc, query], 1)), atol=1e-5)
+    copies = [
+        p
+        for layer in model.model.layers
+        for p in (
+            layer.self_attn.q_proj.weight,
+            layer.self_attn.k_proj.weight,
+            layer.self_attn.v_proj.weight,
+            layer.mlp.gate_proj.weight,
+            layer.mlp.up_proj.weight,
+        )
+    ]
+    assert fused.fused_weight_bytes == sum(p.numel() * p.element_size() for p in copies) > 0
+    assert fwd.fused_weight_bytes == 0
+
+
+def test_chunks_side_by_side_recompute_what_each_chunk_recomputes_alone(setup):
+    from kvbench.audit.recompute import recompute_chunk
+    from kvbench.forward.fast import Chunks
+
+    model, fwd, doc, query, art = setup
+    starts, tokens = [0, 16, 40], 8
+    chunks = Chunks.empty(art, starts, tokens)
+    FastForward(model, compile=False, fuse=True)(
+        torch.cat([doc[:, s : s + tokens] for s in starts], 1), art, chunks=chunks
+    )
+    for j, s in enumerate(starts):
+        alone = recompute_chunk(model, art, doc, s, s + tokens)
+        for i, layer in enumerate(alone.layers):
+            mine = slice(j * tokens, (j + 1) * tokens)
+            assert torch.allclose(chunks.keys[i][:, :, mine], layer.keys[:, :, s : s + tokens], atol=1e-5)
+            assert torch.allclose(chunks.values[i][:, :, mine], layer.values[:, :, s : s + tokens], atol=1e-5)
+
+
+def test_an_unknown_document_kernel_is_refused(setup):
+    with pytest.raises(ValueError, match="document_kernel 'fast'"):
+        FastForward(setup[0], compile=False, document_kernel="fast")

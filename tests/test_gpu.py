@@ -84,20 +84,32 @@ def test_tiers_reader_on_cuda_is_the_graph_and_reads_back_bitwise(tmp_path):
     assert all(r["h2d_gbps"] > 0 and r["prefill_fast_ms"] > 0 and "h2d=cuda_events" in r["timer"] for r in rows)
 
 
+@pytest.mark.parametrize("kernel", ["flash", "flex", "auto"])
 @pytest.mark.parametrize("shared", [True, False])
-def test_prefix_attention_on_cuda_matches_the_float32_reference(shared):
-    from kvbench.forward.attention import _reference_pass, prefix_attention
+def test_prefix_attention_on_cuda_matches_the_float32_reference(shared, kernel):
+    from kvbench.forward.attention import prefix_attention
+    from kvbench.forward.reference import reference_pass as _reference_pass
 
     B, H, Hkv, T, L, d = 3, 8, 2, 16, 700, 64
     g = torch.Generator(device="cuda").manual_seed(0)
     rand = lambda *shape: torch.randn(*shape, device="cuda", generator=g, dtype=torch.bfloat16)
     q, ko, vo = rand(B, H, T, d), rand(B, Hkv, T, d), rand(B, Hkv, T, d)
     kp, vp = rand(1 if shared else B, Hkv, L, d), rand(1 if shared else B, Hkv, L, d)
-    out = prefix_attention(q, ko, vo, kp, vp, d**-0.5)
+    out = prefix_attention(q, ko, vo, kp, vp, d**-0.5, kernel)
     full_k = torch.cat([kp.expand(B, -1, -1, -1), ko], 2)
     full_v = torch.cat([vp.expand(B, -1, -1, -1), vo], 2)
     ref, _ = _reference_pass(q, full_k, full_v, True, d**-0.5)
     assert float((out.float() - ref.float()).norm() / ref.float().norm()) < 1e-2
+
+
+def test_auto_document_kernel_times_both_and_reports_its_choice():
+    from kvbench.forward import document_pass
+
+    rand = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+    q, k, v = rand(1, 8, 128, 128), rand(1, 8, 3000, 128), rand(1, 8, 3000, 128)
+    document_pass.document_pass(q, k, v, 0.1, "auto")
+    name, timed = document_pass.chosen(128, 3000)
+    assert name in ("flash", "flex") and set(timed) == {"flash", "flex"} and timed[name] == min(timed.values())
 
 
 def test_fast_reader_graph_matches_hf_reuse_in_bf16():

@@ -2,9 +2,16 @@
 
 A reader holds the document's token ids and an artifact claiming to be their KV. It cuts the
 document into chunks of ``chunk_tokens``, picks ``k`` at random, and for each chunk
-``[start, end)`` attaches the artifact's own ``KV[:start]`` to a cache, forwards
-``tokens[start:end]`` (:func:`kvbench.forward.inference.extend`) and compares the K/V this produces
-with the stored ``KV[start:end]``. The cost is k chunk forwards instead of a whole prefill.
+``[start, end)`` recomputes ``KV[start:end]`` from ``tokens[start:end]`` and the artifact's own
+``KV[:start]``, and compares it with the stored one. Two ways to recompute (same quantities):
+
+* ``fwd`` given (a :class:`kvbench.forward.fast.FastForward`): all the chunks in one forward, side
+  by side, each at its own positions over the stored KV before it
+  (:class:`kvbench.forward.fast.Chunks`): one weight read for k chunks, as a server would batch them;
+* otherwise, HF's eager forward per chunk: the artifact's ``KV[:start]`` attached to a cache and
+  ``tokens[start:end]`` forwarded on it (:func:`kvbench.forward.inference.extend`), the reference.
+
+The cost is a forward of k chunks instead of a whole prefill.
 
 Error of a chunk, per layer and side (K or V): the largest relative per-token error,
 ``max_t ||recomputed_t - stored_t|| / ||recomputed_t||`` over the chunk's tokens ``t``, the norm
@@ -39,6 +46,7 @@ import torch
 from scipy import stats
 
 from kvbench.forward import inference
+from kvbench.forward.fast import Chunks, FastForward
 from kvbench.kv.artifact import KVArtifact
 from kvbench.kv.binding import check_document
 
@@ -79,12 +87,72 @@ def chunk_errors(cache, artifact: KVArtifact, start: int, end: int) -> torch.Ten
 
 
 def check_chunk(model, artifact: KVArtifact, token_ids: torch.Tensor, start: int, end: int) -> torch.Tensor:
-    """Recompute one chunk and return its ``(layers, 2)`` errors."""
+    """Recompute one chunk (HF eager) and return its ``(layers, 2)`` errors."""
     return chunk_errors(recompute_chunk(model, artifact, token_ids, start, end), artifact, start, end)
 
 
-def check_all(model, artifact: KVArtifact, token_ids: torch.Tensor, chunk_tokens: int) -> torch.Tensor:
+def _relative_errors(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``(chunks,)`` largest per-token relative error of ``new`` against ``old``, both ``(chunks, tokens, width)``."""
+    scale = torch.linalg.vector_norm(new, dim=-1).clamp_min(torch.finfo(torch.float32).tiny)
+    return (torch.linalg.vector_norm(new - old, dim=-1) / scale).amax(dim=-1)
+
+
+def check_chunks_fast(
+    fwd: FastForward, artifact: KVArtifact, token_ids: torch.Tensor, bounds: list[tuple[int, int]]
+) -> torch.Tensor:
+    """``(len(bounds), layers, 2)`` errors of chunks of equal length, recomputed in one fast forward.
+
+    Same definition as :func:`chunk_errors`; ``token_ids`` ``(1, L)`` on the artifact's device.
+    """
+    tokens = bounds[0][1] - bounds[0][0]
+    if any(e - s != tokens for s, e in bounds):
+        raise ValueError("one fast forward recomputes chunks of one length")
+    chunks = Chunks.empty(artifact, [s for s, _ in bounds], tokens)
+    fwd(torch.cat([token_ids[:, s:e] for s, e in bounds], dim=1), artifact, chunks=chunks)
+    index = torch.cat([torch.arange(s, e) for s, e in bounds]).to(artifact.device)
+    errors = torch.empty(len(bounds), len(artifact.keys), 2)
+    for i in range(len(artifact.keys)):
+        for side, (new, old) in enumerate(((chunks.keys[i], artifact.keys[i]), (chunks.values[i], artifact.values[i]))):
+            # (1, kv_heads, n x tokens, head_dim) -> (n, tokens, kv_heads x head_dim)
+            per_chunk = lambda t: t[0].float().transpose(0, 1).reshape(len(bounds), tokens, -1)
+            errors[:, i, side] = _relative_errors(per_chunk(new), per_chunk(old.index_select(2, index))).cpu()
+    return errors
+
+
+def check_chunks(
+    model,
+    artifact: KVArtifact,
+    token_ids: torch.Tensor,
+    bounds: list[tuple[int, int]],
+    fwd: FastForward | None = None,
+    batch_chunks: int = 16,
+) -> torch.Tensor:
+    """``(len(bounds), layers, 2)`` errors of the chunks ``bounds``: HF eager per chunk, or with ``fwd``
+    up to ``batch_chunks`` chunks of one length per fast forward."""
+    if fwd is None:
+        return torch.stack([check_chunk(model, artifact, token_ids, s, e) for s, e in bounds])
+    errors = torch.empty(len(bounds), len(artifact.keys), 2)
+    by_length: dict[int, list[int]] = {}
+    for j, (s, e) in enumerate(bounds):
+        by_length.setdefault(e - s, []).append(j)
+    for group in by_length.values():
+        for at in range(0, len(group), batch_chunks):
+            part = group[at : at + batch_chunks]
+            errors[part] = check_chunks_fast(fwd, artifact, token_ids, [bounds[j] for j in part])
+    return errors
+
+
+def check_all(
+    model,
+    artifact: KVArtifact,
+    token_ids: torch.Tensor,
+    chunk_tokens: int,
+    fwd: FastForward | None = None,
+    batch_chunks: int = 16,
+) -> torch.Tensor:
     """``(chunks, layers, 2)`` errors of every chunk of the document; a chunk holding a NaN or inf is NaN.
+
+    ``fwd``, ``batch_chunks``: as :func:`check_chunks`.
 
     Raises
     ------
@@ -93,7 +161,7 @@ def check_all(model, artifact: KVArtifact, token_ids: torch.Tensor, chunk_tokens
     """
     check_document(artifact, token_ids)
     bounds = chunk_bounds(token_ids.shape[1], chunk_tokens)
-    errors = torch.stack([check_chunk(model, artifact, token_ids, s, e) for s, e in bounds])
+    errors = check_chunks(model, artifact, token_ids, bounds, fwd, batch_chunks)
     errors[nonfinite_chunks(artifact, bounds)] = float("nan")
     return errors
 
@@ -144,8 +212,12 @@ def audit(
     chunk_tokens: int,
     tolerance: torch.Tensor,
     generator: torch.Generator,
+    fwd: FastForward | None = None,
 ) -> AuditResult:
     """Check ``k`` random chunks of ``artifact`` against ``token_ids`` ``(1, L)``.
+
+    With ``fwd`` the k chunks are recomputed in one fast forward (per chunk length), else one
+    HF eager forward each.
 
     ``failed`` lists the checked chunks that disagree, and every chunk holding a NaN or inf
     (checked or not): a non-finite value anywhere fails the audit.
@@ -159,10 +231,7 @@ def audit(
     bounds = chunk_bounds(token_ids.shape[1], chunk_tokens)
     nonfinite = {b for b, bad in zip(bounds, nonfinite_chunks(artifact, bounds).tolist()) if bad}
     chosen = [bounds[i] for i in sorted(torch.randperm(len(bounds), generator=generator)[:k].tolist())]
-    failed = {
-        (s, e)
-        for s, e in chosen
-        if (s, e) in nonfinite or flagged(check_chunk(model, artifact, token_ids, s, e)[None], tolerance).item()
-    }
+    verdicts = flagged(check_chunks(model, artifact, token_ids, chosen, fwd, batch_chunks=k), tolerance).tolist()
+    failed = {b for b, bad in zip(chosen, verdicts) if bad or b in nonfinite}
     failed |= nonfinite
     return AuditResult(passed=not failed, checked=chosen, failed=sorted(failed))

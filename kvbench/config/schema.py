@@ -21,8 +21,10 @@ from kvbench.config.catalog import ARCHITECTURES, CODECS
 from kvbench.config.errors import ConfigError, count, number, one_of, require
 from kvbench.config.names import (
     ATTN_IMPLS,
+    AUDIT_FORWARDS,
     CORPUS_SOURCES,
     DISK_CACHE_STATES,
+    DOCUMENT_KERNELS,
     DTYPES,
     EXPERIMENTS,
     LOGGERS,
@@ -118,6 +120,17 @@ class CorpusConfig:
         require(len(self.questions) > 0, "corpus.questions", self.questions, "a non-empty list of strings")
         count("corpus.max_texts", self.max_texts, 1, 10_000_000)
         require(self.timeout_s > 0, "corpus.timeout_s", self.timeout_s, "a number of seconds > 0")
+
+
+@dataclass
+class FastConfig:
+    """The fast forward's kernels (kvbench.forward.fast)."""
+
+    document_kernel: str = "auto"  # auto | flash | flex: the document pass; auto times both per shape
+    fuse: bool = True  # q/k/v and gate/up as one GEMM each (concatenated weight copies, counted in the rows)
+
+    def __post_init__(self):
+        one_of("fast.document_kernel", self.document_kernel, DOCUMENT_KERNELS)
 
 
 @dataclass
@@ -345,8 +358,12 @@ class AuditConfig:
     tamper_tokens: int = 4  # tokens replaced per tampered span
     tamper_spans: int = 3  # spans of the `chunks` tamper
     noise_rel: float = 0.01  # `noise`: std of the noise / std of the layer's values
+    forward: str = "fast"  # fast: every audit's chunks in one fast forward | hf: HF eager, a forward per chunk
+    batch_chunks: int = 16  # chunks per forward when every chunk of a document is checked (calibration)
 
     def __post_init__(self):
+        one_of("audit.forward", self.forward, AUDIT_FORWARDS)
+        count("audit.batch_chunks", self.batch_chunks, 1, MAX_TOKENS)
         for key in ("chunk_tokens", "tamper_tokens", "tamper_spans"):
             count(f"audit.{key}", getattr(self, key), 1, MAX_TOKENS)
         for key in ("calibration_docs", "docs"):
@@ -378,6 +395,7 @@ class KVBenchConfig:
     attn_impl: str = "sdpa"
     readers: list[str] = field(default_factory=lambda: ["fast", "hf"])  # the first is the headline (tiers use it)
     compile: Optional[bool] = None  # torch.compile the fast reader's layers; null: on CUDA only
+    fast: FastConfig = field(default_factory=FastConfig)
     doc_tokens: list[int] = field(default_factory=lambda: [128, 512])
     skip_beyond_context: bool = False  # record too-long points as skipped instead of failing at start
     seed: int = 0

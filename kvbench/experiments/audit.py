@@ -7,12 +7,18 @@ Per document length L (work shared by every row of that L, done once):
    bitwise equal) (:func:`kvbench.audit.recompute.calibrate`);
 2. evaluation on ``audit.docs`` other documents: each tamper kind (:mod:`kvbench.audit.tamper`)
    applied to each document's artifact, every chunk checked, and the flagged ones counted;
-3. cost: every chunk check of the first evaluated honest artifact timed (``timing.repeats``),
-   and the one-pass prefill of document + question it saves.
+3. cost, on the first evaluated honest artifact: with ``audit.forward=fast`` one audit of k
+   random chunks (all k in one fast forward; a new draw each repeat) per k, with ``hf`` every
+   chunk check timed (``timing.repeats``); and the one-pass prefill of document + question it
+   saves, eager and fast (the faster divides).
+
+Every chunk check, in calibration and evaluation too, recomputes through ``audit.forward``: the
+tolerance is calibrated on the path that audits.
 
 One row per (L, tamper, k): ``detection_rate`` is the exact chance, averaged over the
 evaluated documents, that k chunks drawn at random include a flagged one (for
-``tamper=none``, the false-positive rate); ``audit_ms`` is k x the mean chunk check time.
+``tamper=none``, the false-positive rate); ``audit_ms`` is the median audit of k chunks
+(``fast``) or k x the mean chunk check time (``hf``).
 Checking every chunk once and drawing subsets from the verdicts equals running the audit
 with every possible draw, since each chunk's check reads only the artifact, never another chunk's.
 """
@@ -27,10 +33,11 @@ import torch
 
 from kvbench.audit import recompute as audit
 from kvbench.audit.tamper import tamper
-from kvbench.experiments.base import RunContext
+from kvbench.experiments.base import RunContext, fast_fields, prefill_fields
 from kvbench.forward import inference
+from kvbench.forward.readers import prefill_paths
 from kvbench.measure import flops
-from kvbench.measure.timing import SampleStats, time_ms, timer_name
+from kvbench.measure.timing import time_ms, timer_name
 
 
 class AuditExperiment:
@@ -58,13 +65,13 @@ class AuditExperiment:
                 reason=f"audit.ks: k={k} exceeds the {n} chunks of a {point['doc_tokens']}-token document",
             )
         counts = study["flagged"][point["tamper"]]
-        audit_ms = k * study["chunk_ms"]
+        audit_ms = study["audit_ms"][k]
         return dict(
             study["fields"],
             detection_rate=float(np.mean([audit.detection_probability(n, m, k) for m in counts])),
             flagged_chunk_fraction=float(np.mean(counts)) / n,
             audit_ms=audit_ms,
-            audit_cost_fraction=audit_ms / study["fields"]["prefill_ms"],
+            audit_cost_fraction=audit_ms / study["fields"]["prefill_best_ms"],
             audit_flops_fraction=k * study["chunk_flops"] / study["fields"]["prefill_flops"],
         )
 
@@ -77,10 +84,14 @@ class AuditExperiment:
         docs = ctx.corpus.documents(doc_tokens, cfg.calibration_docs + cfg.docs + 1)
         evaluated = docs[cfg.calibration_docs : -1]
         ids = [d.doc_ids.to(ctx.device) for d in docs]
+        fwd = ctx.fast_forward() if cfg.forward == "fast" else None
+        check_all = lambda artifact, doc_ids: audit.check_all(
+            model, artifact, doc_ids, cfg.chunk_tokens, fwd, cfg.batch_chunks
+        )
 
         honest = []
         for i in range(cfg.calibration_docs):
-            honest.append(audit.check_all(model, self._publish(ctx, ids[i]), ids[i], cfg.chunk_tokens))
+            honest.append(check_all(self._publish(ctx, ids[i]), ids[i]))
         tolerance = audit.calibrate(honest, cfg.margin)
 
         generator = torch.Generator().manual_seed(ctx.settings.seed)
@@ -99,10 +110,10 @@ class AuditExperiment:
                     noise_rel=cfg.noise_rel,
                     generator=generator,
                 )
-                errors = audit.check_all(model, altered, ids[j], cfg.chunk_tokens)
+                errors = check_all(altered, ids[j])
                 flagged[kind].append(int(audit.flagged(errors, tolerance).sum()))
 
-        shared = dict(flagged=flagged, **self._cost(ctx, evaluated[0], ids[cfg.calibration_docs]))
+        shared = dict(flagged=flagged, **self._cost(ctx, evaluated[0], ids[cfg.calibration_docs], fwd))
         honest_max = max(float(e.max()) for e in honest)
         shared["fields"].update(
             doc_hash=evaluated[0].doc_hash,
@@ -113,6 +124,7 @@ class AuditExperiment:
             audit_tolerance_max=float(tolerance.max()),
             audit_honest_error_max=honest_max,
             audit_bitwise_layers=float((tolerance == 0).float().mean()),
+            audit_forward=cfg.forward,
         )
         self._study = (doc_tokens, shared)
         return shared
@@ -123,39 +135,44 @@ class AuditExperiment:
         return ctx.snapshot(cache, doc_ids)
 
     @staticmethod
-    def _cost(ctx: RunContext, doc, doc_ids: torch.Tensor) -> dict[str, Any]:
-        """Mean time and FLOPs of one chunk check, and the prefill of document + question it is set against."""
-        model, timing, chunk = ctx.lm.model, ctx.settings.timing, ctx.settings.audit.chunk_tokens
+    def _cost(ctx: RunContext, doc, doc_ids: torch.Tensor, fwd) -> dict[str, Any]:
+        """The audit's time per k, its FLOPs per chunk, and the prefill of document + question it is set against."""
+        model, timing, cfg = ctx.lm.model, ctx.settings.timing, ctx.settings.audit
         artifact = AuditExperiment._publish(ctx, doc_ids)
-        bounds = audit.chunk_bounds(doc_ids.shape[1], chunk)
-        chunk_ms = [
-            float(
-                np.median(
-                    time_ms(
-                        lambda: audit.check_chunk(model, artifact, doc_ids, s, e),
-                        ctx.device,
-                        warmup=timing.warmup if i == 0 else 0,
-                        repeats=timing.repeats,
-                    )
-                )
-            )
-            for i, (s, e) in enumerate(bounds)
-        ]
+        bounds = audit.chunk_bounds(doc_ids.shape[1], cfg.chunk_tokens)
+        ks = sorted({int(k) for k in cfg.ks if k <= len(bounds)})
+        timed = lambda fn, first: time_ms(fn, ctx.device, warmup=timing.warmup if first else 0, repeats=timing.repeats)
+        if fwd is not None:  # one audit of k chunks, a fresh random draw each call
+            generator = torch.Generator().manual_seed(ctx.settings.seed)
+            audit_ms = {}
+            for k in ks:
+                draws = [
+                    [bounds[i] for i in sorted(torch.randperm(len(bounds), generator=generator)[:k].tolist())]
+                    for _ in range(timing.warmup + timing.repeats)
+                ]
+                calls = iter(draws)
+                check = lambda: audit.check_chunks(model, artifact, doc_ids, next(calls), fwd, batch_chunks=k)
+                audit_ms[k] = float(np.median(timed(check, True)))
+        else:
+            chunk_ms = [
+                float(np.median(timed(lambda: audit.check_chunk(model, artifact, doc_ids, s, e), i == 0)))
+                for i, (s, e) in enumerate(bounds)
+            ]
+            audit_ms = {k: k * float(np.mean(chunk_ms)) for k in ks}
         full_ids = torch.cat([doc_ids, doc.query_ids.to(ctx.device)], dim=1)
-        prefill = SampleStats.of(
-            time_ms(
-                lambda: inference.prefill(model, full_ids), ctx.device, warmup=timing.warmup, repeats=timing.repeats
-            )
-        )
+        graph = timing.graph and ctx.device.type == "cuda"
+        paths = prefill_paths(model, ctx.fast_forward(), full_ids, graph)
+        prefill, _ = prefill_fields({name: [timed(fn, True)] for name, fn in paths.items()})
         return dict(
-            chunk_ms=float(np.mean(chunk_ms)),
+            audit_ms=audit_ms,
             chunk_flops=float(np.mean([flops.forward_flops(model.config, e - s, cached_tokens=s) for s, e in bounds])),
             fields=dict(
-                **prefill.columns("prefill_ms"),
+                **prefill,
                 repeats=timing.repeats,
                 timer=timer_name(ctx.device),
                 query_tokens=doc.query_tokens,
                 kv_bytes=artifact.nbytes,
                 prefill_flops=flops.forward_flops(model.config, full_ids.shape[1]),
+                **(fast_fields(fwd, model, ctx.device, 0, 0) if fwd is not None else {}),
             ),
         )

@@ -8,6 +8,7 @@ and resume, status on failure, atomic writes, progress and tracking.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from kvbench.config.schema import KVBenchConfig
-from kvbench.forward import inference
+from kvbench.forward import document_pass, inference
 from kvbench.forward.fast import FastForward
 from kvbench.kv.artifact import KVArtifact
 from kvbench.measure.timing import SampleStats
@@ -46,9 +47,9 @@ class RunContext:
     stage: Callable[..., None] = _quiet
 
     def fast_forward(self) -> FastForward:
-        """The model's fast forward, compiled on CUDA unless ``compile`` says otherwise."""
+        """The model's fast forward as ``fast`` configures it, compiled on CUDA unless ``compile`` says otherwise."""
         compile = self.settings.compile if self.settings.compile is not None else self.device.type == "cuda"
-        return _fast_forward(self.lm.model, compile)
+        return _fast_forward(self.lm.model, compile, self.settings.fast.fuse, self.settings.fast.document_kernel)
 
     def snapshot(self, cache, doc_ids: torch.Tensor) -> KVArtifact:
         """The publisher's artifact: a cloned snapshot of the document cache, stamped with provenance."""
@@ -58,15 +59,41 @@ class RunContext:
 
 
 @functools.lru_cache(maxsize=1)
-def _fast_forward(model, compile: bool) -> FastForward:
+def _fast_forward(model, compile: bool, fuse: bool, document_kernel: str) -> FastForward:
     # built once per model: compiling its layers takes seconds to a minute
-    return FastForward(model, compile=compile)
+    return FastForward(model, compile=compile, fuse=fuse, document_kernel=document_kernel)
 
 
 def publish(ctx: RunContext, doc_ids: torch.Tensor) -> KVArtifact:
     """The publisher: prefill the document ``(1, L)`` and keep its KV snapshot on the device."""
     _, cache = inference.prefill(ctx.lm.model, doc_ids)
     return ctx.snapshot(cache, doc_ids)
+
+
+def fast_fields(fwd: FastForward, model, device: torch.device, readers: int, doc_tokens: int) -> dict[str, Any]:
+    """Row fields of the fast forward's kernels for ``readers`` x the question's tokens over ``doc_tokens``.
+
+    ``readers`` counts the query rows per query head (B readers x T tokens): the document pass
+    folds the G query heads of a KV head in, so it sees ``G * readers`` rows per KV head.
+    """
+    fields: dict[str, Any] = dict(fast_fused=fwd.fused, fused_weight_bytes=fwd.fused_weight_bytes)
+    if device.type != "cuda":
+        return fields  # the float32 reference ran, not a kernel
+    groups = model.config.num_attention_heads // model.config.num_key_value_heads
+    name, timed = document_pass.chosen(groups * readers, doc_tokens)
+    fields["doc_kernel"] = name if fwd.document_kernel == "auto" else fwd.document_kernel
+    fields.update({f"doc_kernel_{k}_ms": v if math.isfinite(v) else None for k, v in timed.items()})  # inf: failed
+    return fields
+
+
+def fuse_logit_diff(model, prefix: KVArtifact, query_ids: torch.Tensor) -> float:
+    """Max |logit difference| of fused against unfused layers on ``query_ids`` ``(1, Q)`` after ``prefix``.
+
+    Both forwards uncompiled and eager, so the fusion (GEMM accumulation order) is the only difference.
+    """
+    plain = FastForward(model, compile=False)(query_ids, prefix)
+    fused = FastForward(model, compile=False, fuse=True)(query_ids, prefix)
+    return float((plain - fused).abs().max())
 
 
 def prefill_fields(per_path: dict[str, list[np.ndarray]]) -> tuple[dict[str, Any], np.ndarray]:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvbench.experiments.base import RunContext, prefill_fields, publish
+from kvbench.experiments.base import RunContext, fast_fields, fuse_logit_diff, prefill_fields, publish
 from kvbench.forward.readers import make_reader, prefill_paths
 from kvbench.kv.artifact import KVArtifact
 from kvbench.kv.binding import check_document
@@ -72,13 +72,14 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     timing, graph = s.timing, s.timing.graph and device.type == "cuda"
     fwd = ctx.fast_forward()
     docs = ctx.corpus.documents(doc_tokens, timing.docs)
-    paths, errors, attach_modes, queries = {}, {}, {}, []
+    paths, errors, attach_modes, queries, first = {}, {}, {}, [], None
     ctx.stage(f"publishing {len(docs)} documents, preparing readers")
     for d, doc in enumerate(docs):
         doc_ids = doc.doc_ids.to(device)
         query_ids = fixed_query(doc.query_ids, timing.query_tokens).to(device)
         queries.append(query_ids.shape[1])
         artifact = publish(ctx, doc_ids)
+        first = first or (artifact, query_ids)
         for name, fn in prefill_paths(model, fwd, torch.cat([doc_ids, query_ids], dim=1), graph).items():
             paths[(d, f"prefill_{name}")] = fn
         for name in s.readers:
@@ -150,6 +151,10 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
         )
     if "fast" in rows and (0, "query_only") in samples:
         rows["fast"]["query_only_ms"] = float(np.median(samples[(0, "query_only")]))
+    if "fast" in rows and "status" not in rows["fast"]:
+        rows["fast"].update(fast_fields(fwd, model, device, queries[0], doc_tokens))
+        if fwd.fused:
+            rows["fast"]["fuse_max_abs_logit_diff"] = fuse_logit_diff(model, *first)
     return rows
 
 

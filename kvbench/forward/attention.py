@@ -10,20 +10,20 @@ log-sum-exp (the cascade / FlashDecoding identity):
 The prefix pass needs no mask (every question token sees the whole document), so the
 query dimension may hold anything: the ``G = heads / kv_heads`` query heads that share a KV
 head and all ``B`` readers of one document are folded into it. The prefix is then read once
-per KV head for the whole batch, and grouped-query attention needs no repeated KV. Long
-prefixes need no split-KV of their own: PyTorch's FlashAttention-2 already splits a long key
-sequence across the SMs when the queries are few. Measured on an H200 (Qwen3-4B shape, 128
-folded queries per KV head, one layer replayed as a CUDA graph): one launch took 0.033 ms at
-3774 tokens and 0.097 ms at 32768; splitting by hand into 2-64 chunks, in one launch or
-several, and merging them cost 0.06-0.18 ms.
+per KV head for the whole batch, and grouped-query attention needs no repeated KV. Which
+kernel runs that pass (FlashAttention-2 or flex attention's split-KV decoding kernel, the
+faster per shape) is :mod:`kvbench.forward.document_pass`'s business.
 
 Decoding readers keep their own KV between forwards (:func:`cached_prefix_attention`): a
 static buffer per reader that each forward writes its new tokens into at a device-side
-length, so one captured CUDA graph serves every decode step.
+length, so one captured CUDA graph serves every decode step. An audit recomputes several
+chunks of one document in one forward (:func:`chunked_prefix_attention`): each chunk sees
+the document's KV before it and, causally, its own tokens.
 
-On CUDA each pass is PyTorch's FlashAttention-2 kernel (``aten._scaled_dot_product_flash_
-attention``: native GQA, lower-right causal alignment when ``T_q < T_k``, log-sum-exp
-returned). Elsewhere a float32 reference computes the same quantities (tests, CPU runs).
+On CUDA the question's own pass is PyTorch's FlashAttention-2 kernel
+(``aten._scaled_dot_product_flash_attention``: native GQA, lower-right causal alignment when
+``T_q < T_k``, log-sum-exp returned). Elsewhere a float32 reference computes the same
+quantities (tests, CPU runs).
 """
 
 from __future__ import annotations
@@ -31,35 +31,8 @@ from __future__ import annotations
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-
-def _reference_pass(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 attention with lower-right causal alignment; shapes as :func:`attention_pass`."""
-    allowed = None
-    if causal:
-        tq, tk = q.shape[2], k.shape[2]
-        # query i sees keys up to tk - tq + i (the last query sees every key)
-        allowed = torch.ones(tq, tk, dtype=torch.bool, device=q.device).tril(diagonal=tk - tq)
-    return _masked_pass(q, k, v, allowed, scale)
-
-
-def _masked_pass(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 attention where query ``i`` sees key ``j`` iff ``allowed[i, j]`` (``(Tq, Tk)`` bool; None: all).
-
-    Shapes as :func:`attention_pass`; every query must see at least one key.
-    """
-    groups = q.shape[1] // k.shape[1]
-    kf = k.float().repeat_interleave(groups, dim=1)
-    vf = v.float().repeat_interleave(groups, dim=1)
-    scores = torch.matmul(q.float(), kf.transpose(-1, -2)) * scale  # (B, H, Tq, Tk)
-    if allowed is not None:
-        scores = scores.masked_fill(~allowed, float("-inf"))
-    lse = torch.logsumexp(scores, dim=-1)
-    out = torch.matmul(torch.softmax(scores, dim=-1), vf)
-    return out.to(q.dtype), lse
+from kvbench.forward.document_pass import chunked_document_pass, document_pass
+from kvbench.forward.reference import masked_pass, reference_pass
 
 
 @torch.library.custom_op("kvbench::attention_pass", mutates_args=())
@@ -87,7 +60,7 @@ def attention_pass(
     if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, causal, False, scale=scale)[:2]
     else:
-        out, lse = _reference_pass(q, k, v, causal, scale)
+        out, lse = reference_pass(q, k, v, causal, scale)
     # one layout on every path, the one flash writes ((B, T, H, d) memory), as the fake promises
     return _flash_layout(out), lse.contiguous()
 
@@ -106,11 +79,12 @@ def merge(outs: list[torch.Tensor], lses: list[torch.Tensor], lse: torch.Tensor 
     """Combine partial attentions over disjoint key sets into the attention over their union.
 
     ``outs[i]`` ``(..., T, d)`` with ``lses[i]`` ``(..., T)``; ``lse`` is their logsumexp when
-    the caller has it. Returns ``(..., T, d)`` in the dtype of ``outs[0]``, accumulated in float32.
+    the caller has it. A part whose lse is -inf (it saw no key) contributes nothing. Returns
+    ``(..., T, d)`` in the dtype of ``outs[0]``, accumulated in float32.
     """
     if lse is None:
         lse = torch.stack(lses).logsumexp(dim=0)
-    total = sum(o.float() * (l - lse).exp().unsqueeze(-1) for o, l in zip(outs, lses))
+    total = sum(o.float() * torch.where(l.isneginf(), 0.0, (l - lse).exp()).unsqueeze(-1) for o, l in zip(outs, lses))
     return total.to(outs[0].dtype)
 
 
@@ -121,6 +95,7 @@ def prefix_attention(
     k_prefix: torch.Tensor,
     v_prefix: torch.Tensor,
     scale: float,
+    kernel: str = "flash",
 ) -> torch.Tensor:
     """Attention of new tokens over a document prefix plus their own causal keys.
 
@@ -134,19 +109,21 @@ def prefix_attention(
         ``(1, Hkv, L, d)``: one document shared by every reader and read once for all of
         them; or ``(B, Hkv, L, d)``: a copy per reader, each read by its reader alone (what a
         plain batched cache does).
+    kernel : str
+        The document pass's kernel (:data:`kvbench.forward.document_pass.KERNELS`).
 
     Returns
     -------
     torch.Tensor
         ``(B, H, T, d)``.
     """
-    doc_out, doc_lse = _document_pass(q, k_prefix, v_prefix, scale)
+    doc_out, doc_lse = _document_pass(q, k_prefix, v_prefix, scale, kernel)
     own_out, own_lse = attention_pass(q, k_own, v_own, True, scale)
     return merge([doc_out, own_out], [doc_lse, own_lse])
 
 
 def _document_pass(
-    q: torch.Tensor, k_prefix: torch.Tensor, v_prefix: torch.Tensor, scale: float
+    q: torch.Tensor, k_prefix: torch.Tensor, v_prefix: torch.Tensor, scale: float, kernel: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Unmasked attention of ``q`` ``(B, H, T, d)`` over the document ``(1 or B, Hkv, L, d)``.
 
@@ -160,7 +137,9 @@ def _document_pass(
     folded = q.reshape(B, hkv, (H // hkv) * T, d)
     if shared:
         folded = folded.transpose(0, 1).reshape(1, hkv, -1, d)
-    doc_out, doc_lse = attention_pass(folded, k_prefix, v_prefix, False, scale)
+        doc_out, doc_lse = document_pass(folded, k_prefix, v_prefix, scale, kernel)
+    else:  # a copy per reader: B documents, each read by its own rows
+        doc_out, doc_lse = attention_pass(folded, k_prefix, v_prefix, False, scale)
     if shared:
         doc_out, doc_lse = doc_out.reshape(hkv, B, -1, d).transpose(0, 1), doc_lse.reshape(hkv, B, -1).transpose(0, 1)
     return doc_out.reshape(B, H, T, d), doc_lse.reshape(B, H, T)
@@ -194,7 +173,7 @@ def own_cache_pass(
     """
     positions = length + torch.arange(q.shape[2], device=q.device)
     allowed = torch.arange(k_cache.shape[2], device=q.device) <= positions.unsqueeze(-1)  # (T, S)
-    return _masked_pass(q, k_cache, v_cache, allowed, scale)
+    return masked_pass(q, k_cache, v_cache, allowed, scale)
 
 
 def cached_prefix_attention(
@@ -207,6 +186,7 @@ def cached_prefix_attention(
     v_cache: torch.Tensor,
     length: torch.Tensor,
     scale: float,
+    kernel: str = "flash",
 ) -> torch.Tensor:
     """:func:`prefix_attention` for readers that keep their own KV between forwards (decoding).
 
@@ -218,8 +198,38 @@ def cached_prefix_attention(
     not three, are merged by log-sum-exp). Returns ``(B, H, T, d)``.
     """
     write_cache(k_cache, v_cache, k_new, v_new, length)
-    doc_out, doc_lse = _document_pass(q, k_prefix, v_prefix, scale)
+    doc_out, doc_lse = _document_pass(q, k_prefix, v_prefix, scale, kernel)
     own_out, own_lse = own_cache_pass(q, k_cache, v_cache, length, scale)
+    return merge([doc_out, own_out], [doc_lse, own_lse])
+
+
+def chunked_prefix_attention(
+    q: torch.Tensor,
+    k_new: torch.Tensor,
+    v_new: torch.Tensor,
+    k_doc: torch.Tensor,
+    v_doc: torch.Tensor,
+    starts: torch.Tensor,
+    chunk: int,
+    k_out: torch.Tensor,
+    v_out: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
+    """Several chunks of one document recomputed in one forward, each from the stored KV before it (an audit).
+
+    ``q`` ``(1, H, n * chunk, d)`` and ``k_new``, ``v_new`` ``(1, Hkv, n * chunk, d)`` are the
+    chunks' tokens side by side; chunk ``i`` starts at document position ``starts[i]`` (``(n,)``
+    int64 on the CPU) and sees the document's stored ``k_doc``, ``v_doc`` ``(1, Hkv, L, d)`` before
+    that position and, causally, its own tokens, never another chunk's. The recomputed keys and
+    values are written into ``k_out``, ``v_out`` (same shape as ``k_new``) for the auditor to
+    compare with the stored ones. Returns ``(1, H, n * chunk, d)``.
+    """
+    k_out.copy_(k_new)
+    v_out.copy_(v_new)
+    doc_out, doc_lse = chunked_document_pass(q, k_doc, v_doc, starts, chunk, scale)
+    index = torch.arange(q.shape[2], device=q.device)
+    same_chunk = (index // chunk).unsqueeze(-1) == (index // chunk).unsqueeze(0)
+    own_out, own_lse = masked_pass(q, k_new, v_new, same_chunk & (index.unsqueeze(0) <= index.unsqueeze(-1)), scale)
     return merge([doc_out, own_out], [doc_lse, own_lse])
 
 
@@ -260,6 +270,8 @@ def kvbench_attention(
     dropout=0.0,
     kvbench_prefix=None,
     kvbench_own=None,
+    kvbench_chunks=None,
+    kvbench_kernel="flash",
     **kwargs,
 ):
     """transformers attention function (``AttentionInterface``) of the fast reader.
@@ -267,17 +279,23 @@ def kvbench_attention(
     ``query`` ``(B, H, T, d)``, ``key``/``value`` ``(B, Hkv, T', d)`` as the layer made them;
     ``kvbench_prefix`` is the layer's ``(k, v)`` document KV or None (a prefill);
     ``kvbench_own`` the layer's ``(k_cache, v_cache, length)`` of each reader's own KV
-    (:func:`cached_prefix_attention`; needs ``kvbench_prefix``) or None. No mask is read: the
-    alignment is lower-right causal by construction. Returns ``((B, T, H, d), None)`` as
+    (:func:`cached_prefix_attention`; needs ``kvbench_prefix``) or None; ``kvbench_chunks`` the
+    layer's ``(starts, chunk, k_out, v_out)`` of an audit (:func:`chunked_prefix_attention`; needs
+    ``kvbench_prefix``) or None; ``kvbench_kernel`` the document pass's kernel. No mask is read:
+    the alignment is lower-right causal by construction. Returns ``((B, T, H, d), None)`` as
     transformers expects.
     """
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    if kvbench_own is not None:
-        out = cached_prefix_attention(query, key, value, *kvbench_prefix, *kvbench_own, scale=scale)
+    if kvbench_chunks is not None:
+        out = chunked_prefix_attention(query, key, value, *kvbench_prefix, *kvbench_chunks, scale=scale)
+    elif kvbench_own is not None:
+        out = cached_prefix_attention(
+            query, key, value, *kvbench_prefix, *kvbench_own, scale=scale, kernel=kvbench_kernel
+        )
     elif kvbench_prefix is None:
         out = causal_attention(query, key, value, scale)
     else:
-        out = prefix_attention(query, key, value, *kvbench_prefix, scale=scale)
+        out = prefix_attention(query, key, value, *kvbench_prefix, scale=scale, kernel=kvbench_kernel)
     return out.transpose(1, 2).contiguous(), None
 
 

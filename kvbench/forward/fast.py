@@ -7,14 +7,17 @@ Here the model's decoder layers run as they are (same weights, same modules), wi
 * attention through :func:`kvbench.forward.attention.kvbench_attention`, registered with
   transformers' ``AttentionInterface``: no mask (lower-right causal by construction),
   grouped-query attention without repeated KV, the document's KV read in place
-  (``prefix``) and split along its length so a short question fills the GPU;
+  (``prefix``) on the faster of FlashAttention-2 and flex attention's split-KV decoding
+  kernel for the shape (``document_kernel``, :mod:`kvbench.forward.document_pass`);
+* optionally (``fuse``) q/k/v and gate/up as one GEMM each (:mod:`kvbench.forward.fused`);
 * the layers optionally compiled with ``torch.compile`` (regional: one compiled layer
   reused by all layers, dynamic token counts, so one compile serves every length), which
   fuses the norms, rotary embedding, activations and residuals;
 * only the last position's hidden state normalised and projected to logits.
 
 Callers capture the whole forward as a CUDA graph (:mod:`kvbench.forward.cuda_graph`). Decoding
-readers keep their own KV beside the document's in a :class:`ReaderCache`:
+readers keep their own KV beside the document's in a :class:`ReaderCache`; an audit recomputes
+several chunks of a document in one forward (:class:`Chunks`);
 :func:`greedy_continue_fast` decodes one reader (exactness), :class:`GreedyDecoder` answers
 and decodes a batch of them, one captured step per token.
 Works for llama-style decoders (Llama, Qwen2, Qwen3, SmolLM2): ``model.model`` holds
@@ -29,8 +32,10 @@ from dataclasses import dataclass
 
 import torch
 
-from kvbench.forward.attention import register
+from kvbench.forward.attention import kvbench_attention, register
 from kvbench.forward.cuda_graph import Replayable
+from kvbench.forward.document_pass import KERNELS
+from kvbench.forward.fused import FusedLayer, fused_bytes
 from kvbench.kv.artifact import KVArtifact
 
 
@@ -72,6 +77,42 @@ class ReaderCache:
         self.length.fill_(length)
 
 
+@dataclass
+class Chunks:
+    """``n`` chunks of ``tokens`` tokens of one document, recomputed side by side in one forward.
+
+    Attributes
+    ----------
+    starts : torch.Tensor
+        ``(n,)`` int64 on the CPU: each chunk's first document position.
+    tokens : int
+        Tokens per chunk; the forward's ids are ``(1, n * tokens)``, chunk ``i`` at ``i * tokens``.
+    keys, values : list of torch.Tensor
+        Per layer ``(1, kv_heads, n * tokens, head_dim)``: the KV the forward computed for the
+        chunks' tokens (written by the forward).
+    """
+
+    starts: torch.Tensor
+    tokens: int
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+    @classmethod
+    def empty(cls, document: KVArtifact, starts: list[int], tokens: int) -> Chunks:
+        """Output buffers for chunks at ``starts`` of ``tokens`` tokens, placed like ``document``'s KV."""
+
+        def out(t: torch.Tensor) -> torch.Tensor:
+            return t.new_empty(1, t.shape[1], len(starts) * tokens, t.shape[3])
+
+        starts_t = torch.tensor(starts, dtype=torch.long)
+        return cls(starts_t, tokens, [out(k) for k in document.keys], [out(v) for v in document.values])
+
+    def positions(self, device: torch.device) -> torch.Tensor:
+        """``(1, n * tokens)`` document positions of the chunks' tokens."""
+        offsets = torch.arange(self.tokens)
+        return (self.starts.unsqueeze(1) + offsets).reshape(1, -1).to(device)
+
+
 class FastForward:
     """One forward of new tokens, optionally on top of a document's KV read in place.
 
@@ -81,15 +122,31 @@ class FastForward:
         A llama-style causal LM in eval mode.
     compile : bool
         Compile each decoder layer with ``torch.compile`` (one compiled code for all layers).
+    fuse : bool
+        Run each layer as a :class:`kvbench.forward.fused.FusedLayer` (q/k/v and gate/up as one
+        GEMM each; the concatenated copies cost :attr:`fused_weight_bytes` of device memory).
+    document_kernel : str
+        The document pass's kernel: ``auto`` | ``flash`` | ``flex`` (:mod:`kvbench.forward.document_pass`).
     """
 
-    def __init__(self, model, *, compile: bool):
+    def __init__(self, model, *, compile: bool, fuse: bool = False, document_kernel: str = "flash"):
+        if document_kernel not in KERNELS:
+            raise ValueError(f"document_kernel {document_kernel!r}: expected one of {KERNELS}")
         self.model = model
         self.base = model.model
         self.attn_impl = register()
-        self.compiled = compile
+        self.compiled, self.fused, self.document_kernel = compile, fuse, document_kernel
         layers = list(self.base.layers[: model.config.num_hidden_layers])
+        if fuse:
+            layers = [FusedLayer(layer) for layer in layers]
         self.layers = [torch.compile(layer, dynamic=True) for layer in layers] if compile else layers
+        self.fused_weight_bytes = fused_bytes(self.layers)
+
+    def _layer(self, i: int, hidden: torch.Tensor, positions: torch.Tensor, rotary, **kwargs) -> torch.Tensor:
+        """Layer ``i`` on ``hidden`` ``(B, T, hidden)``; ``kwargs`` go to the attention function."""
+        if self.fused:
+            return self.layers[i](hidden, rotary, kvbench_attention, **kwargs)
+        return self.layers[i](hidden, attention_mask=None, position_ids=positions, position_embeddings=rotary, **kwargs)
 
     @contextmanager
     def _attention(self):
@@ -104,14 +161,21 @@ class FastForward:
 
     @torch.inference_mode()
     def __call__(
-        self, ids: torch.Tensor, prefix: KVArtifact | None = None, cache: ReaderCache | None = None
+        self,
+        ids: torch.Tensor,
+        prefix: KVArtifact | None = None,
+        cache: ReaderCache | None = None,
+        chunks: Chunks | None = None,
     ) -> torch.Tensor:
         """Forward ``ids`` ``(B, T)`` at positions ``L .. L+T-1`` after ``prefix`` (``L`` tokens, or none).
 
         ``prefix`` holds per layer ``(1, kv_heads, L, head_dim)`` keys and values, shared by
         all B rows and read where they are (or ``(B, ...)``, a copy per row). With ``cache``
         (needs ``prefix``), each row also sees its own earlier tokens there: the new tokens sit
-        at ``L + cache.length ..`` and their KV is written into ``cache`` (not advanced).
+        at ``L + cache.length ..`` and their KV is written into ``cache`` (not advanced). With
+        ``chunks`` (needs ``prefix``, the whole document; ``B = 1``), ``ids`` are the chunks'
+        tokens side by side, each chunk at its own positions seeing the document before it and
+        itself; their KV is written into ``chunks``.
         Returns ``(B, vocab)`` float32 last-position logits.
         """
         batch, tokens = ids.shape
@@ -120,20 +184,20 @@ class FastForward:
         if cache is not None:
             offsets = offsets + cache.length
         positions = (start + offsets).unsqueeze(0).expand(batch, tokens)
+        if chunks is not None:
+            positions = chunks.positions(ids.device)
         with self._attention():
             hidden = self.base.embed_tokens(ids)
             rotary = self.base.rotary_emb(hidden, positions)
-            for i, layer in enumerate(self.layers):
-                kv = None if prefix is None else (prefix.keys[i], prefix.values[i])
-                own = None if cache is None else (cache.keys[i], cache.values[i], cache.length)
-                hidden = layer(
-                    hidden,
-                    attention_mask=None,
-                    position_ids=positions,
-                    position_embeddings=rotary,
-                    kvbench_prefix=kv,
-                    kvbench_own=own,
-                )
+            for i in range(len(self.layers)):
+                kwargs = {"kvbench_kernel": self.document_kernel}
+                if prefix is not None:
+                    kwargs["kvbench_prefix"] = (prefix.keys[i], prefix.values[i])
+                if cache is not None:
+                    kwargs["kvbench_own"] = (cache.keys[i], cache.values[i], cache.length)
+                if chunks is not None:
+                    kwargs["kvbench_chunks"] = (chunks.starts, chunks.tokens, chunks.keys[i], chunks.values[i])
+                hidden = self._layer(i, hidden, positions, rotary, **kwargs)
             last = self.base.norm(hidden[:, -1:])
             return self.model.lm_head(last)[:, -1].float()
 

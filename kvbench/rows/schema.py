@@ -74,6 +74,19 @@ class Row:
         "fast reader: the question's forward with no document (graph replay): its reuse "
         "minus this is the document's attention"
     )
+    fast_fused: bool = col(
+        "fast forward: q/k/v and gate/up ran as one GEMM each (kvbench.forward.fused); false: the model's own layers"
+    )
+    fused_weight_bytes: int = col("fast forward: device bytes of the concatenated q/k/v and gate/up weight copies")
+    fuse_max_abs_logit_diff: float = col(
+        "fast forward: max |logit difference| of the fused against the unfused layers on the first document's "
+        "question (both uncompiled and eager, so only the fusion differs)"
+    )
+    doc_kernel: str = col(
+        "fast reader: the document pass's kernel for the row's shape (`flash` | `flex`; kvbench.forward.document_pass)"
+    )
+    doc_kernel_flash_ms: float = col("fast reader, document_kernel=auto: one layer's document pass on flash (median)")
+    doc_kernel_flex_ms: float = col("fast reader, document_kernel=auto: one layer's document pass on flex (median)")
     speedup: float = col(
         "prefill_best_ms / reuse_ms (ratio of medians); tiers: prefill_best_ms over the read's stage sum"
     )
@@ -296,6 +309,7 @@ class Row:
     )
     decode_step_ms_p25: float = col("25th percentile of decode_step_ms")
     decode_step_ms_p75: float = col("75th percentile of decode_step_ms")
+    decode_doc_kernel: str = col("decode step (shared document): the document pass's kernel for B one-token rows")
     decode_per_reader_ms: float = col("decode_step_ms / batch: the device time a provider pays per decoded token")
     decode_tokens_per_s: float = col("decoded tokens per second: batch / decode_step_ms")
     decode_compute_floor_ms: float = col(
@@ -418,8 +432,14 @@ class Row:
     audit_bitwise_layers: float = col(
         "audit: fraction of (layer, K/V) whose untampered recomputation was bitwise equal, so their tolerance is 0"
     )
-    audit_ms: float = col("audit: k x the mean time of one chunk check (attach KV[:start], forward the chunk, compare)")
-    audit_cost_fraction: float = col("audit: audit_ms / prefill_ms (the one-pass prefill the audit avoids)")
+    audit_ms: float = col(
+        "audit: one audit of k random chunks: with audit_forward=fast one forward of all k (median over draws), "
+        "with hf k x the mean time of one chunk check (attach KV[:start], forward the chunk, compare)"
+    )
+    audit_cost_fraction: float = col("audit: audit_ms / prefill_best_ms (the one-pass prefill the audit avoids)")
+    audit_forward: str = col(
+        "audit: `fast` (the k chunks in one fast forward) or `hf` (HF eager, one forward per chunk)"
+    )
     audit_flops_fraction: float = col("audit: analytic FLOPs of the k chunk forwards / prefill_flops")
 
 

@@ -1,0 +1,203 @@
+"""The document pass: a reader's queries over a stored document's KV, on the faster of two library kernels.
+
+A reader's question (``T`` tokens, ``G`` query heads per KV head, ``B`` readers of one
+document) attends to the document's ``L`` keys without a mask, so its queries fold into
+``M = B * G * T`` rows per KV head (:func:`kvbench.forward.attention.prefix_attention`). With
+``M`` in the tens to hundreds and ``L`` in the thousands, the work is one long key sequence
+per KV head: unless the keys are split across CTAs and merged by log-sum-exp (FlashDecoding's
+split-KV), a handful of the GPU's SMs do it. Two kernels are candidates:
+
+* ``flash``: PyTorch's FlashAttention-2 (``aten._scaled_dot_product_flash_attention``) on the
+  folded queries; it picks its own split count.
+* ``flex``: PyTorch's ``flex_attention``, compiled. With fewer than 128 queries per head Inductor
+  lowers it to its flex-decoding Triton kernel, which packs a KV head's query heads into one
+  block and splits the keys over ``2 x SMs / (B x Hkv)`` CTAs, merging their partial results in
+  a second kernel: the shape the issue asks for, from a maintained library.
+
+``auto`` (the default) times both once per shape, with CUDA events after warmup, outside any
+graph capture, and keeps the faster; :func:`chosen` reports what was chosen and measured, for
+the rows. Off CUDA both run the float32 reference.
+
+The audit's chunked pass (:func:`chunked_document_pass`) needs a different prefix per chunk:
+chunk ``i``'s queries see the document's first ``starts[i]`` keys. It runs one flash pass per
+chunk on a view of that prefix (no copy, no mask), in one custom op so that the compiled layer
+is traced once whatever the chunks are.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from kvbench.config.names import DOCUMENT_KERNELS as KERNELS
+from kvbench.forward.reference import reference_pass
+
+# (q shape, k shape, dtype, device) -> chosen kernel, and each candidate's median ms
+_chosen: dict[tuple, str] = {}
+_timed: dict[tuple, dict[str, float]] = {}
+_flex_compiled: Callable | None = None
+
+
+def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, False, False, scale=scale)[:2]
+    return out.contiguous(), lse.contiguous()
+
+
+def _groups(rows: int) -> int:
+    """Query heads per KV head to present ``rows`` folded queries as to flex (a power of two)."""
+    groups = 1
+    while rows // groups >= 128 and rows % (2 * groups) == 0 and groups < 64:
+        groups *= 2
+    return groups
+
+
+def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``q`` ``(1, Hkv, M, d)`` regrouped as ``(1, Hkv * g, M / g, d)``: unmasked, so any split of a KV
+    head's rows into query heads is the same computation, and under 128 rows per head Inductor
+    picks its split-KV decoding kernel."""
+    global _flex_compiled
+    from torch.nn.attention.flex_attention import AuxRequest, flex_attention
+
+    if _flex_compiled is None:
+        _flex_compiled = torch.compile(flex_attention)
+    one, hkv, rows, d = q.shape
+    g = _groups(rows)
+    fn = _flex_compiled if q.is_cuda else flex_attention
+    out, aux = fn(
+        q.reshape(one, hkv * g, rows // g, d),
+        k,
+        v,
+        scale=scale,
+        enable_gqa=g > 1,
+        return_aux=AuxRequest(lse=True),
+    )
+    return out.reshape(one, hkv, rows, d), aux.lse.reshape(one, hkv, rows).float()
+
+
+_RUN = {"flash": _flash, "flex": _flex}
+
+
+def _median_ms(fn: Callable[[], object], warmup: int = 3, repeats: int = 15) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def _try_ms(name: str, fn: Callable[[], object]) -> float:
+    """:func:`_median_ms`, or inf (with a warning naming the error) when the kernel cannot run this shape."""
+    try:
+        return _median_ms(fn)
+    except Exception as exc:  # a candidate that cannot compile or launch here loses the choice, loudly
+        warnings.warn(f"document kernel {name} failed, left out of auto: {type(exc).__name__}: {exc}", stacklevel=2)
+        return math.inf
+
+
+def _key(q: torch.Tensor, k: torch.Tensor) -> tuple:
+    return (tuple(q.shape), tuple(k.shape), q.dtype, q.device)
+
+
+def _pick(kernel: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> str:
+    if kernel not in KERNELS:
+        raise ValueError(f"document kernel {kernel!r}: expected one of {KERNELS}")
+    if kernel != "auto":
+        return kernel
+    key = _key(q, k)
+    if key not in _chosen:
+        if torch.cuda.is_current_stream_capturing():
+            return "flash"  # a shape first seen inside a capture cannot be timed; captures come after warmups
+        _timed[key] = {name: _try_ms(name, lambda run=run: run(q, k, v, scale)) for name, run in _RUN.items()}
+        _chosen[key] = min(_timed[key], key=_timed[key].get)
+    return _chosen[key]
+
+
+@torch.library.custom_op("kvbench::document_pass", mutates_args=())
+def document_pass(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, kernel: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unmasked attention of folded queries over a document.
+
+    Parameters
+    ----------
+    q : torch.Tensor
+        ``(1, Hkv, M, d)``: the ``M`` queries that read KV head ``h`` (any order).
+    k, v : torch.Tensor
+        ``(1, Hkv, L, d)``.
+    kernel : str
+        ``auto`` | ``flash`` | ``flex`` (see the module docstring); CUDA half types only.
+
+    Returns
+    -------
+    ``(1, Hkv, M, d)`` out (contiguous, ``q``'s dtype) and ``(1, Hkv, M)`` float32 natural log-sum-exp.
+    """
+    if not (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)):
+        out, lse = reference_pass(q, k, v, False, scale)
+        return out.contiguous(), lse.contiguous()
+    return _RUN[_pick(kernel, q, k, v, scale)](q, k, v, scale)
+
+
+@document_pass.register_fake
+def _(q, k, v, scale, kernel):
+    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=torch.float32)
+
+
+def chosen(rows: int, kv_tokens: int) -> tuple[str | None, dict[str, float]]:
+    """The kernel ``auto`` chose for ``rows`` folded queries per KV head over ``kv_tokens`` keys, and
+    each candidate's median ms on one layer (None and {} when that shape never ran on ``auto``)."""
+    for key, name in _chosen.items():
+        if key[0][2] == rows and key[1][2] == kv_tokens:
+            return name, dict(_timed[key])
+    return None, {}
+
+
+@torch.library.custom_op("kvbench::chunked_document_pass", mutates_args=())
+def chunked_document_pass(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, starts: torch.Tensor, chunk: int, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of ``n`` chunks' queries, each over its own prefix of one document.
+
+    Parameters
+    ----------
+    q : torch.Tensor
+        ``(1, H, n * chunk, d)``: chunk ``i``'s queries at ``i * chunk ..``.
+    k, v : torch.Tensor
+        ``(1, Hkv, L, d)``: the document.
+    starts : torch.Tensor
+        ``(n,)`` int64 on the CPU (read without a device sync): chunk ``i`` sees keys ``< starts[i]``.
+
+    Returns
+    -------
+    ``(1, H, n * chunk, d)`` out and ``(1, H, n * chunk)`` float32 lse; a chunk at 0 sees no key
+    (out 0, lse -inf).
+    """
+    _, heads, rows, d = q.shape
+    hkv = k.shape[1]
+    out = q.new_zeros(q.shape)
+    lse = q.new_full(q.shape[:-1], float("-inf"), dtype=torch.float32)
+    fused = q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
+    for i, start in enumerate(starts.tolist()):
+        if start == 0:
+            continue
+        part = slice(i * chunk, (i + 1) * chunk)
+        qi = q[:, :, part].reshape(1, hkv, (heads // hkv) * chunk, d)  # GQA groups folded, as the reader does
+        kp, vp = k[:, :, :start], v[:, :, :start]
+        oi, li = _flash(qi, kp, vp, scale) if fused else reference_pass(qi, kp, vp, False, scale)
+        out[:, :, part] = oi.reshape(1, heads, chunk, d)
+        lse[:, :, part] = li.reshape(1, heads, chunk)
+    return out, lse
+
+
+@chunked_document_pass.register_fake
+def _(q, k, v, starts, chunk, scale):
+    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=torch.float32)

@@ -1,0 +1,97 @@
+"""Where the fast reader's and the decode step's time goes, per stage, on one GPU (issue 21).
+
+Profiles CUDA-graph replays of the kvbench fast forward (Qwen3-4B shape, random weights,
+bf16, 32-token question) with torch.profiler and sums the device time of each kernel class
+per replay: GEMMs (cuBLAS/CUTLASS), the document pass (flash / flex), the rest (Inductor's
+fused elementwise kernels, norms, copies). Each stage is set beside its own floor: weight
+bytes / copy bandwidth for the GEMMs, the document's KV bytes / copy bandwidth for the
+document pass. Variants: the model's own layers with flash (before issue 21) and the fused
+layers with ``auto`` (after). Run from the repository root on a GPU node:
+
+    python3 results/probes/probe_stages.py   # writes $OUT/probe_stages.json
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import defaultdict
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _probe import ceilings, dev, document_kv, med, qwen3_4b_random, save, say  # noqa: E402
+
+from kvbench.forward import document_pass  # noqa: E402
+from kvbench.forward.cuda_graph import Replayable  # noqa: E402
+from kvbench.forward.fast import FastForward, GreedyDecoder  # noqa: E402
+from kvbench.measure.floors import weight_bytes  # noqa: E402
+
+
+def stage(name: str) -> str:
+    n = name.lower()
+    if "flash" in n or "flex" in n or "fmha" in n or "attention" in n:
+        return "attention"
+    if any(s in n for s in ("gemm", "cutlass", "xmma", "nvjet", "cublas", "gemv", "splitk")):
+        return "gemm"
+    return "rest"
+
+
+def profile(call, replays: int = 10) -> dict[str, float]:
+    """Device ms per replay of ``call`` by stage, and the kernel count."""
+    for _ in range(3):
+        call()
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(replays):
+            call()
+        torch.cuda.synchronize()
+    totals: dict[str, float] = defaultdict(float)
+    kernels = 0
+    for event in prof.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA and event.device_time_total > 0:
+            totals[stage(event.name)] += event.device_time_total / 1e3 / replays
+            kernels += 1
+    return {**{k: round(v, 4) for k, v in totals.items()}, "kernels": kernels // replays}
+
+
+def main() -> None:
+    cal = ceilings()
+    say("hbm_gbps", cal.hbm_gbps)
+    model = qwen3_4b_random()
+    weights = weight_bytes(model)
+    say("weight_floor_ms", weights / cal.hbm_gbps / 1e6)
+    query = torch.randint(0, 30000, (1, 32), device=dev)
+    variants = {"before": dict(fuse=False, document_kernel="flash"), "after": dict(fuse=True, document_kernel="auto")}
+    for tag, options in variants.items():
+        fwd = FastForward(model, compile=True, **options)
+        say(f"{tag}_fused_weight_bytes", fwd.fused_weight_bytes)
+        alone = Replayable(lambda x: fwd(x), query, graph=True)
+        say(f"{tag}_query_only_ms", med(lambda: alone(query)))
+        say(f"{tag}_query_only_stages", profile(lambda: alone(query)))
+        for tokens in (3774, 32768):
+            _, art, ref = document_kv(model, tokens, query)
+            reader = Replayable(lambda x, a=art: fwd(x, a), query, graph=True)
+            say(f"{tag}_L{tokens}_reuse_ms", med(lambda: reader(query)))
+            say(f"{tag}_L{tokens}_stages", profile(lambda: reader(query)))
+            say(f"{tag}_L{tokens}_kv_floor_ms", art.nbytes / cal.hbm_gbps / 1e6)
+            say(f"{tag}_L{tokens}_max_abs_logit_diff_vs_hf", float((reader(query) - ref).abs().max()))
+            say(f"{tag}_L{tokens}_doc_kernel", document_pass.chosen(4 * 32, tokens))
+            for batch in (64,):
+                decoder = GreedyDecoder(fwd, art, batch, 32, 8, graph=True)
+                ids = torch.randint(0, 30000, (batch, 32), device=dev)
+                decoder.tokens(ids)
+                decoder.cache.rewind(36)
+                token = torch.zeros(batch, 1, dtype=torch.long, device=dev)
+                say(f"{tag}_L{tokens}_decode_B{batch}_step_ms", med(lambda: decoder.step(token)))
+                say(f"{tag}_L{tokens}_decode_B{batch}_stages", profile(lambda: decoder.step(token)))
+                say(f"{tag}_L{tokens}_decode_B{batch}_doc_kernel", document_pass.chosen(4 * batch, tokens))
+            del art, reader
+            torch.cuda.empty_cache()
+        del fwd, alone
+        torch.cuda.empty_cache()
+    save("probe_stages.json")
+
+
+if __name__ == "__main__":
+    main()
