@@ -19,7 +19,7 @@ QWEN_TRANSPORT ?= $(HOME)/.cache/kvbench/transport/qwen2_5_0_5b
 QWEN_PIECES    := 8
 PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
 
-.PHONY: install run smoke sweep lint test mutate wheelhouse wheelhouse-lmcache wheelhouse-qwen qwen report clean
+.PHONY: install run smoke sweep lint test mutate wheelhouse wheelhouse-lmcache wheelhouse-qwen qwen report paper clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -106,6 +106,11 @@ wheelhouse-qwen: qwen
 
 report: install
 	$(BIN)/python -m kvbench.report results paper --write-tracked
+
+# The paper from a fresh clone: install (the venv, as `make run` does), every figure and table from
+# the committed rows, then paper/main.pdf where pdflatex exists (paper/README.md names the packages).
+paper: install
+	$(MAKE) -C paper PY=../$(BIN)/python
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache mutants

@@ -17,7 +17,18 @@ from omegaconf import OmegaConf
 from kvbench.config.prices import PaperInputs
 from kvbench.economics import inputs as cost_inputs
 from kvbench.economics.crossover import crossovers
-from kvbench.report import econ_figures, econ_tables, figures, perf_figures, style, tables, tier_figures
+from kvbench.report import (
+    econ_figures,
+    econ_tables,
+    figures,
+    numbers,
+    perf_figures,
+    recipes_table,
+    ridge_table,
+    style,
+    tables,
+    tier_figures,
+)
 from kvbench.rows.reference import result_paths
 from kvbench.rows.store import CONFIG_FILE, load_rows
 
@@ -96,9 +107,58 @@ def build(results: str | Path, out: str | Path, include_local: bool = False) -> 
     codecs = cost_inputs.ok_rows(rows, "compress")
     lossless = codecs[codecs["codec_lossless"].fillna(False).astype(bool)] if len(codecs) else codecs
     report.figure("codec_ratios", lossless, lambda: tier_figures.codec_ratios(codecs), "no lossless compress rows")
-    report.table("codecs", codecs, lambda: tables.codec_table(codecs), "no compress rows")
+    report.table(
+        "codecs",
+        codecs,
+        lambda: tables.codec_table(codecs, caption=CODECS_CAPTION, label="tab:codecs"),
+        "no compress rows",
+    )
     economics(report, econ, sheet, paper, results)
+    model = (econ_cfg or {}).get("model") or "qwen3-4b-random"
+    ridge = ridge_table.ridge_rows(points, model, paper) if len(points) else points
+    report.table("ridge", ridge, lambda: ridge_table.ridge_table(ridge), f"no reuse rows of {model}")
+    recipes = recipe_rows_or_empty(results)
+    report.table(
+        "recipes",
+        recipes,
+        lambda: recipes_table.recipes_table(recipes, caption=RECIPES_CAPTION, label="tab:recipes"),
+        "no RECIPE files",
+    )
+    values = {
+        **numbers.speed_macros(points, model),
+        **numbers.exactness_macros(exact),
+        **numbers.tier_macros(tiers),
+        **numbers.codec_macros(codecs),
+        **numbers.economics_macros(econ),
+        **(ridge_table.ridge_macros(ridge, paper) if len(ridge) else {}),
+    }
+    names = (*numbers.NAMES, *ridge_table.MACROS)
+    report.table("numbers", names, lambda: numbers.macros_tex(values, names), "")
     return report
+
+
+CODECS_CAPTION = (
+    "Every codec per model and dtype at the longest length measured: the lossless ratio (or the "
+    "lossy codec's size ratio) beside the ratios the per-channel order-0 entropy and the better of "
+    "the two context entropies allow (16-bit KV; ``--'': not measured for that run), decode speed "
+    "(host, and on the device for GPU codecs), and for lossy codecs the documents judged, the fraction "
+    "whose 24-token continuation is unchanged and the change in the held-out continuation's NLL "
+    "(nats/token) with its 95\\% bootstrap interval over documents. Ratios come from the first "
+    "document's KV. \\hw\\ and a 2-core CPU (device ``cpu''), results/compress."
+)
+RECIPES_CAPTION = (
+    "How the rows behind every figure and table were made: each results folder the report reads "
+    "(results/REFERENCE), its jobs, the device, the day of the first job and the commits. The exact "
+    "commands are in each folder's RECIPE file."
+)
+
+
+def recipe_rows_or_empty(results) -> pd.DataFrame:
+    """The appendix's rows, or none where the results tree has no reference list to read."""
+    try:
+        return recipes_table.recipe_rows(results)
+    except FileNotFoundError:
+        return pd.DataFrame()
 
 
 def economics_run(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from kvbench.report.plot import lines, log_axes, palette, panel_title, panels, shared_legend
 from kvbench.report.style import FULL, HALF, figure, model_label
-from kvbench.report.tier_figures import by_tier, tier_lines
+from kvbench.report.tier_figures import by_tier, family_panels, tier_lines
 
 
 def _price(rows: pd.DataFrame) -> str:
@@ -16,20 +16,24 @@ def _price(rows: pd.DataFrame) -> str:
 
 def usd_per_mreads_vs_length(tiers: pd.DataFrame):
     """Dollars per million reads from each tier (device time, plus egress for the wan tier)
-    against length, with every reader prefilling as the black reference; a panel per model.
-    ``tiers``: economics cost rows of tier points."""
+    against length, with every reader prefilling as the black reference; a panel per model and
+    tier family. ``tiers``: economics cost rows of tier points."""
     tiers = by_tier(tiers)
     colors = palette(tiers["tier_where"])
-    fig, axes, cells = panels(tiers, size=(FULL[0], 4.4), max_cols=2)
-    for _, rows, ax in cells:
-        tier_lines(ax, rows, "reuse_usd_per_mreads", colors)
-        prefill = rows.groupby("doc_tokens")["prefill_usd_per_mreads"].median()
-        ax.plot(prefill.index, prefill.values, color="black", lw=2.0, label="prefill every read")
-        log_axes(ax)
-        panel_title(ax, rows)
-        ax.set_title(f"{ax.get_title()}, {_price(rows)}")
-        ax.set(xlabel="document tokens L", ylabel="USD per million reads")
-    shared_legend(fig, axes, ncol=2)
+    fig, axes = family_panels(
+        tiers,
+        2.3,
+        lambda ax, rows, grid: tier_lines(ax, rows, "reuse_usd_per_mreads", colors, grid),
+        "USD per million reads",
+        lambda rows: rows.groupby("doc_tokens")["prefill_usd_per_mreads"].median(),
+    )
+    for ax in axes.flat:
+        for line in ax.get_lines():
+            if line.get_label() == "prefill (best)":
+                line.set_label("prefill every read")
+        if ax.get_visible() and ax.get_legend():
+            ax.legend(loc="best", frameon=False, fontsize=7, handlelength=2.2)
+    fig.suptitle(_price(tiers), fontsize=7)
     return fig, axes
 
 

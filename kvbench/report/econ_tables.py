@@ -31,8 +31,10 @@ def prices_table(sheet: dict) -> str:
     items, sources = [], []
     for section, title in SECTIONS:
         for p in (sheet.get(section) or {}).values():
-            if p["source"] not in sources:
-                sources.append(p["source"])
+            # the vendor's own page first; a secondary page that quotes it is marked "via"
+            ref = rf"\url{{{p['cites']}}}, via \url{{{p['source']}}}" if p.get("cites") else rf"\url{{{p['source']}}}"
+            if ref not in sources:
+                sources.append(ref)
             if section == "api_tariffs":
                 tariffs = (p["input_usd_per_mtok"], p["cache_write_usd_per_mtok"], p["cache_read_usd_per_mtok"])
                 price = " / ".join(f"{t:g}" for t in tariffs)
@@ -50,8 +52,8 @@ def prices_table(sheet: dict) -> str:
                     what=what,
                     price=price,
                     unit=unit,
-                    as_of=p.get("as_of") or "--",
-                    src=f"[{sources.index(p['source']) + 1}]",
+                    as_of=p.get("as_of") or f"read {p.get('date') or '--'}",
+                    src=f"[{sources.index(ref) + 1}]",
                 )
             )
     cols = [
@@ -62,30 +64,36 @@ def prices_table(sheet: dict) -> str:
         ("src", "source", "l", fmt("{}")),
     ]
     body = table(pd.DataFrame(items), cols, group="section")
-    refs = "\n".join(rf"\item[{i}] \url{{{s}}}" for i, s in enumerate(sources, 1))
+    refs = "\n".join(rf"\item[{i}] {s}" for i, s in enumerate(sources, 1))
     return body + "\n\\begin{description}\\footnotesize\n" + refs + "\n\\end{description}\n"
 
 
 def conclusions_table(claims: pd.DataFrame) -> str:
-    """Each conclusion of the paper: its number, the measured one per reuse basis, holds or not."""
+    """Each conclusion of the paper: its number, the measured one per reuse basis with its margin
+    (the rows' ``claim_margin``: measured over the paper's number), and the verdict over
+    the bases: holds (on every basis), fails (on none) or depends (on some)."""
     bases = list(dict.fromkeys(claims["reuse_basis"]))
     rows = []
     for _claim, group in claims.groupby("claim", sort=False):
         first = group.iloc[0]
         row = dict(text=first["claim_text"], paper=_value(first["claim_paper"], first["claim_unit"]))
+        verdicts = []
         for basis in bases:
             b = group[group["reuse_basis"] == basis]
             row[basis] = _value(b.iloc[0]["claim_measured"], first["claim_unit"]) if len(b) else None
-            row[f"{basis} holds"] = (
-                None
-                if not len(b) or pd.isna(b.iloc[0]["claim_holds"])
-                else ("yes" if b.iloc[0]["claim_holds"] else "no")
-            )
+            margin = b.iloc[0].get("claim_margin") if len(b) else None
+            row[f"{basis} margin"] = None if margin is None or pd.isna(margin) else f"{margin:.3g}"
+            if len(b) and pd.notna(b.iloc[0]["claim_holds"]):
+                verdicts.append(bool(b.iloc[0]["claim_holds"]))
+        row["verdict"] = (
+            None if not verdicts else "holds" if all(verdicts) else "fails" if not any(verdicts) else "depends"
+        )
         rows.append(row)
     device = _short(claims["device"].iloc[0])
-    cols = [("text", "conclusion (and the test applied)", "p{2.9in}", fmt("{}")), ("paper", "paper", "r", fmt("{}"))]
+    cols = [("text", "conclusion (and the test applied)", "p{2.6in}", fmt("{}")), ("paper", "paper", "r", fmt("{}"))]
     for basis in bases:
-        cols += [(basis, f"{device}, {basis}", "r", fmt("{}")), (f"{basis} holds", "holds", "l", fmt("{}"))]
+        cols += [(basis, f"{device}, {basis}", "r", fmt("{}")), (f"{basis} margin", "/ paper", "r", fmt("{}"))]
+    cols.append(("verdict", "verdict", "l", fmt("{}")))
     return table(pd.DataFrame(rows), cols)
 
 

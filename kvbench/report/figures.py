@@ -10,7 +10,16 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from kvbench.economics import inputs as cost_inputs
-from kvbench.report.plot import length_axis, lines, log_axes, palette, panel_title, panels, shared_legend
+from kvbench.report.plot import (
+    length_axis,
+    lines,
+    log_axes,
+    measured_enough,
+    palette,
+    panel_title,
+    panels,
+    shared_legend,
+)
 from kvbench.report.style import FULL, PAPER_LABEL, PAPER_POINT, figure, model_label
 
 
@@ -19,6 +28,7 @@ def latency_vs_length(points: pd.DataFrame):
 
     ``points``: :func:`kvbench.economics.inputs.reuse_points`.
     """
+    points = measured_enough(points, "model", "doc_tokens", "reuse_ms")  # one-length models: the table
     prefill = points.drop_duplicates(cost_inputs.IDENTITY).assign(path="prefill (best)", ms=lambda d: d["prefill_ms"])
     reuse = points.assign(path="reuse " + points["reader"], ms=points["reuse_ms"])
     long = pd.concat([prefill, reuse], ignore_index=True)
@@ -44,10 +54,12 @@ def latency_vs_length(points: pd.DataFrame):
 
 
 def speedup_vs_length(points: pd.DataFrame, paper_points: dict[int, float] | None = None):
-    """Best prefill / reuse per model and reader (log-log), with the reference paper's own points.
+    """Best prefill / reuse (log-log) with its bootstrap band: a panel per reader, a line per
+    model (and dtype where a model ran in several), the reference paper's own points as stars.
 
     ``paper_points``: length -> speedup the paper reports (drawn as stars, "M1 Pro (paper)").
     """
+    points = measured_enough(points.assign(series=points["model"] + points["dtype"]), "series", "doc_tokens", "speedup")
     several = points.groupby("model")["dtype"].transform("nunique") > 1  # then each dtype is its own line
     points = points.assign(
         label=[
@@ -55,27 +67,31 @@ def speedup_vs_length(points: pd.DataFrame, paper_points: dict[int, float] | Non
             for m, w, d, many in zip(points["model"], points["weights"], points["dtype"], several)
         ]
     )
-    fig, axes = figure((FULL[0], 3.35))
-    ax = axes[0, 0]
     colors = palette(points["label"])
-    lines(ax, points, "doc_tokens", "speedup", hue="label", style="reader", colors=colors)
-    for (label, _), group in points.dropna(subset=["speedup_ci_low"]).groupby(["label", "reader"]):
-        group = group.sort_values("doc_tokens")
-        ax.fill_between(
-            group["doc_tokens"],
-            group["speedup_ci_low"],
-            group["speedup_ci_high"],
-            color=colors[label],
-            alpha=0.15,
-            linewidth=0,
-        )
-    if paper_points:
-        ax.scatter(list(paper_points), list(paper_points.values()), label=PAPER_LABEL, **PAPER_POINT)
-    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-    log_axes(ax)
-    ax.set(xlabel="document tokens L", ylabel="best prefill / reuse")
-    shared_legend(fig, axes, ncol=2)
-    return fig, ax
+    readers = [r for r in cost_inputs.READER_PREFERENCE if r in set(points["reader"])]
+    fig, axes = figure((FULL[0] / max(len(readers), 1), 2.5), ncols=max(len(readers), 1), sharey=True)
+    grid = sorted(points["doc_tokens"].unique())
+    for ax, reader in zip(axes[0], readers):
+        mine = points[points["reader"] == reader]
+        lines(ax, mine, "doc_tokens", "speedup", hue="label", colors=colors, grid=grid)
+        for label, group in mine.dropna(subset=["speedup_ci_low"]).groupby("label"):
+            group = group.sort_values("doc_tokens")
+            ax.fill_between(
+                group["doc_tokens"],
+                group["speedup_ci_low"],
+                group["speedup_ci_high"],
+                color=colors[label],
+                alpha=0.15,
+                linewidth=0,
+            )
+        if paper_points:
+            ax.scatter(list(paper_points), list(paper_points.values()), label=PAPER_LABEL, **PAPER_POINT)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        log_axes(ax)
+        ax.set_title(f"{reader} reader")
+        ax.set(xlabel="document tokens L", ylabel="best prefill / reuse" if reader == readers[0] else None)
+    shared_legend(fig, axes, ncol=3)
+    return fig, axes
 
 
 def wilson(rate: pd.Series, n: pd.Series) -> tuple[pd.Series, pd.Series]:

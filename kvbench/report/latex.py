@@ -38,16 +38,28 @@ def fmt(spec: str) -> Callable:
 
 
 def table(
-    df: pd.DataFrame, columns: Iterable[tuple[str, str, str, Callable]], group: str | None = None, long: bool = False
+    df: pd.DataFrame,
+    columns: Iterable[tuple[str, str, str, Callable]],
+    group: str | None = None,
+    long: bool = False,
+    caption: str | None = None,
+    label: str | None = None,
 ) -> str:
     """``columns``: (column, header, alignment, formatter). Rows are grouped under a bold header
-    row per value of ``group`` (in order of appearance). ``long``: a longtable that breaks across pages."""
+    row per value of ``group`` (in order of appearance). ``long``: a longtable that breaks across
+    pages, with ``caption`` (LaTeX, not escaped) and ``label`` on its first page and its header
+    repeated, marked as continued, on the next (a longtable steps the table counter whether or
+    not it has a caption, so every longtable needs one)."""
     columns = list(columns)
     env = "longtable" if long else "tabular"
     head = " & ".join(escape(h) for _, h, _, _ in columns) + r" \\"
     # Paragraph columns are set ragged-right (needs the array package): no stretched spaces.
     spec = "".join(rf">{{\raggedright\arraybackslash}}{a}" if a.startswith("p{") else a for _, _, a, _ in columns)
-    out = [rf"\begin{{{env}}}{{{spec}}}", r"\toprule", head, r"\midrule"]
+    out = [rf"\begin{{{env}}}{{{spec}}}"]
+    if long and caption:
+        out += [rf"\caption{{{caption}}}" + (rf"\label{{{label}}}" if label else "") + r" \\"]
+        out += [r"\toprule", head, r"\midrule", r"\endfirsthead", r"\caption[]{(continued)} \\"]
+    out += [r"\toprule", head, r"\midrule"]
     if long:
         out += [r"\endhead", r"\bottomrule", r"\endfoot"]
     blocks = df.groupby(group, sort=False) if group else [(None, df)]

@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import pandas as pd
 from matplotlib import ticker
+from matplotlib.lines import Line2D
 
-from kvbench.report.plot import length_axis, lines, log_axes, palette, panel_title, panels, plain, shared_legend
+from kvbench.report.plot import (
+    length_axis,
+    lines,
+    log_axes,
+    measured_enough,
+    palette,
+    panel_title,
+    panels,
+    plain,
+    shared_legend,
+)
 from kvbench.report.style import FULL
 
 FLOORS = (
@@ -29,6 +40,7 @@ def efficiency_vs_length(rows: pd.DataFrame):
     # Prefill does not depend on the reader: one line per side when every reader shares it.
     long.loc[long["side"] == "prefill ", "line"] = "prefill (best)"
     long = long.drop_duplicates(["model", "dtype", "doc_tokens", "line"])
+    long = measured_enough(long, "model", "doc_tokens", "value")  # no empty or one-length panels
     fig, axes, cells = panels(long, size=(FULL[0], 2.4))
     colors = {**palette(long["line"]), "prefill (best)": "black"}
     for _, group, ax in cells:
@@ -74,24 +86,30 @@ def throughput_per_reader(rows: pd.DataFrame):
         panel=[f"{m}|{q:08.0f}" for m, q in zip(rows["model"], rows["questions"])],
     )
     colors = palette(rows["length"])
-    fig, axes, cells = panels(rows, by="panel", size=(FULL[0], 2.8), max_cols=2)
+    rows = rows.assign(panel=rows["panel"] + "|" + rows["method"])
+    fig, axes, cells = panels(rows, by="panel", size=(FULL[0], 1.9), max_cols=2)
     for _, group, ax in cells:
-        lines(ax, group, "batch", "per_reader_ms", hue="length", style="method", colors=colors)
-        # the shared method's floors: a naive decode step reads the document once per reader
-        floors = group.sort_values("method", ascending=False).drop_duplicates(["doc_tokens", "batch"])
-        for length, g in floors.groupby("length"):
+        # a line per length (at most 4), and beside it in the same colour, dashed, its per-reader floor
+        lines(ax, group, "batch", "per_reader_ms", hue="length", colors=colors)
+        for length, g in group.groupby("length"):
             g = g.sort_values("batch")
-            for col, dash, name in FLOORS:
-                if col in g and g[col].notna().any():
-                    ax.plot(g["batch"], g[col], color=colors[length], ls=dash, lw=0.8, label=f"{length}, {name}")
+            if "per_reader_floor_ms" in g and g["per_reader_floor_ms"].notna().any():
+                ax.plot(
+                    g["batch"], g["per_reader_floor_ms"], color=colors[length], ls=":", lw=0.9, label=f"_{length} floor"
+                )
         log_axes(ax)
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(plain))
-        panel_title(ax, group)
-        q = group["questions"].iloc[0]
-        if q == 0:
-            ax.set_title(f"{ax.get_title()}, decode steps")
-        elif pd.notna(q):
-            ax.set_title(f"{ax.get_title()}, {q:.0f}-token question{'s' if q > 1 else ''}")
+        q, method = group["questions"].iloc[0], group["method"].iloc[0]
+        what = "decode steps" if q == 0 else f"{q:.0f}-token question{'s' if q > 1 else ''}" if pd.notna(q) else ""
+        ax.set_title(f"{group['model'].iloc[0]}: {what}, {method}", fontsize=7)
         ax.set(xlabel="readers per batch B", ylabel="device time per reader (ms)")
-    shared_legend(fig, axes, ncol=4)
+    handles = [Line2D([], [], color="grey", ls=":", lw=0.9, label="per-reader floor (dotted, in the length's colour)")]
+    seen = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    fig.legend(
+        [*seen.values(), *handles], [*seen.keys(), handles[0].get_label()], loc="outside lower center", ncol=5,
+        frameon=False,
+    )  # fmt: skip
     return fig, axes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib import ticker
@@ -27,28 +28,51 @@ def lines(
     style: str | None = None,
     colors: dict | None = None,
     label=None,
+    grid=None,
     **kwargs,
 ) -> None:
-    """One line per (hue, style) group, sorted by x, labelled "hue, style" (or by ``label(hue, style)``)."""
+    """One line per (hue, style) group, sorted by x, labelled "hue, style" (or by ``label(hue, style)``).
+
+    Every group differs from the others in colour and in marker (hue) and dash (style; the hue's
+    when there is no style), so lines stay apart in greyscale too. With ``grid`` (the x values
+    measured in the panel), a line joins only neighbouring grid values: a group that skipped a
+    length shows a gap there, never a line through a length it did not measure.
+    """
     df = df[df[y].notna()]
     colors = colors or palette(df[hue])
     styles = {s: i for i, s in enumerate(sorted(df[style].dropna().unique(), key=str))} if style else {}
-    # The colour-blind palette has 10 colours: past them, hues also differ in dash and marker.
-    repeats = {h: i // 10 for i, h in enumerate(sorted(df[hue].dropna().unique(), key=str))}
+    hues = {h: i for i, h in enumerate(sorted(df[hue].dropna().unique(), key=str))}
+    order = {v: i for i, v in enumerate(sorted(set(grid)))} if grid is not None else None
     for keys, group in df.groupby([hue, style] if style else [hue], sort=True):
         h, s = keys if style else (keys[0], None)
         group = group.sort_values(x)
         name = label(h, s) if label else (f"{h}, {s}" if style else str(h))
-        i = styles.get(s, 0) + repeats[h]
-        ax.plot(
-            group[x],
-            group[y],
-            color=colors.get(h),
-            linestyle=DASHES[i % len(DASHES)],
-            marker=MARKERS[i % len(MARKERS)],
-            label=name,
-            **kwargs,
-        )
+        dash = DASHES[(styles[s] if style else hues[h]) % len(DASHES)]
+        marker = MARKERS[hues[h] % len(MARKERS)]
+        if order is None:
+            ax.plot(group[x], group[y], color=colors.get(h), linestyle=dash, marker=marker, label=name, **kwargs)
+            continue
+        rank = group[x].map(order).to_numpy()
+        runs = np.split(np.arange(len(group)), np.flatnonzero(np.diff(rank) != 1) + 1)
+        for i, run in enumerate(runs):
+            part = group.iloc[run]
+            ax.plot(
+                part[x],
+                part[y],
+                color=colors.get(h),
+                linestyle=dash,
+                marker=marker,
+                label=name if i == 0 else None,
+                **kwargs,
+            )
+
+
+def measured_enough(df: pd.DataFrame, by: str, x: str, y: str) -> pd.DataFrame:
+    """``df`` without the values of ``by`` that have fewer than two distinct ``x`` with a ``y``:
+    a panel of one length (or none) says nothing a table does not say better."""
+    has = df[df[y].notna()]
+    keep = has.groupby(by)[x].nunique()
+    return df[df[by].isin(keep[keep >= 2].index)]
 
 
 def panels(df: pd.DataFrame, by: str = "model", size=FULL, max_cols: int = 3):

@@ -6,7 +6,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib import ticker
 
-from kvbench.report.plot import lines, log_axes, palette, panel_title, panels, plain, shared_legend
+from kvbench.report.plot import lines, log_axes, palette, panel_title, panels, plain
 from kvbench.report.style import FULL, figure, legend_outside, model_label
 
 STAGES = ["fetch_ms", "load_ms", "decode_ms", "h2d_ms", "attach_ms", "query_ms"]
@@ -49,15 +49,34 @@ def tier_stages(points: pd.DataFrame, doc_tokens: int):
     return fig, axes
 
 
+def family(rows: pd.DataFrame) -> pd.Series:
+    """A tier's family, one panel each (at most 8 tier-and-codec lines in any): memory (GPU and
+    pinned host), local disk, Redis, and the wide-area links (same zone apart from the rest)."""
+    variant = rows["tier_variant"].fillna("")
+    names = {"gpu": "GPU and host memory", "host": "GPU and host memory", "disk": "local disk", "redis": "Redis"}
+    return pd.Series(
+        [
+            names.get(t) or ("wide area, same zone" if v == "same-zone" else "wide area, other links")
+            for t, v in zip(rows["tier"], variant)
+        ],
+        index=rows.index,
+    )
+
+
 def by_tier(points: pd.DataFrame) -> pd.DataFrame:
-    """``points`` with ``tier_where`` (tier and variant) and ``codec`` (identity where missing),
-    for :func:`tier_lines`."""
-    return points.assign(tier_where=where(points.assign(codec="identity")), codec=points["codec"].fillna("identity"))
+    """``points`` with ``tier_where`` (tier and variant), ``codec`` (identity where missing) and
+    ``family`` (:func:`family`), for :func:`tier_lines`."""
+    return points.assign(
+        tier_where=where(points.assign(codec="identity")),
+        codec=points["codec"].fillna("identity"),
+        family=family(points),
+    )
 
 
-def tier_lines(ax, rows: pd.DataFrame, y: str, colors: dict) -> None:
-    """A line of ``y`` against length per tier (colour) and codec (dash and marker), labelled
-    "tier + codec". ``rows``: :func:`by_tier` rows; ``colors``: per ``tier_where``."""
+def tier_lines(ax, rows: pd.DataFrame, y: str, colors: dict, grid=None) -> None:
+    """A line of ``y`` against length per tier (colour) and codec (dash), joining measured
+    neighbours only (``grid``: the lengths measured), labelled "tier + codec".
+    ``rows``: :func:`by_tier` rows; ``colors``: per ``tier_where``."""
     lines(
         ax,
         rows,
@@ -67,60 +86,96 @@ def tier_lines(ax, rows: pd.DataFrame, y: str, colors: dict) -> None:
         style="codec",
         colors=colors,
         label=lambda tier, codec: tier if codec == "identity" else f"{tier} + {codec}",
+        grid=grid,
     )
 
 
-def _reuse_beside_prefill(points: pd.DataFrame, height: float, draw) -> tuple:
-    """A log-log panel per model: ``draw(ax, rows)`` draws the reuse lines, the model's best prefill
-    goes beside them in black (one model: its own prefill runs)."""
-    fig, axes, cells = panels(points, size=(FULL[0], height), max_cols=2)
+def family_panels(points: pd.DataFrame, height: float, draw, ylabel: str, reference=None) -> tuple:
+    """A log-log panel per (model, tier family), each with its own legend: ``draw(ax, rows, grid)``
+    draws the tier lines, ``reference(rows) -> Series`` (by length) the black reference line."""
+    points = points.assign(panel=points["model"] + " | " + points["family"])
+    fig, axes, cells = panels(points, by="panel", size=(FULL[0], height), max_cols=2)
+    grid = sorted(points["doc_tokens"].unique())
     for _, rows, ax in cells:
-        draw(ax, rows)
-        prefill = rows.groupby("doc_tokens")["prefill_ms"].median()
-        ax.plot(prefill.index, prefill.values, color="black", lw=2.0, label="prefill (best)")
+        draw(ax, rows, grid)
+        if reference is not None:
+            ref = reference(rows)
+            ax.plot(ref.index, ref.values, color="black", lw=2.0, label="prefill (best)")
         log_axes(ax)
         panel_title(ax, rows)
-        ax.set(xlabel="document tokens L", ylabel="time to first token (ms)")
-    shared_legend(fig, axes, ncol=2)
+        ax.set_title(f"{rows['family'].iloc[0]} ({rows['model'].iloc[0]})", fontsize=8)
+        ax.set(xlabel="document tokens L", ylabel=ylabel)
+        ax.legend(loc="best", frameon=False, fontsize=7, handlelength=2.2)
     return fig, axes
 
 
+def _prefill(rows: pd.DataFrame) -> pd.Series:
+    return rows.groupby("doc_tokens")["prefill_ms"].median()
+
+
 def loader_effect(points: pd.DataFrame):
-    """Reuse from the stored tiers through the streaming and the serial loader (dash and marker),
-    beside the best prefill (log-log); the KV stored as the artifact itself. ``points``:
-    :func:`kvbench.economics.inputs.loader_points`."""
+    """Reuse from the stored tiers through the streaming and the serial loader (dash), beside the
+    best prefill (log-log), a panel per tier family; the KV stored as the artifact itself.
+    ``points``: :func:`kvbench.economics.inputs.loader_points`."""
     rows = by_tier(points[(points["tier_io"] != "") & (points["codec"] == "identity")])
     colors = palette(rows["tier_where"])
-    return _reuse_beside_prefill(
+    return family_panels(
         rows,
-        3.6,
-        lambda ax, panel: lines(ax, panel, "doc_tokens", "reuse_ms", hue="tier_where", style="tier_io",
-                                colors=colors, label=lambda tier, io: f"{tier}, {io}"),
+        2.3,
+        lambda ax, panel, grid: lines(ax, panel, "doc_tokens", "reuse_ms", hue="tier_where", style="tier_io",
+                                      colors=colors, label=lambda tier, io: f"{tier}, {io}", grid=grid),
+        "time to first token (ms)",
+        _prefill,
     )  # fmt: skip
 
 
 def tier_reuse_vs_length(points: pd.DataFrame):
     """Reuse from each tier (and codec) against length beside the model's best prefill (log-log);
-    a panel per model. Colour: the tier; dash and marker: the codec. Where a tier's line drops
-    below prefill is its crossover length."""
+    a panel per model and tier family. Colour: the tier; dash: the codec. Where a tier's line
+    drops below prefill is its crossover length."""
     points = by_tier(points)
     colors = palette(points["tier_where"])
-    return _reuse_beside_prefill(points, 4.4, lambda ax, rows: tier_lines(ax, rows, "reuse_ms", colors))
+    return family_panels(
+        points,
+        2.3,
+        lambda ax, rows, grid: tier_lines(ax, rows, "reuse_ms", colors, grid),
+        "time to first token (ms)",
+        _prefill,
+    )
 
 
 def codec_ratios(rows: pd.DataFrame):
-    """Lossless ratio per codec (median over lengths), a bar per model and dtype, each KV set's
-    order-0 channel bound dotted in its colour. ``rows``: compress rows (status ok)."""
+    """Lossless ratio per codec (median over lengths), a bar per model and dtype; the ratios the
+    KV set's per-channel order-0 entropy and (16-bit KV) its better context entropy allow are in
+    its legend label, not drawn as lines. ``rows``: compress rows (status ok)."""
     ok = rows[rows["codec_lossless"].fillna(False).astype(bool)].copy()
     ok["label"] = [f"{model_label(m, w)} {d}" for m, w, d in zip(ok["model"], ok["weights"], ok["dtype"])]
+    ok["context_ratio"] = (
+        16 / ok[["entropy_prev_token_bits", "entropy_prev_layer_bits"]].min(axis=1)
+        if "entropy_prev_token_bits" in ok
+        else float("nan")
+    )
     med = ok.groupby(["label", "codec"], as_index=False)[["compress_ratio", "bound_channel_ratio"]].median()
+    entropy = ok.groupby("label")[["bound_channel_ratio", "context_ratio"]].median()
+    names = {
+        label: f"{label} (order-0 {e['bound_channel_ratio']:.2f}"
+        + (f", context {e['context_ratio']:.2f})" if pd.notna(e["context_ratio"]) else ")")
+        for label, e in entropy.iterrows()
+    }
+    med["label"] = med["label"].map(names)
     order = med.groupby("codec")["compress_ratio"].max().sort_values(ascending=False).index
     colors = palette(med["label"])
-    fig, axes = figure((FULL[0], 0.7 + 0.07 * len(order) * max(1, len(colors))))
+    fig, axes = figure((FULL[0], 1.4 + 0.06 * len(order) * max(1, len(colors))))
     ax = axes[0, 0]
     sns.barplot(data=med, y="codec", x="compress_ratio", hue="label", order=order, palette=colors, ax=ax)
-    for label, group in med.groupby("label"):
-        ax.axvline(group["bound_channel_ratio"].median(), color=colors[label], lw=1.2, ls=":")
-    ax.set(xlabel="lossless compression ratio (x), median over lengths; dotted: order-0 channel bound", ylabel="")
-    legend_outside(ax)
+    hatches = ["", "//", "..", "xx", "\\\\", "--", "oo", "++"]
+    for i, container in enumerate(ax.containers):  # a hatch per KV set: apart in greyscale too
+        for bar in container:
+            bar.set_hatch(hatches[i % len(hatches)])
+    ax.set(xlabel="lossless compression ratio (x), median over lengths", ylabel="")
+    handles, labels = ax.get_legend_handles_labels()
+    ax.get_legend().remove()
+    fig.legend(
+        handles, labels, loc="outside lower center", ncol=2, frameon=False, title="KV set (ratios its entropies allow)"
+    )
     return fig, ax
