@@ -70,7 +70,7 @@ def kv_bytes_per_token(shape: dict, itemsize: int) -> int:
 
 def floors_ms(
     shape: dict, device: DeviceSpec, doc_tokens: int, query_tokens: int, weight_bytes: int, itemsize: int = 2
-) -> dict[str, float]:
+) -> dict[str, float | str]:
     """Prefill (document + question in one pass) and reuse (the question on the cached document)
     floors on ``device``, ms, and which bound sets each (``compute`` or ``memory``)."""
     peak, bandwidth = device.peak_tflops * 1e12, device.memory_gbps * 1e9

@@ -26,6 +26,7 @@ is traced once whatever the chunks are.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import warnings
@@ -55,6 +56,20 @@ def _groups(rows: int) -> int:
     return groups
 
 
+@functools.lru_cache(maxsize=64)
+def _full_mask(query_rows: int, kv_tokens: int, device: torch.device):
+    """flex's block mask of an unmasked ``query_rows x kv_tokens`` pass, made once per shape, outside
+    any compiled call: made inside one (flex's default when no mask is given) it broke the graph
+    on the H200 image's torch 2.11, leaving flex's unfused path."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    return create_block_mask(_sees_all, None, None, query_rows, kv_tokens, device=device)
+
+
+def _sees_all(batch, head, query, key):
+    return query >= 0
+
+
 def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``q`` ``(1, Hkv, M, d)`` regrouped as ``(1, Hkv * g, M / g, d)``: unmasked, so any split of a KV
     head's rows into query heads is the same computation, and under 128 rows per head Inductor
@@ -71,6 +86,7 @@ def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tu
         q.reshape(one, hkv * g, rows // g, d),
         k,
         v,
+        block_mask=_full_mask(rows // g, k.shape[2], q.device),
         scale=scale,
         enable_gqa=g > 1,
         return_aux=AuxRequest(lse=True),
