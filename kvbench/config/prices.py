@@ -1,8 +1,11 @@
 """Structured configs of the economics: the price sheet (``conf/cost/``) and what to compare.
 
 Every price carries the URL it was read from and the date it was read (``YYYY-MM-DD``);
-:class:`PriceSheet` refuses one without either, in one line naming the key. Prices are
-stored as the page states them (with their unit); :mod:`kvbench.economics.cost` does the arithmetic.
+:class:`PriceSheet` refuses one without either, in one line naming the key. A price read from
+the provider's own page is primary; one read elsewhere (a data file, a blog, a pull request, a
+forum) is marked ``secondary: true``, with ``cites`` naming the vendor page it quotes where it
+names one. Prices are stored as the page states them (with their unit);
+:mod:`kvbench.economics.cost` does the arithmetic.
 """
 
 from __future__ import annotations
@@ -31,12 +34,20 @@ STORAGE_TIERS = ("host", "disk", "redis", "object")
 
 @dataclass
 class Sourced:
-    """Where a price comes from: the page read, the day it was read, and what it says."""
+    """Where a price comes from: the page read, the day it was read, and what it says.
+
+    ``secondary`` is false when ``source`` is the provider's own price page (or its documentation's
+    source, e.g. the vendor's docs repository), and true when the price was read from anyone else's
+    page: a third-party data file, blog, pull request or forum post. A secondary entry may name the
+    vendor page it quotes in ``cites``; ``cites`` on a primary entry is refused, so a reader can tell
+    the two apart from the sheet alone.
+    """
 
     source: Optional[str] = None  # URL of the page the price was read from
     date: Optional[str] = None  # the day it was read, YYYY-MM-DD
     as_of: Optional[str] = None  # the date the page itself gives, when it gives one
-    cites: Optional[str] = None  # the vendor page a secondary source quotes
+    cites: Optional[str] = None  # the vendor page a secondary source quotes (secondary entries only)
+    secondary: bool = False  # true: `source` is not the provider's own page
     note: Optional[str] = None
 
 
@@ -113,6 +124,13 @@ def _check(price: Sourced, key: str) -> None:
 
     if not (price.source or "").startswith(("https://", "http://")):
         fail("source", "the URL of the page the price was read from")
+    if not isinstance(price.secondary, bool):
+        fail("secondary", "true (source is not the provider's own page) | false")
+    if price.cites is not None:
+        if not price.secondary:
+            fail("cites", "only on a secondary entry (secondary: true), naming the vendor page it quotes")
+        if not str(price.cites).startswith(("https://", "http://")):
+            fail("cites", "the URL of the vendor page the secondary source quotes")
     for name in ("date", "as_of"):
         value = getattr(price, name)
         if value is None and name == "as_of":

@@ -26,13 +26,24 @@ def _usd(v) -> str:
     return f"${v / 1e6:.3g}M" if abs(v) >= 1e6 else f"${v / 1e3:.3g}k" if abs(v) >= 1e3 else f"${v:.3g}"
 
 
+def is_secondary(price: dict) -> bool:
+    """Whether the sheet marks a price as resting on a page other than the provider's own
+    (``secondary: true``). Sheets written before the flag existed mark nothing: their table shows
+    only "via" where an entry names the vendor page, as it did."""
+    return price.get("secondary") is True
+
+
 def prices_table(sheet: dict) -> str:
-    """Every price on the sheet (as listed, with its unit) and a numbered list of its sources."""
+    """Every price on the sheet (as listed, with its unit) and a numbered list of its sources;
+    a secondary source is marked with a dagger (and "via" before the page read, where it names
+    the vendor page it quotes)."""
     items, sources = [], []
     for section, title in SECTIONS:
         for p in (sheet.get(section) or {}).values():
             # the vendor's own page first; a secondary page that quotes it is marked "via"
             ref = rf"\url{{{p['cites']}}}, via \url{{{p['source']}}}" if p.get("cites") else rf"\url{{{p['source']}}}"
+            if is_secondary(p):
+                ref = r"$^\dagger$ " + ref
             if ref not in sources:
                 sources.append(ref)
             if section == "api_tariffs":
@@ -53,7 +64,7 @@ def prices_table(sheet: dict) -> str:
                     price=price,
                     unit=unit,
                     as_of=p.get("as_of") or f"read {p.get('date') or '--'}",
-                    src=f"[{sources.index(ref) + 1}]",
+                    src=f"[{sources.index(ref) + 1}]" + (r"$^\dagger$" if is_secondary(p) else ""),
                 )
             )
     cols = [
@@ -61,10 +72,15 @@ def prices_table(sheet: dict) -> str:
         ("price", "USD", "r", fmt("{}")),
         ("unit", "per", "l", fmt("{}")),
         ("as_of", "as of", "l", fmt("{}")),
-        ("src", "source", "l", fmt("{}")),
+        ("src", "source", "l", str),  # "[n]", with a LaTeX dagger when secondary: not escaped
     ]
     body = table(pd.DataFrame(items), cols, group="section")
     refs = "\n".join(rf"\item[{i}] {s}" for i, s in enumerate(sources, 1))
+    if any(s.startswith(r"$^\dagger$") for s in sources):
+        refs += "\n" + (
+            r"\item[$^\dagger$] secondary: no copy of the provider's own page stating the price was"
+            r" found; the price is as a third party's page (data file, blog, pull request, forum) gives it"
+        )
     return body + "\n\\begin{description}\\footnotesize\n" + refs + "\n\\end{description}\n"
 
 
