@@ -118,6 +118,7 @@ cmd_start() {  # from a copy of the tree in the ignored .gpu/, which later calls
     if [ ! -d "$QUEUE" ]; then
         mkdir -p "$QUEUE" && tar --exclude=./.gpu --exclude=./wheelhouse -cf - . | tar -xf - -C "$QUEUE"
         ln -s .. "$QUEUE/.gpu"
+        ln -s ../../wheelhouse "$QUEUE/wheelhouse"  # recipes name wheelhouse/tokenizer relative to the root
     fi
     _jobs "$@" > "$QUEUE/jobs-$$.txt"
     cd "$QUEUE" || exit 1

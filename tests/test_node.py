@@ -104,3 +104,32 @@ def test_run_executes_a_recipe_file_and_a_literal_line(tmp_path):
         "-m kvbench +exp=tiers tier=disk results_dir=node-results",
     ]
     assert proc.stdout.count("end rc=0") == 2
+
+
+def test_a_started_queue_sees_the_carried_wheelhouse(tmp_path):
+    """The queue runs from a copy of the tree without the wheelhouse; recipes still name
+    wheelhouse/tokenizer relative to the root, so the copy links it."""
+    tree = tmp_path / "tree"
+    (tree / "wheelhouse" / "tokenizer").mkdir(parents=True)
+    (tree / "wheelhouse" / "tokenizer" / "tokenizer.json").write_text("{}")
+    (tree / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "node.sh", tree / "scripts" / "node.sh")  # the queue sources its copy
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # a python3 that checks the tokenizer is where the job's overrides say, from its working folder
+    (fake / "python3").write_text('#!/bin/sh\nls wheelhouse/tokenizer/tokenizer.json >> "$CALLS" 2>&1\n')
+    (fake / "python3").chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", CALLS=str(calls), OUT=str(tmp_path))
+    node = ["bash", str(tree / "scripts" / "node.sh")]
+    start = subprocess.run(
+        [*node, "start", "+exp=smoke model.tokenizer=wheelhouse/tokenizer"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert start.returncode == 0 and "started 1 job" in start.stdout, start.stderr
+    subprocess.run([*node, "collect", "30"], cwd=tree, capture_output=True, text=True, env=env, timeout=60)
+    assert calls.read_text().strip() == "wheelhouse/tokenizer/tokenizer.json"
