@@ -86,3 +86,16 @@ def test_chunked_document_pass_sees_each_chunks_own_prefix():
         ref_out, ref_lse = reference_pass(q[:, :, 2 * i : 2 * i + 2], k[:, :, :start], v[:, :, :start], False, SCALE)
         assert torch.allclose(out[:, :, 2 * i : 2 * i + 2], ref_out, atol=1e-6)
         assert torch.allclose(lse[:, :, 2 * i : 2 * i + 2], ref_lse, atol=1e-6)
+
+
+def test_auto_offers_flex_only_where_its_kernels_fit():
+    from kvbench.forward import document_pass as dp
+
+    few, mid = _rand(1, 2, dp.FLEX_DECODE_MAX_ROWS, 8), _rand(1, 2, dp.FLEX_DECODE_MAX_ROWS + 1, 8)
+    many = _rand(1, 1, dp.MAX_GROUPS * 128, 8)
+    assert dp._candidates(few) == dp._candidates(many) == ["flash", "flex"] and dp._candidates(mid) == ["flash"]
+    dp._flex_failed_rows.add(few.shape[2])
+    try:
+        assert dp._candidates(few) == ["flash"]
+    finally:
+        dp._flex_failed_rows.discard(few.shape[2])

@@ -16,7 +16,8 @@ split-KV), a handful of the GPU's SMs do it. Two kernels are candidates:
 
 ``auto`` (the default) times both once per shape, with CUDA events after warmup, outside any
 graph capture, and keeps the faster; :func:`chosen` reports what was chosen and measured, for
-the rows. Off CUDA both run the float32 reference.
+the rows. Flex is a candidate only where its kernels fit (:func:`_candidates`), and not again
+for a row count where it once failed. Off CUDA both run the float32 reference.
 
 The audit's chunked pass (:func:`chunked_document_pass`) needs a different prefix per chunk:
 chunk ``i``'s queries see the document's first ``starts[i]`` keys. It runs one flash pass per
@@ -51,7 +52,7 @@ def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> t
 def _groups(rows: int) -> int:
     """Query heads per KV head to present ``rows`` folded queries as to flex (a power of two)."""
     groups = 1
-    while rows // groups >= 128 and rows % (2 * groups) == 0 and groups < 64:
+    while rows // groups >= 128 and rows % (2 * groups) == 0 and groups < MAX_GROUPS:
         groups *= 2
     return groups
 
@@ -124,6 +125,22 @@ def _key(q: torch.Tensor, k: torch.Tensor) -> tuple:
     return (tuple(q.shape), tuple(k.shape), q.dtype, q.device)
 
 
+# Flex's decoding kernel (under 128 rows per query head) packs all of a KV head's rows into one
+# block: right for a few rows, beyond shared memory for many (on the H200 at 2048 rows its
+# autotuning found no config that fit and spent 8 minutes failing, issue 21's run). So flex is a
+# candidate for up to FLEX_DECODE_MAX_ROWS rows, where split-KV pays, and from MAX_GROUPS x 128
+# rows, where it runs its main kernel (there it beat flash once, at 256 readers of 16k tokens).
+FLEX_DECODE_MAX_ROWS = 128
+MAX_GROUPS = 64
+_flex_failed_rows: set[int] = set()  # rows per KV head where flex failed once: not tried again
+
+
+def _candidates(q: torch.Tensor) -> list[str]:
+    rows = q.shape[2]
+    fits = rows <= FLEX_DECODE_MAX_ROWS or rows >= MAX_GROUPS * 128
+    return ["flash", "flex"] if fits and rows not in _flex_failed_rows else ["flash"]
+
+
 def _pick(kernel: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> str:
     if kernel not in KERNELS:
         raise ValueError(f"document kernel {kernel!r}: expected one of {KERNELS}")
@@ -133,7 +150,9 @@ def _pick(kernel: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     if key not in _chosen:
         if torch.cuda.is_current_stream_capturing():
             return "flash"  # a shape first seen inside a capture cannot be timed; captures come after warmups
-        _timed[key] = {name: _try_ms(name, lambda run=run: run(q, k, v, scale)) for name, run in _RUN.items()}
+        _timed[key] = {name: _try_ms(name, lambda run=_RUN[name]: run(q, k, v, scale)) for name in _candidates(q)}
+        if math.isinf(_timed[key].get("flex", 0.0)):
+            _flex_failed_rows.add(q.shape[2])
         _chosen[key] = min(_timed[key], key=_timed[key].get)
     return _chosen[key]
 
