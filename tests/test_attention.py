@@ -24,6 +24,18 @@ def test_reference_pass_is_sdpa_on_square_causal_and_full_attention():
         assert lse.shape == (2, 4, 9)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_reference_pass_reads_each_kv_head_for_its_group_of_query_heads(causal):
+    q, k, v = _rand(2, 6, 5, 8), _rand(2, 2, 7, 8, seed=1), _rand(2, 2, 7, 8, seed=2)
+    out, lse = reference_pass(q, k, v, causal, SCALE)
+    repeated = [t.repeat_interleave(3, dim=1) for t in (k, v)]
+    ref_out, ref_lse = reference_pass(q, *repeated, causal, SCALE)
+    mask = torch.ones(5, 7, dtype=torch.bool).tril(diagonal=2) if causal else None
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, *repeated, attn_mask=mask, scale=SCALE)
+    assert torch.allclose(out, ref_out, atol=1e-6) and torch.allclose(lse, ref_lse, atol=1e-6)
+    assert torch.allclose(out, sdpa, atol=1e-5) and lse.shape == (2, 6, 5)
+
+
 def test_causal_alignment_is_lower_right():
     # 3 queries on 5 keys: the last query sees all 5, the first only the first 3
     q, k, v = _rand(1, 1, 3, 8), _rand(1, 1, 5, 8, seed=1), _rand(1, 1, 5, 8, seed=2)

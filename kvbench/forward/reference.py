@@ -19,17 +19,20 @@ def masked_pass(
     log-sum-exp. A query that sees no key gets out 0 and lse -inf (it contributes nothing to a
     :func:`kvbench.forward.attention.merge`).
     """
-    groups = q.shape[1] // k.shape[1]
-    kf = k.float().repeat_interleave(groups, dim=1)
-    vf = v.float().repeat_interleave(groups, dim=1)
-    scores = torch.matmul(q.float(), kf.transpose(-1, -2)) * scale  # (B, H, Tq, Tk)
+    batch, heads, tq, d = q.shape
+    hkv, tk = k.shape[1], k.shape[2]
+    # query head h reads KV head h // G: fold the G heads of a KV head into its rows, so K and V
+    # are read as they are instead of repeated G times (a decode step's own-cache pass is this)
+    qf = q.float().reshape(batch, hkv, (heads // hkv) * tq, d)
+    scores = (torch.matmul(qf, k.float().transpose(-1, -2)) * scale).view(batch, hkv, heads // hkv, tq, tk)
     if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))
-    lse = torch.logsumexp(scores, dim=-1)
+    lse = torch.logsumexp(scores, dim=-1).reshape(batch, heads, tq)
     probs = torch.softmax(scores, dim=-1)
     if allowed is not None:
         probs = probs.nan_to_num(0.0)  # rows with no key: softmax of all -inf
-    return torch.matmul(probs, vf).to(q.dtype), lse
+    out = torch.matmul(probs.reshape(batch, hkv, -1, tk), v.float()).reshape(batch, heads, tq, d)
+    return out.to(q.dtype), lse
 
 
 def reference_pass(
