@@ -50,13 +50,18 @@ def crossover_table(crossings: pd.DataFrame) -> str:
 
 
 def codec_table(rows: pd.DataFrame, caption: str | None = None, label: str | None = None) -> str:
-    """Per model and dtype, every codec at the longest length measured: ratio beside the ratio the
+    """Per model and dtype, every codec at the longest length measured (a lossy codec: over the most
+    documents, then the longest length): ratio beside the ratio the
     per-channel order-0 entropy allows and (16-bit KV, where measured) the one the better context
     entropy allows, decode speed, and for lossy codecs the exactness and NLL given up, the NLL
     change with its interval over documents (a longtable)."""
     ok = rows.copy()
-    longest = ok.groupby(["model", "dtype", "codec"])["doc_tokens"].transform("max")
-    ok = ok[ok["doc_tokens"] == longest]
+    # a lossy codec's row over the most documents (its interval is the point), then the longest length
+    docs = ok["num_docs"].where(ok["nll_delta"].notna()).fillna(0) if "nll_delta" in ok else 0
+    ok = ok.assign(_docs=docs)
+    keys = ["model", "dtype", "codec"]
+    ok = ok[ok["_docs"] == ok.groupby(keys)["_docs"].transform("max")]
+    ok = ok[ok["doc_tokens"] == ok.groupby(keys)["doc_tokens"].transform("max")].drop(columns="_docs")
     ok["group"] = _group(ok)
     if "entropy_prev_token_bits" in ok:
         context = ok[["entropy_prev_token_bits", "entropy_prev_layer_bits"]].min(axis=1)
