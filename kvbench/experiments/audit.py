@@ -173,6 +173,6 @@ class AuditExperiment:
                 query_tokens=doc.query_tokens,
                 kv_bytes=artifact.nbytes,
                 prefill_flops=flops.forward_flops(model.config, full_ids.shape[1]),
-                **(fast_fields(fwd, model, ctx.device, 0, 0) if fwd is not None else {}),
+                **(fast_fields(fwd, model, ctx.device) if fwd is not None else {}),
             ),
         )

@@ -70,15 +70,18 @@ def publish(ctx: RunContext, doc_ids: torch.Tensor) -> KVArtifact:
     return ctx.snapshot(cache, doc_ids)
 
 
-def fast_fields(fwd: FastForward, model, device: torch.device, readers: int, doc_tokens: int) -> dict[str, Any]:
-    """Row fields of the fast forward's kernels for ``readers`` x the question's tokens over ``doc_tokens``.
+def fast_fields(
+    fwd: FastForward, model, device: torch.device, readers: int | None = None, doc_tokens: int | None = None
+) -> dict[str, Any]:
+    """Row fields of the fast forward: its fusion, and the document pass's kernel for ``readers`` x
+    the question's tokens over ``doc_tokens`` (left out when ``readers`` is None).
 
     ``readers`` counts the query rows per query head (B readers x T tokens): the document pass
     folds the G query heads of a KV head in, so it sees ``G * readers`` rows per KV head.
     """
     fields: dict[str, Any] = dict(fast_fused=fwd.fused, fused_weight_bytes=fwd.fused_weight_bytes)
-    if device.type != "cuda":
-        return fields  # the float32 reference ran, not a kernel
+    if device.type != "cuda" or readers is None:
+        return fields  # off CUDA the float32 reference ran, not a kernel
     groups = model.config.num_attention_heads // model.config.num_key_value_heads
     name, timed = document_pass.chosen(groups * readers, doc_tokens)
     fields["doc_kernel"] = name if fwd.document_kernel == "auto" else fwd.document_kernel
