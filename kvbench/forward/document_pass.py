@@ -12,7 +12,7 @@ split-KV), a handful of the GPU's SMs do it. Two kernels are candidates:
 * ``flex``: PyTorch's ``flex_attention``, compiled. With fewer than 128 queries per head Inductor
   lowers it to its flex-decoding Triton kernel, which packs a KV head's query heads into one
   block and splits the keys over ``2 x SMs / (B x Hkv)`` CTAs, merging their partial results in
-  a second kernel: the shape the issue asks for, from a maintained library.
+  a second kernel: FlashDecoding's shape, from a maintained library.
 
 ``auto`` (the default) times both once per shape, with CUDA events after warmup, outside any
 graph capture, and keeps the faster; :func:`chosen` reports what was chosen and measured, for
@@ -37,6 +37,15 @@ import torch
 
 from kvbench.config.names import DOCUMENT_KERNELS as KERNELS
 from kvbench.forward.reference import reference_pass
+
+# Flex's decoding kernel (under 128 rows per query head) packs all of a KV head's rows into one
+# block: right for a few rows, beyond shared memory for many (on the H200 at 2048 rows its
+# autotuning found no config that fit and spent 8 minutes failing, issue 21's run). So flex is a
+# candidate for up to FLEX_DECODE_MAX_ROWS rows, where split-KV pays, and from MAX_GROUPS x 128
+# rows, where it runs its main kernel (there it beat flash once, at 256 readers of 16k tokens).
+FLEX_DECODE_MAX_ROWS = 128
+MAX_GROUPS = 64
+_flex_failed_rows: set[int] = set()  # rows per KV head where flex failed once: not tried again
 
 # (q shape, k shape, dtype, device) -> chosen kernel, and each candidate's median ms
 _chosen: dict[tuple, str] = {}
@@ -123,16 +132,6 @@ def _try_ms(name: str, fn: Callable[[], object]) -> float:
 
 def _key(q: torch.Tensor, k: torch.Tensor) -> tuple:
     return (tuple(q.shape), tuple(k.shape), q.dtype, q.device)
-
-
-# Flex's decoding kernel (under 128 rows per query head) packs all of a KV head's rows into one
-# block: right for a few rows, beyond shared memory for many (on the H200 at 2048 rows its
-# autotuning found no config that fit and spent 8 minutes failing, issue 21's run). So flex is a
-# candidate for up to FLEX_DECODE_MAX_ROWS rows, where split-KV pays, and from MAX_GROUPS x 128
-# rows, where it runs its main kernel (there it beat flash once, at 256 readers of 16k tokens).
-FLEX_DECODE_MAX_ROWS = 128
-MAX_GROUPS = 64
-_flex_failed_rows: set[int] = set()  # rows per KV head where flex failed once: not tried again
 
 
 def _candidates(q: torch.Tensor) -> list[str]:
