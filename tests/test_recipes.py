@@ -25,6 +25,9 @@ def test_committed_folder_has_its_recipe(folder):
     recipe = (folder / RECIPE_FILE).read_text()
     assert recipe == recipe_text(_jobs(folder)), f"stale {RECIPE_FILE}: rewrite it from the manifest"
     assert all(line.startswith("python -m kvbench") for line in commands(recipe))
+    # a recipe re-runs from any checkout: a path it names is relative to the repository
+    absolute = [arg for line in commands(recipe) for arg in shlex.split(line) if "=/" in arg]
+    assert not absolute, f"absolute paths in {RECIPE_FILE}: {absolute}"
 
 
 def test_command_drops_results_dir_and_quotes_brackets():
