@@ -110,6 +110,21 @@ class DeflateCodec(_RawBytesCodec):
         return bytearray(zlib.decompress(data, bufsize=size))
 
 
+def compress_planes(raw: np.ndarray, itemsize: int, level: int) -> list[bytes]:
+    """``raw`` uint8 bytes of ``itemsize``-byte values -> one zstd frame per byte plane (low byte first)."""
+    planes = raw.reshape(-1, itemsize).T  # (itemsize, values)
+    return [zstd_compress(np.ascontiguousarray(p), level) for p in planes]
+
+
+def decompress_planes(frames: list, values: int, name: str) -> np.ndarray:
+    """The inverse of :func:`compress_planes`: ``(values * len(frames),)`` uint8, values interleaved back."""
+    try:
+        planes = [zstd_decompress(f, values) for f in frames]
+    except zstandard.ZstdError as exc:
+        raise CodecError(f"{name} plane does not decompress: {exc}") from exc
+    return np.stack(planes, axis=1).reshape(-1)
+
+
 class BytePlaneCodec:
     """Split values into byte planes (bf16/fp16: 2, fp32: 4), then zstd each plane."""
 
@@ -122,16 +137,11 @@ class BytePlaneCodec:
 
     def encode(self, artifact: KVArtifact, chunk_bytes: int = CHUNK_BYTES) -> bytes:
         itemsize = artifact.keys[0].element_size()
-        planes = container.raw_bytes(artifact).reshape(-1, itemsize).T  # (itemsize, values)
-        frames = [zstd_compress(np.ascontiguousarray(p), self.level) for p in planes]
-        return container.pack(self.name, artifact, frames, chunk_bytes, values=int(planes.shape[1]))
+        raw = container.raw_bytes(artifact)
+        frames = compress_planes(raw, itemsize, self.level)
+        return container.pack(self.name, artifact, frames, chunk_bytes, values=raw.size // itemsize)
 
     def decode(self, blob, device: torch.device | str = "cpu") -> KVArtifact:
         header, frames = container.unpack(blob, self.name)
-        n = int(header["params"]["values"])
-        try:
-            planes = [zstd_decompress(f, n) for f in frames]
-        except zstandard.ZstdError as exc:
-            raise CodecError(f"{self.name} plane does not decompress: {exc}") from exc
-        raw = np.stack(planes, axis=1).reshape(-1)  # interleave back: (values, itemsize)
+        raw = decompress_planes(frames, int(header["params"]["values"]), self.name)
         return container.artifact_from_raw(raw, header, device)

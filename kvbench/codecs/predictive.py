@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import zstandard
 
 from kvbench.codecs import container
 from kvbench.codecs.base import CodecError
-from kvbench.codecs.bytecodecs import zstd_compress, zstd_decompress
+from kvbench.codecs.bytecodecs import compress_planes, decompress_planes
 from kvbench.kv.artifact import KVArtifact
 from kvbench.kv.chunks import CHUNK_BYTES
 
@@ -69,20 +68,14 @@ class PredictivePlaneCodec:
             bits = t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().view(uint)
             parts.append(residuals(bits.reshape(t.shape), self.op).reshape(-1))
         flat = np.concatenate(parts)
-        planes = flat.view(np.uint8).reshape(-1, itemsize).T  # (itemsize, values)
-        frames = [zstd_compress(np.ascontiguousarray(p), self.level) for p in planes]
+        frames = compress_planes(flat.view(np.uint8), itemsize, self.level)
         return container.pack(self.name, artifact, frames, chunk_bytes, values=int(flat.size), op=self.op)
 
     def decode(self, blob, device: torch.device | str = "cpu") -> KVArtifact:
         header, frames = container.unpack(blob, self.name)
-        n = int(header["params"]["values"])
-        try:
-            planes = [zstd_decompress(f, n) for f in frames]
-        except zstandard.ZstdError as exc:
-            raise CodecError(f"{self.name} plane does not decompress: {exc}") from exc
-        if len(planes) not in _UINT:
-            raise CodecError(f"{self.name} blob holds {len(planes)} planes, expected 2 or 4")
-        flat = np.stack(planes, axis=1).reshape(-1).view(_UINT[len(planes)])
+        if len(frames) not in _UINT:
+            raise CodecError(f"{self.name} blob holds {len(frames)} planes, expected 2 or 4")
+        flat = decompress_planes(frames, int(header["params"]["values"]), self.name).view(_UINT[len(frames)])
         out, offset = [], 0
         for shape in header["shapes"]:
             size = int(np.prod(shape))
