@@ -110,13 +110,14 @@ def check_chunks_fast(
     chunks = Chunks.empty(artifact, [s for s, _ in bounds], tokens)
     fwd(torch.cat([token_ids[:, s:e] for s, e in bounds], dim=1), artifact, chunks=chunks)
     index = torch.cat([torch.arange(s, e) for s, e in bounds]).to(artifact.device)
-    errors = torch.empty(len(bounds), len(artifact.keys), 2)
-    for i in range(len(artifact.keys)):
-        for side, (new, old) in enumerate(((chunks.keys[i], artifact.keys[i]), (chunks.values[i], artifact.values[i]))):
-            # (1, kv_heads, n x tokens, head_dim) -> (n, tokens, kv_heads x head_dim)
-            per_chunk = lambda t: t[0].float().transpose(0, 1).reshape(len(bounds), tokens, -1)
-            errors[:, i, side] = _relative_errors(per_chunk(new), per_chunk(old.index_select(2, index))).cpu()
-    return errors
+    # (1, kv_heads, n x tokens, head_dim) -> (n, tokens, kv_heads x head_dim)
+    per_chunk = lambda t: t[0].float().transpose(0, 1).reshape(len(bounds), tokens, -1)
+    errors = [
+        _relative_errors(per_chunk(new), per_chunk(old.index_select(2, index)))
+        for i in range(len(artifact.keys))
+        for new, old in ((chunks.keys[i], artifact.keys[i]), (chunks.values[i], artifact.values[i]))
+    ]
+    return torch.stack(errors, dim=1).reshape(len(bounds), len(artifact.keys), 2).cpu()  # one device sync
 
 
 def check_chunks(

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kvbench.forward.document_pass import chunked_document_pass, document_pass
+from kvbench.forward.document_pass import chunked_document_pass, document_pass, flash_layout
 from kvbench.forward.reference import masked_pass, reference_pass
 
 
@@ -62,17 +62,12 @@ def attention_pass(
     else:
         out, lse = reference_pass(q, k, v, causal, scale)
     # one layout on every path, the one flash writes ((B, T, H, d) memory), as the fake promises
-    return _flash_layout(out), lse.contiguous()
-
-
-def _flash_layout(out: torch.Tensor) -> torch.Tensor:
-    """``out`` ``(B, H, T, d)`` stored as ``(B, T, H, d)`` (a no-op when it already is)."""
-    return out.transpose(1, 2).contiguous().transpose(1, 2)
+    return flash_layout(out), lse.contiguous()
 
 
 @attention_pass.register_fake
 def _(q, k, v, causal, scale):
-    return _flash_layout(q.new_empty(q.shape)), q.new_empty(q.shape[:-1], dtype=torch.float32)
+    return flash_layout(q.new_empty(q.shape)), q.new_empty(q.shape[:-1], dtype=torch.float32)
 
 
 def merge(outs: list[torch.Tensor], lses: list[torch.Tensor], lse: torch.Tensor | None = None) -> torch.Tensor:

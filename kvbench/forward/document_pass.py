@@ -53,9 +53,16 @@ _timed: dict[tuple, dict[str, float]] = {}
 _flex_compiled: Callable | None = None
 
 
+def flash_layout(out: torch.Tensor) -> torch.Tensor:
+    """``out`` ``(B, H, T, d)`` stored as ``(B, T, H, d)``, the layout FlashAttention writes (a no-op
+    when it already is): every path of a custom op returns it, as its fake promises, so the
+    common path (flash) pays no copy."""
+    return out.transpose(1, 2).contiguous().transpose(1, 2)
+
+
 def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     out, lse = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, False, False, scale=scale)[:2]
-    return out.contiguous(), lse.contiguous()
+    return out, lse
 
 
 def _groups(rows: int) -> int:
@@ -101,7 +108,7 @@ def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tu
         enable_gqa=g > 1,
         return_aux=AuxRequest(lse=True),
     )
-    return out.reshape(one, hkv, rows, d), aux.lse.reshape(one, hkv, rows).float()
+    return flash_layout(out.reshape(one, hkv, rows, d)), aux.lse.reshape(one, hkv, rows).float()
 
 
 _RUN = {"flash": _flash, "flex": _flex}
@@ -173,17 +180,18 @@ def document_pass(
 
     Returns
     -------
-    ``(1, Hkv, M, d)`` out (contiguous, ``q``'s dtype) and ``(1, Hkv, M)`` float32 natural log-sum-exp.
+    ``(1, Hkv, M, d)`` out (``q``'s dtype, in :func:`flash_layout`) and ``(1, Hkv, M)`` float32
+    natural log-sum-exp.
     """
     if not (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)):
         out, lse = reference_pass(q, k, v, False, scale)
-        return out.contiguous(), lse.contiguous()
+        return flash_layout(out), lse.contiguous()
     return _RUN[_pick(kernel, q, k, v, scale)](q, k, v, scale)
 
 
 @document_pass.register_fake
 def _(q, k, v, scale, kernel):
-    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=torch.float32)
+    return flash_layout(q.new_empty(q.shape)), q.new_empty(q.shape[:-1], dtype=torch.float32)
 
 
 def chosen(rows: int, kv_tokens: int) -> tuple[str | None, dict[str, float]]:
