@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
 
 from kvbench.config.catalog import ARCHITECTURES
-from kvbench.economics.ridge import M1_PRO, DeviceSpec, floors_ms, forward_flops, kv_bytes_per_token
+from kvbench.config.shape_math import shape
+from kvbench.economics.ridge import M1_PRO, DeviceSpec, floors_ms
 from kvbench.measure import flops
+from kvbench.model.architectures import build_config
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 @pytest.mark.parametrize(("new", "cached"), [(255, 0), (3806, 0), (32, 3774), (1, 32768)])
-def test_flops_equal_the_measure_module(arch, new, cached):
-    shape = ARCHITECTURES[arch]
-    config = types.SimpleNamespace(**shape)
-    assert forward_flops(shape, new, cached) == pytest.approx(flops.forward_flops(config, new, cached), rel=1e-12)
-    assert kv_bytes_per_token(shape, 2) == flops.kv_bytes(config, 1, 2)
+def test_a_catalogue_shape_counts_what_its_transformers_config_counts(arch, new, cached):
+    spec, config = shape(ARCHITECTURES[arch]), build_config(arch)
+    assert flops.forward_flops(spec, new, cached) == flops.forward_flops(config, new, cached)
+    assert flops.kv_bytes(spec, 4096, 2) == flops.kv_bytes(config, 4096, 2)
 
 
 def test_floors_follow_the_ridge_point():

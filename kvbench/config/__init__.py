@@ -2,7 +2,8 @@
 
 Owns the structured configs Hydra composes into (``schema``), the price sheet's schema
 (``prices``), the allowed values (``names``) and named things (``catalog``: codecs,
-architectures), names and paths as text (``paths``), and the one-line errors (``errors``, ``hydra_errors``).
+architectures) and their FLOP and KV-byte arithmetic (``shape_math``), names and paths as text
+(``paths``), and the one-line errors (``errors``, ``hydra_errors``).
 
 Imports: nothing else of kvbench. Every other part may import it.
 """

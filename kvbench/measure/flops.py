@@ -1,52 +1,14 @@
-"""Analytic FLOPs and KV bytes of a decoder-only transformer, from its config.
+"""Analytic FLOPs and KV bytes of a model's forwards, and the row columns of a point.
 
-Counts multiply-adds as 2 FLOPs; includes the layers' projections and MLPs, causal
-attention scores and weighted sums, and the LM head for the one position whose logits are
-kept (``logits_to_keep=1``). Norms, rotary embeddings and softmax are left out (<1%).
+The arithmetic is :mod:`kvbench.config.shape_math` (shared with the floors of hardware not at
+hand, :mod:`kvbench.economics.ridge`); this module adds what a measurement point records.
 """
 
 from __future__ import annotations
 
-from kvbench.model.architectures import head_dim
+from kvbench.config.shape_math import forward_flops, kv_bytes, linear_flops_per_token
 
-
-def _dims(config) -> tuple[int, int, int, int, int, int, int]:
-    kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-    return (
-        config.num_hidden_layers,
-        config.hidden_size,
-        config.num_attention_heads,
-        kv_heads,
-        head_dim(config),
-        config.intermediate_size,
-        config.vocab_size,
-    )
-
-
-def linear_flops_per_token(config) -> float:
-    """2 x (weights of every per-layer projection and MLP matrix)."""
-    layers, hidden, heads, kv_heads, head_dim, inter, _ = _dims(config)
-    attn = hidden * head_dim * (2 * heads + 2 * kv_heads)  # q, o and k, v projections
-    mlp = 3 * hidden * inter  # gate, up, down
-    return 2.0 * layers * (attn + mlp)
-
-
-def forward_flops(config, new_tokens: int, cached_tokens: int = 0) -> float:
-    """FLOPs of one forward over ``new_tokens`` after ``cached_tokens`` already in the cache.
-
-    Token ``i`` (0-based) of the new ones attends to ``cached_tokens + i + 1`` keys.
-    """
-    layers, hidden, heads, _, head_dim, _, vocab = _dims(config)
-    keys_attended = new_tokens * cached_tokens + new_tokens * (new_tokens + 1) / 2
-    attention = 2.0 * 2 * layers * heads * head_dim * keys_attended  # QK^T and AV
-    lm_head = 2.0 * hidden * vocab  # one kept position
-    return linear_flops_per_token(config) * new_tokens + attention + lm_head
-
-
-def kv_bytes(config, tokens: int, itemsize: int) -> int:
-    """Bytes of keys and values for ``tokens``: 2 x layers x kv_heads x head_dim x itemsize x tokens."""
-    layers, _, _, kv_heads, head_dim, _, _ = _dims(config)
-    return 2 * layers * kv_heads * head_dim * itemsize * tokens
+__all__ = ["forward_flops", "kv_bytes", "linear_flops_per_token", "point_fields"]
 
 
 def point_fields(config, doc_tokens: int, query_tokens: int, itemsize: int) -> dict[str, float]:

@@ -6,13 +6,9 @@ The shapes themselves are data in :mod:`kvbench.config.catalog` (``ARCHITECTURES
 from __future__ import annotations
 
 from kvbench.config.catalog import ARCHITECTURES
+from kvbench.config.shape_math import head_dim
 
 __all__ = ["ARCHITECTURES", "build_config", "head_dim"]
-
-
-def head_dim(config) -> int:
-    """Per-head dimension of a transformers config (explicit ``head_dim``, else hidden / heads)."""
-    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
 
 
 def build_config(arch: str):
