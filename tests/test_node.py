@@ -78,18 +78,23 @@ def test_pieces_that_do_not_match_the_hash_are_refused(node):
     assert list((home / ".cache" / "kvbench" / "models").iterdir()) == []  # nothing half-joined is left
 
 
+def _fake_python(tmp_path: Path, body: str) -> tuple[dict, Path]:
+    """An environment whose ``python3`` is a shell script running ``body`` (``$CALLS`` names a
+    file it may write), and that file."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python3").write_text(f"#!/bin/sh\n{body}\n")
+    (fake / "python3").chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    return dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", CALLS=str(calls), OUT=str(tmp_path)), calls
+
+
 def test_run_executes_a_recipe_file_and_a_literal_line(tmp_path):
     """Without a GPU the runner still queues each job, passes its overrides through and collects logs."""
     tree = tmp_path / "tree"
     (tree / "results" / "x").mkdir(parents=True)
     (tree / "results" / "x" / "RECIPE").write_text("# made by\npython -m kvbench +exp=smoke 'doc_tokens=[64]'\n")
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    # a python3 that records its arguments instead of measuring
-    (fake / "python3").write_text('#!/bin/sh\necho "$@" >> "$CALLS"\n')
-    (fake / "python3").chmod(0o755)
-    calls = tmp_path / "calls.txt"
-    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", CALLS=str(calls), OUT=str(tmp_path))
+    env, calls = _fake_python(tmp_path, 'echo "$@" >> "$CALLS"')  # records its arguments instead of measuring
     proc = subprocess.run(
         ["bash", str(ROOT / "scripts" / "node.sh"), "run", "-t", "60", "results/x/RECIPE", "+exp=tiers tier=disk"],
         cwd=tree,
@@ -115,13 +120,8 @@ def test_a_started_queue_sees_the_carried_wheelhouse(tmp_path):
     (tree / "wheelhouse" / "tokenizer" / "tokenizer.json").write_text("{}")
     (tree / "scripts").mkdir()
     shutil.copy(ROOT / "scripts" / "node.sh", tree / "scripts" / "node.sh")  # the queue sources its copy
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    # a python3 that checks the tokenizer is where the job's overrides say, from its working folder
-    (fake / "python3").write_text('#!/bin/sh\nls wheelhouse/tokenizer/tokenizer.json >> "$CALLS" 2>&1\n')
-    (fake / "python3").chmod(0o755)
-    calls = tmp_path / "calls.txt"
-    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", CALLS=str(calls), OUT=str(tmp_path))
+    # checks the tokenizer is where the job's overrides say, from its working folder
+    env, calls = _fake_python(tmp_path, 'ls wheelhouse/tokenizer/tokenizer.json >> "$CALLS" 2>&1')
     node = ["bash", str(tree / "scripts" / "node.sh")]
     start = subprocess.run(
         [*node, "start", "+exp=smoke model.tokenizer=wheelhouse/tokenizer"],
@@ -133,7 +133,6 @@ def test_a_started_queue_sees_the_carried_wheelhouse(tmp_path):
     )
     assert start.returncode == 0 and "started 1 job" in start.stdout, start.stderr
     deadline = time.monotonic() + 60  # the detached queue runs the job when it gets to it
-    while not calls.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(0.5)  # the job's one line, written whole
+    while not (calls.exists() and calls.read_text().endswith("\n")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the file appears when the job opens it, its line a moment later
     assert calls.read_text().strip() == "wheelhouse/tokenizer/tokenizer.json"
