@@ -140,17 +140,10 @@ class ThroughputExperiment:
             peak_mem_bytes=peak_mem,
             batch_top1_agree=float((logits.argmax(-1) == lone.argmax(-1)).float().mean()),
             batch_max_abs_logit_diff=float((logits - lone).abs().max()),
-            **self._kernels(ctx, point, B * Q, L),
+            # the document pass runs only on a shared document; a copy per reader runs flash on each
+            **fast_fields(ctx.fast_forward(), model, ctx.device, B * Q if point["method"] == "shared" else None, L),
             **(self._decode(ctx, doc, kv, ids, cal, weights) if ctx.settings.throughput.gen_tokens else {}),
         )
-
-    @staticmethod
-    def _kernels(ctx: RunContext, point: dict[str, Any], rows: int, doc_tokens: int) -> dict[str, Any]:
-        """The fast forward's kernel fields; a document pass only where the document is shared."""
-        fields = fast_fields(ctx.fast_forward(), ctx.lm.model, ctx.device, rows, doc_tokens)
-        if point["method"] != "shared":  # a copy per reader: flash over each reader's copy
-            fields = {k: v for k, v in fields.items() if not k.startswith("doc_kernel")}
-        return fields
 
     def _decode(
         self, ctx: RunContext, doc: dict[str, Any], kv: KVArtifact, ids: torch.Tensor, cal, weights: int
@@ -189,9 +182,7 @@ class ThroughputExperiment:
             **floors,
             decode_efficiency=floors["decode_per_reader_floor_ms"] / per_reader,
             decode_top1_agree=float((tokens == doc["lone_tokens"][:B]).float().mean()),
-            decode_doc_kernel=fast_fields(ctx.fast_forward(), ctx.lm.model, ctx.device, B, artifact.num_tokens).get(
-                "doc_kernel"
-            )
-            if copies == 1
-            else None,
+            decode_doc_kernel=fast_fields(
+                ctx.fast_forward(), ctx.lm.model, ctx.device, B if copies == 1 else None, artifact.num_tokens
+            ).get("doc_kernel"),
         )
