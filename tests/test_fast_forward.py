@@ -126,7 +126,7 @@ def test_chunks_side_by_side_recompute_what_each_chunk_recomputes_alone(setup):
 
     model, fwd, doc, query, art = setup
     starts, tokens = [0, 16, 40], 8
-    chunks = Chunks.empty(art, starts, tokens)
+    chunks = Chunks.empty(art, torch.tensor(starts), tokens)
     FastForward(model, compile=False, fuse=True)(
         torch.cat([doc[:, s : s + tokens] for s in starts], 1), art, chunks=chunks
     )

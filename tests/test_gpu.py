@@ -133,3 +133,44 @@ def test_fast_reader_graph_matches_hf_reuse_in_bf16():
     reader = FastReader(FastForward(lm.model, compile=True), art, ids[:, 280:], graph=True)
     out = reader.query(ids[:, 280:])
     assert out.argmax() == ref.argmax() and float((out - ref).abs().max()) < 0.1
+
+
+def test_chunked_document_pass_on_cuda_is_flash_varlen_and_matches_the_reference():
+    from kvbench.forward.document_pass import chunked_document_pass
+    from kvbench.forward.reference import masked_pass
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    rand = lambda *shape: torch.randn(*shape, device="cuda", generator=g, dtype=torch.bfloat16)
+    chunk, starts = 16, torch.tensor([0, 64, 300, 640], device="cuda")
+    q, k, v = rand(1, 8, 4 * chunk, 64), rand(1, 2, 700, 64), rand(1, 2, 700, 64)
+    out, lse = chunked_document_pass(q, k, v, starts, chunk, 0.125)
+    allowed = torch.arange(700, device="cuda") < starts.repeat_interleave(chunk).unsqueeze(-1)
+    ref_out, ref_lse = masked_pass(q, k, v, allowed, 0.125)
+    assert torch.all(out[:, :, :chunk] == 0) and torch.all(lse[:, :, :chunk].isneginf())
+    seen = slice(chunk, None)
+    assert float((out[:, :, seen].float() - ref_out[:, :, seen].float()).abs().max()) < 2e-2
+    assert float((lse[:, :, seen] - ref_lse[:, :, seen]).abs().max()) < 1e-3
+
+
+def test_captured_chunk_check_replays_the_eager_errors_for_new_draws():
+    from kvbench.audit.recompute import ChunkCheck
+    from kvbench.forward import inference
+    from kvbench.forward.fast import FastForward
+    from kvbench.kv.artifact import KVArtifact
+
+    lm = load_model(
+        ModelConfig(name="tiny", source="random", arch="tiny"),
+        device=torch.device("cuda"),
+        dtype=torch.bfloat16,
+        attn_impl="sdpa",
+        seed=0,
+    )
+    ids = torch.randint(0, 5000, (1, 256), device="cuda")
+    _, cache = inference.prefill(lm.model, ids)
+    art = KVArtifact.from_cache(cache, model_fingerprint="", tokenizer_hash="", token_ids=ids)
+    fwd = FastForward(lm.model, compile=True, fuse=True)
+    eager = ChunkCheck(fwd, art, ids, 3, 32, graph=False)
+    captured = ChunkCheck(fwd, art, ids, 3, 32, graph=True)
+    for draw in ([(0, 32), (64, 96), (224, 256)], [(32, 64), (96, 128), (160, 192)]):
+        assert torch.equal(captured(draw), eager(draw))
+        assert float(eager(draw).max()) < 0.1  # an honest artifact: the recomputation is near the stored KV

@@ -46,6 +46,7 @@ import torch
 from scipy import stats
 
 from kvbench.forward import inference
+from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.fast import Chunks, FastForward
 from kvbench.kv.artifact import KVArtifact
 from kvbench.kv.binding import check_document
@@ -97,27 +98,66 @@ def _relative_errors(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     return (torch.linalg.vector_norm(new - old, dim=-1) / scale).amax(dim=-1)
 
 
+class ChunkCheck:
+    """Checks of ``n`` chunks of ``tokens`` tokens of one artifact, each call one fast forward of all of them.
+
+    The chunks' starts go to the device and everything after, the forward and the errors, reads
+    them there: with ``graph`` the whole check is captured once as a CUDA graph (as a reader
+    captures its forward over a document's KV) and every later draw of chunks is one replay and
+    one transfer of the errors. Same errors as :func:`chunk_errors`.
+
+    Parameters
+    ----------
+    fwd : FastForward
+    artifact : KVArtifact
+        The document's stored KV, read where it is (it must stay there while the check lives).
+    token_ids : torch.Tensor
+        ``(1, L)`` the document's ids, on the artifact's device.
+    n, tokens : int
+        Chunks per check, and tokens per chunk.
+    graph : bool
+        Capture the check as a CUDA graph (CUDA only).
+    """
+
+    def __init__(
+        self, fwd: FastForward, artifact: KVArtifact, token_ids: torch.Tensor, n: int, tokens: int, *, graph: bool
+    ):
+        self.tokens, self.device = tokens, artifact.device
+        offsets = torch.arange(tokens, device=self.device)
+        buffers = Chunks.empty(artifact, torch.zeros(n, dtype=torch.long, device=self.device), tokens)
+        # (1, kv_heads, n x tokens, head_dim) -> (n, tokens, kv_heads x head_dim)
+        per_chunk = lambda t: t[0].float().transpose(0, 1).reshape(n, tokens, -1)
+
+        def errors(starts: torch.Tensor) -> torch.Tensor:  # (n,) long -> (n, layers, 2) float32, on the device
+            index = (starts.unsqueeze(1) + offsets).reshape(-1)
+            chunks = Chunks(starts, tokens, buffers.keys, buffers.values)
+            fwd(token_ids[:, index], artifact, chunks=chunks)
+            pairs = [
+                _relative_errors(per_chunk(new), per_chunk(old.index_select(2, index)))
+                for i in range(len(artifact.keys))
+                for new, old in ((chunks.keys[i], artifact.keys[i]), (chunks.values[i], artifact.values[i]))
+            ]
+            return torch.stack(pairs, dim=1).reshape(n, len(artifact.keys), 2)
+
+        self._check = Replayable(errors, buffers.starts, graph=graph)
+
+    def __call__(self, bounds: list[tuple[int, int]]) -> torch.Tensor:
+        """``(n, layers, 2)`` errors (on the CPU) of the chunks ``bounds``, each ``tokens`` long."""
+        if any(e - s != self.tokens for s, e in bounds):
+            raise ValueError(f"this check recomputes chunks of {self.tokens} tokens")
+        starts = torch.tensor([s for s, _ in bounds], dtype=torch.long, device=self.device)
+        return self._check(starts).cpu()  # one device sync
+
+
 def check_chunks_fast(
     fwd: FastForward, artifact: KVArtifact, token_ids: torch.Tensor, bounds: list[tuple[int, int]]
 ) -> torch.Tensor:
-    """``(len(bounds), layers, 2)`` errors of chunks of equal length, recomputed in one fast forward.
+    """``(len(bounds), layers, 2)`` errors of chunks of equal length, recomputed in one fast forward (no graph).
 
     Same definition as :func:`chunk_errors`; ``token_ids`` ``(1, L)`` on the artifact's device.
     """
     tokens = bounds[0][1] - bounds[0][0]
-    if any(e - s != tokens for s, e in bounds):
-        raise ValueError("one fast forward recomputes chunks of one length")
-    chunks = Chunks.empty(artifact, [s for s, _ in bounds], tokens)
-    fwd(torch.cat([token_ids[:, s:e] for s, e in bounds], dim=1), artifact, chunks=chunks)
-    index = torch.cat([torch.arange(s, e) for s, e in bounds]).to(artifact.device)
-    # (1, kv_heads, n x tokens, head_dim) -> (n, tokens, kv_heads x head_dim)
-    per_chunk = lambda t: t[0].float().transpose(0, 1).reshape(len(bounds), tokens, -1)
-    errors = [
-        _relative_errors(per_chunk(new), per_chunk(old.index_select(2, index)))
-        for i in range(len(artifact.keys))
-        for new, old in ((chunks.keys[i], artifact.keys[i]), (chunks.values[i], artifact.values[i]))
-    ]
-    return torch.stack(errors, dim=1).reshape(len(bounds), len(artifact.keys), 2).cpu()  # one device sync
+    return ChunkCheck(fwd, artifact, token_ids, len(bounds), tokens, graph=False)(bounds)
 
 
 def check_chunks(

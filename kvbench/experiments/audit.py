@@ -8,7 +8,9 @@ Per document length L (work shared by every row of that L, done once):
 2. evaluation on ``audit.docs`` other documents: each tamper kind (:mod:`kvbench.audit.tamper`)
    applied to each document's artifact, every chunk checked, and the flagged ones counted;
 3. cost, on the first evaluated honest artifact: with ``audit.forward=fast`` one audit of k
-   random chunks (all k in one fast forward; a new draw each repeat) per k, with ``hf`` every
+   random full-length chunks per k (all k in one fast forward, captured once per k as a CUDA
+   graph over the artifact's KV, as a reader's forward is; a new draw each repeat, its
+   errors back on the host inside the timing), with ``hf`` every
    chunk check timed (``timing.repeats``); and the one-pass prefill of document + question it
    saves, eager and fast (the faster divides).
 
@@ -65,13 +67,13 @@ class AuditExperiment:
                 reason=f"audit.ks: k={k} exceeds the {n} chunks of a {point['doc_tokens']}-token document",
             )
         counts = study["flagged"][point["tamper"]]
-        audit_ms = study["audit_ms"][k]
+        audit_ms = study["audit_ms"].get(k)  # None: fewer than k full-length chunks to time
         return dict(
             study["fields"],
             detection_rate=float(np.mean([audit.detection_probability(n, m, k) for m in counts])),
             flagged_chunk_fraction=float(np.mean(counts)) / n,
             audit_ms=audit_ms,
-            audit_cost_fraction=audit_ms / study["fields"]["prefill_best_ms"],
+            audit_cost_fraction=None if audit_ms is None else audit_ms / study["fields"]["prefill_best_ms"],
             audit_flops_fraction=k * study["chunk_flops"] / study["fields"]["prefill_flops"],
         )
 
@@ -142,17 +144,20 @@ class AuditExperiment:
         bounds = audit.chunk_bounds(doc_ids.shape[1], cfg.chunk_tokens)
         ks = sorted({int(k) for k in cfg.ks if k <= len(bounds)})
         timed = lambda fn, first: time_ms(fn, ctx.device, warmup=timing.warmup if first else 0, repeats=timing.repeats)
-        if fwd is not None:  # one audit of k chunks, a fresh random draw each call
+        graph = timing.graph and ctx.device.type == "cuda"
+        if fwd is not None:  # one audit of k full-length chunks, a fresh random draw each call
             generator = torch.Generator().manual_seed(ctx.settings.seed)
+            full = [b for b in bounds if b[1] - b[0] == cfg.chunk_tokens]
             audit_ms = {}
-            for k in ks:
-                draws = [
-                    [bounds[i] for i in sorted(torch.randperm(len(bounds), generator=generator)[:k].tolist())]
-                    for _ in range(timing.warmup + timing.repeats)
-                ]
-                calls = iter(draws)
-                check = lambda: audit.check_chunks(model, artifact, doc_ids, next(calls), fwd, batch_chunks=k)
-                audit_ms[k] = float(np.median(timed(check, True)))
+            for k in (k for k in ks if k <= len(full)):
+                draws = iter(
+                    [
+                        [full[i] for i in sorted(torch.randperm(len(full), generator=generator)[:k].tolist())]
+                        for _ in range(timing.warmup + timing.repeats)
+                    ]
+                )
+                check = audit.ChunkCheck(fwd, artifact, doc_ids, k, cfg.chunk_tokens, graph=graph)
+                audit_ms[k] = float(np.median(timed(lambda: check(next(draws)), True)))
         else:
             chunk_ms = [
                 float(np.median(timed(lambda: audit.check_chunk(model, artifact, doc_ids, s, e), i == 0)))
@@ -160,7 +165,6 @@ class AuditExperiment:
             ]
             audit_ms = {k: k * float(np.mean(chunk_ms)) for k in ks}
         full_ids = torch.cat([doc_ids, doc.query_ids.to(ctx.device)], dim=1)
-        graph = timing.graph and ctx.device.type == "cuda"
         paths = prefill_paths(model, ctx.fast_forward(), full_ids, graph)
         prefill, _ = prefill_fields({name: [timed(fn, True)] for name, fn in paths.items()})
         return dict(

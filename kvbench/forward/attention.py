@@ -214,18 +214,20 @@ def chunked_prefix_attention(
 
     ``q`` ``(1, H, n * chunk, d)`` and ``k_new``, ``v_new`` ``(1, Hkv, n * chunk, d)`` are the
     chunks' tokens side by side; chunk ``i`` starts at document position ``starts[i]`` (``(n,)``
-    int64 on the CPU) and sees the document's stored ``k_doc``, ``v_doc`` ``(1, Hkv, L, d)`` before
+    int64 on the device) and sees the document's stored ``k_doc``, ``v_doc`` ``(1, Hkv, L, d)`` before
     that position and, causally, its own tokens, never another chunk's. The recomputed keys and
     values are written into ``k_out``, ``v_out`` (same shape as ``k_new``) for the auditor to
     compare with the stored ones. Returns ``(1, H, n * chunk, d)``.
     """
     k_out.copy_(k_new)
     v_out.copy_(v_new)
+    heads, rows, n = q.shape[1], q.shape[2], starts.shape[0]
     doc_out, doc_lse = chunked_document_pass(q, k_doc, v_doc, starts, chunk, scale)
-    index = torch.arange(q.shape[2], device=q.device)
-    same_chunk = (index // chunk).unsqueeze(-1) == (index // chunk).unsqueeze(0)
-    own_out, own_lse = masked_pass(q, k_new, v_new, same_chunk & (index.unsqueeze(0) <= index.unsqueeze(-1)), scale)
-    return merge([doc_out, own_out], [doc_lse, own_lse])
+    # each chunk's own keys: the chunks as a batch of n causal passes, (1, h, n * chunk, d) -> (n, h, chunk, d)
+    per_chunk = lambda t: t[0].unflatten(1, (n, chunk)).transpose(0, 1)
+    own_out, own_lse = attention_pass(per_chunk(q), per_chunk(k_new), per_chunk(v_new), True, scale)
+    own_out = own_out.transpose(0, 1).reshape(1, heads, rows, q.shape[3])
+    return merge([doc_out, own_out], [doc_lse, own_lse.transpose(0, 1).reshape(1, heads, rows)])
 
 
 # In an isolated causal GQA benchmark on an H200 (bf16, 8k-32k tokens) cuDNN's fused attention ran

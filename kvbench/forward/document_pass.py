@@ -20,9 +20,11 @@ the rows. Flex is a candidate only where its kernels fit (:func:`_candidates`), 
 for a row count where it once failed. Off CUDA both run the float32 reference.
 
 The audit's chunked pass (:func:`chunked_document_pass`) needs a different prefix per chunk:
-chunk ``i``'s queries see the document's first ``starts[i]`` keys. It runs one flash pass per
-chunk on a view of that prefix (no copy, no mask), in one custom op so that the compiled layer
-is traced once whatever the chunks are.
+chunk ``i``'s queries see the document's first ``starts[i]`` keys. On CUDA it is one
+variable-length FlashAttention-2 call: each chunk is a sequence of its folded queries whose keys
+begin at the document's first (``cu_seqlens_k`` all 0) and stop at ``starts[i]`` (``seqused_k``),
+so the prefixes are read in place, the starts stay on the device and one CUDA graph serves every
+draw of chunks (no host sync, no launch per chunk).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from collections.abc import Callable
 import torch
 
 from kvbench.config.names import DOCUMENT_KERNELS as KERNELS
-from kvbench.forward.reference import reference_pass
+from kvbench.forward.reference import masked_pass, reference_pass
 
 # Flex's decoding kernel (under 128 rows per query head) packs all of a KV head's rows into one
 # block: right for a few rows, beyond shared memory for many (on the H200 at 2048 rows its
@@ -216,28 +218,51 @@ def chunked_document_pass(
     k, v : torch.Tensor
         ``(1, Hkv, L, d)``: the document.
     starts : torch.Tensor
-        ``(n,)`` int64 on the CPU (read without a device sync): chunk ``i`` sees keys ``< starts[i]``.
+        ``(n,)`` int64 on ``q``'s device: chunk ``i`` sees keys ``< starts[i]``.
 
     Returns
     -------
     ``(1, H, n * chunk, d)`` out and ``(1, H, n * chunk)`` float32 lse; a chunk at 0 sees no key
     (out 0, lse -inf).
     """
+    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+        out, lse = _chunked_flash(q, k, v, starts, chunk, scale)
+    else:  # query row r (chunk r // chunk) sees key j iff j < starts[r // chunk]
+        allowed = torch.arange(k.shape[2], device=q.device) < starts.repeat_interleave(chunk).unsqueeze(-1)
+        out, lse = masked_pass(q, k, v, allowed, scale)
+    return out.contiguous(), lse.contiguous()
+
+
+def _chunked_flash(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, starts: torch.Tensor, chunk: int, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`chunked_document_pass` as one variable-length FlashAttention-2 call (see the module docstring)."""
     _, heads, rows, d = q.shape
-    hkv = k.shape[1]
-    out = q.new_zeros(q.shape)
-    lse = q.new_full(q.shape[:-1], float("-inf"), dtype=torch.float32)
-    fused = q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
-    for i, start in enumerate(starts.tolist()):
-        if start == 0:
-            continue
-        part = slice(i * chunk, (i + 1) * chunk)
-        qi = q[:, :, part].reshape(1, hkv, (heads // hkv) * chunk, d)  # GQA groups folded, as the reader does
-        kp, vp = k[:, :, :start], v[:, :, :start]
-        oi, li = _flash(qi, kp, vp, scale) if fused else reference_pass(qi, kp, vp, False, scale)
-        out[:, :, part] = oi.reshape(1, heads, chunk, d)
-        lse[:, :, part] = li.reshape(1, heads, chunk)
-    return out, lse
+    hkv, length, n = k.shape[1], k.shape[2], starts.shape[0]
+    g = heads // hkv
+    # (Hkv, G, n, chunk, d) -> (n, G, chunk, Hkv, d): chunk i's G x chunk queries of each KV head
+    # are sequence i, as the reader folds its question (one read of the prefix per KV head)
+    folded = q[0].reshape(hkv, g, n, chunk, d).permute(2, 1, 3, 0, 4).reshape(n * g * chunk, hkv, d)
+    cu_q = torch.arange(0, (n + 1) * g * chunk, g * chunk, dtype=torch.int32, device=q.device)
+    cu_k = torch.zeros(n + 1, dtype=torch.int32, device=q.device)  # every sequence's keys begin at the first
+    out, lse = torch.ops.aten._flash_attention_forward(
+        folded,
+        k[0].transpose(0, 1),  # (L, Hkv, d) views: flash reads the document where it is
+        v[0].transpose(0, 1),
+        cu_q,
+        cu_k,
+        g * chunk,
+        length,
+        0.0,
+        False,
+        False,
+        scale=scale,
+        seqused_k=starts.to(torch.int32),
+    )[:2]
+    out = out.reshape(n, g, chunk, hkv, d).permute(3, 1, 0, 2, 4).reshape(1, heads, rows, d)
+    lse = lse.reshape(hkv, n, g, chunk).permute(0, 2, 1, 3).reshape(1, heads, rows)  # varlen lse is (Hkv, rows)
+    # a sequence with no key: flash writes out 0 and lse +inf; -inf makes it contribute nothing to a merge
+    return out, lse.masked_fill((starts == 0).repeat_interleave(chunk), float("-inf"))
 
 
 @chunked_document_pass.register_fake

@@ -84,7 +84,8 @@ class Chunks:
     Attributes
     ----------
     starts : torch.Tensor
-        ``(n,)`` int64 on the CPU: each chunk's first document position.
+        ``(n,)`` int64 on the document's device: each chunk's first document position (read on
+        the device, so a captured forward serves any chunks).
     tokens : int
         Tokens per chunk; the forward's ids are ``(1, n * tokens)``, chunk ``i`` at ``i * tokens``.
     keys, values : list of torch.Tensor
@@ -98,19 +99,18 @@ class Chunks:
     values: list[torch.Tensor]
 
     @classmethod
-    def empty(cls, document: KVArtifact, starts: list[int], tokens: int) -> Chunks:
-        """Output buffers for chunks at ``starts`` of ``tokens`` tokens, placed like ``document``'s KV."""
+    def empty(cls, document: KVArtifact, starts: torch.Tensor, tokens: int) -> Chunks:
+        """Output buffers for chunks at ``starts`` ``(n,)`` of ``tokens`` tokens, placed like ``document``'s KV."""
 
         def out(t: torch.Tensor) -> torch.Tensor:
             return t.new_empty(1, t.shape[1], len(starts) * tokens, t.shape[3])
 
-        starts_t = torch.tensor(starts, dtype=torch.long)
-        return cls(starts_t, tokens, [out(k) for k in document.keys], [out(v) for v in document.values])
+        return cls(starts, tokens, [out(k) for k in document.keys], [out(v) for v in document.values])
 
-    def positions(self, device: torch.device) -> torch.Tensor:
-        """``(1, n * tokens)`` document positions of the chunks' tokens."""
-        offsets = torch.arange(self.tokens)
-        return (self.starts.unsqueeze(1) + offsets).reshape(1, -1).to(device)
+    def positions(self) -> torch.Tensor:
+        """``(1, n * tokens)`` document positions of the chunks' tokens, on the starts' device."""
+        offsets = torch.arange(self.tokens, device=self.starts.device)
+        return (self.starts.unsqueeze(1) + offsets).reshape(1, -1)
 
 
 class FastForward:
@@ -185,7 +185,7 @@ class FastForward:
             offsets = offsets + cache.length
         positions = (start + offsets).unsqueeze(0).expand(batch, tokens)
         if chunks is not None:
-            positions = chunks.positions(ids.device)
+            positions = chunks.positions()
         with self._attention():
             hidden = self.base.embed_tokens(ids)
             rotary = self.base.rotary_emb(hidden, positions)
