@@ -44,3 +44,16 @@ def test_record_job_writes_the_recipe(tmp_path):
     text = (tmp_path / RECIPE_FILE).read_text()
     assert commands(text) == ["python -m kvbench +exp=smoke", "python -m kvbench dtype=bfloat16"]
     assert "# 2 job(s), first 2026-12-01T00:00" in text
+
+
+QUEUES = sorted((RESULTS.parent / "scripts").glob("*.recipe"))
+
+
+@pytest.mark.parametrize("queue", QUEUES, ids=lambda p: p.name)
+def test_a_queued_recipe_composes_and_validates_every_line(queue, make_cfg):
+    from kvbench.config.schema import load_settings
+
+    lines = commands(queue.read_text())
+    assert lines and all(line.startswith("python -m kvbench") for line in lines)
+    for line in lines:
+        load_settings(make_cfg(*shlex.split(line)[3:]))
