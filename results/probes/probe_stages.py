@@ -6,7 +6,8 @@ per replay: GEMMs (cuBLAS/CUTLASS), the document pass (flash / flex), the rest (
 fused elementwise kernels, norms, copies). Each stage is set beside its own floor: weight
 bytes / copy bandwidth for the GEMMs, the document's KV bytes / copy bandwidth for the
 document pass. Variants: the model's own layers with flash (before issue 21) and the fused
-layers with ``auto`` (after). Run from the repository root on a GPU node:
+layers with ``auto`` (after), which also time the captured audit of k = 4 chunks. Each stage
+lists its heaviest kernels. Run from the repository root on a GPU node:
 
     python3 results/probes/probe_stages.py   # writes $OUT/probe_stages.json
 """
@@ -22,6 +23,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _probe import ceilings, dev, document_kv, med, qwen3_4b_random, save, say  # noqa: E402
 
+from kvbench.audit.recompute import ChunkCheck  # noqa: E402
 from kvbench.forward import document_pass  # noqa: E402
 from kvbench.forward.cuda_graph import Replayable  # noqa: E402
 from kvbench.forward.fast import FastForward, GreedyDecoder  # noqa: E402
@@ -37,8 +39,9 @@ def stage(name: str) -> str:
     return "rest"
 
 
-def profile(call, replays: int = 10) -> dict[str, float]:
-    """Device ms per replay of ``call`` by stage, and the kernel count."""
+def profile(call, replays: int = 10, top: int = 8) -> dict:
+    """Device ms per replay of ``call`` by stage, the kernel count, and the ``top`` kernels of each
+    stage by device time (name cut to 80 characters: ms per replay, launches per replay)."""
     for _ in range(3):
         call()
     torch.cuda.synchronize()
@@ -47,12 +50,21 @@ def profile(call, replays: int = 10) -> dict[str, float]:
             call()
         torch.cuda.synchronize()
     totals: dict[str, float] = defaultdict(float)
+    by_kernel: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
     kernels = 0
     for event in prof.events():
         if event.device_type == torch.autograd.DeviceType.CUDA and event.device_time_total > 0:
-            totals[stage(event.name)] += event.device_time_total / 1e3 / replays
+            ms = event.device_time_total / 1e3 / replays
+            totals[stage(event.name)] += ms
+            by_kernel[(stage(event.name), event.name[:80])][0] += ms
+            by_kernel[(stage(event.name), event.name[:80])][1] += 1 / replays
             kernels += 1
-    return {**{k: round(v, 4) for k, v in totals.items()}, "kernels": kernels // replays}
+    ranked = sorted(by_kernel.items(), key=lambda kv: -kv[1][0])
+    heaviest = {
+        name: dict([(kernel, [round(ms, 4), round(n, 1)]) for (s, kernel), (ms, n) in ranked if s == name][:top])
+        for name in totals
+    }
+    return {**{k: round(v, 4) for k, v in totals.items()}, "kernels": kernels // replays, "top": heaviest}
 
 
 def main() -> None:
@@ -70,7 +82,7 @@ def main() -> None:
         say(f"{tag}_query_only_ms", med(lambda: alone(query)))
         say(f"{tag}_query_only_stages", profile(lambda: alone(query)))
         for tokens in (3774, 32768):
-            _, art, ref = document_kv(model, tokens, query)
+            doc, art, ref = document_kv(model, tokens, query)
             reader = Replayable(lambda x, a=art: fwd(x, a), query, graph=True)
             say(f"{tag}_L{tokens}_reuse_ms", med(lambda: reader(query)))
             say(f"{tag}_L{tokens}_stages", profile(lambda: reader(query)))
@@ -86,6 +98,11 @@ def main() -> None:
                 say(f"{tag}_L{tokens}_decode_B{batch}_step_ms", med(lambda: decoder.step(token)))
                 say(f"{tag}_L{tokens}_decode_B{batch}_stages", profile(lambda: decoder.step(token)))
                 say(f"{tag}_L{tokens}_decode_B{batch}_doc_kernel", document_pass.chosen(4 * batch, tokens))
+            if tag == "after":  # the audit: k = 4 chunks of 64 tokens in one captured check
+                check = ChunkCheck(fwd, art, doc, 4, 64, graph=True)
+                draw = [(s, s + 64) for s in (64 * 3, 64 * 20, 64 * 40, 64 * 57)]
+                say(f"{tag}_L{tokens}_audit_k4_ms", med(lambda: check(draw)))
+                say(f"{tag}_L{tokens}_audit_k4_stages", profile(lambda: check(draw)))
             del art, reader
             torch.cuda.empty_cache()
         del fwd, alone
