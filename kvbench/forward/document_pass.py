@@ -228,7 +228,7 @@ def chunked_document_pass(
     if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
         out, lse = _chunked_flash(q, k, v, starts, chunk, scale)
     else:  # query row r (chunk r // chunk) sees key j iff j < starts[r // chunk]
-        allowed = torch.arange(k.shape[2], device=q.device) < starts.repeat_interleave(chunk).unsqueeze(-1)
+        allowed = torch.arange(k.shape[2], device=q.device) < _per_row(starts, chunk).unsqueeze(-1)
         out, lse = masked_pass(q, k, v, allowed, scale)
     return out.contiguous(), lse.contiguous()
 
@@ -262,7 +262,13 @@ def _chunked_flash(
     out = out.reshape(n, g, chunk, hkv, d).permute(3, 1, 0, 2, 4).reshape(1, heads, rows, d)
     lse = lse.reshape(hkv, n, g, chunk).permute(0, 2, 1, 3).reshape(1, heads, rows)  # varlen lse is (Hkv, rows)
     # a sequence with no key: flash writes out 0 and lse +inf; -inf makes it contribute nothing to a merge
-    return out, lse.masked_fill((starts == 0).repeat_interleave(chunk), float("-inf"))
+    return out, lse.masked_fill(_per_row(starts == 0, chunk), float("-inf"))
+
+
+def _per_row(per_chunk: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``(n,)`` -> ``(n * chunk,)``: each chunk's value on each of its query rows (an expand: no
+    device sync, so it captures in a CUDA graph)."""
+    return per_chunk.unsqueeze(1).expand(-1, chunk).reshape(-1)
 
 
 @chunked_document_pass.register_fake
