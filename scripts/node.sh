@@ -11,8 +11,9 @@
 #
 # A RECIPE is a RECIPE file (results/<exp>/<folder>/RECIPE: each of its commands runs) or one
 # quoted line of overrides ('+exp=tiers tier=disk'). Every job writes under node-results/ (rows
-# resume by point id: copy a folder over results/ to commit it). A job still running at the
-# deadline loses only its point in flight. Set KVBENCH_GIT_SHA to the commit you sent.
+# resume by point id; `python -m kvbench.rows.merge node-results results` commits them). A job
+# still running at the deadline loses only its point in flight. Set KVBENCH_GIT_SHA to the commit
+# you sent.
 set -uo pipefail
 SITE=.gpu/site OUTDIR=node-results QUEUE=.gpu/queue
 

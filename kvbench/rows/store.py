@@ -135,14 +135,21 @@ class ResultStore:
 
     def append(self, row: dict[str, Any]) -> None:
         """Add ``row``, replacing any earlier row of the same point id, atomically and under the lock."""
+        self.extend([row])
+
+    def extend(self, new: list[dict[str, Any]]) -> int:
+        """Add rows ``new`` in one write, each replacing any earlier row of its point id; returns
+        how many earlier rows were kept."""
+        replaced = {r.get("point_id") for r in new}
         with _writing(self.rows_path, self.rows_path), self.lock:
             self._remove_stale_temporaries()
             rows, bad = parse_rows(self.rows_path) if self.rows_path.exists() else ([], [])
             if bad:
                 self._reject(bad)
-            kept = [r for r in rows if r.get("point_id") != row.get("point_id")]
-            lines = [json.dumps({k: _clean(v) for k, v in r.items()}) for r in [*kept, row]]
+            kept = [r for r in rows if r.get("point_id") not in replaced]
+            lines = [json.dumps({k: _clean(v) for k, v in r.items()}) for r in [*kept, *new]]
             atomic_write(self.rows_path, ("\n".join(lines) + "\n").encode())
+        return len(kept)
 
     def _reject(self, lines: list[bytes]) -> None:
         """Append unreadable lines, byte for byte (credentials redacted), to ``rows.rejected.jsonl``
