@@ -65,11 +65,14 @@ def test_greedy_continuation_is_incremental(setup):
     model, fwd, doc, query, art = setup
     forwarded = []
 
-    def counting(ids, prefix=None, cache=None):
-        forwarded.append(ids.shape[1])
-        return fwd(ids, prefix, cache)
+    class Counting:  # the forward, counting the tokens of each call
+        reader_cache = fwd.reader_cache
 
-    greedy_continue_fast(counting, art, query, fwd(query, art), 8)
+        def __call__(self, ids, prefix=None, cache=None):
+            forwarded.append(ids.shape[1])
+            return fwd(ids, prefix, cache)
+
+    greedy_continue_fast(Counting(), art, query, fwd(query, art), 8)
     assert forwarded == [query.shape[1]] + [1] * 7
 
 

@@ -12,6 +12,28 @@ from kvbench.model.loading import load_model
 pytestmark = pytest.mark.gpu
 
 
+def _tiny_bf16():
+    """The tiny random model in bf16 on CUDA."""
+    return load_model(
+        ModelConfig(name="tiny", source="random", arch="tiny"),
+        device=torch.device("cuda"),
+        dtype=torch.bfloat16,
+        attn_impl="sdpa",
+        seed=0,
+    )
+
+
+def _tiny_bf16_document(tokens: int):
+    """:func:`_tiny_bf16`, ``tokens`` random ids ``(1, tokens)`` and their KV artifact."""
+    from kvbench.forward import inference
+    from kvbench.kv.artifact import KVArtifact
+
+    lm = _tiny_bf16()
+    ids = torch.randint(0, 5000, (1, tokens), device="cuda")
+    _, cache = inference.prefill(lm.model, ids)
+    return lm, ids, KVArtifact.from_cache(cache, model_fingerprint="", tokenizer_hash="", token_ids=ids)
+
+
 def test_cuda_event_timing():
     x = torch.randn(2048, 2048, device="cuda")
     samples = time_ms(lambda: x @ x, torch.device("cuda"), warmup=2, repeats=5)
@@ -22,13 +44,7 @@ def test_bf16_reuse_is_bitwise_two_stage():
     from kvbench.kv.artifact import KVArtifact
     from kvbench.measure.exactness import compare_pair
 
-    lm = load_model(
-        ModelConfig(name="tiny", source="random", arch="tiny"),
-        device=torch.device("cuda"),
-        dtype=torch.bfloat16,
-        attn_impl="sdpa",
-        seed=0,
-    )
+    lm = _tiny_bf16()
     snap = lambda c, ids: KVArtifact.from_cache(
         c, model_fingerprint=lm.fingerprint, tokenizer_hash=lm.tokenizer_hash, token_ids=ids
     )
@@ -119,13 +135,7 @@ def test_fast_reader_graph_matches_hf_reuse_in_bf16():
     from kvbench.forward.readers import FastReader
     from kvbench.kv.artifact import KVArtifact
 
-    lm = load_model(
-        ModelConfig(name="tiny", source="random", arch="tiny"),
-        device=torch.device("cuda"),
-        dtype=torch.bfloat16,
-        attn_impl="sdpa",
-        seed=0,
-    )
+    lm = _tiny_bf16()
     ids = torch.randint(0, 5000, (1, 300), device="cuda")
     _, cache = inference.prefill(lm.model, ids[:, :280])
     art = KVArtifact.from_cache(cache, model_fingerprint="", tokenizer_hash="", token_ids=ids[:, :280])
@@ -154,23 +164,42 @@ def test_chunked_document_pass_on_cuda_is_flash_varlen_and_matches_the_reference
 
 def test_captured_chunk_check_replays_the_eager_errors_for_new_draws():
     from kvbench.audit.recompute import ChunkCheck
-    from kvbench.forward import inference
     from kvbench.forward.fast import FastForward
-    from kvbench.kv.artifact import KVArtifact
 
-    lm = load_model(
-        ModelConfig(name="tiny", source="random", arch="tiny"),
-        device=torch.device("cuda"),
-        dtype=torch.bfloat16,
-        attn_impl="sdpa",
-        seed=0,
-    )
-    ids = torch.randint(0, 5000, (1, 256), device="cuda")
-    _, cache = inference.prefill(lm.model, ids)
-    art = KVArtifact.from_cache(cache, model_fingerprint="", tokenizer_hash="", token_ids=ids)
+    lm, ids, art = _tiny_bf16_document(256)
     fwd = FastForward(lm.model, compile=True, fuse=True)
     eager = ChunkCheck(fwd, art, ids, 3, 32, graph=False)
     captured = ChunkCheck(fwd, art, ids, 3, 32, graph=True)
     for draw in ([(0, 32), (64, 96), (224, 256)], [(32, 64), (96, 128), (160, 192)]):
         assert torch.equal(captured(draw), eager(draw))
         assert float(eager(draw).max()) < 0.1  # an honest artifact: the recomputation is near the stored KV
+
+
+def test_own_step_pass_on_cuda_matches_the_masked_reference_on_a_token_major_cache():
+    from kvbench.forward.attention import own_cache_pass, own_step_pass
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    rand = lambda *shape: torch.randn(*shape, device="cuda", generator=g, dtype=torch.bfloat16)
+    B, H, Hkv, S, d = 5, 8, 2, 40, 64
+    q = rand(B, H, 1, d)
+    k, v = rand(B, S, Hkv, d).transpose(1, 2), rand(B, S, Hkv, d).transpose(1, 2)  # as ReaderCache stores them
+    length = torch.tensor(17, device="cuda")
+    out, lse = own_step_pass(q, k, v, length, d**-0.5)
+    ref_out, ref_lse = own_cache_pass(q, k, v, length, d**-0.5, "masked")
+    assert float((out.float() - ref_out.float()).abs().max()) < 2e-2
+    assert float((lse - ref_lse).abs().max()) < 1e-3
+
+
+def test_flash_own_kernel_gives_the_masked_kernels_decode_logits_in_bf16():
+    from kvbench.forward.fast import FastForward, GreedyDecoder
+
+    lm, _, art = _tiny_bf16_document(300)
+    questions = torch.randint(0, 5000, (4, 8), device="cuda")
+    first_steps = {}
+    for kernel in ("masked", "flash"):
+        decoder = GreedyDecoder(FastForward(lm.model, compile=True, own_kernel=kernel), art, 4, 8, 6, graph=True)
+        steps = decoder.logits(questions)
+        first_steps[kernel] = [next(steps).clone(), next(steps).clone()]  # the question's, then one decode step's
+    (question, masked), (same_question, flash) = first_steps["masked"], first_steps["flash"]
+    assert float((question - same_question).abs().max()) < 1e-2  # a question (T > 1) takes the masked pass
+    assert float((flash - masked).abs().max()) < 0.1

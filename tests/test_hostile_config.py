@@ -73,6 +73,7 @@ def test_hostile_value_ends_in_one_line_exit_2_and_no_folder(tmp_path, case):
         ("audit.ks=[100000000000]", "audit.ks"),
         ("audit.noise_rel=inf", "audit.noise_rel"),
         ("throughput.batches=[10000000000]", "throughput.batches"),
+        ("fast.own_kernel=fast", "fast.own_kernel"),
         ("corpus.max_texts=0", "corpus.max_texts"),
         ("tier.url=redis://h:99999/0", "tier.url"),
         ("tier.url=redis://h:1/x", "tier.url"),

@@ -142,3 +142,20 @@ def test_decode_columns_are_per_reader_and_beside_their_floors(make_cfg, tmp_pat
 def test_a_negative_gen_tokens_is_a_one_line_config_error(make_cfg):
     with pytest.raises(ConfigError, match=r"^throughput.gen_tokens=-1 is invalid: allowed an integer in 0 .. 100_000$"):
         load_settings(make_cfg(*CPU, "throughput.gen_tokens=-1"))
+
+
+def test_a_token_major_reader_cache_decodes_as_the_default_one(readers):
+    """``fast.own_kernel=flash`` lays each reader's cache out token-major; off CUDA its pass is the masked
+    one, so the same decode on either layout gives the same logits, and the rows name the kernel."""
+    fwd, art, questions = readers
+    flash = FastForward(fwd.model, compile=False, own_kernel="flash")
+    assert flash.reader_cache(art, 3, 10).keys[0].transpose(1, 2).is_contiguous()
+    assert fwd.reader_cache(art, 3, 10).keys[0].is_contiguous()
+    assert torch.allclose(_decode(flash, art, questions, 4), _decode(fwd, art, questions, 4), atol=1e-6)
+    with pytest.raises(ValueError, match="own_kernel 'fast'"):
+        FastForward(fwd.model, compile=False, own_kernel="fast")
+
+
+def test_decode_rows_name_the_own_kernel(make_cfg, tmp_path):
+    rows = run(make_cfg(*CPU, "throughput.gen_tokens=2", "fast.own_kernel=flash"), tmp_path / "run")
+    assert {r["decode_own_kernel"] for r in rows} == {"flash"} and all(r["decode_top1_agree"] == 1.0 for r in rows)

@@ -29,6 +29,7 @@ from kvbench.config.names import (
     EXPERIMENTS,
     LOGGERS,
     MODEL_SOURCES,
+    OWN_KERNELS,
     READERS,
     SHA256_HEX,
     TIER_IO,
@@ -128,9 +129,13 @@ class FastConfig:
 
     document_kernel: str = "auto"  # auto | flash | flex: the document pass; auto times both per shape
     fuse: bool = True  # q/k/v and gate/up as one GEMM each (concatenated weight copies, counted in the rows)
+    # masked | flash: a decode step's pass over each reader's own KV (float32 masked matmul, or one
+    # variable-length FlashAttention-2 call on CUDA half types; questions always take the masked pass)
+    own_kernel: str = "masked"
 
     def __post_init__(self):
         one_of("fast.document_kernel", self.document_kernel, DOCUMENT_KERNELS)
+        one_of("fast.own_kernel", self.own_kernel, OWN_KERNELS)
 
 
 @dataclass

@@ -49,7 +49,8 @@ class RunContext:
     def fast_forward(self) -> FastForward:
         """The model's fast forward as ``fast`` configures it, compiled on CUDA unless ``compile`` says otherwise."""
         compile = self.settings.compile if self.settings.compile is not None else self.device.type == "cuda"
-        return _fast_forward(self.lm.model, compile, self.settings.fast.fuse, self.settings.fast.document_kernel)
+        fast = self.settings.fast
+        return _fast_forward(self.lm.model, compile, fast.fuse, fast.document_kernel, fast.own_kernel)
 
     def snapshot(self, cache, doc_ids: torch.Tensor) -> KVArtifact:
         """The publisher's artifact: a cloned snapshot of the document cache, stamped with provenance."""
@@ -59,9 +60,9 @@ class RunContext:
 
 
 @functools.lru_cache(maxsize=1)
-def _fast_forward(model, compile: bool, fuse: bool, document_kernel: str) -> FastForward:
+def _fast_forward(model, compile: bool, fuse: bool, document_kernel: str, own_kernel: str) -> FastForward:
     # built once per model: compiling its layers takes seconds to a minute
-    return FastForward(model, compile=compile, fuse=fuse, document_kernel=document_kernel)
+    return FastForward(model, compile=compile, fuse=fuse, document_kernel=document_kernel, own_kernel=own_kernel)
 
 
 def publish(ctx: RunContext, doc_ids: torch.Tensor) -> KVArtifact:

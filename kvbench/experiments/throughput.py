@@ -182,6 +182,7 @@ class ThroughputExperiment:
             **floors,
             decode_efficiency=floors["decode_per_reader_floor_ms"] / per_reader,
             decode_top1_agree=float((tokens == doc["lone_tokens"][:B]).float().mean()),
+            decode_own_kernel=ctx.settings.fast.own_kernel,
             decode_doc_kernel=fast_fields(
                 ctx.fast_forward(), ctx.lm.model, ctx.device, B if copies == 1 else None, artifact.num_tokens
             ).get("doc_kernel"),

@@ -155,20 +155,70 @@ def write_cache(
 
 
 def own_cache_pass(
-    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, length: torch.Tensor, scale: float
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    length: torch.Tensor,
+    scale: float,
+    kernel: str = "masked",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of ``q`` ``(B, H, T, d)``, the tokens at ``length .. length+T-1``, over each reader's own cache.
 
     ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)`` already hold these tokens; query ``i`` sees
     slots ``<= length + i``, the rest (not yet written) is masked. The whole buffer is
     attended with a mask built on the device, not a slice of the filled part, so shapes stay
-    static and one CUDA graph serves every step; flash has no key-length mask, so this is a
-    float32 matmul, cheap since a reader's own KV is its question and answer (tens of tokens)
-    against the document's thousands. Returns ``(B, H, T, d)`` out and ``(B, H, T)`` lse.
+    static and one CUDA graph serves every step. ``kernel``: ``masked``, a float32 matmul
+    (a reader's own KV is its question and answer, tens of tokens against the document's
+    thousands); ``flash``, for one token per reader on CUDA half types, :func:`own_step_pass`
+    (other shapes take the masked pass). Returns ``(B, H, T, d)`` out and ``(B, H, T)`` lse.
     """
+    if kernel == "flash" and q.shape[2] == 1 and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+        return own_step_pass(q, k_cache, v_cache, length, scale)
     positions = length + torch.arange(q.shape[2], device=q.device)
     allowed = torch.arange(k_cache.shape[2], device=q.device) <= positions.unsqueeze(-1)  # (T, S)
     return masked_pass(q, k_cache, v_cache, allowed, scale)
+
+
+@torch.library.custom_op("kvbench::own_step_pass", mutates_args=())
+def own_step_pass(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, length: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A decode step's attention over each reader's own cache, as one variable-length FlashAttention-2 call.
+
+    ``q`` ``(B, H, 1, d)``: one new token per reader, at slot ``length`` (0-dim long on the
+    device), so it sees slots ``<= length``. ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)``, best
+    stored token-major (:meth:`kvbench.forward.fast.ReaderCache.empty` with ``token_major``: read
+    in place). Reader ``b`` is sequence ``b``: its G query heads per KV head are G rows (one
+    token needs no causal mask, and flash sees as many query as KV heads), its keys its own S
+    slots of which ``length + 1`` are used (``seqused_k``, on the device: graph-safe).
+    Returns ``(B, H, 1, d)`` out and ``(B, H, 1)`` float32 lse.
+    """
+    batch, heads, _, d = q.shape
+    hkv, slots = k_cache.shape[1], k_cache.shape[2]
+    g = heads // hkv
+    folded = q.reshape(batch, hkv, g, d).transpose(1, 2).reshape(batch * g, hkv, d)  # (B x G rows, Hkv, d)
+    flat = lambda t: t.transpose(1, 2).reshape(batch * slots, hkv, d)  # a view when stored token-major
+    out, lse = torch.ops.aten._flash_attention_forward(
+        folded,
+        flat(k_cache),
+        flat(v_cache),
+        torch.arange(0, (batch + 1) * g, g, dtype=torch.int32, device=q.device),
+        torch.arange(0, (batch + 1) * slots, slots, dtype=torch.int32, device=q.device),
+        g,
+        slots,
+        0.0,
+        False,
+        False,
+        scale=scale,
+        seqused_k=(length + 1).to(torch.int32).expand(batch).contiguous(),
+    )[:2]
+    out = out.reshape(batch, g, hkv, d).transpose(1, 2).reshape(batch, heads, 1, d)
+    return out, lse.reshape(hkv, batch, g).permute(1, 0, 2).reshape(batch, heads, 1)  # varlen lse is (Hkv, rows)
+
+
+@own_step_pass.register_fake
+def _(q, k_cache, v_cache, length, scale):
+    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=torch.float32)
 
 
 def cached_prefix_attention(
@@ -182,6 +232,7 @@ def cached_prefix_attention(
     length: torch.Tensor,
     scale: float,
     kernel: str = "flash",
+    own_kernel: str = "masked",
 ) -> torch.Tensor:
     """:func:`prefix_attention` for readers that keep their own KV between forwards (decoding).
 
@@ -190,11 +241,11 @@ def cached_prefix_attention(
     ``(B, H, T, d)`` attends to the document (``(1 or B, Hkv, L, d)``, as in
     :func:`prefix_attention`) and, causally, to the reader's cache: its past and the new tokens
     in one masked pass (writing first makes the new token one more cache slot, so two parts,
-    not three, are merged by log-sum-exp). Returns ``(B, H, T, d)``.
+    not three, are merged by log-sum-exp; ``own_kernel``: :func:`own_cache_pass`'s). Returns ``(B, H, T, d)``.
     """
     write_cache(k_cache, v_cache, k_new, v_new, length)
     doc_out, doc_lse = _document_pass(q, k_prefix, v_prefix, scale, kernel)
-    own_out, own_lse = own_cache_pass(q, k_cache, v_cache, length, scale)
+    own_out, own_lse = own_cache_pass(q, k_cache, v_cache, length, scale, own_kernel)
     return merge([doc_out, own_out], [doc_lse, own_lse])
 
 
@@ -269,6 +320,7 @@ def kvbench_attention(
     kvbench_own=None,
     kvbench_chunks=None,
     kvbench_kernel="flash",
+    kvbench_own_kernel="masked",
     **kwargs,
 ):
     """transformers attention function (``AttentionInterface``) of the fast reader.
@@ -276,9 +328,10 @@ def kvbench_attention(
     ``query`` ``(B, H, T, d)``, ``key``/``value`` ``(B, Hkv, T', d)`` as the layer made them;
     ``kvbench_prefix`` is the layer's ``(k, v)`` document KV or None (a prefill);
     ``kvbench_own`` the layer's ``(k_cache, v_cache, length)`` of each reader's own KV
-    (:func:`cached_prefix_attention`; needs ``kvbench_prefix``) or None; ``kvbench_chunks`` the
-    layer's ``(starts, chunk, k_out, v_out)`` of an audit (:func:`chunked_prefix_attention`; needs
-    ``kvbench_prefix``) or None; ``kvbench_kernel`` the document pass's kernel. No mask is read:
+    (:func:`cached_prefix_attention`, its pass ``kvbench_own_kernel``; needs ``kvbench_prefix``)
+    or None; ``kvbench_chunks`` the layer's ``(starts, chunk, k_out, v_out)`` of an audit
+    (:func:`chunked_prefix_attention`; needs ``kvbench_prefix``) or None; ``kvbench_kernel`` the
+    document pass's kernel. No mask is read:
     the alignment is lower-right causal by construction. Returns ``((B, T, H, d), None)`` as
     transformers expects.
     """
@@ -287,7 +340,14 @@ def kvbench_attention(
         out = chunked_prefix_attention(query, key, value, *kvbench_prefix, *kvbench_chunks, scale=scale)
     elif kvbench_own is not None:
         out = cached_prefix_attention(
-            query, key, value, *kvbench_prefix, *kvbench_own, scale=scale, kernel=kvbench_kernel
+            query,
+            key,
+            value,
+            *kvbench_prefix,
+            *kvbench_own,
+            scale=scale,
+            kernel=kvbench_kernel,
+            own_kernel=kvbench_own_kernel,
         )
     elif kvbench_prefix is None:
         out = causal_attention(query, key, value, scale)

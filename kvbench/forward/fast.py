@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kvbench.config.names import OWN_KERNELS
 from kvbench.forward.attention import kvbench_attention, register
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.document_pass import KERNELS
@@ -59,10 +60,17 @@ class ReaderCache:
     length: torch.Tensor
 
     @classmethod
-    def empty(cls, document: KVArtifact, batch: int, capacity: int) -> ReaderCache:
-        """Zeroed caches of ``capacity`` slots for ``batch`` readers, shaped and placed like ``document``'s KV."""
+    def empty(cls, document: KVArtifact, batch: int, capacity: int, *, token_major: bool = False) -> ReaderCache:
+        """Zeroed caches of ``capacity`` slots for ``batch`` readers, shaped and placed like ``document``'s KV.
+
+        ``token_major``: each layer's memory is ``(B, capacity, kv_heads, head_dim)``, FlashAttention's
+        layout, which the ``flash`` own-cache pass reads in place; the tensors are the same
+        ``(B, kv_heads, capacity, head_dim)`` views either way.
+        """
 
         def zeros(t: torch.Tensor) -> torch.Tensor:
+            if token_major:
+                return t.new_zeros(batch, capacity, t.shape[1], t.shape[3]).transpose(1, 2)
             return t.new_zeros(batch, t.shape[1], capacity, t.shape[3])
 
         length = torch.zeros((), dtype=torch.long, device=document.keys[0].device)
@@ -127,20 +135,31 @@ class FastForward:
         GEMM each; the concatenated copies cost :attr:`fused_weight_bytes` of device memory).
     document_kernel : str
         The document pass's kernel: ``auto`` | ``flash`` | ``flex`` (:mod:`kvbench.forward.document_pass`).
+    own_kernel : str
+        A decode step's pass over each reader's own KV: ``masked`` | ``flash``
+        (:func:`kvbench.forward.attention.own_cache_pass`); caches for it come from :meth:`reader_cache`.
     """
 
-    def __init__(self, model, *, compile: bool, fuse: bool = False, document_kernel: str = "flash"):
+    def __init__(
+        self, model, *, compile: bool, fuse: bool = False, document_kernel: str = "flash", own_kernel: str = "masked"
+    ):
         if document_kernel not in KERNELS:
             raise ValueError(f"document_kernel {document_kernel!r}: expected one of {KERNELS}")
+        if own_kernel not in OWN_KERNELS:
+            raise ValueError(f"own_kernel {own_kernel!r}: expected one of {OWN_KERNELS}")
         self.model = model
         self.base = model.model
         self.attn_impl = register()
-        self.compiled, self.fused, self.document_kernel = compile, fuse, document_kernel
+        self.compiled, self.fused, self.document_kernel, self.own_kernel = compile, fuse, document_kernel, own_kernel
         layers = list(self.base.layers[: model.config.num_hidden_layers])
         if fuse:
             layers = [FusedLayer(layer) for layer in layers]
         self.layers = [torch.compile(layer, dynamic=True) for layer in layers] if compile else layers
         self.fused_weight_bytes = fused_bytes(self.layers)
+
+    def reader_cache(self, document: KVArtifact, batch: int, capacity: int) -> ReaderCache:
+        """An empty :class:`ReaderCache` laid out for this forward's own-cache pass."""
+        return ReaderCache.empty(document, batch, capacity, token_major=self.own_kernel == "flash")
 
     def _layer(self, i: int, hidden: torch.Tensor, positions: torch.Tensor, rotary, **kwargs) -> torch.Tensor:
         """Layer ``i`` on ``hidden`` ``(B, T, hidden)``; ``kwargs`` go to the attention function."""
@@ -195,6 +214,7 @@ class FastForward:
                     kwargs["kvbench_prefix"] = (prefix.keys[i], prefix.values[i])
                 if cache is not None:
                     kwargs["kvbench_own"] = (cache.keys[i], cache.values[i], cache.length)
+                    kwargs["kvbench_own_kernel"] = self.own_kernel
                 if chunks is not None:
                     kwargs["kvbench_chunks"] = (chunks.starts, chunks.tokens, chunks.keys[i], chunks.values[i])
                 hidden = self._layer(i, hidden, positions, rotary, **kwargs)
@@ -219,7 +239,7 @@ def greedy_continue_fast(
     if steps <= 1:
         return tokens
     question = query_ids.shape[1]
-    cache = ReaderCache.empty(prefix, 1, question + steps - 1)
+    cache = fwd.reader_cache(prefix, 1, question + steps - 1)
     fwd(query_ids, prefix, cache)  # only to fill the cache with the question's KV
     cache.advance(question)
     step = torch.empty(1, 1, dtype=torch.long, device=query_ids.device)
@@ -251,7 +271,7 @@ class GreedyDecoder:
         self, fwd: FastForward, prefix: KVArtifact, batch: int, question_tokens: int, steps: int, *, graph: bool
     ):
         self.fwd, self.prefix, self.steps = fwd, prefix, steps
-        self.cache = ReaderCache.empty(prefix, batch, question_tokens + steps)
+        self.cache = fwd.reader_cache(prefix, batch, question_tokens + steps)
         example = torch.zeros(batch, 1, dtype=torch.long, device=self.cache.length.device)
         # captured on the empty cache: the warmup writes land in slot 0, which every question overwrites
         self.step = Replayable(lambda x: fwd(x, prefix, self.cache), example, graph=graph)

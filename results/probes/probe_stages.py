@@ -6,8 +6,8 @@ per replay: GEMMs (cuBLAS/CUTLASS), the document pass (flash / flex), the rest (
 fused elementwise kernels, norms, copies). Each stage is set beside its own floor: weight
 bytes / copy bandwidth for the GEMMs, the document's KV bytes / copy bandwidth for the
 document pass. Variants: the model's own layers with flash (before issue 21) and the fused
-layers with ``auto`` (after), which also time the captured audit of k = 4 chunks. Each stage
-lists its heaviest kernels. Run from the repository root on a GPU node:
+layers with ``auto`` (after), which also time the decode step with ``own_kernel=flash`` and
+the captured audit of k = 4 chunks. Each stage lists its heaviest kernels. Run from the repository root on a GPU node:
 
     python3 results/probes/probe_stages.py   # writes $OUT/probe_stages.json
 """
@@ -77,6 +77,10 @@ def main() -> None:
     variants = {"before": dict(fuse=False, document_kernel="flash"), "after": dict(fuse=True, document_kernel="auto")}
     for tag, options in variants.items():
         fwd = FastForward(model, compile=True, **options)
+        # the decode step's own-cache pass as one variable-length flash call, beside the masked default
+        decoders = {"": fwd}
+        if tag == "after":
+            decoders["_own_flash"] = FastForward(model, compile=True, own_kernel="flash", **options)
         say(f"{tag}_fused_weight_bytes", fwd.fused_weight_bytes)
         alone = Replayable(lambda x: fwd(x), query, graph=True)
         say(f"{tag}_query_only_ms", med(lambda: alone(query)))
@@ -89,15 +93,16 @@ def main() -> None:
             say(f"{tag}_L{tokens}_kv_floor_ms", art.nbytes / cal.hbm_gbps / 1e6)
             say(f"{tag}_L{tokens}_max_abs_logit_diff_vs_hf", float((reader(query) - ref).abs().max()))
             say(f"{tag}_L{tokens}_doc_kernel", document_pass.chosen(4 * 32, tokens))
-            for batch in (64,):
-                decoder = GreedyDecoder(fwd, art, batch, 32, 8, graph=True)
+            batch = 64
+            for own, step_fwd in decoders.items():
+                decoder = GreedyDecoder(step_fwd, art, batch, 32, 8, graph=True)
                 ids = torch.randint(0, 30000, (batch, 32), device=dev)
                 decoder.tokens(ids)
                 decoder.cache.rewind(36)
                 token = torch.zeros(batch, 1, dtype=torch.long, device=dev)
-                say(f"{tag}_L{tokens}_decode_B{batch}_step_ms", med(lambda: decoder.step(token)))
-                say(f"{tag}_L{tokens}_decode_B{batch}_stages", profile(lambda: decoder.step(token)))
-                say(f"{tag}_L{tokens}_decode_B{batch}_doc_kernel", document_pass.chosen(4 * batch, tokens))
+                say(f"{tag}_L{tokens}_decode_B{batch}{own}_step_ms", med(lambda: decoder.step(token)))
+                say(f"{tag}_L{tokens}_decode_B{batch}{own}_stages", profile(lambda: decoder.step(token)))
+                say(f"{tag}_L{tokens}_decode_B{batch}{own}_doc_kernel", document_pass.chosen(4 * batch, tokens))
             if tag == "after":  # the audit: k = 4 chunks of 64 tokens in one captured check
                 check = ChunkCheck(fwd, art, doc, 4, 64, graph=True)
                 draw = [(s, s + 64) for s in (64 * 3, 64 * 20, 64 * 40, 64 * 57)]
@@ -105,7 +110,7 @@ def main() -> None:
                 say(f"{tag}_L{tokens}_audit_k4_stages", profile(lambda: check(draw)))
             del art, reader
             torch.cuda.empty_cache()
-        del fwd, alone
+        del fwd, alone, decoders
         torch.cuda.empty_cache()
     save("probe_stages.json")
 
