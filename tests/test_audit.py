@@ -249,3 +249,14 @@ def test_audit_on_cuda_bf16_passes_honest_and_catches_tampered_artifacts():
         generator=torch.Generator().manual_seed(0),
     )
     assert audit.flagged(audit.check_all(lm.model, bad, ids[4], 32), tolerance).any()
+
+
+def test_a_chunk_check_refuses_other_chunks_than_it_was_built_for(tiny_lm, doc):
+    from kvbench.forward.fast import FastForward
+
+    ids, artifact = doc
+    check = audit.ChunkCheck(FastForward(tiny_lm.model, compile=False), artifact, ids, 2, CHUNK, graph=False)
+    assert check([(0, CHUNK), (2 * CHUNK, 3 * CHUNK)]).shape == (2, tiny_lm.config.num_hidden_layers, 2)
+    for bounds in ([(0, CHUNK)], [(0, CHUNK), (CHUNK, CHUNK + 3)]):
+        with pytest.raises(ValueError, match=f"recomputes 2 chunks of {CHUNK} tokens, not"):
+            check(bounds)

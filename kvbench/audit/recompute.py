@@ -122,7 +122,7 @@ class ChunkCheck:
     def __init__(
         self, fwd: FastForward, artifact: KVArtifact, token_ids: torch.Tensor, n: int, tokens: int, *, graph: bool
     ):
-        self.tokens, self.device = tokens, artifact.device
+        self.n, self.tokens, self.device = n, tokens, artifact.device
         offsets = torch.arange(tokens, device=self.device)
         buffers = Chunks.empty(artifact, torch.zeros(n, dtype=torch.long, device=self.device), tokens)
         # (1, kv_heads, n x tokens, head_dim) -> (n, tokens, kv_heads x head_dim)
@@ -143,8 +143,8 @@ class ChunkCheck:
 
     def __call__(self, bounds: list[tuple[int, int]]) -> torch.Tensor:
         """``(n, layers, 2)`` errors (on the CPU) of the chunks ``bounds``, each ``tokens`` long."""
-        if any(e - s != self.tokens for s, e in bounds):
-            raise ValueError(f"this check recomputes chunks of {self.tokens} tokens")
+        if len(bounds) != self.n or any(e - s != self.tokens for s, e in bounds):
+            raise ValueError(f"this check recomputes {self.n} chunks of {self.tokens} tokens, not {bounds}")
         starts = torch.tensor([s for s, _ in bounds], dtype=torch.long, device=self.device)
         return self._check(starts).cpu()  # one device sync
 
