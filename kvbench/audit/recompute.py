@@ -75,27 +75,26 @@ def recompute_chunk(model, artifact: KVArtifact, token_ids: torch.Tensor, start:
     return cache
 
 
+def _relative_errors(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``(chunks,)`` largest per-token relative error of ``new`` against ``old``, both ``(chunks, tokens, width)``."""
+    scale = torch.linalg.vector_norm(new, dim=-1).clamp_min(torch.finfo(torch.float32).tiny)
+    return (torch.linalg.vector_norm(new - old, dim=-1) / scale).amax(dim=-1)
+
+
 def chunk_errors(cache, artifact: KVArtifact, start: int, end: int) -> torch.Tensor:
     """``(layers, 2)`` relative errors (K, V) of the stored chunk against the recomputed one."""
-    errors = torch.empty(len(artifact.keys), 2)
-    for i, layer in enumerate(cache.layers):
-        for side, (new, old) in enumerate(((layer.keys, artifact.keys[i]), (layer.values, artifact.values[i]))):
-            a = new[:, :, start:end].float().transpose(1, 2).flatten(2)  # (batch, tokens, heads x head_dim)
-            b = old[:, :, start:end].float().transpose(1, 2).flatten(2)
-            scale = torch.linalg.vector_norm(a, dim=-1).clamp_min(torch.finfo(torch.float32).tiny)
-            errors[i, side] = (torch.linalg.vector_norm(a - b, dim=-1) / scale).max().cpu()
-    return errors
+    chunk = lambda t: t[:, :, start:end].float().transpose(1, 2).flatten(2)  # (batch, tokens, heads x head_dim)
+    errors = [
+        _relative_errors(chunk(new), chunk(old)).amax()
+        for layer, keys, values in zip(cache.layers, artifact.keys, artifact.values)
+        for new, old in ((layer.keys, keys), (layer.values, values))
+    ]
+    return torch.stack(errors).reshape(len(artifact.keys), 2).cpu()  # one device sync
 
 
 def check_chunk(model, artifact: KVArtifact, token_ids: torch.Tensor, start: int, end: int) -> torch.Tensor:
     """Recompute one chunk (HF eager) and return its ``(layers, 2)`` errors."""
     return chunk_errors(recompute_chunk(model, artifact, token_ids, start, end), artifact, start, end)
-
-
-def _relative_errors(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    """``(chunks,)`` largest per-token relative error of ``new`` against ``old``, both ``(chunks, tokens, width)``."""
-    scale = torch.linalg.vector_norm(new, dim=-1).clamp_min(torch.finfo(torch.float32).tiny)
-    return (torch.linalg.vector_norm(new - old, dim=-1) / scale).amax(dim=-1)
 
 
 class ChunkCheck:
