@@ -32,7 +32,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from kvbench.forward.document_pass import chunked_document_pass, document_pass, flash_layout
-from kvbench.forward.reference import masked_pass, reference_pass
+from kvbench.forward.reference import masked_pass, on_flash, reference_pass
 
 
 @torch.library.custom_op("kvbench::attention_pass", mutates_args=())
@@ -57,7 +57,7 @@ def attention_pass(
     lse : torch.Tensor
         ``(B, H, Tq)`` float32, natural log-sum-exp of the scaled scores.
     """
-    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+    if on_flash(q):
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, causal, False, scale=scale)[:2]
     else:
         out, lse = reference_pass(q, k, v, causal, scale)
@@ -70,15 +70,14 @@ def _(q, k, v, causal, scale):
     return flash_layout(q.new_empty(q.shape)), q.new_empty(q.shape[:-1], dtype=torch.float32)
 
 
-def merge(outs: list[torch.Tensor], lses: list[torch.Tensor], lse: torch.Tensor | None = None) -> torch.Tensor:
+def merge(outs: list[torch.Tensor], lses: list[torch.Tensor]) -> torch.Tensor:
     """Combine partial attentions over disjoint key sets into the attention over their union.
 
-    ``outs[i]`` ``(..., T, d)`` with ``lses[i]`` ``(..., T)``; ``lse`` is their logsumexp when
-    the caller has it. A part whose lse is -inf (it saw no key) contributes nothing. Returns
-    ``(..., T, d)`` in the dtype of ``outs[0]``, accumulated in float32.
+    ``outs[i]`` ``(..., T, d)`` with ``lses[i]`` ``(..., T)``. A part whose lse is -inf (it saw
+    no key) contributes nothing. Returns ``(..., T, d)`` in the dtype of ``outs[0]``,
+    accumulated in float32.
     """
-    if lse is None:
-        lse = torch.stack(lses).logsumexp(dim=0)
+    lse = torch.stack(lses).logsumexp(dim=0)
     total = sum(o.float() * torch.where(l.isneginf(), 0.0, (l - lse).exp()).unsqueeze(-1) for o, l in zip(outs, lses))
     return total.to(outs[0].dtype)
 
@@ -172,7 +171,7 @@ def own_cache_pass(
     thousands); ``flash``, for one token per reader on CUDA half types, :func:`own_step_pass`
     (other shapes take the masked pass). Returns ``(B, H, T, d)`` out and ``(B, H, T)`` lse.
     """
-    if kernel == "flash" and q.shape[2] == 1 and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+    if kernel == "flash" and q.shape[2] == 1 and on_flash(q):
         return own_step_pass(q, k_cache, v_cache, length, scale)
     positions = length + torch.arange(q.shape[2], device=q.device)
     allowed = torch.arange(k_cache.shape[2], device=q.device) <= positions.unsqueeze(-1)  # (T, S)

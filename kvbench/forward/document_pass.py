@@ -38,7 +38,7 @@ from collections.abc import Callable
 import torch
 
 from kvbench.config.names import DOCUMENT_KERNELS as KERNELS
-from kvbench.forward.reference import masked_pass, reference_pass
+from kvbench.forward.reference import masked_pass, on_flash, reference_pass
 
 # Flex's decoding kernel (under 128 rows per query head) packs all of a KV head's rows into one
 # block: right for a few rows, beyond shared memory for many (on the H200 at 2048 rows its
@@ -185,7 +185,7 @@ def document_pass(
     ``(1, Hkv, M, d)`` out (``q``'s dtype, in :func:`flash_layout`) and ``(1, Hkv, M)`` float32
     natural log-sum-exp.
     """
-    if not (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)):
+    if not on_flash(q):
         out, lse = reference_pass(q, k, v, False, scale)
         return flash_layout(out), lse.contiguous()
     return _RUN[_pick(kernel, q, k, v, scale)](q, k, v, scale)
@@ -225,7 +225,7 @@ def chunked_document_pass(
     ``(1, H, n * chunk, d)`` out and ``(1, H, n * chunk)`` float32 lse; a chunk at 0 sees no key
     (out 0, lse -inf).
     """
-    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+    if on_flash(q):
         out, lse = _chunked_flash(q, k, v, starts, chunk, scale)
     else:  # query row r (chunk r // chunk) sees key j iff j < starts[r // chunk]
         allowed = torch.arange(k.shape[2], device=q.device) < _per_row(starts, chunk).unsqueeze(-1)

@@ -9,6 +9,11 @@ from __future__ import annotations
 import torch
 
 
+def on_flash(q: torch.Tensor) -> bool:
+    """Whether FlashAttention takes queries like ``q`` (CUDA, half types); elsewhere the reference runs."""
+    return q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
+
+
 def masked_pass(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
