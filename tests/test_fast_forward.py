@@ -144,3 +144,14 @@ def test_chunks_side_by_side_recompute_what_each_chunk_recomputes_alone(setup):
 def test_an_unknown_document_kernel_is_refused(setup):
     with pytest.raises(ValueError, match="document_kernel 'fast'"):
         FastForward(setup[0], compile=False, document_kernel="fast")
+
+
+def test_eager_twin_shares_the_fused_copies_and_measures_the_fusion(setup):
+    from kvbench.experiments.base import fuse_logit_diff
+
+    model, fwd, doc, query, art = setup
+    fused = FastForward(model, compile=False, fuse=True)
+    twin = fused.eager()
+    assert not twin.compiled and all(a is b for a, b in zip(twin.layers, fused.layers))
+    assert twin.fused_weight_bytes == fused.fused_weight_bytes and torch.equal(twin(query, art), fused(query, art))
+    assert 0.0 <= fuse_logit_diff(fused, art, query) < 1e-4

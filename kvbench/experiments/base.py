@@ -90,14 +90,15 @@ def fast_fields(
     return fields
 
 
-def fuse_logit_diff(model, prefix: KVArtifact, query_ids: torch.Tensor) -> float:
-    """Max |logit difference| of fused against unfused layers on ``query_ids`` ``(1, Q)`` after ``prefix``.
+def fuse_logit_diff(fwd: FastForward, prefix: KVArtifact, query_ids: torch.Tensor) -> float:
+    """Max |logit difference| of ``fwd``'s fused layers against the model's own on ``query_ids`` ``(1, Q)``
+    after ``prefix``.
 
-    Both forwards uncompiled and eager, so the fusion (GEMM accumulation order) is the only difference.
+    Both uncompiled, with ``fwd``'s document kernel, so the fusion (GEMM accumulation order) is the
+    only difference; the fused side reuses ``fwd``'s weight copies (:meth:`FastForward.eager`).
     """
-    plain = FastForward(model, compile=False)(query_ids, prefix)
-    fused = FastForward(model, compile=False, fuse=True)(query_ids, prefix)
-    return float((plain - fused).abs().max())
+    plain = FastForward(fwd.model, compile=False, document_kernel=fwd.document_kernel)(query_ids, prefix)
+    return float((plain - fwd.eager()(query_ids, prefix)).abs().max())
 
 
 def prefill_fields(per_path: dict[str, list[np.ndarray]]) -> tuple[dict[str, Any], np.ndarray]:

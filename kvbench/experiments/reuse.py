@@ -154,7 +154,7 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     if "fast" in rows and "status" not in rows["fast"]:
         rows["fast"].update(fast_fields(fwd, model, device, queries[0], doc_tokens))
         if fwd.fused:
-            rows["fast"]["fuse_max_abs_logit_diff"] = fuse_logit_diff(model, *first)
+            rows["fast"]["fuse_max_abs_logit_diff"] = fuse_logit_diff(fwd, *first)
     return rows
 
 

@@ -26,6 +26,7 @@ Works for llama-style decoders (Llama, Qwen2, Qwen3, SmolLM2): ``model.model`` h
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -156,6 +157,12 @@ class FastForward:
             layers = [FusedLayer(layer) for layer in layers]
         self.layers = [torch.compile(layer, dynamic=True) for layer in layers] if compile else layers
         self.fused_weight_bytes = fused_bytes(self.layers)
+
+    def eager(self) -> FastForward:
+        """This forward uncompiled, sharing its layers (and their fused weight copies, made once)."""
+        twin = copy.copy(self)
+        twin.layers, twin.compiled = [getattr(layer, "_orig_mod", layer) for layer in self.layers], False
+        return twin
 
     def reader_cache(self, document: KVArtifact, batch: int, capacity: int) -> ReaderCache:
         """An empty :class:`ReaderCache` laid out for this forward's own-cache pass."""
