@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 
 import pytest
 
 from kvbench.rows.recipes import RECIPE_FILE, command, commands, recipe_text
-from kvbench.rows.store import ResultStore
+from kvbench.rows.store import MANIFEST_FILE, ResultStore, read_manifest
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 FOLDERS = sorted(p.parent for p in RESULTS.rglob("rows.jsonl"))
 
 
-def _jobs(folder: Path) -> list[dict]:
-    data = json.loads((folder / "manifest.json").read_bytes())
-    return data["jobs"] if "jobs" in data else [data]
-
-
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: str(p.relative_to(RESULTS)))
 def test_committed_folder_has_its_recipe(folder):
     recipe = (folder / RECIPE_FILE).read_text()
-    assert recipe == recipe_text(_jobs(folder)), f"stale {RECIPE_FILE}: rewrite it from the manifest"
+    assert recipe == recipe_text(read_manifest(folder / MANIFEST_FILE)), (
+        f"stale {RECIPE_FILE}: rewrite it from the manifest"
+    )
     assert all(line.startswith("python -m kvbench") for line in commands(recipe))
     # a recipe re-runs from any checkout: a path it names is relative to the repository
     absolute = [arg for line in commands(recipe) for arg in shlex.split(line) if "=/" in arg]

@@ -18,10 +18,10 @@ from conftest import CONF_DIR
 from hydra import compose, initialize_config_dir
 
 from kvbench.economics import inputs as cost_inputs
-from kvbench.report import econ_figures, figures, perf_figures, style, tables, tier_figures
+from kvbench.report import econ_figures, figures, perf_figures, recipes_table, style, tables, tier_figures
 from kvbench.report.build import build, economics_run
 from kvbench.report.figures import wilson
-from kvbench.rows.store import load_rows
+from kvbench.rows.store import ResultStore, load_rows
 from kvbench.run.app import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,9 +85,9 @@ def _panel(axes, title):
     return next(ax for ax in axes.flat if ax.get_title().startswith(title))
 
 
-# The fixture's rows carry no floors' inputs (weight bytes, calibration) and its folders no RECIPE:
+# The fixture's rows carry no floors' inputs (weight bytes, calibration) and its tree no REFERENCE:
 # the laptop table and the reproducibility appendix are tested on the committed rows below.
-NEED_REAL_ROWS = {"table ridge: no reuse rows of qwen3-4b-random", "table recipes: no RECIPE files"}
+NEED_REAL_ROWS = {"table ridge: no reuse rows of qwen3-4b-random", "table recipes: no run folder with a manifest.json"}
 
 
 def test_every_figure_and_table_is_written(results, tmp_path):
@@ -411,3 +411,21 @@ def test_committed_rows_give_the_laptop_table_the_appendix_and_every_number(tmp_
     assert not missing, missing
     assert numbers["mridge"] == "26" and numbers["standinmodel"] == "qwen3-4b-random"
     assert "table ridge" not in " ".join(report.skipped)
+
+
+def test_the_appendix_reads_each_reference_folders_manifest(tmp_path):
+    """The appendix summarises a folder's manifest as its RECIPE does, never parsing the RECIPE back."""
+    store = ResultStore(tmp_path / "sweep" / "a")
+    for pid, day, sha in (
+        (1, "2026-12-01", "abcdef0123"),
+        (2, "2026-12-02", "1234567fff"),
+        (3, "2026-12-03", "7654321"),
+    ):
+        job = dict(host="h", pid=pid, start_time=f"{day}T10:00:00", device_name="H200", git_sha=sha)
+        store.record_job({**job, "overrides": ["+exp=sweep", f"seed={min(pid, 2)}"]})  # two commands
+    (tmp_path / "sweep" / "a" / "RECIPE").unlink()  # derived from the manifest: not what is read
+    (tmp_path / "REFERENCE").write_text("sweep/a\n")
+    rows = recipes_table.recipe_rows(tmp_path)
+    assert rows.to_dict("records") == [
+        dict(folder="sweep/a", jobs=3, device="H200", days="2026-12-01, 2026-12-02", commits="abcdef0, 1234567")
+    ]

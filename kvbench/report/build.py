@@ -122,7 +122,7 @@ def build(results: str | Path, out: str | Path, include_local: bool = False) -> 
         "recipes",
         recipes,
         lambda: recipes_table.recipes_table(recipes, caption=RECIPES_CAPTION, label="tab:recipes"),
-        "no RECIPE files",
+        "no run folder with a manifest.json",
     )
     values = {
         **numbers.speed_macros(points, model),

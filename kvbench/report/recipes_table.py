@@ -1,18 +1,17 @@
 """The reproducibility appendix: for every results folder the paper reads, how its rows were
-made (jobs, device, days, commits), from the ``RECIPE`` each folder carries
-(:mod:`kvbench.rows.recipes`); the exact commands are in those files."""
+made (jobs, device, days, commits), from the manifest each folder carries, summarised as its
+``RECIPE`` is (:func:`kvbench.rows.recipes.summary`); the exact commands are in those files."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from kvbench.report.latex import fmt, table
+from kvbench.rows.recipes import summary
 from kvbench.rows.reference import result_paths
-
-JOB_LINE = re.compile(r"^# (\d+) job\(s\), first (\d{4}-\d{2}-\d{2})T[\d:]+ on (.+), git (\w+)")
+from kvbench.rows.store import MANIFEST_FILE, read_manifest
 
 
 def recipe_rows(results: str | Path) -> pd.DataFrame:
@@ -20,20 +19,17 @@ def recipe_rows(results: str | Path) -> pd.DataFrame:
     root = Path(results)
     rows = []
     for folder in result_paths(root):
-        recipe = folder / "RECIPE"
-        if not recipe.is_file():
-            continue
-        jobs = [m.groups() for m in map(JOB_LINE.match, recipe.read_text().splitlines()) if m]
-        if not jobs:
+        commands = summary(read_manifest(folder / MANIFEST_FILE))
+        if not commands:
             continue
         name = folder.relative_to(root).as_posix() if folder != root else folder.name
         rows.append(
             dict(
                 folder=name,
-                jobs=sum(int(j[0]) for j in jobs),
-                device=", ".join(sorted({j[2] for j in jobs})),
-                days=", ".join(sorted({j[1] for j in jobs})),
-                commits=", ".join(dict.fromkeys(j[3] for j in jobs)),
+                jobs=sum(c["jobs"] for c in commands),
+                device=", ".join(sorted({c["where"] for c in commands})),
+                days=", ".join(sorted({c["start"][:10] for c in commands})),
+                commits=", ".join(dict.fromkeys(c["git"] for c in commands)),
             )
         )
     return pd.DataFrame(rows)

@@ -21,22 +21,33 @@ def command(overrides: list[str]) -> str:
     return shlex.join(["python", "-m", "kvbench", *kept])
 
 
-def recipe_text(jobs: list[dict[str, Any]]) -> str:
-    """The ``RECIPE`` file for a folder whose manifest lists ``jobs`` (oldest first)."""
+def summary(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each distinct command of ``jobs`` (a manifest's, oldest first) once, in order of its first
+    job: ``command``, ``jobs`` (how many ran it) and its first job's ``start`` (to the minute),
+    ``where`` (device, else CPU) and ``git`` (short sha); ``?`` where the manifest lacks one."""
     by_command: dict[str, list[dict[str, Any]]] = {}
     for job in jobs:
         overrides = job.get("overrides")  # a list of strings, unless the manifest was edited by hand
         overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
         by_command.setdefault(command(overrides), []).append(job)
-    lines = ["# The commands that made this folder's rows, from manifest.json (kvbench.rows.recipes)."]
-    for cmd, runs in by_command.items():
-        first = runs[0]
-        where = first.get("device_name") or first.get("cpu") or "?"
-        lines.append(
-            f"# {len(runs)} job(s), first {str(first.get('start_time', '?'))[:16]} on {where}, "
-            f"git {str(first.get('git_sha', '?'))[:7]}"
+    return [
+        dict(
+            command=cmd,
+            jobs=len(runs),
+            start=str(runs[0].get("start_time", "?"))[:16],
+            where=runs[0].get("device_name") or runs[0].get("cpu") or "?",
+            git=str(runs[0].get("git_sha", "?"))[:7],
         )
-        lines.append(cmd)
+        for cmd, runs in by_command.items()
+    ]
+
+
+def recipe_text(jobs: list[dict[str, Any]]) -> str:
+    """The ``RECIPE`` file for a folder whose manifest lists ``jobs`` (oldest first)."""
+    lines = ["# The commands that made this folder's rows, from manifest.json (kvbench.rows.recipes)."]
+    for s in summary(jobs):
+        lines.append(f"# {s['jobs']} job(s), first {s['start']} on {s['where']}, git {s['git']}")
+        lines.append(s["command"])
     return "\n".join(lines) + "\n"
 
 

@@ -103,6 +103,25 @@ def parse_rows(path: Path, accept: Callable[[Any], bool] = is_row) -> tuple[list
     return rows, bad
 
 
+def read_manifest(path: Path) -> list[dict[str, Any]]:
+    """The jobs a ``manifest.json`` lists, oldest first (an older single-job file is one); none
+    where ``path`` does not exist. Reads only: a reader of committed folders creates nothing.
+
+    Raises
+    ------
+    ValueError
+        If ``manifest.json`` is not JSON (``json.JSONDecodeError``) or not a list of jobs
+        (:class:`ManifestShapeError`: ``[]``, ``null``, ``{"jobs": 5}``).
+    """
+    if not path.exists():
+        return []
+    data = json.loads(path.read_bytes())
+    jobs = data["jobs"] if isinstance(data, dict) and "jobs" in data else [data]
+    if not (isinstance(jobs, list) and all(isinstance(j, dict) and j for j in jobs)):
+        raise ManifestShapeError("is not a manifest (a list of jobs)")
+    return jobs
+
+
 class ResultStore:
     """The rows, config and manifest of one run folder."""
 
@@ -177,21 +196,8 @@ class ResultStore:
             atomic_write(self.run_dir / CONFIG_FILE, redact(text).encode())
 
     def manifests(self) -> list[dict[str, Any]]:
-        """One entry per job that wrote into this folder, oldest first (an older single-job file is one).
-
-        Raises
-        ------
-        ValueError
-            If ``manifest.json`` is not JSON (``json.JSONDecodeError``) or not a list of jobs
-            (:class:`ManifestShapeError`: ``[]``, ``null``, ``{"jobs": 5}``).
-        """
-        if not self.manifest_path.exists():
-            return []
-        data = json.loads(self.manifest_path.read_bytes())
-        jobs = data["jobs"] if isinstance(data, dict) and "jobs" in data else [data]
-        if not (isinstance(jobs, list) and all(isinstance(j, dict) and j for j in jobs)):
-            raise ManifestShapeError("is not a manifest (a list of jobs)")
-        return jobs
+        """One entry per job that wrote into this folder, oldest first (:func:`read_manifest`)."""
+        return read_manifest(self.manifest_path)
 
     def record_job(self, job: dict[str, Any]) -> None:
         """Add or update (same ``host``, ``pid`` and ``start_time``) this job's manifest entry.
