@@ -20,12 +20,6 @@ from kvbench.report.plot import (
 )
 from kvbench.report.style import FULL
 
-FLOORS = (
-    ("per_reader_floor_ms", "--", "floor"),
-    ("compute_floor_ms", ":", "compute floor"),
-    ("memory_floor_ms", "-.", "memory floor"),
-)
-
 
 def efficiency_vs_length(rows: pd.DataFrame):
     """Floor / measured time of reuse and of prefill against length, a line per reader; a panel
@@ -70,10 +64,10 @@ def _decode_steps(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def throughput_per_reader(rows: pd.DataFrame):
-    """Device time per reader against readers per batch (log-log), a line per length and method,
-    the per-reader, compute and memory floors in the length's colour; a panel per model and
-    question length (a 1-token question is a decode step's shape, a different regime), and one
-    per model for the decode steps of runs that decoded (``throughput.gen_tokens``).
+    """Device time per reader against readers per batch (log-log), a line per length with its
+    per-reader floor dotted in the length's colour; a panel per model, question length (a 1-token
+    question is a decode step's shape, a different regime) and method, and one per model and
+    method for the decode steps of runs that decoded (``throughput.gen_tokens``).
     ``rows``: throughput rows (status ok); a point measured by two runs is drawn at its latest."""
     questions = rows["query_tokens"] if "query_tokens" in rows else pd.Series(float("nan"), index=rows.index)
     rows = rows.assign(questions=questions)
@@ -89,7 +83,7 @@ def throughput_per_reader(rows: pd.DataFrame):
     rows = rows.assign(panel=rows["panel"] + "|" + rows["method"])
     fig, axes, cells = panels(rows, by="panel", size=(FULL[0], 1.9), max_cols=2)
     for _, group, ax in cells:
-        # a line per length (at most 4), and beside it in the same colour, dashed, its per-reader floor
+        # a line per length (at most 4), and beside it in the same colour, dotted, its per-reader floor
         lines(ax, group, "batch", "per_reader_ms", hue="length", colors=colors)
         for length, g in group.groupby("length"):
             g = g.sort_values("batch")
@@ -103,13 +97,6 @@ def throughput_per_reader(rows: pd.DataFrame):
         what = "decode steps" if q == 0 else f"{q:.0f}-token question{'s' if q > 1 else ''}" if pd.notna(q) else ""
         ax.set_title(f"{group['model'].iloc[0]}: {what}, {method}", fontsize=7)
         ax.set(xlabel="readers per batch B", ylabel="device time per reader (ms)")
-    handles = [Line2D([], [], color="grey", ls=":", lw=0.9, label="per-reader floor (dotted, in the length's colour)")]
-    seen = {}
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(label, handle)
-    fig.legend(
-        [*seen.values(), *handles], [*seen.keys(), handles[0].get_label()], loc="outside lower center", ncol=5,
-        frameon=False,
-    )  # fmt: skip
+    floor = Line2D([], [], color="grey", ls=":", lw=0.9, label="per-reader floor (dotted, in the length's colour)")
+    shared_legend(fig, axes, ncol=5, extra=[floor])
     return fig, axes

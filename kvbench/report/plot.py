@@ -49,11 +49,9 @@ def lines(
         name = label(h, s) if label else (f"{h}, {s}" if style else str(h))
         dash = DASHES[(styles[s] if style else hues[h]) % len(DASHES)]
         marker = MARKERS[hues[h] % len(MARKERS)]
-        if order is None:
-            ax.plot(group[x], group[y], color=colors.get(h), linestyle=dash, marker=marker, label=name, **kwargs)
-            continue
-        rank = group[x].map(order).to_numpy()
-        runs = np.split(np.arange(len(group)), np.flatnonzero(np.diff(rank) != 1) + 1)
+        runs = [np.arange(len(group))]  # one line, or one per run of neighbouring grid values
+        if order is not None:
+            runs = np.split(runs[0], np.flatnonzero(np.diff(group[x].map(order).to_numpy()) != 1) + 1)
         for i, run in enumerate(runs):
             part = group.iloc[run]
             ax.plot(
@@ -97,12 +95,14 @@ def panel_title(ax, rows: pd.DataFrame) -> None:
     ax.set_title(model_label(rows["model"].iloc[0], weights).replace(" (", "\n("))  # narrow panels: two lines
 
 
-def shared_legend(fig, axes, ncol: int = 4) -> None:
-    """One legend for all panels, below them (labels in the order first seen)."""
+def shared_legend(fig, axes, ncol: int = 4, extra=()) -> None:
+    """One legend for all panels, below them (labels in the order first seen), then the ``extra``
+    handles (artists drawn nowhere, e.g. a key to a line style the panels share)."""
     seen = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(label, handle)
+    seen.update({h.get_label(): h for h in extra})
     if seen:
         fig.legend(
             list(seen.values()), list(seen.keys()), loc="outside lower center", ncol=min(ncol, len(seen)), frameon=False
