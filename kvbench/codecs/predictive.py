@@ -39,11 +39,17 @@ def residuals(values: np.ndarray, op: str) -> np.ndarray:
     return out
 
 
-def restore(res: np.ndarray, op: str) -> np.ndarray:
-    """The inverse of :func:`residuals`."""
+def restore(res: np.ndarray, op: str, out: np.ndarray | None = None) -> np.ndarray:
+    """The inverse of :func:`residuals`, into ``out`` (which may be ``res`` itself) or a new array."""
     if op == "delta":
-        return np.cumsum(res, axis=TOKENS_AXIS, dtype=res.dtype)  # wraps modulo 2^bits
-    return np.bitwise_xor.accumulate(res, axis=TOKENS_AXIS)
+        return np.cumsum(res, axis=TOKENS_AXIS, dtype=res.dtype, out=out)  # wraps modulo 2^bits
+    return np.bitwise_xor.accumulate(res, axis=TOKENS_AXIS, out=out)
+
+
+def _bits(t: torch.Tensor) -> np.ndarray:
+    """A contiguous CPU tensor's bit patterns, unsigned integers of its width: a numpy view of its memory
+    (same shape, ``(batch, kv_heads, tokens, head_dim)``)."""
+    return t.view(torch.uint8).numpy().view(_UINT[t.element_size()])
 
 
 class PredictivePlaneCodec:
@@ -62,12 +68,8 @@ class PredictivePlaneCodec:
         itemsize = artifact.keys[0].element_size()
         if itemsize not in _UINT:
             raise CodecError(f"{self.name} codes 16- or 32-bit values, got {artifact.keys[0].dtype}")
-        uint = _UINT[itemsize]
-        parts = []
-        for t in (*artifact.keys, *artifact.values):
-            bits = t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().view(uint)
-            parts.append(residuals(bits.reshape(t.shape), self.op).reshape(-1))
-        flat = np.concatenate(parts)
+        tensors = (*artifact.keys, *artifact.values)
+        flat = np.concatenate([residuals(_bits(t.detach().contiguous().cpu()), self.op).reshape(-1) for t in tensors])
         frames = compress_planes(flat.view(np.uint8), itemsize, self.level)
         return container.pack(self.name, artifact, frames, chunk_bytes, values=int(flat.size), op=self.op)
 
@@ -75,13 +77,11 @@ class PredictivePlaneCodec:
         header, frames = container.unpack(blob, self.name)
         if len(frames) not in _UINT:
             raise CodecError(f"{self.name} blob holds {len(frames)} planes, expected 2 or 4")
-        flat = decompress_planes(frames, int(header["params"]["values"]), self.name).view(_UINT[len(frames)])
-        out, offset = [], 0
-        for shape in header["shapes"]:
-            size = int(np.prod(shape))
-            if offset + size > flat.size:
-                raise CodecError(f"{self.name} decoded {flat.size} values but the header's shapes need more")
-            out.append(restore(flat[offset : offset + size].reshape(shape), self.op).reshape(-1))
-            offset += size
-        raw = np.concatenate(out).view(np.uint8) if out else np.empty(0, np.uint8)
-        return container.artifact_from_raw(raw, header, device)
+        raw = decompress_planes(frames, int(header["params"]["values"]), self.name)
+        artifact = container.artifact_from_raw(raw, header)  # views of raw, its size checked against the shapes
+        if artifact.keys[0].element_size() != len(frames):
+            raise CodecError(f"{self.name} blob holds {len(frames)} planes of {artifact.keys[0].dtype} values")
+        for t in (*artifact.keys, *artifact.values):
+            bits = _bits(t)
+            restore(bits, self.op, out=bits)  # in place: no second copy of the KV
+        return artifact.to(device)
