@@ -63,8 +63,9 @@ def entropy_from_counts(counts: np.ndarray) -> float:
     return float(np.log2(total) - (counts * np.log2(counts)).sum() / total)
 
 
-def conditional_entropy(context: np.ndarray, symbols: np.ndarray, alphabet: int) -> float:
-    """H(symbol | context) in bits from ``(n,)`` int64 contexts and ``(n,)`` int64 symbols in ``[0, alphabet)``."""
+def conditional_entropy(context: np.ndarray, symbols: np.ndarray, alphabet: int, miller_madow: bool = False) -> float:
+    """H(symbol | context) in bits from ``(n,)`` int64 contexts and ``(n,)`` int64 symbols in ``[0, alphabet)``;
+    ``miller_madow`` adds (occupied cells - occupied contexts) / (2 n ln 2) bits."""
     joint = context * alphabet + symbols
     size = int(joint.max()) + 1
     if size <= _DENSE_LIMIT:
@@ -77,25 +78,13 @@ def conditional_entropy(context: np.ndarray, symbols: np.ndarray, alphabet: int)
     per_context = per_context[per_context > 0]
     counts = counts.astype(np.float64)
     total = counts.sum()
-    return float(((per_context * np.log2(per_context)).sum() - (counts * np.log2(counts)).sum()) / total)
-
-
-def conditional_entropy_mm(context: np.ndarray, symbols: np.ndarray, alphabet: int) -> float:
-    """H(symbol | context) in bits with the Miller-Madow correction, from ``(n,)`` int64 arrays
-    (contexts and symbols in ``[0, alphabet)``; the joint alphabet must fit a dense histogram)."""
-    joint = np.bincount(context * alphabet + symbols)
-    occupied_cells = int(np.count_nonzero(joint))
-    occupied_contexts = int(np.count_nonzero(np.bincount(context)))
-    n = symbols.size
-    plugin = conditional_entropy(context, symbols, alphabet)
-    return plugin + (occupied_cells - occupied_contexts) / (2.0 * n * np.log(2.0))
+    bits = float(((per_context * np.log2(per_context)).sum() - (counts * np.log2(counts)).sum()) / total)
+    return bits + (counts.size - per_context.size) / (2.0 * total * np.log(2.0)) if miller_madow else bits
 
 
 def _stacked(tensors: list[torch.Tensor]) -> np.ndarray:
     """Bit patterns of one kind's layers, ``(layers, batch x kv_heads, tokens, head_dim)`` uint16."""
-    return np.stack([t.detach().contiguous().view(torch.int16).cpu().numpy().view(np.uint16) for t in tensors]).reshape(
-        len(tensors), -1, tensors[0].shape[-2], tensors[0].shape[-1]
-    )
+    return _symbols(tensors).reshape(len(tensors), -1, *tensors[0].shape[-2:])
 
 
 def _shifted(high: np.ndarray, axis: int) -> np.ndarray:
@@ -124,11 +113,13 @@ def context_entropy(artifact: KVArtifact) -> dict[str, float]:
         high, low = (sym >> 8).astype(np.int64), (sym & 0xFF).astype(np.int64)
         channel = np.broadcast_to(kind * head_dim + np.arange(head_dim, dtype=np.int64), sym.shape)
         n = sym.size
-        low_bits = conditional_entropy_mm((channel * 256 + high).ravel(), low.ravel(), 256)
-        bits["channel_planes"] += n * (conditional_entropy_mm(channel.ravel(), high.ravel(), 256) + low_bits)
+        low_bits = conditional_entropy((channel * 256 + high).ravel(), low.ravel(), 256, miller_madow=True)
+        bits["channel_planes"] += n * (
+            conditional_entropy(channel.ravel(), high.ravel(), 256, miller_madow=True) + low_bits
+        )
         for name, axis in CONTEXTS.items():
             context = (channel * 257 + _shifted(high, axis)).ravel()
-            bits[name] += n * (conditional_entropy_mm(context, high.ravel(), 256) + low_bits)
+            bits[name] += n * (conditional_entropy(context, high.ravel(), 256, miller_madow=True) + low_bits)
         total += n
     return {name: b / total for name, b in bits.items()}
 
