@@ -6,7 +6,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib import ticker
 
-from kvbench.report.plot import lines, log_axes, palette, panel_title, panels, plain
+from kvbench.report.plot import lines, log_axes, palette, panels, plain
 from kvbench.report.style import FULL, figure, legend_outside, model_label
 
 STAGES = ["fetch_ms", "load_ms", "decode_ms", "h2d_ms", "attach_ms", "query_ms"]
@@ -102,7 +102,6 @@ def family_panels(points: pd.DataFrame, height: float, draw, ylabel: str, refere
             ref = reference(rows)
             ax.plot(ref.index, ref.values, color="black", lw=2.0, label="prefill (best)")
         log_axes(ax)
-        panel_title(ax, rows)
         ax.set_title(f"{rows['family'].iloc[0]} ({rows['model'].iloc[0]})", fontsize=8)
         ax.set(xlabel="document tokens L", ylabel=ylabel)
         ax.legend(loc="best", frameon=False, fontsize=7, handlelength=2.2)
@@ -155,7 +154,7 @@ def codec_ratios(rows: pd.DataFrame):
         if "entropy_prev_token_bits" in ok
         else float("nan")
     )
-    med = ok.groupby(["label", "codec"], as_index=False)[["compress_ratio", "bound_channel_ratio"]].median()
+    med = ok.groupby(["label", "codec"], as_index=False)["compress_ratio"].median()
     entropy = ok.groupby("label")[["bound_channel_ratio", "context_ratio"]].median()
     names = {
         label: f"{label} (order-0 {e['bound_channel_ratio']:.2f}"
