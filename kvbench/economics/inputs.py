@@ -185,6 +185,14 @@ def best_codecs(rows: pd.DataFrame) -> pd.DataFrame:
     return parts[0].merge(parts[1], on=keys, how="outer").reset_index(drop=True)
 
 
+def context_ratio(rows: pd.DataFrame) -> pd.Series:
+    """Per compress row: the lossless ratio its KV's better context entropy allows, 16 bits over
+    the lower of the previous-token and previous-layer conditional entropies (bits a value). Both
+    are measured on 16-bit KV only; all-missing where a row (or a vintage of rows) has none."""
+    bits = pd.concat([_col(rows, "entropy_prev_token_bits"), _col(rows, "entropy_prev_layer_bits")], axis=1)
+    return 16 / bits.min(axis=1)
+
+
 def codecs_for(codecs: pd.DataFrame, model: str, dtype: str) -> pd.Series | None:
     """The codec ratios a point of ``model`` in ``dtype`` is priced with: its own KV's where its
     weights are real; else the most compressible real-weight KV of that dtype, since a

@@ -176,7 +176,10 @@ def economics_run(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
         else cost[(cost[key] == pd.Series(chosen, index=key)).all(axis=1)]["run_dir"].unique()
     )
     econ = econ[econ["run_dir"] == runs[0]]
-    cfg = OmegaConf.to_container(OmegaConf.load(Path(runs[0]) / CONFIG_FILE), resolve=False)
+    path = Path(runs[0]) / CONFIG_FILE
+    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path}: the economics run's config is not a mapping")
     return econ, cfg.get("cost") or {}, cfg.get("economics") or {}
 
 

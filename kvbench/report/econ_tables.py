@@ -3,6 +3,8 @@ beside the measured ones, break-even lengths and links, and the API tariffs' mar
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 from kvbench.config.prices import PaperInputs
@@ -67,7 +69,7 @@ def prices_table(sheet: dict) -> str:
                     src=f"[{sources.index(ref) + 1}]" + (r"$^\dagger$" if is_secondary(p) else ""),
                 )
             )
-    cols = [
+    cols: list[tuple[str, str, str, Callable]] = [
         ("what", "item", "p{2.1in}", fmt("{}")),
         ("price", "USD", "r", fmt("{}")),
         ("unit", "per", "l", fmt("{}")),

@@ -110,7 +110,7 @@ def exactness_macros(exact: pd.DataFrame) -> dict[str, str]:
     if exact.empty:
         return {}
     main = exact[~exact["kernel_control"]]
-    out = {}
+    out: dict[str, str] = {}
     both = main[main["bitwise_twostage"].notna()] if "bitwise_twostage" in main else main.iloc[0:0]
     k, n = _pooled(both, "bitwise_twostage", "bitwise_twostage_n") if len(both) else (0, 0)
     out.update(twostagek=f"{k:,}", twostagen=f"{n:,}", exactdocs=f"{int(main['num_docs'].max())}")
@@ -162,8 +162,7 @@ def codec_macros(codecs: pd.DataFrame) -> dict[str, str]:
         orderzeromax=f"{lossless['bound_channel_ratio'].max():.2f}",
     )
     if "entropy_prev_token_bits" in lossless and lossless["entropy_prev_token_bits"].notna().any():
-        ctx = lossless[["entropy_prev_token_bits", "entropy_prev_layer_bits"]].min(axis=1)
-        out["contextceiling"] = f"{(16 / ctx).max():.2f}"
+        out["contextceiling"] = f"{cost_inputs.context_ratio(lossless).max():.2f}"
     return out
 
 

@@ -98,7 +98,7 @@ def panel_title(ax, rows: pd.DataFrame) -> None:
 def shared_legend(fig, axes, ncol: int = 4, extra=()) -> None:
     """One legend for all panels, below them (labels in the order first seen), then the ``extra``
     handles (artists drawn nowhere, e.g. a key to a line style the panels share)."""
-    seen = {}
+    seen: dict[str, object] = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(label, handle)

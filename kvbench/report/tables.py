@@ -64,8 +64,7 @@ def codec_table(rows: pd.DataFrame, caption: str | None = None, label: str | Non
     ok = ok[ok["doc_tokens"] == ok.groupby(keys)["doc_tokens"].transform("max")].drop(columns="_docs")
     ok["group"] = _group(ok)
     if "entropy_prev_token_bits" in ok:
-        context = ok[["entropy_prev_token_bits", "entropy_prev_layer_bits"]].min(axis=1)
-        ok["context_ratio"] = 16 / context  # measured on 16-bit KV only
+        ok["context_ratio"] = cost_inputs.context_ratio(ok)
     lossy = ok["nll_delta"].notna() if "nll_delta" in ok else pd.Series(False, index=ok.index)
     ok["docs"] = ok["num_docs"].where(lossy) if "num_docs" in ok else None
     if "nll_delta_ci_low" in ok:

@@ -6,6 +6,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib import ticker
 
+from kvbench.economics import inputs as cost_inputs
 from kvbench.report.plot import lines, log_axes, palette, panels, plain
 from kvbench.report.style import FULL, figure, legend_outside, model_label
 
@@ -149,11 +150,7 @@ def codec_ratios(rows: pd.DataFrame):
     its legend label, not drawn as lines. ``rows``: compress rows (status ok)."""
     ok = rows[rows["codec_lossless"].fillna(False).astype(bool)].copy()
     ok["label"] = [f"{model_label(m, w)} {d}" for m, w, d in zip(ok["model"], ok["weights"], ok["dtype"])]
-    ok["context_ratio"] = (
-        16 / ok[["entropy_prev_token_bits", "entropy_prev_layer_bits"]].min(axis=1)
-        if "entropy_prev_token_bits" in ok
-        else float("nan")
-    )
+    ok["context_ratio"] = cost_inputs.context_ratio(ok)
     med = ok.groupby(["label", "codec"], as_index=False)["compress_ratio"].median()
     entropy = ok.groupby("label")[["bound_channel_ratio", "context_ratio"]].median()
     names = {
