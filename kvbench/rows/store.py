@@ -241,4 +241,6 @@ def load_rows(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
             df = pd.read_json(io.StringIO("\n".join(json.dumps(r) for r in rows)), lines=True)
             df["run_dir"] = str(f.parent)
             frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    # copy(): the concat of many vintages' columns is a frame of many small blocks, which every
+    # later added column would warn about; one block per dtype
+    return pd.concat(frames, ignore_index=True).copy() if frames else pd.DataFrame()
