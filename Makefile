@@ -41,7 +41,7 @@ sweep: install
 	$(BIN)/python -m kvbench +exp=sweep
 
 # Imports run one way (import-linter's contracts in pyproject.toml), ruff's lint and format,
-# mypy on the parts whose numbers a reader trusts. `make test` runs it first.
+# mypy on the whole package. `make test` runs it first.
 lint: install
 	$(BIN)/lint-imports
 	$(BIN)/ruff check kvbench tests

@@ -11,6 +11,7 @@ the low mantissa plane is close to random, and mixing them hides the skew from L
 from __future__ import annotations
 
 import zlib
+from abc import ABC, abstractmethod
 
 import lz4.frame
 import numpy as np
@@ -31,7 +32,7 @@ def zstd_compress(data, level: int) -> bytes:
 def zstd_decompress(frame, size: int) -> np.ndarray:
     """Decompress one zstd frame of ``size`` bytes straight into a fresh ``(size,)`` uint8 array."""
     out = np.empty(size, dtype=np.uint8)
-    view, filled = memoryview(out), 0
+    view, filled = out.data, 0
     with zstandard.ZstdDecompressor().stream_reader(frame) as reader:
         while filled < size:
             n = reader.readinto(view[filled:])
@@ -44,15 +45,23 @@ def zstd_decompress(frame, size: int) -> np.ndarray:
     return out
 
 
-class _RawBytesCodec:
+class _RawBytesCodec(ABC):
     """Shared frame handling: compress the raw bytes as one stream, check the size on decode.
 
-    Subclasses set ``name`` and define ``_compress(raw (nbytes,) uint8) -> bytes`` and
-    ``_decompress(data, size) -> writable (size,) bytes-like``.
+    Subclasses set ``name`` and define ``_compress`` and ``_decompress``.
     """
 
+    name: str
     lossless = True
     device = "cpu"
+
+    @abstractmethod
+    def _compress(self, raw: np.ndarray) -> bytes:
+        """``raw`` ``(nbytes,)`` uint8 -> the compressed stream."""
+
+    @abstractmethod
+    def _decompress(self, data, size: int) -> bytearray | np.ndarray:
+        """The compressed stream -> a writable ``(size,)`` bytes-like object."""
 
     def encode(self, artifact: KVArtifact, chunk_bytes: int = CHUNK_BYTES) -> bytes:
         raw = container.raw_bytes(artifact)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import struct
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ def pack(codec: str, artifact: KVArtifact, sections: list, chunk_bytes: int = CH
     """
     on_device = [s for s in sections if isinstance(s, torch.Tensor)]
     devsum = list(device_checksum(on_device)) if sections and len(on_device) == len(sections) else None
-    host = [s.cpu().numpy() if isinstance(s, torch.Tensor) else s for s in sections]
+    host = [s.cpu().numpy().data if isinstance(s, torch.Tensor) else s for s in sections]
     payload = b"".join(host)
     chunks = ChunkList.of(payload, chunk_bytes)
     header = dict(
@@ -148,7 +149,7 @@ def unpack(blob, codec: str, threads: int = 1) -> tuple[dict[str, Any], list]:
         if list(device_checksum([payload])) != stored:
             raise CodecError(f"{codec} blob device checksum mismatch: the bytes are corrupt or truncated")
     else:
-        view = memoryview(blob.numpy() if isinstance(blob, torch.Tensor) else blob).cast("B")
+        view = (blob.numpy().data if isinstance(blob, torch.Tensor) else memoryview(blob)).cast("B")
         frame = read_frame(view, view.nbytes, codec)
         payload = view[frame.start : frame.end]
         try:
@@ -212,20 +213,28 @@ def upload(section, device: torch.device | str) -> torch.Tensor:
         src = torch.frombuffer(view, dtype=torch.uint8)
         if src.is_pinned():
             return src.to(device, non_blocking=True)
-    src = np.frombuffer(view, dtype=np.uint8)
-    host = torch.empty(src.size, dtype=torch.uint8, pin_memory=on_cuda)
-    host.numpy()[:] = src
+    data = np.frombuffer(view, dtype=np.uint8)
+    host = torch.empty(data.size, dtype=torch.uint8, pin_memory=on_cuda)
+    host.numpy()[:] = data
     return host.to(device, non_blocking=True) if on_cuda else host
 
 
-class DeviceCodec:
+class DeviceCodec(ABC):
     """Framing for codecs that code on the device: one payload section, coded where the KV is.
 
-    Subclasses set ``name`` and define ``compress_device(artifact) -> (params, payload)``
-    (``payload``: ``(nbytes,)`` uint8 on the artifact's device) and
-    ``decompress_device(header, payload, device) -> KVArtifact``. Timing those two alone
-    measures the device's work without the host copies and the checksums.
+    Subclasses set ``name`` and define :meth:`compress_device` and :meth:`decompress_device`.
+    Timing those two alone measures the device's work without the host copies and the checksums.
     """
+
+    name: str
+
+    @abstractmethod
+    def compress_device(self, artifact: KVArtifact) -> tuple[dict, torch.Tensor]:
+        """``(params, payload)``: the header's codec parameters, and ``(nbytes,)`` uint8 on the artifact's device."""
+
+    @abstractmethod
+    def decompress_device(self, header: dict, payload: torch.Tensor, device) -> KVArtifact:
+        """The artifact on ``device`` from the header and the payload (already on ``device``)."""
 
     def encode(self, artifact: KVArtifact, chunk_bytes: int = CHUNK_BYTES) -> bytes:
         params, payload = self.compress_device(artifact)

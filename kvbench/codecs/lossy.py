@@ -15,6 +15,8 @@ too). Each layer tensor ``(batch, kv_heads, tokens, head_dim)`` is coded on its 
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 import torch
 
@@ -28,13 +30,20 @@ FP8_MAX = 448.0  # largest finite float8_e4m3fn
 class _LossyCodec(container.DeviceCodec):
     """Per-tensor byte parts in one payload, coded on the artifact's / reader's device.
 
-    Subclasses define ``_quantise(x, is_key) -> list of uint8 tensors`` and
-    ``_dequantise(parts, shape, is_key) -> float32 tensor`` for one layer tensor.
+    Subclasses set ``name`` and ``parts_per_tensor`` and define ``_quantise`` and ``_dequantise``.
     """
 
     lossless = False
     device = "cuda"
     parts_per_tensor: int
+
+    @abstractmethod
+    def _quantise(self, x: torch.Tensor, is_key: bool) -> list[torch.Tensor]:
+        """One layer tensor -> its ``parts_per_tensor`` uint8 parts."""
+
+    @abstractmethod
+    def _dequantise(self, parts: tuple[torch.Tensor, ...], shape: list[int], is_key: bool) -> torch.Tensor:
+        """The inverse of :meth:`_quantise`: a float32 tensor of ``shape``."""
 
     def compress_device(self, artifact: KVArtifact) -> tuple[dict, torch.Tensor]:
         tensors = (*artifact.keys, *artifact.values)

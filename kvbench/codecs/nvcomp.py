@@ -59,7 +59,7 @@ class NvcompCodec(container.DeviceCodec):
     def __init__(self, name: str):
         self.name = name
         self.algorithm, self.planes, self.elements = NVCOMP_CODECS[name]
-        self._codecs: dict[tuple[int, int], object] = {}
+        self._codecs: dict[tuple[int, torch.dtype], object] = {}
 
     def _codec(self, device: torch.device, element: torch.dtype):
         """An ``nvcomp.Codec`` bound to ``device``'s current PyTorch stream (cached per stream)."""

@@ -14,11 +14,11 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 
-def _first_line(text: str) -> str:
+def _first_line(text: object) -> str:
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
-def _joined(text: str) -> str:
+def _joined(text: object) -> str:
     """Every non-empty line of ``text``, joined into one."""
     return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 

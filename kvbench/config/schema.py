@@ -429,6 +429,7 @@ class KVBenchConfig:
         if self.experiment == "economics":
             require(self.cost is not None, "cost", self.cost, "a price sheet: cost=NAME (conf/cost/NAME.yaml)")
             require(self.economics is not None, "economics", self.economics, "the economics settings (+exp=economics)")
+            assert self.cost is not None and self.economics is not None  # for mypy: the two requires above
             self.economics.check(self.cost)
         one_of("dtype", self.dtype, DTYPES)
         _codec_dtype("codec.name", self.codec.name, self.dtype)

@@ -5,10 +5,10 @@ Imports: the mechanisms (forward, tiers, codecs, kv, audit, measure, model), eco
 
 from __future__ import annotations
 
-from kvbench.experiments.base import Experiment, RunContext
+from kvbench.experiments.base import Experiment, RowsExperiment, RunContext
 
 
-def get_experiment(name: str) -> Experiment:
+def get_experiment(name: str) -> Experiment | RowsExperiment:
     """The experiment registered under ``name`` (imported lazily: each may pull heavy deps)."""
     if name == "reuse":
         from kvbench.experiments.reuse import ReuseExperiment
@@ -37,4 +37,4 @@ def get_experiment(name: str) -> Experiment:
     raise KeyError(f"unknown experiment {name!r}")
 
 
-__all__ = ["Experiment", "RunContext", "get_experiment"]
+__all__ = ["Experiment", "RowsExperiment", "RunContext", "get_experiment"]

@@ -96,7 +96,7 @@ class AuditExperiment:
         tolerance = audit.calibrate(honest, cfg.margin)
 
         generator = torch.Generator().manual_seed(ctx.settings.seed)
-        flagged = {kind: [] for kind in cfg.tampers}
+        flagged: dict[str, list[int]] = {kind: [] for kind in cfg.tampers}
         timed_artifact = None  # the first evaluated honest artifact, which the cost is timed on
         for j in range(cfg.calibration_docs, cfg.calibration_docs + cfg.docs):
             artifact = publish(ctx, ids[j])

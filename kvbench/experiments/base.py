@@ -11,7 +11,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -75,13 +75,13 @@ def fast_fields(
     fwd: FastForward, model, device: torch.device, readers: int | None = None, doc_tokens: int | None = None
 ) -> dict[str, Any]:
     """Row fields of the fast forward: its fusion, and the document pass's kernel for ``readers`` x
-    the question's tokens over ``doc_tokens`` (left out when ``readers`` is None).
+    the question's tokens over ``doc_tokens`` (left out when either is None).
 
     ``readers`` counts the query rows per query head (B readers x T tokens): the document pass
     folds the G query heads of a KV head in, so it sees ``G * readers`` rows per KV head.
     """
     fields: dict[str, Any] = dict(fast_fused=fwd.fused, fused_weight_bytes=fwd.fused_weight_bytes)
-    if device.type != "cuda" or readers is None:
+    if device.type != "cuda" or readers is None or doc_tokens is None:
         return fields  # off CUDA the float32 reference ran, not a kernel
     groups = model.config.num_attention_heads // model.config.num_key_value_heads
     name, timed = document_pass.chosen(groups * readers, doc_tokens)
@@ -128,3 +128,15 @@ class Experiment(Protocol):
     def points(self, ctx: RunContext) -> list[dict[str, Any]]: ...
 
     def run_point(self, ctx: RunContext, point: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class RowsExperiment(Protocol):
+    """An experiment that derives rows from committed rows (economics): no device, no model,
+    no points. ``derive`` returns the rows, recomputed whole; ``report`` prints them."""
+
+    name: str
+
+    def derive(self, settings: KVBenchConfig) -> list[dict[str, Any]]: ...
+
+    def report(self, rows: list[dict[str, Any]]) -> None: ...

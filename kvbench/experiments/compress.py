@@ -31,7 +31,7 @@ from kvbench.measure.timing import gbps, time_ms, timer_name
 from kvbench.model.corpus import corpus_hash, token_ids_sha256
 
 
-def _gbps(nbytes: int, samples) -> float:
+def _gbps(nbytes: int, samples) -> float | None:
     """``nbytes`` over the median of timing samples (ms), GB/s."""
     return gbps(nbytes, float(np.median(samples)))
 
@@ -134,7 +134,9 @@ class CompressExperiment:
         return row
 
     @staticmethod
-    def speed(ctx: RunContext, codec, source: KVArtifact, blob: bytes, where: torch.device) -> dict[str, Any]:
+    def speed(
+        ctx: RunContext, codec, source: KVArtifact, blob: bytes | bytearray, where: torch.device
+    ) -> dict[str, Any]:
         """Encode/decode GB/s; for device codecs also the on-device compress/decompress alone."""
         timing, n = ctx.settings.timing, source.nbytes
         run = dict(warmup=timing.warmup, repeats=timing.repeats)

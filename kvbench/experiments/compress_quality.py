@@ -12,6 +12,7 @@ carries a percentile bootstrap interval over documents.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ def lossy_quality(model, passages: list[Passage], snapshot, roundtrip, gen_token
         lossy.append(roundtrip(exact[-1]))
         return lossy[-1]
 
-    fields = {}
+    fields: dict[str, Any] = {}
     if gen_tokens:
         pairs = [compare_pair(model, p.doc_ids, p.query_ids, gen_tokens, publish) for p in passages]
         fields.update(aggregate(pairs), gen_tokens=gen_tokens)

@@ -15,7 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from kvbench.config.prices import ApiTariff
+from kvbench.config.errors import ConfigError
+from kvbench.config.prices import ApiTariff, EconomicsConfig, PriceSheet
 from kvbench.config.schema import KVBenchConfig
 from kvbench.economics import cost, scenario
 from kvbench.economics import inputs as cost_inputs
@@ -28,14 +29,13 @@ log = logging.getLogger(__name__)
 
 
 class EconomicsExperiment:
-    """Prices rows; ``needs_model = False`` tells the runner to skip device and model."""
+    """Prices rows: a :class:`~kvbench.experiments.base.RowsExperiment`, run without device or model."""
 
     name = "economics"
-    needs_model = False
 
     def derive(self, settings: KVBenchConfig) -> list[dict[str, Any]]:
-        assert settings.economics is not None  # checked by the schema for experiment=economics
-        rows = load_rows(result_paths(settings.results_dir, settings.economics.include_local))
+        _, econ = _sections(settings)
+        rows = load_rows(result_paths(settings.results_dir, econ.include_local))
         if not rows.empty:
             rows = rows[rows["experiment"] != "economics"]
         return Pricer(settings).rows(rows)
@@ -50,8 +50,10 @@ class Pricer:
     """The price sheet and the economics settings, applied to rows."""
 
     def __init__(self, settings: KVBenchConfig):
-        self.sheet, self.econ = settings.cost, settings.economics
+        self.sheet, self.econ = _sections(settings)
         gpu = self.sheet.gpu_hour[self.econ.gpu_price]
+        if gpu.usd is None:  # the price sheet's validation refuses this; a hand-built sheet may not
+            raise ConfigError(f"cost.gpu_hour.{self.econ.gpu_price}.usd is missing: the price per GPU-hour")
         self.rate, self.memory_gb = gpu.usd, gpu.memory_gb
         self.egress_gb = cost.per_gb(self.sheet.egress[self.econ.egress_price])
         self.readers = self.econ.readers or self.econ.paper.readers
@@ -141,7 +143,7 @@ class Pricer:
 
     def cost_row(self, p: dict[str, Any], codecs: pd.DataFrame, basis: str) -> dict[str, Any]:
         """One measured point (a reuse reader, a tier read, or a batched reader) in dollars."""
-        tier = cost.finite(p.get("tier"))
+        tier: str | None = p["tier"] if isinstance(p.get("tier"), str) else None  # absent or NaN: no tier read
         shipped = cost.finite(p.get("shipped_bytes")) or p["kv_bytes"]
         compute = cost.finite(p.get("compute_ms")) or p["reuse_ms"]
         prefill_usd, reuse_usd = cost.device_usd(p["prefill_ms"], self.rate), cost.device_usd(p["reuse_ms"], self.rate)
@@ -227,9 +229,12 @@ class Pricer:
 
 def tariff_terms(t: ApiTariff, doc_tokens: int) -> dict[str, Any]:
     """A tariff as multipliers of its uncached input price, and its storage fee for one document."""
+    uncached, read, write = t.input_usd_per_mtok, t.cache_read_usd_per_mtok, t.cache_write_usd_per_mtok
+    if uncached is None or read is None or write is None:  # the price sheet's validation refuses this
+        raise ConfigError(f"api tariff {t.provider} {t.model} lacks an input, cache read or cache write price")
     return dict(
-        tariff_read_multiplier=t.cache_read_usd_per_mtok / t.input_usd_per_mtok,
-        tariff_write_multiplier=t.cache_write_usd_per_mtok / t.input_usd_per_mtok,
+        tariff_read_multiplier=read / uncached,
+        tariff_write_multiplier=write / uncached,
         tariff_lifetime_s=t.lifetime_s,
         tariff_storage_usd_per_hour=cost.tokens_usd(doc_tokens, t.storage_usd_per_mtok_hour),
     )
@@ -254,6 +259,15 @@ _IDENTITY = (
     "tariff",
     "claim",
 )
+
+
+def _sections(settings: KVBenchConfig) -> tuple[PriceSheet, EconomicsConfig]:
+    """The price sheet and the economics settings (the schema requires both for experiment=economics)."""
+    if settings.cost is None:
+        raise ConfigError("cost is missing: a price sheet, cost=NAME (conf/cost/NAME.yaml)")
+    if settings.economics is None:
+        raise ConfigError("economics is missing: the economics settings (+exp=economics)")
+    return settings.cost, settings.economics
 
 
 def _pick(d: dict[str, Any], *keys: str) -> dict[str, Any]:

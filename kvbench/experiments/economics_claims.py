@@ -49,6 +49,7 @@ def scenario_rows(
         )
         return out
     length = cost_inputs.nearest_length(mine["doc_tokens"], paper.doc_tokens)
+    assert length is not None  # mine has rows, so a nearest length
     point = mine[mine["doc_tokens"] == length].iloc[0].to_dict()
     _, hbm = pricer.hosting("gpu")
     ratio = cost_inputs.codecs_for(codecs, econ.model, econ.dtype)

@@ -21,6 +21,7 @@ rows share one prefill measurement:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -66,13 +67,22 @@ def _agreement(logits: dict[tuple[int, str], torch.Tensor], docs: int, reader: s
     return fields
 
 
+def _reuse_call(reader, artifact: KVArtifact, query_ids: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """One timed reuse: ``reader`` attaches ``artifact`` and answers ``query_ids``; its logits."""
+    return lambda: (reader.attach(artifact), reader.query(query_ids))[1]
+
+
 def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]]:
     """Row fields per reader for one document length (see the module docstring)."""
     s, model, device = ctx.settings, ctx.lm.model, ctx.device
     timing, graph = s.timing, s.timing.graph and device.type == "cuda"
     fwd = ctx.fast_forward()
     docs = ctx.corpus.documents(doc_tokens, timing.docs)
-    paths, errors, attach_modes, queries, first = {}, {}, {}, [], None
+    paths: dict[tuple[int, str], Callable[[], torch.Tensor]] = {}  # (document, path) -> one timed call
+    errors: dict[str, str] = {}
+    attach_modes: dict[str, str] = {}
+    queries: list[int] = []
+    first: tuple[KVArtifact, torch.Tensor] | None = None  # the first document's artifact and question
     ctx.stage(f"publishing {len(docs)} documents, preparing readers")
     for d, doc in enumerate(docs):
         doc_ids = doc.doc_ids.to(device)
@@ -89,7 +99,7 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
                 errors[name] = one_line(exc)
                 continue
             attach_modes[name] = reader.attach_mode
-            paths[(d, name)] = lambda r=reader, a=artifact, q=query_ids: (r.attach(a), r.query(q))[1]
+            paths[(d, name)] = _reuse_call(reader, artifact, query_ids)
             if d == 0 and name == "fast":  # the question alone: the forward but for the document's attention
                 paths[(0, "query_only")] = prefill_paths(model, fwd, query_ids, graph)["fast"]
     # one stage: prefill and every reader are timed in the same rounds, so drift hits them alike
@@ -111,7 +121,7 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
         {name: per_doc(f"prefill_{name}") for name in ("eager", "fast") if per_doc(f"prefill_{name}")}
     )
     cal = calibrate(device, ctx.dtype)
-    point = flops.point_fields(model.config, doc_tokens, queries[0], ctx.dtype.itemsize)
+    point: dict[str, Any] = flops.point_fields(model.config, doc_tokens, queries[0], ctx.dtype.itemsize)
     common = dict(
         doc_hash=docs[0].doc_hash,
         corpus_hash=corpus_hash(d.doc_hash for d in docs),
@@ -154,6 +164,7 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     if "fast" in rows and "status" not in rows["fast"]:
         rows["fast"].update(fast_fields(fwd, model, device, queries[0], doc_tokens))
         if fwd.fused:
+            assert first is not None  # set by the first document (timing.docs >= 1)
             rows["fast"]["fuse_max_abs_logit_diff"] = fuse_logit_diff(fwd, *first)
     return rows
 

@@ -19,6 +19,7 @@ multi-second remote read would double the run for no information about the tier.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,8 @@ def time_prefill(
     )
     if key not in _PREFILL_MEMO:
         graph = timing.graph and ctx.device.type == "cuda"
-        paths = prefill_paths(ctx.lm.model, ctx.fast_forward(), torch.cat([doc_ids, query_ids], dim=1), graph)
+        full_ids = torch.cat([doc_ids, query_ids], dim=1)
+        paths: dict[str, Callable[[], object]] = dict(prefill_paths(ctx.lm.model, ctx.fast_forward(), full_ids, graph))
         _PREFILL_MEMO[key] = time_interleaved(paths, ctx.device, warmup=timing.warmup, repeats=timing.repeats)
     return _PREFILL_MEMO[key]
 
@@ -89,7 +91,7 @@ def read_once(
     with timer.device("query"):
         reader.query(query_ids)
     times = timer.results()
-    sample = {s: times.get(s, 0.0) for s in (*SERIAL_STAGES, "load")}
+    sample: dict[str, Any] = {s: times.get(s, 0.0) for s in (*SERIAL_STAGES, "load")}
     sample.update(clocks=timer.clocks(), fetch_bytes=read.fetch_bytes, h2d_bytes=read.h2d_bytes, streamed=False)
     if read.stream is not None:  # overlapped stages: the load's own time, and what each stage took inside it
         st = read.stream

@@ -28,6 +28,8 @@ quantities (tests, CPU runs).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -79,7 +81,7 @@ def merge(outs: list[torch.Tensor], lses: list[torch.Tensor]) -> torch.Tensor:
     """
     lse = torch.stack(lses).logsumexp(dim=0)
     total = sum(o.float() * torch.where(l.isneginf(), 0.0, (l - lse).exp()).unsqueeze(-1) for o, l in zip(outs, lses))
-    return total.to(outs[0].dtype)
+    return cast(torch.Tensor, total).to(outs[0].dtype)  # a tensor, not sum's 0: stack above needs a part
 
 
 def prefix_attention(
@@ -335,23 +337,22 @@ def kvbench_attention(
     transformers expects.
     """
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    if kvbench_chunks is not None:
-        out = chunked_prefix_attention(query, key, value, *kvbench_prefix, *kvbench_chunks, scale=scale)
-    elif kvbench_own is not None:
-        out = cached_prefix_attention(
-            query,
-            key,
-            value,
-            *kvbench_prefix,
-            *kvbench_own,
-            scale=scale,
-            kernel=kvbench_kernel,
-            own_kernel=kvbench_own_kernel,
-        )
-    elif kvbench_prefix is None:
+    if kvbench_prefix is None:
+        if kvbench_chunks is not None or kvbench_own is not None:
+            raise ValueError("kvbench_chunks and kvbench_own need the document's KV (kvbench_prefix)")
         out = causal_attention(query, key, value, scale)
+        return out.transpose(1, 2).contiguous(), None
+    k_doc, v_doc = kvbench_prefix
+    if kvbench_chunks is not None:
+        starts, chunk, k_out, v_out = kvbench_chunks
+        out = chunked_prefix_attention(query, key, value, k_doc, v_doc, starts, chunk, k_out, v_out, scale)
+    elif kvbench_own is not None:
+        k_cache, v_cache, length = kvbench_own
+        out = cached_prefix_attention(
+            query, key, value, k_doc, v_doc, k_cache, v_cache, length, scale, kvbench_kernel, kvbench_own_kernel
+        )
     else:
-        out = prefix_attention(query, key, value, *kvbench_prefix, scale=scale, kernel=kvbench_kernel)
+        out = prefix_attention(query, key, value, k_doc, v_doc, scale, kvbench_kernel)
     return out.transpose(1, 2).contiguous(), None
 
 

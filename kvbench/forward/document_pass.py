@@ -100,7 +100,9 @@ def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tu
         _flex_compiled = torch.compile(flex_attention)
     one, hkv, rows, d = q.shape
     g = _groups(rows)
-    fn = _flex_compiled if q.is_cuda else flex_attention
+    fn: Callable = flex_attention  # not `a if c else b`: mypy joins the two to an uncallable `function`
+    if q.is_cuda:
+        fn = _flex_compiled
     out, aux = fn(
         q.reshape(one, hkv * g, rows // g, d),
         k,
@@ -158,10 +160,10 @@ def _pick(kernel: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     if key not in _chosen:
         if torch.cuda.is_current_stream_capturing():
             return "flash"  # a shape first seen inside a capture cannot be timed; captures come after warmups
-        _timed[key] = {name: _try_ms(name, lambda run=_RUN[name]: run(q, k, v, scale)) for name in _candidates(q)}
+        _timed[key] = {name: _try_ms(name, functools.partial(_RUN[name], q, k, v, scale)) for name in _candidates(q)}
         if math.isinf(_timed[key].get("flex", 0.0)):
             _flex_failed_rows.add(q.shape[2])
-        _chosen[key] = min(_timed[key], key=_timed[key].get)
+        _chosen[key] = min(_timed[key], key=_timed[key].__getitem__)
     return _chosen[key]
 
 

@@ -216,7 +216,7 @@ class FastForward:
             hidden = self.base.embed_tokens(ids)
             rotary = self.base.rotary_emb(hidden, positions)
             for i in range(len(self.layers)):
-                kwargs = {"kvbench_kernel": self.document_kernel}
+                kwargs: dict[str, object] = {"kvbench_kernel": self.document_kernel}
                 if prefix is not None:
                     kwargs["kvbench_prefix"] = (prefix.keys[i], prefix.values[i])
                 if cache is not None:

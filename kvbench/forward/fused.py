@@ -20,18 +20,54 @@ accumulation order.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
+from typing import Protocol, overload
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 
+class _Attention(Protocol):
+    """What :class:`FusedLayer` reads of a llama-style ``self_attn`` (nn.Module's typing cannot know it)."""
+
+    q_proj: nn.Linear
+    k_proj: nn.Linear
+    v_proj: nn.Linear
+    o_proj: nn.Linear
+    head_dim: int
+    scaling: float
+
+
+class _MLP(Protocol):
+    """What :class:`FusedLayer` reads of a llama-style ``mlp``."""
+
+    gate_proj: nn.Linear
+    up_proj: nn.Linear
+    down_proj: nn.Linear
+    act_fn: Callable[[torch.Tensor], torch.Tensor]
+
+
+class _DecoderLayer(Protocol):
+    """What :class:`FusedLayer` reads of a llama-style decoder layer."""
+
+    self_attn: _Attention
+    mlp: _MLP
+    input_layernorm: nn.Module
+    post_attention_layernorm: nn.Module
+
+
+@overload
+def _cat(*parts: torch.Tensor) -> torch.Tensor: ...
+@overload
+def _cat(*parts: torch.Tensor | None) -> torch.Tensor | None: ...
 def _cat(*parts: torch.Tensor | None) -> torch.Tensor | None:
-    if all(p is None for p in parts):
+    present = [p for p in parts if p is not None]
+    if not present:
         return None
-    if any(p is None for p in parts):
+    if len(present) < len(parts):
         raise ValueError("cannot fuse projections where some have a bias and some do not")
-    return torch.cat([p.detach() for p in parts]).contiguous()
+    return torch.cat([p.detach() for p in present]).contiguous()
 
 
 class FusedLayer(nn.Module):
@@ -42,7 +78,7 @@ class FusedLayer(nn.Module):
     function, ``(module, q (B, H, T, d), k, v (B, Hkv, T, d), None, scaling=..., **kwargs)``.
     """
 
-    def __init__(self, layer: nn.Module):
+    def __init__(self, layer: _DecoderLayer):
         super().__init__()
         attn, mlp = layer.self_attn, layer.mlp
         self.attn, self.mlp = attn, mlp
@@ -55,7 +91,10 @@ class FusedLayer(nn.Module):
         self.gate_up_bias = None if gate_up_bias is None else nn.Parameter(gate_up_bias, False)
         self.splits = [attn.q_proj.out_features, attn.k_proj.out_features, attn.v_proj.out_features]
         self.head_dim = attn.head_dim
-        self.q_norm, self.k_norm = getattr(attn, "q_norm", None), getattr(attn, "k_norm", None)
+        self.q_norm: nn.Module | None = getattr(attn, "q_norm", None)
+        self.k_norm: nn.Module | None = getattr(attn, "k_norm", None)
+        if (self.q_norm is None) != (self.k_norm is None):
+            raise ValueError("cannot fuse an attention with one of q_norm and k_norm but not the other")
         self.rotary = sys.modules[type(attn).__module__].apply_rotary_pos_emb  # the model's own
 
     def forward(self, hidden: torch.Tensor, position_embeddings, attention, **kwargs) -> torch.Tensor:
@@ -64,7 +103,7 @@ class FusedLayer(nn.Module):
         x = self.input_layernorm(hidden)
         q, k, v = F.linear(x, self.qkv_weight, self.qkv_bias).split(self.splits, dim=-1)
         q, k, v = q.view(heads), k.view(heads), v.view(heads)
-        if self.q_norm is not None:
+        if self.q_norm is not None and self.k_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         cos, sin = position_embeddings
@@ -75,7 +114,7 @@ class FusedLayer(nn.Module):
         return hidden + self.mlp.down_proj(self.mlp.act_fn(gate) * up)
 
 
-def fused_bytes(layers: list[nn.Module]) -> int:
+def fused_bytes(layers: Iterable[object]) -> int:
     """Bytes of the concatenated weight copies held by the :class:`FusedLayer` among ``layers``."""
     total = 0
     for layer in layers:

@@ -13,8 +13,12 @@ Without CUDA (tests) the same static-cache forward runs eagerly.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import cast
+
 import torch
 from transformers import StaticCache
+from transformers.cache_utils import StaticLayer
 
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.kv.artifact import KVArtifact
@@ -45,19 +49,27 @@ class StaticGraphForward:
         self.positions = torch.arange(cached_tokens, cached_tokens + new_tokens, device=device)
         self.call: Replayable | None = None
 
+    def _layers(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Each cache layer's preallocated ``keys``, ``values`` and ``cumulative_length`` tensors."""
+        for i, layer in enumerate(self.cache.layers):
+            if not isinstance(layer, StaticLayer) or layer.keys is None or layer.values is None:
+                raise TypeError(f"static cache layer {i} is not an allocated StaticLayer")
+            # a tensor in StaticLayer, which transformers' typing takes for CacheLayerMixin.reset's int
+            yield layer.keys, layer.values, cast(torch.Tensor, layer.cumulative_length)
+
     @torch.inference_mode()
     def attach(self, artifact: KVArtifact | None) -> None:
         """Copy the artifact's ``(1, kv_heads, L, head_dim)`` layers into the static cache."""
         if artifact is None:
             return
-        for i, layer in enumerate(self.cache.layers):
-            layer.keys[:, :, : self.L].copy_(artifact.keys[i])
-            layer.values[:, :, : self.L].copy_(artifact.values[i])
+        for i, (keys, values, _) in enumerate(self._layers()):
+            keys[:, :, : self.L].copy_(artifact.keys[i])
+            values[:, :, : self.L].copy_(artifact.values[i])
 
     @torch.inference_mode()
     def _run(self, ids: torch.Tensor) -> torch.Tensor:
-        for layer in self.cache.layers:  # the cache holds L tokens again (a replay resets it too)
-            layer.cumulative_length.fill_(self.L)
+        for _, _, length in self._layers():  # the cache holds L tokens again (a replay resets it too)
+            length.fill_(self.L)
         out = self.model(
             input_ids=ids, past_key_values=self.cache, cache_position=self.positions, use_cache=True, logits_to_keep=1
         )

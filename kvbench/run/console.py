@@ -189,7 +189,7 @@ def _fit(title: str, columns: Columns, rows, noisy, console: Console) -> list[Ta
 def summary_tables(rows: list[dict[str, Any]], title: str, console: Console) -> tuple[list[Table], list[str]]:
     """The summary as rich tables fitting ``console``'s width, and the lines to print under them
     (the values every row shares, the legend, why rows are flagged noisy, points that did not measure)."""
-    experiment = rows[0].get("experiment") if rows else "reuse"
+    experiment = str(rows[0].get("experiment")) if rows else "reuse"
     noisy = noise_reasons(rows)
     # the flag goes under the status, so it needs no column of its own (narrow terminals)
     shown = [

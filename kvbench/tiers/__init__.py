@@ -59,6 +59,9 @@ def open_tier(cfg: TierConfig, variant: str, codec, device: torch.device) -> Tie
         from kvbench.tiers.host import HostTier
 
         return HostTier(codec, device)
+    if cfg.workers is None:  # TierConfig.__post_init__ sets it: None means a config that was never checked
+        raise ValueError("tier.workers is null: open_tier needs a checked TierConfig")
+    workers = cfg.workers
     tier: BlobTier
     if cfg.name == "disk":
         from kvbench.tiers.disk import DiskTier
@@ -84,7 +87,7 @@ def open_tier(cfg: TierConfig, variant: str, codec, device: torch.device) -> Tie
         tier = WanTier(codec, device, profile_name=variant, profile=cfg.profiles[variant])
     else:
         raise KeyError(f"unknown tier {cfg.name!r}")
-    tier.configure(cfg.io, cfg.workers, cfg.slots or 2 * cfg.workers)
+    tier.configure(cfg.io, workers, cfg.slots or 2 * workers)
     return tier
 
 

@@ -176,7 +176,8 @@ class PerThread:
     read, all closed together when the read ends."""
 
     def __init__(self, connect: Callable[[], Any]):
-        self.connect, self.local, self.opened, self.lock = connect, threading.local(), [], threading.Lock()
+        self.connect, self.local, self.lock = connect, threading.local(), threading.Lock()
+        self.opened: list[Any] = []
 
     def get(self) -> Any:
         conn = getattr(self.local, "conn", None)
@@ -257,7 +258,7 @@ class BlobTier(Tier):
         """The first ``nbytes`` of the reader's host buffer, grown if the stored object is larger."""
         if self._staging is None or self._staging.numel() < nbytes:
             self._staging = host_buffer(nbytes, self.device)
-        return memoryview(self._staging.numpy())[:nbytes]
+        return self._staging.numpy().data[:nbytes]
 
     def loader(self, slot_bytes: int) -> Loader:
         """The tier's streaming loader (pinned slots, worker threads, copy stream), made at the first

@@ -47,7 +47,8 @@ class DiskTier(BlobTier):
             raise TierError(f"disk tier: cannot create tier.dir={self.dir}: {_why(exc)}") from exc
         self.path = self.dir / f"{uuid.uuid4().hex}.kv"
         self.cold = cold
-        self.cold_method, self.cold_ok = None, True
+        self.cold_method: str | None = None
+        self.cold_ok = True
         self.direct: bool | None = None  # whether O_DIRECT was taken (streaming cold reads)
         self._fd: int | None = None
 
@@ -82,6 +83,9 @@ class DiskTier(BlobTier):
             self._fd = None
 
     def fetch_range(self, offset: int, nbytes: int, out: memoryview) -> int:
+        fd = self._fd
+        if fd is None:
+            raise TierError("disk tier: a ranged read outside a streaming read has no open file")
         start = offset
         if self.direct and self.cold:  # O_DIRECT: whole pages, from a page boundary
             start = offset - offset % ALIGN
@@ -90,7 +94,7 @@ class DiskTier(BlobTier):
             length = -(-length // ALIGN) * ALIGN
         got = 0
         while got < length:
-            n = os.preadv(self._fd, [out[got:length]], start + got)
+            n = os.preadv(fd, [out[got:length]], start + got)
             if n == 0:
                 break
             got += n

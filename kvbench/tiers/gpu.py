@@ -8,28 +8,35 @@ and offers the result as the reader's pool (:meth:`resident`), so a read moves n
 from __future__ import annotations
 
 from kvbench.kv.artifact import KVArtifact
-from kvbench.tiers.base import Read, StageTimer, Tier, decode_to_device
+from kvbench.tiers.base import Read, StageTimer, Tier, TierError, decode_to_device
 
 
 class GpuTier(Tier):
     name = "gpu"
 
     def put(self, blob: bytes) -> None:
-        self.kv = decode_to_device(self.codec, blob, self.device, StageTimer(self.device)).kv
+        self.kv: KVArtifact | None = decode_to_device(self.codec, blob, self.device, StageTimer(self.device)).kv
 
-    def resident(self) -> KVArtifact:
+    def resident(self) -> KVArtifact | None:
+        return self.kv
+
+    def _stored_kv(self) -> KVArtifact:
+        """The decoded KV that :meth:`put` kept."""
+        if self.kv is None:
+            raise TierError("gpu tier: no KV stored (read before put, or after close)")
         return self.kv
 
     def get(self, timer: StageTimer | None = None, dest: KVArtifact | None = None) -> Read:
-        if dest is not None and dest is not self.kv:  # a reader whose pool is elsewhere: one device copy
+        kv = self._stored_kv()
+        if dest is not None and dest is not kv:  # a reader whose pool is elsewhere: one device copy
             with (timer or StageTimer(self.device)).device("h2d"):
-                dest.copy_(self.kv, non_blocking=True)
-            dest.meta = dict(self.kv.meta)
+                dest.copy_(kv, non_blocking=True)
+            dest.meta = dict(kv.meta)
             return Read(dest)
-        return Read(self.kv)
+        return Read(kv)
 
     def stored_bytes(self) -> int:
-        return self.kv.nbytes
+        return self._stored_kv().nbytes
 
     def close(self) -> None:
         self.kv = None

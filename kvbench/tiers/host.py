@@ -16,7 +16,7 @@ import torch
 from kvbench.kv.artifact import KVArtifact
 from kvbench.measure.calibrate import h2d_gbps
 from kvbench.measure.links import HostLinks
-from kvbench.tiers.base import LinkPath, Read, StageTimer, Tier, decode_to_device, host_buffer, to_device
+from kvbench.tiers.base import LinkPath, Read, StageTimer, Tier, TierError, decode_to_device, host_buffer, to_device
 
 
 def _pin(t: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -42,13 +42,20 @@ class HostTier(Tier):
     def get(self, timer: StageTimer | None = None, dest: KVArtifact | None = None) -> Read:
         timer = timer or StageTimer(self.device)
         if self.blob is not None:
-            return decode_to_device(self.codec, memoryview(self.blob.numpy()), self.device, timer, dest)
+            return decode_to_device(self.codec, self.blob.numpy().data, self.device, timer, dest)
+        stored = self._stored_kv()
         with timer.device("h2d"):  # straight into the reader's pool: no device copy after it
-            kv = to_device(self.kv, self.device, dest)
-        return Read(kv, h2d_bytes=self.kv.nbytes if self.device.type == "cuda" else 0)
+            kv = to_device(stored, self.device, dest)
+        return Read(kv, h2d_bytes=stored.nbytes if self.device.type == "cuda" else 0)
+
+    def _stored_kv(self) -> KVArtifact:
+        """The decoded KV that :meth:`put` kept (a CPU codec's)."""
+        if self.kv is None:
+            raise TierError("host tier: no KV stored (read before put, or after close)")
+        return self.kv
 
     def stored_bytes(self) -> int:
-        return self.blob.numel() if self.blob is not None else self.kv.nbytes
+        return self.blob.numel() if self.blob is not None else self._stored_kv().nbytes
 
     def info(self) -> dict[str, Any]:
         return {"link_gbps": h2d_gbps(self.device)}

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import IO, cast
 
 from kvbench.model.packaged import installed_file
 from kvbench.tiers.base import TierError, TierUnavailableError
@@ -92,6 +93,7 @@ class LocalRedisServer:
             str(io_threads),
         ]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._stderr = cast(IO[bytes], self.proc.stderr)  # stderr=PIPE: never None, which typeshed cannot know
         self._wait_ready(startup_timeout_s)
 
     @property
@@ -102,7 +104,7 @@ class LocalRedisServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+                err = self._stderr.read().decode(errors="replace").strip().splitlines()
                 self.stop()
                 error = TierError if self.configured else TierUnavailableError  # asked for: a fault, not a skip
                 raise error(f"redis tier: {self.binary} exited at start: {err[-1] if err else '?'}")
@@ -124,5 +126,5 @@ class LocalRedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.proc.stderr.close()
+        self._stderr.close()
         shutil.rmtree(self.workdir, ignore_errors=True)

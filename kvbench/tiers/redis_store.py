@@ -63,7 +63,8 @@ class RedisTier(BlobTier):
         io_threads: int = 1,
     ):
         super().__init__(codec, device)
-        self.server = self.client = None
+        self.server: LocalRedisServer | None = None
+        self.client: redis.Redis | None = None
         self.chunk = chunk_mib << 20
         self.key = f"kvbench:kv:{uuid.uuid4().hex}"
         self.data_key: str | None = None  # chunks of the stored object: data_key:0 .. data_key:count-1
@@ -92,13 +93,20 @@ class RedisTier(BlobTier):
             self.close()
             raise error(f"redis tier: cannot reach redis at {self.where}: {exc}") from exc
 
+    def _client(self) -> redis.Redis:
+        """The tier's client; a closed tier has none."""
+        if self.client is None:
+            raise TierError(f"redis tier: the client to {self.where} is closed")
+        return self.client
+
     def _chunk_keys(self, data_key: str, count: int) -> list[str]:
         return [f"{data_key}:{i}" for i in range(count)]
 
     def _query_buffer_limit(self) -> int | None:
         """The server's ``client-query-buffer-limit`` in bytes, or None where CONFIG is not allowed."""
         try:
-            return int(self.client.config_get("client-query-buffer-limit")["client-query-buffer-limit"])
+            limit = self._client().config_get("client-query-buffer-limit")["client-query-buffer-limit"]
+            return None if limit is None else int(limit)
         except (redis.ResponseError, KeyError, ValueError):
             return None
 
@@ -123,7 +131,7 @@ class RedisTier(BlobTier):
                     f"redis tier: a {view.nbytes} byte object is over the client-query-buffer-limit "
                     f"({limit} bytes) of {self.where}, which a put's MULTI counts against: raise it"
                 )
-            with self.client.pipeline(transaction=True) as pipe:
+            with self._client().pipeline(transaction=True) as pipe:
                 for key, a, b in zip(self._chunk_keys(data_key, count), cuts, [*cuts[1:], len(view)]):
                     pipe.set(key, view[a:b])
                 pipe.set(self.key, manifest)
@@ -136,11 +144,12 @@ class RedisTier(BlobTier):
 
     def fetch(self) -> memoryview:
         try:
-            raw = self.client.get(self.key)
+            client = self._client()
+            raw = client.get(self.key)
             if raw is None:
                 raise TierError(f"redis tier: no object at {self.key} on {self.where}")
             manifest = json.loads(raw)
-            with self.client.pipeline(transaction=False) as pipe:
+            with client.pipeline(transaction=False) as pipe:
                 for key in self._chunk_keys(manifest["data"], manifest["chunks"]):
                     pipe.get(key)
                 chunks = pipe.execute()
@@ -184,8 +193,9 @@ class RedisTier(BlobTier):
 
     def _read_into(self, out: memoryview, *args) -> int:
         """One command's bulk reply into ``out``: raw and zero-copy on plain TCP, through redis-py otherwise."""
-        if self.client.connection_pool.connection_class is not redis.Connection:  # TLS or a Unix socket
-            data = self.client.execute_command(*args)
+        client = self._client()
+        if client.connection_pool.connection_class is not redis.Connection:  # TLS or a Unix socket
+            data = client.execute_command(*args)
             if data is None:
                 return -1
             out[: len(data)] = data
@@ -193,7 +203,7 @@ class RedisTier(BlobTier):
         return self.connection().read_into(out, *args)
 
     def connect(self) -> BulkConnection:
-        kwargs = self.client.connection_pool.connection_kwargs
+        kwargs = self._client().connection_pool.connection_kwargs
         return BulkConnection(
             kwargs.get("host", "localhost"), kwargs.get("port", 6379), kwargs.get("db", 0),
             kwargs.get("username"), kwargs.get("password"), kwargs.get("socket_timeout") or 120.0,
@@ -216,6 +226,7 @@ class RedisTier(BlobTier):
         :meth:`_read_into`, together); measured once per tier on a scratch object, then removed.
         """
         if self._link is None:
+            client = self._client()
             keys = [f"{self.key}:link:{i}" for i in range(max(1, nbytes // value_bytes))]
             value = os.urandom(value_bytes)
             buffers = threading.local()
@@ -226,7 +237,7 @@ class RedisTier(BlobTier):
                 return self._read_into(buffers.out, "GET", key)
 
             try:
-                self.client.mset({k: value for k in keys})
+                client.mset({k: value for k in keys})
                 best = 0.0
                 with self.reading_connections(), ThreadPoolExecutor(self.workers) as pool:
                     for _ in range(3):
@@ -237,7 +248,7 @@ class RedisTier(BlobTier):
             except (redis.RedisError, OSError) as exc:
                 raise TierError(f"redis tier: cannot measure the link to {self.where}: {exc}") from exc
             finally:
-                self.client.delete(*keys)
+                client.delete(*keys)
         return self._link
 
     def close(self) -> None:

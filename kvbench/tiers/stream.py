@@ -122,7 +122,7 @@ class Loader:
             t1 = time.perf_counter()
             event = None
             try:
-                host = memoryview(buf.numpy())
+                host = buf.numpy().data
                 at = fetch(payload_offset + start, end - start, host)
                 t2 = time.perf_counter()
                 chunks.check(index, host[at : at + end - start])
