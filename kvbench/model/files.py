@@ -161,10 +161,11 @@ def join_verified(parts: list[Path], dest: Path, sha256: str) -> Path:
 def preset(name: str) -> ModelConfig:
     """The model spec of preset ``conf/model/NAME.yaml`` (validated): one that pins a GGUF file by
     its SHA-256, the only kind a preset alone can name (others need the rest of the config)."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
     def pins(yaml: Path) -> bool:
-        return OmegaConf.load(yaml).get("sha256") is not None
+        conf = OmegaConf.load(yaml)
+        return isinstance(conf, DictConfig) and conf.get("sha256") is not None
 
     path = CONF_MODELS / f"{name}.yaml"
     if not path.is_file() or not pins(path):
