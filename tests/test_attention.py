@@ -105,9 +105,44 @@ def test_auto_offers_flex_only_where_its_kernels_fit():
 
     few, mid = _rand(1, 2, dp.FLEX_DECODE_MAX_ROWS, 8), _rand(1, 2, dp.FLEX_DECODE_MAX_ROWS + 1, 8)
     many = _rand(1, 1, dp.MAX_GROUPS * 128, 8)
-    assert dp._candidates(few) == dp._candidates(many) == ["flash", "flex"] and dp._candidates(mid) == ["flash"]
+    assert dp._candidates(few) == dp._candidates(many) == ["flash", "flex", "cudnn"]
+    assert dp._candidates(mid) == ["flash", "cudnn"]
     dp._flex_failed_rows.add(few.shape[2])
     try:
-        assert dp._candidates(few) == ["flash"]
+        assert dp._candidates(few) == ["flash", "cudnn"]
     finally:
         dp._flex_failed_rows.discard(few.shape[2])
+
+
+def test_split_plan_fills_the_sms_with_parts_that_divide_the_document_where_one_is_near():
+    from kvbench.forward.document_pass import MIN_SPLIT_TOKENS, split_plan
+
+    # Qwen3-4B shape on an H200: 8 KV heads x 128 folded rows, 132 SMs -> about 33 parts
+    assert split_plan(128, 8, 32768, 132) == (32, 1024)
+    assert split_plan(128, 8, 4096, 132) == (16, MIN_SPLIT_TOKENS)  # no part shorter than that
+    assert split_plan(128, 8, 3774, 132) == (14, 269)  # no divisor of 3774 = 2 * 3 * 17 * 37 in 7..14: a tail
+    assert split_plan(128, 8, 256, 132) == (1, 256)  # too short to split
+    assert split_plan(64 * 128, 8, 16384, 132) == (1, 16384)  # many readers' rows fill the SMs already
+    splits, chunk = split_plan(128, 8, 7919, 132)  # a prime length: no divisor, a tail
+    assert splits > 1 and 0 < 7919 - splits * chunk < splits
+
+
+@pytest.mark.parametrize("length", [64, 67])  # divisible by the parts, and with a tail
+def test_split_pass_over_parts_read_in_place_equals_one_pass(length):
+    from kvbench.forward.document_pass import split_pass
+
+    q, k, v = _rand(1, 2, 6, 8), _rand(1, 2, length, 8), _rand(1, 2, length, 8)
+    calls = []
+
+    def run(qs, ks, vs, scale):  # one "kernel" call: (B, H, M, d) queries over (B, H, n, d) keys
+        assert ks.shape[:2] == qs.shape[:2]
+        same = ks.untyped_storage().data_ptr() == k.untyped_storage().data_ptr()
+        calls.append((tuple(ks.shape), same and vs.untyped_storage().data_ptr() == v.untyped_storage().data_ptr()))
+        return reference_pass(qs, ks, vs, False, scale)
+
+    out, lse = split_pass(q, k, v, SCALE, 4, run)
+    parts = [(2, 4, 16, 8)] + ([(1, 2, 3, 8)] if length == 67 else [])  # batch Hkv x 4 parts; the tail
+    assert calls == [(shape, True) for shape in parts]  # the document is read in place, never copied
+    ref_out, ref_lse = reference_pass(q, k, v, False, SCALE)
+    assert out.shape == ref_out.shape and lse.shape == ref_lse.shape == (1, 2, 6)
+    assert torch.allclose(out, ref_out, atol=1e-5) and torch.allclose(lse, ref_lse, atol=1e-5)

@@ -1,11 +1,11 @@
-"""The document pass: a reader's queries over a stored document's KV, on the faster of two library kernels.
+"""The document pass: a reader's queries over a stored document's KV, on the fastest of three library kernels.
 
 A reader's question (``T`` tokens, ``G`` query heads per KV head, ``B`` readers of one
 document) attends to the document's ``L`` keys without a mask, so its queries fold into
 ``M = B * G * T`` rows per KV head (:func:`kvbench.forward.attention.prefix_attention`). With
 ``M`` in the tens to hundreds and ``L`` in the thousands, the work is one long key sequence
 per KV head: unless the keys are split across CTAs and merged by log-sum-exp (FlashDecoding's
-split-KV), a handful of the GPU's SMs do it. Two kernels are candidates:
+split-KV), a handful of the GPU's SMs do it. Three kernels are candidates:
 
 * ``flash``: PyTorch's FlashAttention-2 (``aten._scaled_dot_product_flash_attention``) on the
   folded queries; it picks its own split count.
@@ -14,7 +14,14 @@ split-KV), a handful of the GPU's SMs do it. Two kernels are candidates:
   block and splits the keys over ``2 x SMs / (B x Hkv)`` CTAs, merging their partial results in
   a second kernel: FlashDecoding's shape, from a maintained library.
 
-``auto`` (the default) times both once per shape, with CUDA events after warmup, outside any
+* ``cudnn``: cuDNN's fused attention (``aten._scaled_dot_product_cudnn_attention``, the kernel
+  the fast prefill already prefers: about 600 TFLOP/s on the H200 against FlashAttention-2's
+  350). It does not split the keys itself, so the document is viewed, in place, as ``S`` equal
+  chunks that cuDNN sees as ``S`` heads of ``Hkv`` sequences (``S`` from the length and the SM
+  count, :func:`split_plan`); the ``S`` partial results are merged by log-sum-exp in one
+  compiled kernel. Where rows are many (batched readers) ``S`` is 1: a single call.
+
+``auto`` (the default) times every candidate once per shape, with CUDA events after warmup, outside any
 graph capture, and keeps the faster; :func:`chosen` reports what was chosen and measured, for
 the rows. Flex is a candidate only where its kernels fit (:func:`_candidates`), and not again
 for a row count where it once failed. Off CUDA both run the float32 reference.
@@ -115,7 +122,93 @@ def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tu
     return flash_layout(out.reshape(one, hkv, rows, d)), aux.lse.reshape(one, hkv, rows).float()
 
 
-_RUN = {"flash": _flash, "flex": _flex}
+# cuDNN's split: each part at least MIN_SPLIT_TOKENS keys (a part's fixed cost against its read),
+# and about CTAS_PER_SM x SMs work tiles of TILE_ROWS query rows in all, so every SM is busy.
+MIN_SPLIT_TOKENS = 256
+CTAS_PER_SM = 2
+TILE_ROWS = 128
+_merge_compiled: Callable | None = None
+
+
+def split_plan(rows: int, kv_heads: int, kv_tokens: int, sms: int) -> tuple[int, int]:
+    """``(S, chunk)``: the document's ``kv_tokens`` keys as ``S`` parts of ``chunk`` keys (and a
+    tail of ``kv_tokens - S * chunk < S`` keys where no ``S`` near the target divides the length),
+    so that ``kv_heads x S x ceil(rows / TILE_ROWS)`` tiles come to about ``CTAS_PER_SM x sms``."""
+    tiles = kv_heads * -(-rows // TILE_ROWS)
+    most = kv_tokens // MIN_SPLIT_TOKENS
+    target = max(1, min(round(CTAS_PER_SM * sms / tiles), most))
+    if target == 1:
+        return 1, kv_tokens
+    near = [s for s in range(max(2, target // 2), min(2 * target, most) + 1) if kv_tokens % s == 0]
+    splits = min(near, key=lambda s: abs(s - target)) if near else target  # a divisor: no tail pass
+    return splits, kv_tokens // splits
+
+
+def _merge_parts(
+    outs: list[torch.Tensor], lses: list[torch.Tensor], dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``outs`` ``(Hkv, S_i, M, d)`` and natural ``lses`` ``(Hkv, S_i, M)`` of parts of the keys ->
+    ``(1, Hkv, M, d)`` out in ``dtype`` (in :func:`flash_layout`, written so by the same kernel) and
+    ``(1, Hkv, M)`` float32 lse of all of them."""
+    out, lse = torch.cat(outs, dim=1), torch.cat(lses, dim=1)  # fused into the merge when compiled
+    total = lse.logsumexp(dim=1)
+    weights = (lse - total.unsqueeze(1)).exp().unsqueeze(-1)
+    return flash_layout((out.float() * weights).sum(dim=1).to(dtype).unsqueeze(0)), total.unsqueeze(0)
+
+
+def split_pass(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, splits: int, run: Callable
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unmasked pass of ``q`` ``(1, Hkv, M, d)`` over ``k``, ``v`` ``(1, Hkv, L, d)`` as ``splits``
+    parts of the keys, read in place, merged by log-sum-exp.
+
+    ``run(q, k, v, scale)`` is one kernel call on ``(B, H, ., d)`` tensors returning out ``(B, H, M, d)``
+    and natural lse ``(B, H, M)``. The parts go to it as one call: the document ``(Hkv, L, d)`` is
+    viewed as ``(Hkv, S, chunk, d)``, batch ``Hkv``, heads ``S`` (strides ``L*d, chunk*d, d, 1``),
+    beside ``q`` repeated per part; a tail of ``L - S * chunk`` keys, if any, is a second call.
+    """
+    _, hkv, rows, d = q.shape
+    length = k.shape[2]
+    chunk = length // splits
+    main = splits * chunk
+    parts = (k[0, :, :main].unflatten(1, (splits, chunk)), v[0, :, :main].unflatten(1, (splits, chunk)))
+    queries = q[0].unsqueeze(1).expand(hkv, splits, rows, d).contiguous()
+    out, lse = run(queries, *parts, scale)
+    outs, lses = [out], [lse]
+    if main < length:  # the tail: one more part
+        tail_out, tail_lse = run(q, k[:, :, main:], v[:, :, main:], scale)
+        outs.append(tail_out.transpose(0, 1))
+        lses.append(tail_lse.transpose(0, 1))
+    merge = _merge_parts
+    if q.is_cuda:  # one fused kernel instead of six launches (dynamic shapes after a second one)
+        global _merge_compiled
+        if _merge_compiled is None:
+            _merge_compiled = torch.compile(_merge_parts)
+        merge = _merge_compiled
+    return merge(outs, lses, q.dtype)
+
+
+def _cudnn_call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    cudnn = torch.ops.aten._scaled_dot_product_cudnn_attention
+    out, lse = cudnn(q, k, v, None, True, 0.0, False, False, scale=scale)[:2]  # compute_log_sumexp=True
+    return out, lse.reshape(lse.shape[:3])  # cuDNN's lse is (B, H, M, 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _sms(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _cudnn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cuDNN's fused attention over ``S`` in-place parts of the document (:func:`split_plan`)."""
+    splits, _ = split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device))
+    if splits == 1:
+        out, lse = _cudnn_call(q, k, v, scale)
+        return flash_layout(out), lse
+    return split_pass(q, k, v, scale, splits, _cudnn_call)
+
+
+_RUN = {"flash": _flash, "flex": _flex, "cudnn": _cudnn}
 
 
 def _median_ms(fn: Callable[[], object], warmup: int = 3, repeats: int = 15) -> float:
@@ -148,7 +241,8 @@ def _key(q: torch.Tensor, k: torch.Tensor) -> tuple:
 def _candidates(q: torch.Tensor) -> list[str]:
     rows = q.shape[2]
     fits = rows <= FLEX_DECODE_MAX_ROWS or rows >= MAX_GROUPS * 128
-    return ["flash", "flex"] if fits and rows not in _flex_failed_rows else ["flash"]
+    flex = ["flex"] if fits and rows not in _flex_failed_rows else []
+    return ["flash", *flex, "cudnn"]
 
 
 def _pick(kernel: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> str:
@@ -180,7 +274,7 @@ def document_pass(
     k, v : torch.Tensor
         ``(1, Hkv, L, d)``.
     kernel : str
-        ``auto`` | ``flash`` | ``flex`` (see the module docstring); CUDA half types only.
+        ``auto`` | ``flash`` | ``flex`` | ``cudnn`` (see the module docstring); CUDA half types only.
 
     Returns
     -------
