@@ -19,7 +19,6 @@ multi-second remote read would double the run for no information about the tier.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -66,7 +65,7 @@ def time_prefill(
     if key not in _PREFILL_MEMO:
         graph = timing.graph and ctx.device.type == "cuda"
         full_ids = torch.cat([doc_ids, query_ids], dim=1)
-        paths: dict[str, Callable[[], object]] = dict(prefill_paths(ctx.lm.model, ctx.fast_forward(), full_ids, graph))
+        paths = prefill_paths(ctx.lm.model, ctx.fast_forward(), full_ids, graph)
         _PREFILL_MEMO[key] = time_interleaved(paths, ctx.device, warmup=timing.warmup, repeats=timing.repeats)
     return _PREFILL_MEMO[key]
 

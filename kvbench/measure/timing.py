@@ -10,7 +10,7 @@ quartiles, and percentile-bootstrap confidence intervals from ``scipy.stats.boot
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +37,7 @@ def _time_once(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def time_interleaved(
-    paths: dict[str, Callable[[], object]],
+    paths: Mapping[str, Callable[[], object]],
     device: torch.device,
     *,
     warmup: int,
