@@ -2,12 +2,13 @@
 
 Profiles CUDA-graph replays of the kvbench fast forward (Qwen3-4B shape, random weights,
 bf16, 32-token question) with torch.profiler and sums the device time of each kernel class
-per replay: GEMMs (cuBLAS/CUTLASS), the document pass (flash / flex), the rest (Inductor's
+per replay: GEMMs (cuBLAS/CUTLASS), the document pass (flash / flex / cuDNN), the rest (Inductor's
 fused elementwise kernels, norms, copies). Each stage is set beside its own floor: weight
 bytes / copy bandwidth for the GEMMs, the document's KV bytes / copy bandwidth for the
 document pass. Variants: the model's own layers with flash (before issue 21) and the fused
 layers with ``auto`` (after), which also time the decode step with ``own_kernel=flash`` and
-the captured audit of k = 4 chunks. Each stage lists its heaviest kernels. Run from the repository root on a GPU node:
+the captured audit of k = 4 chunks, and the fused layers on cuBLASLt (``after_cublaslt``). Each
+stage lists its heaviest kernels. Run from the repository root on a GPU node:
 
     python3 results/probes/probe_stages.py   # writes $OUT/probe_stages.json
 """
@@ -32,7 +33,7 @@ from kvbench.measure.floors import weight_bytes  # noqa: E402
 
 def stage(name: str) -> str:
     n = name.lower()
-    if "flash" in n or "flex" in n or "fmha" in n or "attention" in n:
+    if any(s in n for s in ("flash", "flex", "fmha", "attention", "sdpa")):  # cudnn's are "..._sdpa_..."
         return "attention"
     if any(s in n for s in ("gemm", "cutlass", "xmma", "nvjet", "cublas", "gemv", "splitk")):
         return "gemm"
@@ -74,8 +75,17 @@ def main() -> None:
     weights = weight_bytes(model)
     say("weight_floor_ms", weights / cal.hbm_gbps / 1e6)
     query = torch.randint(0, 30000, (1, 32), device=dev)
-    variants = {"before": dict(fuse=False, document_kernel="flash"), "after": dict(fuse=True, document_kernel="auto")}
-    for tag, options in variants.items():
+    default_blas = torch.backends.cuda.preferred_blas_library()
+    variants = {
+        "before": (dict(fuse=False, document_kernel="flash"), default_blas),
+        "after": (dict(fuse=True, document_kernel="auto"), default_blas),
+        # cuBLASLt's heuristics (split-K among them) for the M = 32 GEMMs, which cuBLAS runs at 69%
+        # of the copy bandwidth: the next lever at 3774 tokens, where the GEMMs stand in the way
+        "after_cublaslt": (dict(fuse=True, document_kernel="auto"), "cublaslt"),
+    }
+    for tag, (options, blas) in variants.items():
+        torch.backends.cuda.preferred_blas_library(blas)
+        say(f"{tag}_blas", str(torch.backends.cuda.preferred_blas_library()))
         fwd = FastForward(model, compile=True, **options)
         # the decode step's own-cache pass as one variable-length flash call, beside the masked default
         decoders = {"": fwd}
