@@ -13,18 +13,18 @@ split-KV), a handful of the GPU's SMs do it. Three kernels are candidates:
   lowers it to its flex-decoding Triton kernel, which packs a KV head's query heads into one
   block and splits the keys over ``2 x SMs / (B x Hkv)`` CTAs, merging their partial results in
   a second kernel: FlashDecoding's shape, from a maintained library.
-
 * ``cudnn``: cuDNN's fused attention (``aten._scaled_dot_product_cudnn_attention``, the kernel
   the fast prefill already prefers: about 600 TFLOP/s on the H200 against FlashAttention-2's
   350). It does not split the keys itself, so the document is viewed, in place, as ``S`` equal
-  chunks that cuDNN sees as ``S`` heads of ``Hkv`` sequences (``S`` from the length and the SM
+  parts that cuDNN sees as a batch of ``Hkv`` by ``S`` heads (``S`` from the length and the SM
   count, :func:`split_plan`); the ``S`` partial results are merged by log-sum-exp in one
   compiled kernel. Where rows are many (batched readers) ``S`` is 1: a single call.
 
-``auto`` (the default) times every candidate once per shape, with CUDA events after warmup, outside any
-graph capture, and keeps the faster; :func:`chosen` reports what was chosen and measured, for
-the rows. Flex is a candidate only where its kernels fit (:func:`_candidates`), and not again
-for a row count where it once failed. Off CUDA both run the float32 reference.
+``auto`` (the default) times every candidate once per shape, replayed as a CUDA graph as the reader
+runs it (CUDA events after warmup; the choice itself is made outside any capture), and keeps the
+fastest; :func:`chosen` reports what was chosen and measured, for the rows. Flex is a candidate
+only where its kernels fit (:func:`_candidates`), and not again for a row count where it once
+failed. Off CUDA the float32 reference runs instead of any of them.
 
 The audit's chunked pass (:func:`chunked_document_pass`) needs a different prefix per chunk:
 chunk ``i``'s queries see the document's first ``starts[i]`` keys. On CUDA it is one
@@ -225,11 +225,27 @@ def _median_ms(fn: Callable[[], object], warmup: int = 3, repeats: int = 15) -> 
     return statistics.median(times)
 
 
+def _graph_ms(fn: Callable[[], object]) -> float:
+    """:func:`_median_ms` of ``fn`` replayed as a CUDA graph, as the reader runs it: a candidate of
+    several launches (cuDNN's copy, call and merge) is not charged the host's launch costs that
+    the reader's graph does not pay."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # compilation, cuDNN plans and workspaces before the capture
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return _median_ms(graph.replay, warmup=1)
+
+
 def _try_ms(name: str, fn: Callable[[], object]) -> float:
-    """:func:`_median_ms`, or inf (with a warning naming the error) when the kernel cannot run this shape."""
+    """:func:`_graph_ms`, or inf (with a warning naming the error) when the kernel cannot run this shape."""
     try:
-        return _median_ms(fn)
-    except Exception as exc:  # a candidate that cannot compile or launch here loses the choice, loudly
+        return _graph_ms(fn)
+    except Exception as exc:  # a candidate that cannot compile, launch or be captured loses the choice, loudly
         warnings.warn(f"document kernel {name} failed, left out of auto: {type(exc).__name__}: {exc}", stacklevel=2)
         return math.inf
 

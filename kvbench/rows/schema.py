@@ -86,9 +86,18 @@ class Row:
         "fast reader: the document pass's kernel for the row's shape (`flash` | `flex` | `cudnn`; "
         "kvbench.forward.document_pass)"
     )
-    doc_kernel_flash_ms: float = col("fast reader, document_kernel=auto: one layer's document pass on flash (median)")
-    doc_kernel_flex_ms: float = col("fast reader, document_kernel=auto: one layer's document pass on flex (median)")
-    doc_kernel_cudnn_ms: float = col("fast reader, document_kernel=auto: one layer's document pass on cudnn (median)")
+    doc_kernel_flash_ms: float = col(
+        "fast reader, document_kernel=auto: one layer's document pass on flash (median of CUDA-graph replays; "
+        "rows without doc_kernel_cudnn_ms timed it eagerly)"
+    )
+    doc_kernel_flex_ms: float = col(
+        "fast reader, document_kernel=auto: one layer's document pass on flex (median of CUDA-graph replays; "
+        "rows without doc_kernel_cudnn_ms timed it eagerly)"
+    )
+    doc_kernel_cudnn_ms: float = col(
+        "fast reader, document_kernel=auto: one layer's document pass on cudnn (median of CUDA-graph replays; "
+        "rows without doc_kernel_cudnn_ms timed it eagerly)"
+    )
     speedup: float = col(
         "prefill_best_ms / reuse_ms (ratio of medians); tiers: prefill_best_ms over the read's stage sum"
     )
