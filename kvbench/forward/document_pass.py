@@ -236,7 +236,7 @@ def _graph_ms(fn: Callable[[], object]) -> float:
             fn()
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # a loader's threads may be busy
         fn()
     return _median_ms(graph.replay, warmup=1)
 
