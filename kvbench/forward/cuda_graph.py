@@ -7,8 +7,27 @@ for every fast path it times. Without CUDA the function is simply called.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
+
+
+def capture(fn: Callable[[], T], warmup: int) -> tuple[torch.cuda.CUDAGraph, T]:
+    """``fn`` captured as a CUDA graph after ``warmup`` untimed calls on a side stream (compilation,
+    autotuning, workspaces), and the output it returned while captured (the graph rewrites it
+    in place at every replay)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(warmup):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return graph, out
 
 
 class Replayable:
@@ -35,15 +54,7 @@ class Replayable:
         self.static = example.clone()
         self.graph: torch.cuda.CUDAGraph | None = None
         if graph and example.is_cuda:
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):
-                for _ in range(warmup):
-                    fn(self.static)
-            torch.cuda.current_stream().wait_stream(stream)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.out = fn(self.static)
+            self.graph, self.out = capture(lambda: fn(self.static), warmup)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """The output for input ``x``; on CUDA a view of the graph's static output (clone to keep)."""

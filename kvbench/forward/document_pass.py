@@ -45,6 +45,7 @@ from collections.abc import Callable
 import torch
 
 from kvbench.config.names import DOCUMENT_KERNELS as KERNELS
+from kvbench.forward.cuda_graph import capture
 from kvbench.forward.reference import masked_pass, on_flash, reference_pass
 
 # Flex's decoding kernel (under 128 rows per query head) packs all of a KV head's rows into one
@@ -229,15 +230,7 @@ def _graph_ms(fn: Callable[[], object]) -> float:
     """:func:`_median_ms` of ``fn`` replayed as a CUDA graph, as the reader runs it: a candidate of
     several launches (cuDNN's copy, call and merge) is not charged the host's launch costs that
     the reader's graph does not pay."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):  # compilation, cuDNN plans and workspaces before the capture
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # a loader's threads may be busy
-        fn()
+    graph, _ = capture(fn, warmup=3)
     return _median_ms(graph.replay, warmup=1)
 
 
