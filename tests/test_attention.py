@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvbench.forward.attention import attention_pass, merge, prefix_attention
-from kvbench.forward.reference import reference_pass
+from kvbench.forward.attention import attention_pass, prefix_attention
+from kvbench.forward.reference import merge, merge_stacked, reference_pass
 
 SCALE = 0.25
 
@@ -118,13 +118,12 @@ def test_split_plan_fills_the_sms_with_parts_that_divide_the_document_where_one_
     from kvbench.forward.document_pass import MIN_SPLIT_TOKENS, split_plan
 
     # Qwen3-4B shape on an H200: 8 KV heads x 128 folded rows, 132 SMs -> about 33 parts
-    assert split_plan(128, 8, 32768, 132) == (32, 1024)
-    assert split_plan(128, 8, 4096, 132) == (16, MIN_SPLIT_TOKENS)  # no part shorter than that
-    assert split_plan(128, 8, 3774, 132) == (14, 269)  # no divisor of 3774 = 2 * 3 * 17 * 37 in 7..14: a tail
-    assert split_plan(128, 8, 256, 132) == (1, 256)  # too short to split
-    assert split_plan(64 * 128, 8, 16384, 132) == (1, 16384)  # many readers' rows fill the SMs already
-    splits, chunk = split_plan(128, 8, 7919, 132)  # a prime length: no divisor, a tail
-    assert splits > 1 and 0 < 7919 - splits * chunk < splits
+    assert split_plan(128, 8, 32768, 132) == 32  # parts of 1024 keys
+    assert 4096 // split_plan(128, 8, 4096, 132) == MIN_SPLIT_TOKENS  # 16: no part shorter than that
+    assert split_plan(128, 8, 3774, 132) == 14  # no divisor of 3774 = 2 * 3 * 17 * 37 in 7..14: a tail of 8
+    assert split_plan(128, 8, 256, 132) == 1  # too short to split
+    assert split_plan(64 * 128, 8, 16384, 132) == 1  # many readers' rows fill the SMs already
+    assert split_plan(128, 8, 7919, 132) > 1 and 7919 % split_plan(128, 8, 7919, 132)  # a prime: a tail
 
 
 @pytest.mark.parametrize("length", [64, 67])  # divisible by the parts, and with a tail
@@ -146,3 +145,15 @@ def test_split_pass_over_parts_read_in_place_equals_one_pass(length):
     ref_out, ref_lse = reference_pass(q, k, v, False, SCALE)
     assert out.shape == ref_out.shape and lse.shape == ref_lse.shape == (1, 2, 6)
     assert torch.allclose(out, ref_out, atol=1e-5) and torch.allclose(lse, ref_lse, atol=1e-5)
+
+
+def test_merge_stacked_is_merge_over_a_dimension_of_parts():
+    parts = [
+        reference_pass(_rand(1, 2, 5, 8, seed=s), _rand(1, 2, 9, 8, seed=s + 9), _rand(1, 2, 9, 8), False, SCALE)
+        for s in range(3)
+    ]
+    outs, lses = [o for o, _ in parts], [l for _, l in parts]
+    lses[1] = torch.full_like(lses[1], float("-inf"))  # a part that saw no key
+    out, lse = merge_stacked(torch.stack(outs, 2), torch.stack(lses, 2), dim=2)
+    assert torch.allclose(out, merge(outs, lses), atol=1e-6)
+    assert torch.allclose(lse, torch.stack(lses).logsumexp(0))

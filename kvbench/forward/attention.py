@@ -28,13 +28,11 @@ quantities (tests, CPU runs).
 
 from __future__ import annotations
 
-from typing import cast
-
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from kvbench.forward.document_pass import chunked_document_pass, document_pass, flash_layout
-from kvbench.forward.reference import masked_pass, on_flash, reference_pass
+from kvbench.forward.reference import masked_pass, merge, on_flash, reference_pass
 
 
 @torch.library.custom_op("kvbench::attention_pass", mutates_args=())
@@ -70,18 +68,6 @@ def attention_pass(
 @attention_pass.register_fake
 def _(q, k, v, causal, scale):
     return flash_layout(q.new_empty(q.shape)), q.new_empty(q.shape[:-1], dtype=torch.float32)
-
-
-def merge(outs: list[torch.Tensor], lses: list[torch.Tensor]) -> torch.Tensor:
-    """Combine partial attentions over disjoint key sets into the attention over their union.
-
-    ``outs[i]`` ``(..., T, d)`` with ``lses[i]`` ``(..., T)``. A part whose lse is -inf (it saw
-    no key) contributes nothing. Returns ``(..., T, d)`` in the dtype of ``outs[0]``,
-    accumulated in float32.
-    """
-    lse = torch.stack(lses).logsumexp(dim=0)
-    total = sum(o.float() * torch.where(l.isneginf(), 0.0, (l - lse).exp()).unsqueeze(-1) for o, l in zip(outs, lses))
-    return cast(torch.Tensor, total).to(outs[0].dtype)  # a tensor, not sum's 0: stack above needs a part
 
 
 def prefix_attention(

@@ -46,7 +46,7 @@ import torch
 
 from kvbench.config.names import DOCUMENT_KERNELS as KERNELS
 from kvbench.forward.cuda_graph import capture
-from kvbench.forward.reference import masked_pass, on_flash, reference_pass
+from kvbench.forward.reference import masked_pass, merge_stacked, on_flash, reference_pass
 
 # Flex's decoding kernel (under 128 rows per query head) packs all of a KV head's rows into one
 # block: right for a few rows, beyond shared memory for many (on the H200 at 2048 rows its
@@ -60,7 +60,16 @@ _flex_failed_rows: set[int] = set()  # rows per KV head where flex failed once: 
 # (q shape, k shape, dtype, device) -> chosen kernel, and each candidate's median ms
 _chosen: dict[tuple, str] = {}
 _timed: dict[tuple, dict[str, float]] = {}
-_flex_compiled: Callable | None = None
+
+
+@functools.cache
+def _compiled(fn: Callable) -> Callable:
+    return torch.compile(fn)
+
+
+def _compiled_for(q: torch.Tensor, fn: Callable) -> Callable:
+    """``fn`` compiled (once per process) where ``q`` is on CUDA, else as written (CPU tests)."""
+    return _compiled(fn) if q.is_cuda else fn
 
 
 def flash_layout(out: torch.Tensor) -> torch.Tensor:
@@ -101,17 +110,11 @@ def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tu
     """``q`` ``(1, Hkv, M, d)`` regrouped as ``(1, Hkv * g, M / g, d)``: unmasked, so any split of a KV
     head's rows into query heads is the same computation, and under 128 rows per head Inductor
     picks its split-KV decoding kernel."""
-    global _flex_compiled
     from torch.nn.attention.flex_attention import AuxRequest, flex_attention
 
-    if _flex_compiled is None:
-        _flex_compiled = torch.compile(flex_attention)
     one, hkv, rows, d = q.shape
     g = _groups(rows)
-    fn: Callable = flex_attention  # not `a if c else b`: mypy joins the two to an uncallable `function`
-    if q.is_cuda:
-        fn = _flex_compiled
-    out, aux = fn(
+    out, aux = _compiled_for(q, flex_attention)(
         q.reshape(one, hkv * g, rows // g, d),
         k,
         v,
@@ -128,33 +131,27 @@ def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tu
 MIN_SPLIT_TOKENS = 256
 CTAS_PER_SM = 2
 TILE_ROWS = 128
-_merge_compiled: Callable | None = None
 
 
-def split_plan(rows: int, kv_heads: int, kv_tokens: int, sms: int) -> tuple[int, int]:
-    """``(S, chunk)``: the document's ``kv_tokens`` keys as ``S`` parts of ``chunk`` keys (and a
-    tail of ``kv_tokens - S * chunk < S`` keys where no ``S`` near the target divides the length),
-    so that ``kv_heads x S x ceil(rows / TILE_ROWS)`` tiles come to about ``CTAS_PER_SM x sms``."""
+def split_plan(rows: int, kv_heads: int, kv_tokens: int, sms: int) -> int:
+    """``S``: the document's ``kv_tokens`` keys as ``S`` parts of ``kv_tokens // S`` keys (and a tail
+    of ``kv_tokens % S`` keys where no ``S`` near the target divides the length), so that
+    ``kv_heads x S x ceil(rows / TILE_ROWS)`` tiles come to about ``CTAS_PER_SM x sms``."""
     tiles = kv_heads * -(-rows // TILE_ROWS)
     most = kv_tokens // MIN_SPLIT_TOKENS
     target = max(1, min(round(CTAS_PER_SM * sms / tiles), most))
     if target == 1:
-        return 1, kv_tokens
+        return 1
     near = [s for s in range(max(2, target // 2), min(2 * target, most) + 1) if kv_tokens % s == 0]
-    splits = min(near, key=lambda s: abs(s - target)) if near else target  # a divisor: no tail pass
-    return splits, kv_tokens // splits
+    return min(near, key=lambda s: abs(s - target)) if near else target  # a divisor: no tail pass
 
 
-def _merge_parts(
-    outs: list[torch.Tensor], lses: list[torch.Tensor], dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``outs`` ``(Hkv, S_i, M, d)`` and natural ``lses`` ``(Hkv, S_i, M)`` of parts of the keys ->
-    ``(1, Hkv, M, d)`` out in ``dtype`` (in :func:`flash_layout`, written so by the same kernel) and
-    ``(1, Hkv, M)`` float32 lse of all of them."""
-    out, lse = torch.cat(outs, dim=1), torch.cat(lses, dim=1)  # fused into the merge when compiled
-    total = lse.logsumexp(dim=1)
-    weights = (lse - total.unsqueeze(1)).exp().unsqueeze(-1)
-    return flash_layout((out.float() * weights).sum(dim=1).to(dtype).unsqueeze(0)), total.unsqueeze(0)
+def _merge_split(outs: list[torch.Tensor], lses: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`~kvbench.forward.reference.merge_stacked` of ``outs`` ``(Hkv, S_i, M, d)`` and ``lses``
+    ``(Hkv, S_i, M)``, the parts along dim 1 -> ``(1, Hkv, M, d)`` out in :func:`flash_layout` and
+    ``(1, Hkv, M)`` lse (one kernel when compiled, the concatenation fused in)."""
+    out, lse = merge_stacked(torch.cat(outs, dim=1), torch.cat(lses, dim=1), dim=1)
+    return flash_layout(out.unsqueeze(0)), lse.unsqueeze(0)
 
 
 def split_pass(
@@ -166,7 +163,8 @@ def split_pass(
     ``run(q, k, v, scale)`` is one kernel call on ``(B, H, ., d)`` tensors returning out ``(B, H, M, d)``
     and natural lse ``(B, H, M)``. The parts go to it as one call: the document ``(Hkv, L, d)`` is
     viewed as ``(Hkv, S, chunk, d)``, batch ``Hkv``, heads ``S`` (strides ``L*d, chunk*d, d, 1``),
-    beside ``q`` repeated per part; a tail of ``L - S * chunk`` keys, if any, is a second call.
+    beside ``q`` repeated per part; a tail of ``L - S * chunk`` keys, if any, is a second call. On
+    CUDA the merge is compiled: one kernel, not a launch per part.
     """
     _, hkv, rows, d = q.shape
     length = k.shape[2]
@@ -180,13 +178,7 @@ def split_pass(
         tail_out, tail_lse = run(q, k[:, :, main:], v[:, :, main:], scale)
         outs.append(tail_out.transpose(0, 1))
         lses.append(tail_lse.transpose(0, 1))
-    merge = _merge_parts
-    if q.is_cuda:  # one fused kernel instead of six launches (dynamic shapes after a second one)
-        global _merge_compiled
-        if _merge_compiled is None:
-            _merge_compiled = torch.compile(_merge_parts)
-        merge = _merge_compiled
-    return merge(outs, lses, q.dtype)
+    return _compiled_for(q, _merge_split)(outs, lses)
 
 
 def _cudnn_call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,7 +194,7 @@ def _sms(device: torch.device) -> int:
 
 def _cudnn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """cuDNN's fused attention over ``S`` in-place parts of the document (:func:`split_plan`)."""
-    splits, _ = split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device))
+    splits = split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device))
     if splits == 1:
         out, lse = _cudnn_call(q, k, v, scale)
         return flash_layout(out), lse

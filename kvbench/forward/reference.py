@@ -1,10 +1,13 @@
 """Float32 attention that also returns its log-sum-exp: the reference every kernel is checked against.
 
 Used where no fused kernel runs (CPU, float32) and for the readers' own few keys, where a
-float32 matmul is cheap and a mask built on the device keeps shapes static.
+float32 matmul is cheap and a mask built on the device keeps shapes static. Also the merge of
+partial attentions by their log-sum-exp, which every pass over split keys ends with.
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import torch
 
@@ -22,7 +25,7 @@ def masked_pass(
     ``q`` ``(B, H, Tq, d)``; ``k``, ``v`` ``(B, Hkv, Tk, d)`` with ``H % Hkv == 0`` (grouped-query
     attention). Returns ``(B, H, Tq, d)`` out in ``q``'s dtype and ``(B, H, Tq)`` float32 natural
     log-sum-exp. A query that sees no key gets out 0 and lse -inf (it contributes nothing to a
-    :func:`kvbench.forward.attention.merge`).
+    :func:`merge`).
     """
     batch, heads, tq, d = q.shape
     hkv, tk = k.shape[1], k.shape[2]
@@ -49,3 +52,30 @@ def reference_pass(
         tq, tk = q.shape[2], k.shape[2]
         allowed = torch.ones(tq, tk, dtype=torch.bool, device=q.device).tril(diagonal=tk - tq)
     return masked_pass(q, k, v, allowed, scale)
+
+
+def _weight(lse: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """A part's share of the union, ``exp(lse - total)``, 0 where the part saw no key (lse -inf);
+    with a trailing unit dimension, to scale the part's ``(..., T, d)`` out."""
+    return torch.where(lse.isneginf(), 0.0, (lse - total).exp()).unsqueeze(-1)
+
+
+def merge(outs: list[torch.Tensor], lses: list[torch.Tensor]) -> torch.Tensor:
+    """Combine partial attentions over disjoint key sets into the attention over their union.
+
+    ``outs[i]`` ``(..., T, d)`` with ``lses[i]`` ``(..., T)``. A part whose lse is -inf (it saw
+    no key) contributes nothing. Returns ``(..., T, d)`` in the dtype of ``outs[0]``,
+    accumulated in float32.
+    """
+    lse = torch.stack(lses).logsumexp(dim=0)
+    total = sum(o.float() * _weight(l, lse) for o, l in zip(outs, lses))
+    return cast(torch.Tensor, total).to(outs[0].dtype)  # a tensor, not sum's 0: stack above needs a part
+
+
+def merge_stacked(out: torch.Tensor, lse: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`merge` of parts stacked along ``dim`` of ``out`` ``(..., P, ..., T, d)`` and ``lse``
+    (the same without ``d``), for many parts in one tensor: out without ``dim`` in ``out``'s dtype,
+    and the union's float32 lse."""
+    total = lse.logsumexp(dim=dim)
+    merged = (out.float() * _weight(lse, total.unsqueeze(dim))).sum(dim=dim)
+    return merged.to(out.dtype), total
