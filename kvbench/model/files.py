@@ -163,16 +163,16 @@ def preset(name: str) -> ModelConfig:
     its SHA-256, the only kind a preset alone can name (others need the rest of the config)."""
     from omegaconf import DictConfig, OmegaConf
 
-    def pins(yaml: Path) -> bool:
-        conf = OmegaConf.load(yaml)
-        return isinstance(conf, DictConfig) and conf.get("sha256") is not None
+    def pinned(yaml: Path) -> DictConfig | None:
+        conf = OmegaConf.load(yaml) if yaml.is_file() else None
+        return conf if isinstance(conf, DictConfig) and conf.get("sha256") is not None else None
 
-    path = CONF_MODELS / f"{name}.yaml"
-    if not path.is_file() or not pins(path):
-        options = sorted(p.stem for p in CONF_MODELS.glob("*.yaml") if pins(p))
+    conf = pinned(CONF_MODELS / f"{name}.yaml")
+    if conf is None:
+        options = sorted(p.stem for p in CONF_MODELS.glob("*.yaml") if pinned(p))
         raise ConfigError(f"model={name!r} is invalid: allowed {' | '.join(options)} (a preset pinning a GGUF file)")
-    plain = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    assert isinstance(plain, dict), f"{path} is not a mapping"  # every conf/model/*.yaml is one
+    plain = OmegaConf.to_container(conf, resolve=True)
+    assert isinstance(plain, dict)  # a DictConfig converts to a dict
     return ModelConfig(**{str(key): value for key, value in plain.items()})
 
 
