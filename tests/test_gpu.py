@@ -192,7 +192,7 @@ def test_captured_chunk_check_replays_the_eager_errors_for_new_draws():
 
 
 def test_own_step_pass_on_cuda_matches_the_masked_reference_on_a_token_major_cache():
-    from kvbench.forward.attention import own_cache_pass, own_step_pass
+    from kvbench.forward.own_pass import own_cache_pass, own_step_pass
 
     g = torch.Generator(device="cuda").manual_seed(0)
     rand = lambda *shape: torch.randn(*shape, device="cuda", generator=g, dtype=torch.bfloat16)
@@ -219,3 +219,16 @@ def test_flash_own_kernel_gives_the_masked_kernels_decode_logits_in_bf16():
     (question, masked), (same_question, flash) = first_steps["masked"], first_steps["flash"]
     assert float((question - same_question).abs().max()) < 1e-2  # a question (T > 1) takes the masked pass
     assert float((flash - masked).abs().max()) < 0.1
+
+
+def test_auto_own_kernel_times_both_and_decodes_as_the_kernel_it_chose():
+    from kvbench.forward.fast import FastForward, GreedyDecoder
+
+    lm, _, art = _tiny_bf16_document(300)
+    questions = torch.randint(0, 5000, (4, 8), device="cuda")
+    auto = GreedyDecoder(FastForward(lm.model, compile=True, own_kernel="auto"), art, 4, 8, 6, graph=True)
+    assert set(auto.cache.timed) == {"masked", "flash"} and all(0 < t < 10 for t in auto.cache.timed.values())
+    assert auto.cache.kernel == min(auto.cache.timed, key=auto.cache.timed.__getitem__)
+    kernel = auto.cache.kernel
+    same = GreedyDecoder(FastForward(lm.model, compile=True, own_kernel=kernel), art, 4, 8, 6, graph=True)
+    assert torch.equal(auto.tokens(questions), same.tokens(questions))

@@ -159,3 +159,42 @@ def test_a_token_major_reader_cache_decodes_as_the_default_one(readers):
 def test_decode_rows_name_the_own_kernel(make_cfg, tmp_path):
     rows = run(make_cfg(*CPU, "throughput.gen_tokens=2", "fast.own_kernel=flash"), tmp_path / "run")
     assert {r["decode_own_kernel"] for r in rows} == {"flash"} and all(r["decode_top1_agree"] == 1.0 for r in rows)
+    # the default, auto, is the masked pass off CUDA half types: nothing was timed, so no time columns
+    rows = run(make_cfg(*CPU, "throughput.gen_tokens=2"), tmp_path / "auto")
+    assert {r["decode_own_kernel"] for r in rows} == {"masked"}
+    assert all(r.get(f"decode_own_{k}_ms") is None for r in rows for k in ("masked", "flash"))
+
+
+def test_auto_own_kernel_off_cuda_is_the_masked_pass_untimed(readers):
+    fwd, art, _ = readers
+    cache = FastForward(fwd.model, compile=False, own_kernel="auto").reader_cache(art, 3, 10)
+    assert (cache.kernel, cache.timed) == ("masked", {}) and cache.keys[0].is_contiguous()
+
+
+def test_auto_own_kernel_keeps_the_faster_once_per_shape_with_its_layout(readers, monkeypatch):
+    """Where both kernels can run, ``auto`` times each once per shape, keeps the faster (a failed one,
+    inf, never wins) and lays the cache out for it."""
+    from kvbench.forward import own_pass
+
+    fwd, art, _ = readers
+    calls: list[tuple] = []
+    times = {"masked": 0.05, "flash": 0.02}
+
+    def fake_ms(what, name, run):
+        calls.append((name, run.args[0].shape, run.args[1].transpose(1, 2).is_contiguous()))
+        return times[name]
+
+    monkeypatch.setattr(own_pass, "on_flash", lambda t: True)
+    monkeypatch.setattr(own_pass, "try_graph_ms", fake_ms)
+    monkeypatch.setattr(own_pass, "_timed", {})
+    auto = FastForward(fwd.model, compile=False, own_kernel="auto")
+    cache = auto.reader_cache(art, 3, 10)
+    heads, hkv = fwd.model.config.num_attention_heads, art.keys[0].shape[1]
+    assert (cache.kernel, cache.timed) == ("flash", times)
+    assert cache.keys[0].shape == (3, hkv, 10, art.keys[0].shape[3]) and cache.keys[0].transpose(1, 2).is_contiguous()
+    # each candidate timed on one layer of its own layout: masked head-major, flash token-major
+    assert calls == [("masked", (3, heads, 1, art.keys[0].shape[3]), False), ("flash", calls[0][1], True)]
+    auto.reader_cache(art, 3, 10)
+    assert len(calls) == 2  # the shape's choice is kept
+    times["flash"] = float("inf")
+    assert auto.reader_cache(art, 4, 10).kernel == "masked" and len(calls) == 4

@@ -129,9 +129,10 @@ class FastConfig:
 
     document_kernel: str = "auto"  # auto | flash | flex | cudnn: the document pass; auto times each per shape
     fuse: bool = True  # q/k/v and gate/up as one GEMM each (concatenated weight copies, counted in the rows)
-    # masked | flash: a decode step's pass over each reader's own KV (float32 masked matmul, or one
-    # variable-length FlashAttention-2 call on CUDA half types; questions always take the masked pass)
-    own_kernel: str = "masked"
+    # auto | masked | flash: a decode step's pass over each reader's own KV (float32 masked matmul, or
+    # one variable-length FlashAttention-2 call on CUDA half types; auto times both per shape;
+    # questions always take the masked pass)
+    own_kernel: str = "auto"
 
     def __post_init__(self):
         one_of("fast.document_kernel", self.document_kernel, DOCUMENT_KERNELS)

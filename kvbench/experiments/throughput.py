@@ -182,7 +182,8 @@ class ThroughputExperiment:
             **floors,
             decode_efficiency=floors["decode_per_reader_floor_ms"] / per_reader,
             decode_top1_agree=float((tokens == doc["lone_tokens"][:B]).float().mean()),
-            decode_own_kernel=ctx.settings.fast.own_kernel,
+            decode_own_kernel=decoder.cache.kernel,
+            **{f"decode_own_{k}_ms": v if math.isfinite(v) else None for k, v in decoder.cache.timed.items()},
             decode_doc_kernel=fast_fields(
                 ctx.fast_forward(), ctx.lm.model, ctx.device, B if copies == 1 else None, artifact.num_tokens
             ).get("doc_kernel"),

@@ -11,14 +11,14 @@ The prefix pass needs no mask (every question token sees the whole document), so
 query dimension may hold anything: the ``G = heads / kv_heads`` query heads that share a KV
 head and all ``B`` readers of one document are folded into it. The prefix is then read once
 per KV head for the whole batch, and grouped-query attention needs no repeated KV. Which
-kernel runs that pass (FlashAttention-2 or flex attention's split-KV decoding kernel, the
-faster per shape) is :mod:`kvbench.forward.document_pass`'s business.
+kernel runs that pass (FlashAttention-2, flex attention's split-KV decoding kernel or cuDNN,
+the fastest per shape) is :mod:`kvbench.forward.document_pass`'s business.
 
-Decoding readers keep their own KV between forwards (:func:`cached_prefix_attention`): a
-static buffer per reader that each forward writes its new tokens into at a device-side
-length, so one captured CUDA graph serves every decode step. An audit recomputes several
-chunks of one document in one forward (:func:`chunked_prefix_attention`): each chunk sees
-the document's KV before it and, causally, its own tokens.
+Decoding readers keep their own KV between forwards (:func:`cached_prefix_attention`,
+:mod:`kvbench.forward.own_pass`): a static buffer per reader that each forward writes its new
+tokens into at a device-side length, so one captured CUDA graph serves every decode step. An
+audit recomputes several chunks of one document in one forward (:func:`chunked_prefix_attention`):
+each chunk sees the document's KV before it and, causally, its own tokens.
 
 On CUDA the question's own pass is PyTorch's FlashAttention-2 kernel
 (``aten._scaled_dot_product_flash_attention``: native GQA, lower-right causal alignment when
@@ -32,7 +32,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from kvbench.forward.document_pass import chunked_document_pass, document_pass, flash_layout
-from kvbench.forward.reference import masked_pass, merge, on_flash, reference_pass
+from kvbench.forward.own_pass import own_cache_pass, write_cache
+from kvbench.forward.reference import merge, on_flash, reference_pass
 
 
 @torch.library.custom_op("kvbench::attention_pass", mutates_args=())
@@ -125,87 +126,6 @@ def _document_pass(
     if shared:
         doc_out, doc_lse = doc_out.reshape(hkv, B, -1, d).transpose(0, 1), doc_lse.reshape(hkv, B, -1).transpose(0, 1)
     return doc_out.reshape(B, H, T, d), doc_lse.reshape(B, H, T)
-
-
-def write_cache(
-    k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor, length: torch.Tensor
-) -> None:
-    """Write new keys and values ``(B, Hkv, T, d)`` into ``(B, Hkv, S, d)`` caches at ``length .. length+T-1``.
-
-    In place, at an index computed on the device from the 0-dim ``length`` tensor (as
-    transformers' StaticCache and gpt-fast write at ``input_pos``), so a CUDA graph that
-    captured it writes wherever ``length`` points at replay.
-    """
-    index = length + torch.arange(k.shape[2], device=k.device)
-    k_cache.index_copy_(2, index, k)
-    v_cache.index_copy_(2, index, v)
-
-
-def own_cache_pass(
-    q: torch.Tensor,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
-    length: torch.Tensor,
-    scale: float,
-    kernel: str = "masked",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention of ``q`` ``(B, H, T, d)``, the tokens at ``length .. length+T-1``, over each reader's own cache.
-
-    ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)`` already hold these tokens; query ``i`` sees
-    slots ``<= length + i``, the rest (not yet written) is masked. The whole buffer is
-    attended with a mask built on the device, not a slice of the filled part, so shapes stay
-    static and one CUDA graph serves every step. ``kernel``: ``masked``, a float32 matmul
-    (a reader's own KV is its question and answer, tens of tokens against the document's
-    thousands); ``flash``, for one token per reader on CUDA half types, :func:`own_step_pass`
-    (other shapes take the masked pass). Returns ``(B, H, T, d)`` out and ``(B, H, T)`` lse.
-    """
-    if kernel == "flash" and q.shape[2] == 1 and on_flash(q):
-        return own_step_pass(q, k_cache, v_cache, length, scale)
-    positions = length + torch.arange(q.shape[2], device=q.device)
-    allowed = torch.arange(k_cache.shape[2], device=q.device) <= positions.unsqueeze(-1)  # (T, S)
-    return masked_pass(q, k_cache, v_cache, allowed, scale)
-
-
-@torch.library.custom_op("kvbench::own_step_pass", mutates_args=())
-def own_step_pass(
-    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, length: torch.Tensor, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A decode step's attention over each reader's own cache, as one variable-length FlashAttention-2 call.
-
-    ``q`` ``(B, H, 1, d)``: one new token per reader, at slot ``length`` (0-dim long on the
-    device), so it sees slots ``<= length``. ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)``, best
-    stored token-major (:meth:`kvbench.forward.fast.ReaderCache.empty` with ``token_major``: read
-    in place). Reader ``b`` is sequence ``b``: its G query heads per KV head are G rows (one
-    token needs no causal mask, and flash sees as many query as KV heads), its keys its own S
-    slots of which ``length + 1`` are used (``seqused_k``, on the device: graph-safe).
-    Returns ``(B, H, 1, d)`` out and ``(B, H, 1)`` float32 lse.
-    """
-    batch, heads, _, d = q.shape
-    hkv, slots = k_cache.shape[1], k_cache.shape[2]
-    g = heads // hkv
-    folded = q.reshape(batch, hkv, g, d).transpose(1, 2).reshape(batch * g, hkv, d)  # (B x G rows, Hkv, d)
-    flat = lambda t: t.transpose(1, 2).reshape(batch * slots, hkv, d)  # a view when stored token-major
-    out, lse = torch.ops.aten._flash_attention_forward(
-        folded,
-        flat(k_cache),
-        flat(v_cache),
-        torch.arange(0, (batch + 1) * g, g, dtype=torch.int32, device=q.device),
-        torch.arange(0, (batch + 1) * slots, slots, dtype=torch.int32, device=q.device),
-        g,
-        slots,
-        0.0,
-        False,
-        False,
-        scale=scale,
-        seqused_k=(length + 1).to(torch.int32).expand(batch).contiguous(),
-    )[:2]
-    out = out.reshape(batch, g, hkv, d).transpose(1, 2).reshape(batch, heads, 1, d)
-    return out, lse.reshape(hkv, batch, g).permute(1, 0, 2).reshape(batch, heads, 1)  # varlen lse is (Hkv, rows)
-
-
-@own_step_pass.register_fake
-def _(q, k_cache, v_cache, length, scale):
-    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=torch.float32)
 
 
 def cached_prefix_attention(

@@ -38,14 +38,12 @@ from __future__ import annotations
 
 import functools
 import math
-import statistics
-import warnings
 from collections.abc import Callable
 
 import torch
 
 from kvbench.config.names import DOCUMENT_KERNELS as KERNELS
-from kvbench.forward.cuda_graph import capture
+from kvbench.forward.kernel_timing import compiled_for, fastest, try_graph_ms
 from kvbench.forward.reference import masked_pass, merge_stacked, on_flash, reference_pass
 
 # Flex's decoding kernel (under 128 rows per query head) packs all of a KV head's rows into one
@@ -60,16 +58,6 @@ _flex_failed_rows: set[int] = set()  # rows per KV head where flex failed once: 
 # (q shape, k shape, dtype, device) -> chosen kernel, and each candidate's median ms
 _chosen: dict[tuple, str] = {}
 _timed: dict[tuple, dict[str, float]] = {}
-
-
-@functools.cache
-def _compiled(fn: Callable) -> Callable:
-    return torch.compile(fn)
-
-
-def _compiled_for(q: torch.Tensor, fn: Callable) -> Callable:
-    """``fn`` compiled (once per process) where ``q`` is on CUDA, else as written (CPU tests)."""
-    return _compiled(fn) if q.is_cuda else fn
 
 
 def flash_layout(out: torch.Tensor) -> torch.Tensor:
@@ -114,7 +102,7 @@ def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tu
 
     one, hkv, rows, d = q.shape
     g = _groups(rows)
-    out, aux = _compiled_for(q, flex_attention)(
+    out, aux = compiled_for(q, flex_attention)(
         q.reshape(one, hkv * g, rows // g, d),
         k,
         v,
@@ -178,7 +166,7 @@ def split_pass(
         tail_out, tail_lse = run(q, k[:, :, main:], v[:, :, main:], scale)
         outs.append(tail_out.transpose(0, 1))
         lses.append(tail_lse.transpose(0, 1))
-    return _compiled_for(q, _merge_split)(outs, lses)
+    return compiled_for(q, _merge_split)(outs, lses)
 
 
 def _cudnn_call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,37 +192,6 @@ def _cudnn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> t
 _RUN = {"flash": _flash, "flex": _flex, "cudnn": _cudnn}
 
 
-def _median_ms(fn: Callable[[], object], warmup: int = 3, repeats: int = 15) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
-def _graph_ms(fn: Callable[[], object]) -> float:
-    """:func:`_median_ms` of ``fn`` replayed as a CUDA graph, as the reader runs it: a candidate of
-    several launches (cuDNN's copy, call and merge) is not charged the host's launch costs that
-    the reader's graph does not pay."""
-    graph, _ = capture(fn, warmup=3)
-    return _median_ms(graph.replay, warmup=1)
-
-
-def _try_ms(name: str, fn: Callable[[], object]) -> float:
-    """:func:`_graph_ms`, or inf (with a warning naming the error) when the kernel cannot run this shape."""
-    try:
-        return _graph_ms(fn)
-    except Exception as exc:  # a candidate that cannot compile, launch or be captured loses the choice, loudly
-        warnings.warn(f"document kernel {name} failed, left out of auto: {type(exc).__name__}: {exc}", stacklevel=2)
-        return math.inf
-
-
 def _key(q: torch.Tensor, k: torch.Tensor) -> tuple:
     return (tuple(q.shape), tuple(k.shape), q.dtype, q.device)
 
@@ -255,10 +212,13 @@ def _pick(kernel: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     if key not in _chosen:
         if torch.cuda.is_current_stream_capturing():
             return "flash"  # a shape first seen inside a capture cannot be timed; captures come after warmups
-        _timed[key] = {name: _try_ms(name, functools.partial(_RUN[name], q, k, v, scale)) for name in _candidates(q)}
+        _timed[key] = {
+            name: try_graph_ms("document kernel", name, functools.partial(_RUN[name], q, k, v, scale))
+            for name in _candidates(q)
+        }
         if math.isinf(_timed[key].get("flex", 0.0)):
             _flex_failed_rows.add(q.shape[2])
-        _chosen[key] = min(_timed[key], key=_timed[key].__getitem__)
+        _chosen[key] = fastest(_timed[key])
     return _chosen[key]
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -38,6 +38,7 @@ from kvbench.forward.attention import kvbench_attention, register
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.document_pass import KERNELS
 from kvbench.forward.fused import FusedLayer, fused_bytes
+from kvbench.forward.own_pass import cache_layer, choose
 from kvbench.kv.artifact import KVArtifact
 
 
@@ -49,33 +50,34 @@ class ReaderCache:
     ----------
     keys, values : list of torch.Tensor
         Per layer ``(B, kv_heads, capacity, head_dim)``, allocated once so that every decode
-        step has the same shapes (one CUDA graph serves them all).
+        step has the same shapes (one CUDA graph serves them all); stored token-major
+        (``(B, capacity, kv_heads, head_dim)`` memory) for the ``flash`` kernel, which reads them in place.
     length : torch.Tensor
         0-dim long on the device: slots already filled; a forward writes its tokens from
         there. Only :meth:`advance` and :meth:`rewind` move it, never a forward, so replaying
         one step at a fixed length rewrites the same slot (what timing a step does).
+    kernel : str
+        A decode step's pass over these caches (:data:`kvbench.forward.own_pass.KERNELS`).
+    timed : dict
+        Each candidate kernel's median ms on one layer where ``auto`` chose ``kernel``, else empty.
     """
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     length: torch.Tensor
+    kernel: str = "masked"
+    timed: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, document: KVArtifact, batch: int, capacity: int, *, token_major: bool = False) -> ReaderCache:
-        """Zeroed caches of ``capacity`` slots for ``batch`` readers, shaped and placed like ``document``'s KV.
-
-        ``token_major``: each layer's memory is ``(B, capacity, kv_heads, head_dim)``, FlashAttention's
-        layout, which the ``flash`` own-cache pass reads in place; the tensors are the same
-        ``(B, kv_heads, capacity, head_dim)`` views either way.
-        """
-
-        def zeros(t: torch.Tensor) -> torch.Tensor:
-            if token_major:
-                return t.new_zeros(batch, capacity, t.shape[1], t.shape[3]).transpose(1, 2)
-            return t.new_zeros(batch, t.shape[1], capacity, t.shape[3])
-
+    def empty(
+        cls, document: KVArtifact, batch: int, capacity: int, kernel: str = "masked", timed: dict | None = None
+    ) -> ReaderCache:
+        """Zeroed caches of ``capacity`` slots for ``batch`` readers, shaped and placed like ``document``'s
+        KV, laid out for ``kernel`` (:func:`kvbench.forward.own_pass.cache_layer`)."""
+        layer = lambda t: cache_layer(t, batch, capacity, token_major=kernel == "flash")
         length = torch.zeros((), dtype=torch.long, device=document.keys[0].device)
-        return cls([zeros(k) for k in document.keys], [zeros(v) for v in document.values], length)
+        keys, values = [layer(k) for k in document.keys], [layer(v) for v in document.values]
+        return cls(keys, values, length, kernel, dict(timed or {}))
 
     def advance(self, tokens: int) -> None:
         """Keep the last forward's ``tokens`` tokens: the next forward writes after them."""
@@ -137,8 +139,9 @@ class FastForward:
     document_kernel : str
         The document pass's kernel: ``auto`` | ``flash`` | ``flex`` (:mod:`kvbench.forward.document_pass`).
     own_kernel : str
-        A decode step's pass over each reader's own KV: ``masked`` | ``flash``
-        (:func:`kvbench.forward.attention.own_cache_pass`); caches for it come from :meth:`reader_cache`.
+        A decode step's pass over each reader's own KV: ``auto`` | ``masked`` | ``flash``
+        (:mod:`kvbench.forward.own_pass`; ``auto`` times both per shape when a cache is made);
+        caches for it come from :meth:`reader_cache`, which resolves it.
     """
 
     def __init__(
@@ -165,8 +168,12 @@ class FastForward:
         return twin
 
     def reader_cache(self, document: KVArtifact, batch: int, capacity: int) -> ReaderCache:
-        """An empty :class:`ReaderCache` laid out for this forward's own-cache pass."""
-        return ReaderCache.empty(document, batch, capacity, token_major=self.own_kernel == "flash")
+        """An empty :class:`ReaderCache` for ``batch`` readers of ``capacity`` slots, with this forward's
+        own-cache kernel (``auto``: the faster for the shape, timed here once) and its layout."""
+        if self.own_kernel != "auto":
+            return ReaderCache.empty(document, batch, capacity, self.own_kernel)
+        heads = self.model.config.num_attention_heads
+        return ReaderCache.empty(document, batch, capacity, *choose(batch, heads, document.keys[0], capacity))
 
     def _layer(self, i: int, hidden: torch.Tensor, positions: torch.Tensor, rotary, **kwargs) -> torch.Tensor:
         """Layer ``i`` on ``hidden`` ``(B, T, hidden)``; ``kwargs`` go to the attention function."""
@@ -221,7 +228,7 @@ class FastForward:
                     kwargs["kvbench_prefix"] = (prefix.keys[i], prefix.values[i])
                 if cache is not None:
                     kwargs["kvbench_own"] = (cache.keys[i], cache.values[i], cache.length)
-                    kwargs["kvbench_own_kernel"] = self.own_kernel
+                    kwargs["kvbench_own_kernel"] = cache.kernel
                 if chunks is not None:
                     kwargs["kvbench_chunks"] = (chunks.starts, chunks.tokens, chunks.keys[i], chunks.values[i])
                 hidden = self._layer(i, hidden, positions, rotary, **kwargs)

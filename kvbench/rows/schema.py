@@ -321,7 +321,18 @@ class Row:
     decode_step_ms_p25: float = col("25th percentile of decode_step_ms")
     decode_step_ms_p75: float = col("75th percentile of decode_step_ms")
     decode_doc_kernel: str = col("decode step (shared document): the document pass's kernel for B one-token rows")
-    decode_own_kernel: str = col("decode step: the pass over each reader's own KV (fast.own_kernel: masked | flash)")
+    decode_own_kernel: str = col(
+        "decode step: the pass over each reader's own KV (`masked` | `flash`; fast.own_kernel, auto resolved; "
+        "kvbench.forward.own_pass)"
+    )
+    decode_own_masked_ms: float = col(
+        "decode step, own_kernel=auto: one layer's own-cache pass on masked, every slot filled (median of "
+        "CUDA-graph replays)"
+    )
+    decode_own_flash_ms: float = col(
+        "decode step, own_kernel=auto: one layer's own-cache pass on flash, every slot filled (median of "
+        "CUDA-graph replays)"
+    )
     decode_per_reader_ms: float = col("decode_step_ms / batch: the device time a provider pays per decoded token")
     decode_tokens_per_s: float = col("decoded tokens per second: batch / decode_step_ms")
     decode_compute_floor_ms: float = col(

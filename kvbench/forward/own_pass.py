@@ -1,0 +1,145 @@
+"""A decoding reader's own KV: writing it, attending over it, and which kernel does the attending.
+
+Each decoding reader keeps its question and the tokens it decoded in a static buffer of its
+own beside the shared document (:class:`kvbench.forward.fast.ReaderCache`); a forward writes
+its new tokens there at a device-side length (:func:`write_cache`) and attends over the whole
+buffer with the unfilled slots masked (:func:`own_cache_pass`), so one CUDA graph serves every
+step. Two kernels do a decode step's pass:
+
+* ``masked``: a float32 matmul masked on the device, compiled into the decoder layer (a
+  reader's own KV is tens of tokens against the document's thousands);
+* ``flash``: one variable-length FlashAttention-2 call (:func:`own_step_pass`), each reader a
+  sequence, on a buffer stored token-major so flash reads it in place.
+
+``auto`` (:func:`choose`) times both once per shape when a cache is made (a CUDA graph's
+replay, the step's worst case: every slot filled) and the cache keeps the faster one with its
+layout. Questions (more than one token per reader) always take the masked pass.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from kvbench.forward.kernel_timing import compiled_for, fastest, try_graph_ms
+from kvbench.forward.reference import masked_pass, on_flash
+
+KERNELS = ("masked", "flash")  # what ``auto`` chooses between (the default first: it wins ties)
+
+# (batch, heads, kv heads, slots, head_dim, dtype, device) -> each kernel's median ms on one layer
+_timed: dict[tuple, dict[str, float]] = {}
+
+
+def write_cache(
+    k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor, length: torch.Tensor
+) -> None:
+    """Write new keys and values ``(B, Hkv, T, d)`` into ``(B, Hkv, S, d)`` caches at ``length .. length+T-1``.
+
+    In place, at an index computed on the device from the 0-dim ``length`` tensor (as
+    transformers' StaticCache and gpt-fast write at ``input_pos``), so a CUDA graph that
+    captured it writes wherever ``length`` points at replay.
+    """
+    index = length + torch.arange(k.shape[2], device=k.device)
+    k_cache.index_copy_(2, index, k)
+    v_cache.index_copy_(2, index, v)
+
+
+def own_cache_pass(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    length: torch.Tensor,
+    scale: float,
+    kernel: str = "masked",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of ``q`` ``(B, H, T, d)``, the tokens at ``length .. length+T-1``, over each reader's own cache.
+
+    ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)`` already hold these tokens; query ``i`` sees
+    slots ``<= length + i``, the rest (not yet written) is masked. The whole buffer is
+    attended with a mask built on the device, not a slice of the filled part, so shapes stay
+    static and one CUDA graph serves every step. ``kernel`` (:data:`KERNELS`, the module
+    docstring): ``flash`` runs :func:`own_step_pass` for one token per reader on CUDA half types;
+    other shapes, and ``masked``, take the masked pass. Returns ``(B, H, T, d)`` out and
+    ``(B, H, T)`` float32 lse.
+    """
+    if kernel == "flash" and q.shape[2] == 1 and on_flash(q):
+        return own_step_pass(q, k_cache, v_cache, length, scale)
+    positions = length + torch.arange(q.shape[2], device=q.device)
+    allowed = torch.arange(k_cache.shape[2], device=q.device) <= positions.unsqueeze(-1)  # (T, S)
+    return masked_pass(q, k_cache, v_cache, allowed, scale)
+
+
+@torch.library.custom_op("kvbench::own_step_pass", mutates_args=())
+def own_step_pass(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, length: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A decode step's attention over each reader's own cache, as one variable-length FlashAttention-2 call.
+
+    ``q`` ``(B, H, 1, d)``: one new token per reader, at slot ``length`` (0-dim long on the
+    device), so it sees slots ``<= length``. ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)``, best
+    stored token-major (:func:`cache_layer` with ``token_major``: read in place). Reader ``b`` is
+    sequence ``b``: its G query heads per KV head are G rows (one token needs no causal mask, and
+    flash sees as many query as KV heads), its keys its own S slots of which ``length + 1`` are
+    used (``seqused_k``, on the device: graph-safe).
+    Returns ``(B, H, 1, d)`` out and ``(B, H, 1)`` float32 lse.
+    """
+    batch, heads, _, d = q.shape
+    hkv, slots = k_cache.shape[1], k_cache.shape[2]
+    g = heads // hkv
+    folded = q.reshape(batch, hkv, g, d).transpose(1, 2).reshape(batch * g, hkv, d)  # (B x G rows, Hkv, d)
+    flat = lambda t: t.transpose(1, 2).reshape(batch * slots, hkv, d)  # a view when stored token-major
+    out, lse = torch.ops.aten._flash_attention_forward(
+        folded,
+        flat(k_cache),
+        flat(v_cache),
+        torch.arange(0, (batch + 1) * g, g, dtype=torch.int32, device=q.device),
+        torch.arange(0, (batch + 1) * slots, slots, dtype=torch.int32, device=q.device),
+        g,
+        slots,
+        0.0,
+        False,
+        False,
+        scale=scale,
+        seqused_k=(length + 1).to(torch.int32).expand(batch).contiguous(),
+    )[:2]
+    out = out.reshape(batch, g, hkv, d).transpose(1, 2).reshape(batch, heads, 1, d)
+    return out, lse.reshape(hkv, batch, g).permute(1, 0, 2).reshape(batch, heads, 1)  # varlen lse is (Hkv, rows)
+
+
+@own_step_pass.register_fake
+def _(q, k_cache, v_cache, length, scale):
+    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=torch.float32)
+
+
+def cache_layer(like: torch.Tensor, batch: int, slots: int, *, token_major: bool) -> torch.Tensor:
+    """A zeroed ``(batch, Hkv, slots, d)`` buffer shaped and placed like ``like`` ``(1, Hkv, L, d)``;
+    with ``token_major`` its memory is ``(batch, slots, Hkv, d)`` (what :func:`own_step_pass` reads in place)."""
+    if token_major:
+        return like.new_zeros(batch, slots, like.shape[1], like.shape[3]).transpose(1, 2)
+    return like.new_zeros(batch, like.shape[1], slots, like.shape[3])
+
+
+def choose(batch: int, heads: int, like: torch.Tensor, slots: int) -> tuple[str, dict[str, float]]:
+    """The faster own-cache kernel for a decode step of ``batch`` readers of ``heads`` query heads, each
+    with ``slots`` slots of KV shaped like ``like`` (one layer of the document, ``(1, Hkv, L, d)``),
+    and each candidate's median ms on one layer (inf: it failed; {} off CUDA half types, where the
+    masked pass is the only one).
+
+    Timed once per shape, outside any capture, each as the reader runs it: compiled, replayed as a
+    CUDA graph, on its own layout, at the last slot (``length = slots - 1``: what the step's longest
+    read costs; the masked pass reads every slot at any length).
+    """
+    if not on_flash(like):
+        return "masked", {}
+    key = (batch, heads, like.shape[1], slots, like.shape[3], like.dtype, like.device)
+    if key not in _timed:
+        q = torch.randn(batch, heads, 1, like.shape[3], dtype=like.dtype, device=like.device)
+        length = torch.tensor(slots - 1, device=like.device)
+        timed = {}
+        for name in KERNELS:
+            k, v = (cache_layer(like, batch, slots, token_major=name == "flash").normal_() for _ in range(2))
+            run = functools.partial(compiled_for(q, own_cache_pass), q, k, v, length, q.shape[3] ** -0.5, name)
+            timed[name] = try_graph_ms("own-cache kernel", name, run)
+        _timed[key] = timed
+    return fastest(_timed[key]), dict(_timed[key])
