@@ -9,7 +9,7 @@ from conftest import TINY
 from kvbench.config.schema import ConfigError, load_settings
 from kvbench.experiments.throughput import per_reader_copies, reader_questions
 from kvbench.forward import inference
-from kvbench.forward.fast import FastForward, GreedyDecoder
+from kvbench.forward.fast import FastForward, GreedyDecoder, ReaderCache
 from kvbench.kv.artifact import KVArtifact
 from kvbench.run.app import run
 
@@ -154,6 +154,8 @@ def test_a_token_major_reader_cache_decodes_as_the_default_one(readers):
     assert torch.allclose(_decode(flash, art, questions, 4), _decode(fwd, art, questions, 4), atol=1e-6)
     with pytest.raises(ValueError, match="own_kernel 'fast'"):
         FastForward(fwd.model, compile=False, own_kernel="fast")
+    with pytest.raises(ValueError, match="reader cache's kernel 'auto'"):
+        ReaderCache.empty(art, 3, 10, "auto")
 
 
 def test_decode_rows_name_the_own_kernel(make_cfg, tmp_path):

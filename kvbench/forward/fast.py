@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 import torch
 
 from kvbench.config.names import OWN_KERNELS
+from kvbench.forward import own_pass
 from kvbench.forward.attention import kvbench_attention, register
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.document_pass import KERNELS
 from kvbench.forward.fused import FusedLayer, fused_bytes
-from kvbench.forward.own_pass import cache_layer, choose
 from kvbench.kv.artifact import KVArtifact
 
 
@@ -74,7 +74,9 @@ class ReaderCache:
     ) -> ReaderCache:
         """Zeroed caches of ``capacity`` slots for ``batch`` readers, shaped and placed like ``document``'s
         KV, laid out for ``kernel`` (:func:`kvbench.forward.own_pass.cache_layer`)."""
-        layer = lambda t: cache_layer(t, batch, capacity, token_major=kernel == "flash")
+        if kernel not in own_pass.KERNELS:  # auto is resolved before a cache is made (FastForward.reader_cache)
+            raise ValueError(f"a reader cache's kernel {kernel!r}: expected one of {own_pass.KERNELS}")
+        layer = lambda t: own_pass.cache_layer(t, batch, capacity, token_major=kernel == "flash")
         length = torch.zeros((), dtype=torch.long, device=document.keys[0].device)
         keys, values = [layer(k) for k in document.keys], [layer(v) for v in document.values]
         return cls(keys, values, length, kernel, dict(timed or {}))
@@ -173,7 +175,7 @@ class FastForward:
         if self.own_kernel != "auto":
             return ReaderCache.empty(document, batch, capacity, self.own_kernel)
         heads = self.model.config.num_attention_heads
-        return ReaderCache.empty(document, batch, capacity, *choose(batch, heads, document.keys[0], capacity))
+        return ReaderCache.empty(document, batch, capacity, *own_pass.choose(batch, heads, document.keys[0], capacity))
 
     def _layer(self, i: int, hidden: torch.Tensor, positions: torch.Tensor, rotary, **kwargs) -> torch.Tensor:
         """Layer ``i`` on ``hidden`` ``(B, T, hidden)``; ``kwargs`` go to the attention function."""
