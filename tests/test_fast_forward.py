@@ -9,9 +9,14 @@ import pytest
 import torch
 
 from kvbench.forward import inference
-from kvbench.forward.fast import FastForward, greedy_continue_fast
+from kvbench.forward.fast import Chunks, FastForward, greedy_continue_fast
 from kvbench.forward.readers import GraphReader, HFReader, make_reader, prefill_paths
 from kvbench.kv.artifact import KVArtifact
+
+
+def _artifact(model, doc: torch.Tensor) -> KVArtifact:
+    _, cache = inference.prefill(model, doc)
+    return KVArtifact.from_cache(cache, model_fingerprint="", tokenizer_hash="", token_ids=doc)
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +24,7 @@ def setup(tiny_lm):
     model = tiny_lm.model
     gen = torch.Generator().manual_seed(1)
     doc, query = torch.randint(0, 5000, (1, 48), generator=gen), torch.randint(0, 5000, (1, 6), generator=gen)
-    _, cache = inference.prefill(model, doc)
-    art = KVArtifact.from_cache(cache, model_fingerprint="", tokenizer_hash="", token_ids=doc)
-    return model, FastForward(model, compile=False), doc, query, art
+    return model, FastForward(model, compile=False), doc, query, _artifact(model, doc)
 
 
 def test_fast_reuse_and_prefill_equal_hf(setup):
@@ -155,3 +158,33 @@ def test_eager_twin_shares_the_fused_copies_and_measures_the_fusion(setup):
     assert not twin.compiled and all(a is b for a, b in zip(twin.layers, fused.layers))
     assert twin.fused_weight_bytes == fused.fused_weight_bytes and torch.equal(twin(query, art), fused(query, art))
     assert 0.0 <= fuse_logit_diff(fused, art, query) < 1e-4
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_every_forward_compiles_whole_and_once_for_all_lengths(setup, fuse):
+    """Each decoder layer of every forward the harness captures (a reuse, a decode step on a reader's
+    cache, an audit's chunks, a prefill) traces as one graph with no break (a break would split
+    Inductor's fusions and add launches on the GPU), and one graph serves every question and
+    document length: only a batch of one is specialised. Dynamo alone (``backend="eager"``), so it runs on CPU."""
+    from torch._dynamo.utils import counters
+
+    model, plain, doc, query, art = setup
+    other = _artifact(model, torch.randint(0, 5000, (1, 80), generator=torch.Generator().manual_seed(2)))
+    fwd = FastForward(model, compile=False, fuse=fuse)
+    expected = fwd(query, art)
+    fwd.layers = [torch.compile(layer, fullgraph=True, backend="eager", dynamic=True) for layer in fwd.layers]
+    torch._dynamo.reset()
+    graphs = lambda: counters["stats"]["unique_graphs"]
+    start = graphs()
+    assert torch.allclose(fwd(query, art), expected, atol=1e-5)
+    fwd(torch.cat([query, query[:, :3]], 1), other)  # another question length, another document length
+    assert graphs() - start == 1
+    fwd(torch.cat([query, query.flip(1)]), art)
+    fwd(torch.cat([query, query.flip(1), query])[:, :4], other)
+    assert graphs() - start == 2  # batches of more than one: one more graph, for every batch size
+    cache = fwd.reader_cache(art, 2, 10)
+    fwd(torch.cat([query, query]), art, cache)
+    cache.advance(query.shape[1])
+    fwd(query[:, :1].expand(2, 1), art, cache)  # a decode step
+    fwd(doc[:, :16], art, chunks=Chunks.empty(art, torch.tensor([0, 16]), 8))  # an audit's chunks
+    fwd(doc)  # a prefill
