@@ -157,3 +157,22 @@ def test_merge_stacked_is_merge_over_a_dimension_of_parts():
     out, lse = merge_stacked(torch.stack(outs, 2), torch.stack(lses, 2), dim=2)
     assert torch.allclose(out, merge(outs, lses), atol=1e-6)
     assert torch.allclose(lse, torch.stack(lses).logsumexp(0))
+
+
+def test_every_custom_op_returns_what_its_fake_promises_on_cpu():
+    """A compiled layer trusts each custom op's fake for shapes and strides (on the H200 a wrong layout
+    failed every compiled reader, issue 21); opcheck holds the CPU paths to their fakes, eager and
+    under AOT dispatch with dynamic shapes (test_gpu.py holds the CUDA kernels)."""
+    from kvbench.forward.attention import causal_attention
+    from kvbench.forward.document_pass import chunked_document_pass, document_pass
+
+    rand = lambda *shape: torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
+    k, v = rand(1, 2, 40, 16), rand(1, 2, 40, 17).narrow(-1, 0, 16)  # a strided value, as views arrive
+    cases = [
+        (document_pass, (rand(1, 2, 12, 16), k, v, 0.25, "auto")),
+        (chunked_document_pass, (rand(1, 4, 16, 16), k, v, torch.tensor([0, 20]), 8, 0.25)),
+        (attention_pass, (rand(2, 4, 5, 16), rand(2, 2, 9, 16), rand(2, 2, 9, 16), True, 0.25)),
+        (causal_attention, (rand(1, 4, 9, 16), rand(1, 2, 9, 16), rand(1, 2, 9, 16), 0.25)),
+    ]
+    for op, args in cases:
+        torch.library.opcheck(op, args)

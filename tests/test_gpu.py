@@ -144,6 +144,21 @@ def test_cudnn_document_pass_over_parts_in_place_matches_the_float32_reference(t
     assert float((lse - ref_lse).abs().max()) < 2e-2  # natural log, as flash's: the merge relies on it
 
 
+@pytest.mark.parametrize("kernel", ["flash", "cudnn", "auto"])
+@pytest.mark.parametrize("tokens", [256, 512, 3774, 16384])  # cuDNN: 1 part; 2; 14 and a tail; 32
+def test_document_pass_returns_the_layouts_its_fake_promises(kernel, tokens):
+    """A compiled layer asserts every custom op's outputs have its fake's strides (issue 21's H200 run
+    failed so at 512-16384 tokens); opcheck's fake-tensor test holds the real op to its fake."""
+    from kvbench.forward import document_pass
+
+    rand = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+    q, k, v = rand(1, 8, 128, 128), rand(1, 8, tokens, 128), rand(1, 8, tokens, 128)
+    out, lse = document_pass.document_pass(q, k, v, 128**-0.5, kernel)
+    fake_out, fake_lse = document_pass.flash_layout(torch.empty_like(q)), q.new_empty(q.shape[:-1])
+    assert (out.stride(), lse.stride()) == (fake_out.stride(), fake_lse.stride())
+    torch.library.opcheck(document_pass.document_pass, (q, k, v, 128**-0.5, kernel), test_utils="test_faketensor")
+
+
 def test_fast_reader_graph_matches_hf_reuse_in_bf16():
     from kvbench.experiments.base import publish  # noqa: F401 -- the path the experiments use
     from kvbench.forward import inference

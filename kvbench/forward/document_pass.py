@@ -245,7 +245,11 @@ def document_pass(
     if not on_flash(q):
         out, lse = reference_pass(q, k, v, False, scale)
         return flash_layout(out), lse.contiguous()
-    return _RUN[_pick(kernel, q, k, v, scale)](q, k, v, scale)
+    out, lse = _RUN[_pick(kernel, q, k, v, scale)](q, k, v, scale)
+    # the layouts the fake promises, whatever a kernel returned: on the H200 (issue 21's run) the
+    # cuDNN split's compiled merge returned out contiguous at 512-16384 tokens, which the compiled
+    # layer calling this op rejects; both are no-ops where the layout already holds
+    return flash_layout(out), lse.contiguous()
 
 
 @document_pass.register_fake
