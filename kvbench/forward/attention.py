@@ -31,9 +31,15 @@ from __future__ import annotations
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kvbench.forward.document_pass import chunked_document_pass, document_pass, flash_layout
+from kvbench.forward.document_pass import chunked_document_pass, document_pass
 from kvbench.forward.own_pass import own_cache_pass, write_cache
 from kvbench.forward.reference import merge, on_flash, reference_pass
+
+
+def flash_layout(out: torch.Tensor) -> torch.Tensor:
+    """``out`` ``(B, H, T, d)`` stored as ``(B, T, H, d)`` (a no-op when it already is): what
+    FlashAttention-2 writes for queries stored so, as the layer's projections store them."""
+    return out.transpose(1, 2).contiguous().transpose(1, 2)
 
 
 @torch.library.custom_op("kvbench::attention_pass", mutates_args=())

@@ -60,13 +60,6 @@ _chosen: dict[tuple, str] = {}
 _timed: dict[tuple, dict[str, float]] = {}
 
 
-def flash_layout(out: torch.Tensor) -> torch.Tensor:
-    """``out`` ``(B, H, T, d)`` stored as ``(B, T, H, d)``, the layout FlashAttention writes (a no-op
-    when it already is): every path of a custom op returns it, as its fake promises, so the
-    common path (flash) pays no copy."""
-    return out.transpose(1, 2).contiguous().transpose(1, 2)
-
-
 def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     out, lse = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, False, False, scale=scale)[:2]
     return out, lse
@@ -111,7 +104,7 @@ def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tu
         enable_gqa=g > 1,
         return_aux=AuxRequest(lse=True),
     )
-    return flash_layout(out.reshape(one, hkv, rows, d)), aux.lse.reshape(one, hkv, rows).float()
+    return out.reshape(one, hkv, rows, d), aux.lse.reshape(one, hkv, rows).float()
 
 
 # cuDNN's split: each part at least MIN_SPLIT_TOKENS keys (a part's fixed cost against its read),
@@ -136,10 +129,10 @@ def split_plan(rows: int, kv_heads: int, kv_tokens: int, sms: int) -> int:
 
 def _merge_split(outs: list[torch.Tensor], lses: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`~kvbench.forward.reference.merge_stacked` of ``outs`` ``(Hkv, S_i, M, d)`` and ``lses``
-    ``(Hkv, S_i, M)``, the parts along dim 1 -> ``(1, Hkv, M, d)`` out in :func:`flash_layout` and
+    ``(Hkv, S_i, M)``, the parts along dim 1 -> ``(1, Hkv, M, d)`` out and
     ``(1, Hkv, M)`` lse (one kernel when compiled, the concatenation fused in)."""
     out, lse = merge_stacked(torch.cat(outs, dim=1), torch.cat(lses, dim=1), dim=1)
-    return flash_layout(out.unsqueeze(0)), lse.unsqueeze(0)
+    return out.unsqueeze(0), lse.unsqueeze(0)
 
 
 def split_pass(
@@ -185,7 +178,7 @@ def _cudnn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> t
     splits = split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device))
     if splits == 1:
         out, lse = _cudnn_call(q, k, v, scale)
-        return flash_layout(out), lse
+        return out, lse
     return split_pass(q, k, v, scale, splits, _cudnn_call)
 
 
@@ -239,22 +232,22 @@ def document_pass(
 
     Returns
     -------
-    ``(1, Hkv, M, d)`` out (``q``'s dtype, in :func:`flash_layout`) and ``(1, Hkv, M)`` float32
-    natural log-sum-exp.
+    ``(1, Hkv, M, d)`` out (``q``'s dtype) and ``(1, Hkv, M)`` float32 natural log-sum-exp, both
+    contiguous on every path, as the fake promises.
     """
     if not on_flash(q):
         out, lse = reference_pass(q, k, v, False, scale)
-        return flash_layout(out), lse.contiguous()
+        return out.contiguous(), lse.contiguous()
     out, lse = _RUN[_pick(kernel, q, k, v, scale)](q, k, v, scale)
-    # the layouts the fake promises, whatever a kernel returned: on the H200 (issue 21's run) the
-    # cuDNN split's compiled merge returned out contiguous at 512-16384 tokens, which the compiled
-    # layer calling this op rejects; both are no-ops where the layout already holds
-    return flash_layout(out), lse.contiguous()
+    # contiguous, as the fake promises (a compiled layer asserts it): FlashAttention-2 writes its out
+    # in its queries' layout, and the folded queries are contiguous, so this is a no-op for it and
+    # for cuDNN; issue 21's H200 run failed on a fake that promised flash's (B, T, H, d) layout instead
+    return out.contiguous(), lse.contiguous()
 
 
 @document_pass.register_fake
 def _(q, k, v, scale, kernel):
-    return flash_layout(q.new_empty(q.shape)), q.new_empty(q.shape[:-1], dtype=torch.float32)
+    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=torch.float32)
 
 
 def chosen(rows: int, kv_tokens: int) -> tuple[str | None, dict[str, float]]:
