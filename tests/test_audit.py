@@ -227,8 +227,10 @@ def test_audit_on_cuda_bf16_passes_honest_and_catches_tampered_artifacts():
     from kvbench.model.loading import load_model
 
     cuda = torch.device("cuda")
+    from conftest import carried_tokenizer
+
     lm = load_model(
-        ModelConfig(name="tiny-random", source="random", arch="tiny"),
+        ModelConfig(name="tiny-random", source="random", arch="tiny", tokenizer=carried_tokenizer()),
         device=cuda,
         dtype=torch.bfloat16,
         attn_impl="sdpa",

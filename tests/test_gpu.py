@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import carried_tokenizer
 
 from kvbench.config.schema import ModelConfig
 from kvbench.measure.timing import time_ms
@@ -12,10 +13,15 @@ from kvbench.model.loading import load_model
 pytestmark = pytest.mark.gpu
 
 
+def _tiny_spec() -> ModelConfig:
+    """The tiny random model, with the carried tokenizer on a GPU node (no SmolLM2 wheel needed)."""
+    return ModelConfig(name="tiny", source="random", arch="tiny", tokenizer=carried_tokenizer())
+
+
 def _tiny_bf16():
     """The tiny random model in bf16 on CUDA."""
     return load_model(
-        ModelConfig(name="tiny", source="random", arch="tiny"),
+        _tiny_spec(),
         device=torch.device("cuda"),
         dtype=torch.bfloat16,
         attn_impl="sdpa",
@@ -59,7 +65,7 @@ def test_graph_reader_replays_the_static_forward():
     from kvbench.kv.artifact import KVArtifact
 
     lm = load_model(
-        ModelConfig(name="tiny", source="random", arch="tiny"),
+        _tiny_spec(),
         device=torch.device("cuda"),
         dtype=torch.float32,
         attn_impl="sdpa",
@@ -92,6 +98,7 @@ def test_tiers_reader_on_cuda_is_the_graph_and_reads_back_bitwise(tmp_path):
                 "doc_tokens=[64,128]",
                 "timing.warmup=1",
                 "timing.repeats=2",
+                *([f"model.tokenizer={carried_tokenizer()}"] if carried_tokenizer() else []),
             ],
         )
     rows = run(cfg, tmp_path)
