@@ -131,7 +131,9 @@ cmd_start() {  # from a copy of the tree in the ignored .gpu/, which later calls
 cmd_collect() {
     local until=$((SECONDS + ${1:-0}))
     cd "$QUEUE" || { echo "no queue has started"; return 1; }
-    while [ "$SECONDS" -lt "$until" ] && pgrep -f "kvbench.*results_dir=$OUTDIR" > /dev/null; do sleep 5; done
+    # wait on the detached queue itself, not on a running job: between its start and its first job
+    # (the wheels installing) no job runs yet, and a collect then used to return at once
+    while [ "$SECONDS" -lt "$until" ] && pgrep -f "&& _queue " > /dev/null; do sleep 2; done
     nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
     _tar
 }

@@ -136,3 +136,18 @@ def test_a_started_queue_sees_the_carried_wheelhouse(tmp_path):
     while not (calls.exists() and calls.read_text().endswith("\n")) and time.monotonic() < deadline:
         time.sleep(0.2)  # the file appears when the job opens it, its line a moment later
     assert calls.read_text().strip() == "wheelhouse/tokenizer/tokenizer.json"
+
+
+def test_collect_waits_for_a_queue_whose_first_job_has_not_started(tmp_path):
+    """``start`` then ``collect`` at once (one device call): collect waits for the detached queue until
+    its jobs end, even before the first one has spawned, and returns their log."""
+    tree = tmp_path / "tree"
+    (tree / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "node.sh", tree / "scripts" / "node.sh")
+    env, calls = _fake_python(tmp_path, 'sleep 3; echo "$@" >> "$CALLS"')  # a job that takes a while
+    node = ["bash", str(tree / "scripts" / "node.sh")]
+    run = lambda *args: subprocess.run([*node, *args], cwd=tree, capture_output=True, text=True, env=env, timeout=60)
+    assert run("start", "+exp=smoke").returncode == 0
+    collected = run("collect", "30")
+    assert "end rc=0: +exp=smoke" in collected.stdout, collected.stdout + collected.stderr
+    assert calls.read_text().startswith("-m kvbench +exp=smoke")
