@@ -100,20 +100,6 @@ def test_chunked_document_pass_sees_each_chunks_own_prefix():
         assert torch.allclose(lse[:, :, 2 * i : 2 * i + 2], ref_lse, atol=1e-6)
 
 
-def test_auto_offers_flex_only_where_its_kernels_fit():
-    from kvbench.forward import document_pass as dp
-
-    few, mid = _rand(1, 2, dp.FLEX_DECODE_MAX_ROWS, 8), _rand(1, 2, dp.FLEX_DECODE_MAX_ROWS + 1, 8)
-    many = _rand(1, 1, dp.MAX_GROUPS * 128, 8)
-    assert dp._candidates(few) == dp._candidates(many) == ["flash", "flex", "cudnn"]
-    assert dp._candidates(mid) == ["flash", "cudnn"]
-    dp._flex_failed_rows.add(few.shape[2])
-    try:
-        assert dp._candidates(few) == ["flash", "cudnn"]
-    finally:
-        dp._flex_failed_rows.discard(few.shape[2])
-
-
 def test_split_plan_fills_the_sms_with_parts_that_divide_the_document_where_one_is_near():
     from kvbench.forward.document_pass import MIN_SPLIT_TOKENS, split_plan
 

@@ -127,7 +127,7 @@ class CorpusConfig:
 class FastConfig:
     """The fast forward's kernels (kvbench.forward.fast)."""
 
-    document_kernel: str = "auto"  # auto | flash | flex | cudnn: the document pass; auto times each per shape
+    document_kernel: str = "auto"  # auto | flash | flex | cudnn: the document pass; auto: flash or cudnn per shape
     fuse: bool = True  # q/k/v and gate/up as one GEMM each (concatenated weight copies, counted in the rows)
     # auto | masked | flash: a decode step's pass over each reader's own KV (float32 masked matmul, or
     # one variable-length FlashAttention-2 call on CUDA half types; auto times both per shape;

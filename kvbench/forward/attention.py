@@ -11,8 +11,8 @@ The prefix pass needs no mask (every question token sees the whole document), so
 query dimension may hold anything: the ``G = heads / kv_heads`` query heads that share a KV
 head and all ``B`` readers of one document are folded into it. The prefix is then read once
 per KV head for the whole batch, and grouped-query attention needs no repeated KV. Which
-kernel runs that pass (FlashAttention-2, flex attention's split-KV decoding kernel or cuDNN,
-the fastest per shape) is :mod:`kvbench.forward.document_pass`'s business.
+kernel runs that pass (FlashAttention-2 or cuDNN, the faster per shape) is
+:mod:`kvbench.forward.document_pass`'s business.
 
 Decoding readers keep their own KV between forwards (:func:`cached_prefix_attention`,
 :mod:`kvbench.forward.own_pass`): a static buffer per reader that each forward writes its new

@@ -1,11 +1,11 @@
-"""The document pass: a reader's queries over a stored document's KV, on the fastest of three library kernels.
+"""The document pass: a reader's queries over a stored document's KV, on the faster of two library kernels.
 
 A reader's question (``T`` tokens, ``G`` query heads per KV head, ``B`` readers of one
 document) attends to the document's ``L`` keys without a mask, so its queries fold into
 ``M = B * G * T`` rows per KV head (:func:`kvbench.forward.attention.prefix_attention`). With
 ``M`` in the tens to hundreds and ``L`` in the thousands, the work is one long key sequence
 per KV head: unless the keys are split across CTAs and merged by log-sum-exp (FlashDecoding's
-split-KV), a handful of the GPU's SMs do it. Three kernels are candidates:
+split-KV), a handful of the GPU's SMs do it. Three library kernels can run it:
 
 * ``flash``: PyTorch's FlashAttention-2 (``aten._scaled_dot_product_flash_attention``) on the
   folded queries; it picks its own split count.
@@ -20,11 +20,13 @@ split-KV), a handful of the GPU's SMs do it. Three kernels are candidates:
   count, :func:`split_plan`); the ``S`` partial results are merged by log-sum-exp in one
   compiled kernel. Where rows are many (batched readers) ``S`` is 1: a single call.
 
-``auto`` (the default) times every candidate once per shape, replayed as a CUDA graph as the reader
-runs it (CUDA events after warmup; the choice itself is made outside any capture), and keeps the
-fastest; :func:`chosen` reports what was chosen and measured, for the rows. Flex is a candidate
-only where its kernels fit (:func:`_candidates`), and not again for a row count where it once
-failed. Off CUDA the float32 reference runs instead of any of them.
+``auto`` (the default) times flash and cuDNN once per shape, replayed as a CUDA graph as the
+reader runs them (CUDA events after warmup; the choice itself is made outside any capture), and
+keeps the faster; :func:`chosen` reports what was chosen and measured, for the rows. Flex is
+selectable but not a candidate of ``auto``: on the H200 image's torch 2.11 it failed to compile
+at every shape under 8192 folded rows (a single reader's among them), and where it ran (64-256
+readers of 32768 tokens, issue 21's runs) cuDNN beat it by 1.5-1.7x; trying it cost a compile
+at every new shape. Off CUDA the float32 reference runs instead of any of them.
 
 The audit's chunked pass (:func:`chunked_document_pass`) needs a different prefix per chunk:
 chunk ``i``'s queries see the document's first ``starts[i]`` keys. On CUDA it is one
@@ -37,7 +39,6 @@ draw of chunks (no host sync, no launch per chunk).
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 
 import torch
@@ -46,14 +47,11 @@ from kvbench.config.names import DOCUMENT_KERNELS as KERNELS
 from kvbench.forward.kernel_timing import compiled_for, fastest, try_graph_ms
 from kvbench.forward.reference import masked_pass, merge_stacked, on_flash, reference_pass
 
+AUTO_CANDIDATES = ("flash", "cudnn")  # flash first: it wins ties
 # Flex's decoding kernel (under 128 rows per query head) packs all of a KV head's rows into one
-# block: right for a few rows, beyond shared memory for many (on the H200 at 2048 rows its
-# autotuning found no config that fit and spent 8 minutes failing, issue 21's run). So flex is a
-# candidate for up to FLEX_DECODE_MAX_ROWS rows, where split-KV pays, and from MAX_GROUPS x 128
-# rows, where it runs its main kernel (there it beat flash once, at 256 readers of 16k tokens).
-FLEX_DECODE_MAX_ROWS = 128
+# block, beyond shared memory for many rows; MAX_GROUPS query heads of at least 128 rows each run
+# its main kernel instead (:func:`_groups`).
 MAX_GROUPS = 64
-_flex_failed_rows: set[int] = set()  # rows per KV head where flex failed once: not tried again
 
 # (q shape, k shape, dtype, device) -> chosen kernel, and each candidate's median ms
 _chosen: dict[tuple, str] = {}
@@ -189,13 +187,6 @@ def _key(q: torch.Tensor, k: torch.Tensor) -> tuple:
     return (tuple(q.shape), tuple(k.shape), q.dtype, q.device)
 
 
-def _candidates(q: torch.Tensor) -> list[str]:
-    rows = q.shape[2]
-    fits = rows <= FLEX_DECODE_MAX_ROWS or rows >= MAX_GROUPS * 128
-    flex = ["flex"] if fits and rows not in _flex_failed_rows else []
-    return ["flash", *flex, "cudnn"]
-
-
 def _pick(kernel: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> str:
     if kernel not in KERNELS:
         raise ValueError(f"document kernel {kernel!r}: expected one of {KERNELS}")
@@ -207,10 +198,8 @@ def _pick(kernel: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
             return "flash"  # a shape first seen inside a capture cannot be timed; captures come after warmups
         _timed[key] = {
             name: try_graph_ms("document kernel", name, functools.partial(_RUN[name], q, k, v, scale))
-            for name in _candidates(q)
+            for name in AUTO_CANDIDATES
         }
-        if math.isinf(_timed[key].get("flex", 0.0)):
-            _flex_failed_rows.add(q.shape[2])
         _chosen[key] = fastest(_timed[key])
     return _chosen[key]
 

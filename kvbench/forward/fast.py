@@ -7,8 +7,8 @@ Here the model's decoder layers run as they are (same weights, same modules), wi
 * attention through :func:`kvbench.forward.attention.kvbench_attention`, registered with
   transformers' ``AttentionInterface``: no mask (lower-right causal by construction),
   grouped-query attention without repeated KV, the document's KV read in place
-  (``prefix``) on the faster of FlashAttention-2 and flex attention's split-KV decoding
-  kernel for the shape (``document_kernel``, :mod:`kvbench.forward.document_pass`);
+  (``prefix``) on the faster of FlashAttention-2 and cuDNN for the shape
+  (``document_kernel``, :mod:`kvbench.forward.document_pass`);
 * optionally (``fuse``) q/k/v and gate/up as one GEMM each (:mod:`kvbench.forward.fused`);
 * the layers optionally compiled with ``torch.compile`` (regional: one compiled layer
   reused by all layers, dynamic token counts, so one compile serves every length), which
@@ -139,7 +139,7 @@ class FastForward:
         Run each layer as a :class:`kvbench.forward.fused.FusedLayer` (q/k/v and gate/up as one
         GEMM each; the concatenated copies cost :attr:`fused_weight_bytes` of device memory).
     document_kernel : str
-        The document pass's kernel: ``auto`` | ``flash`` | ``flex`` (:mod:`kvbench.forward.document_pass`).
+        The document pass's kernel: ``auto`` | ``flash`` | ``flex`` | ``cudnn`` (:mod:`kvbench.forward.document_pass`).
     own_kernel : str
         A decode step's pass over each reader's own KV: ``auto`` | ``masked`` | ``flash``
         (:mod:`kvbench.forward.own_pass`; ``auto`` times both per shape when a cache is made);
