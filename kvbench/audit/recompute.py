@@ -46,6 +46,7 @@ import torch
 from scipy import stats
 
 from kvbench.forward import inference
+from kvbench.forward.compiled import compiled_for
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.fast import Chunks, FastForward
 from kvbench.kv.artifact import KVArtifact
@@ -79,6 +80,21 @@ def _relative_errors(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     """``(chunks,)`` largest per-token relative error of ``new`` against ``old``, both ``(chunks, tokens, width)``."""
     scale = torch.linalg.vector_norm(new, dim=-1).clamp_min(torch.finfo(torch.float32).tiny)
     return (torch.linalg.vector_norm(new - old, dim=-1) / scale).amax(dim=-1)
+
+
+def _stacked_errors(
+    news: list[torch.Tensor], olds: list[torch.Tensor], index: torch.Tensor, n: int, tokens: int
+) -> torch.Tensor:
+    """``(n, pairs)`` errors of ``n`` chunks of ``tokens`` tokens: ``news[p]`` ``(1, Hkv, n * tokens, d)``
+    recomputed, against ``olds[p]`` ``(1, Hkv, L, d)`` stored, at the positions ``index`` ``(n * tokens,)``.
+
+    One function for every (layer, side) pair, so that compiled it is a few fused kernels a pair
+    instead of a dozen eager ones (a cast, a gather, copies, two norms, a division, a maximum).
+    """
+    # (1, kv_heads, n x tokens, head_dim) -> (n, tokens, kv_heads x head_dim)
+    per_chunk = lambda t: t[0].float().transpose(0, 1).reshape(n, tokens, -1)
+    pairs = [_relative_errors(per_chunk(new), per_chunk(old.index_select(2, index))) for new, old in zip(news, olds)]
+    return torch.stack(pairs, dim=1)
 
 
 def chunk_errors(cache, artifact: KVArtifact, start: int, end: int) -> torch.Tensor:
@@ -124,19 +140,14 @@ class ChunkCheck:
         self.n, self.tokens, self.device = n, tokens, artifact.device
         offsets = torch.arange(tokens, device=self.device)
         buffers = Chunks.empty(artifact, torch.zeros(n, dtype=torch.long, device=self.device), tokens)
-        # (1, kv_heads, n x tokens, head_dim) -> (n, tokens, kv_heads x head_dim)
-        per_chunk = lambda t: t[0].float().transpose(0, 1).reshape(n, tokens, -1)
+        news = [t for pair in zip(buffers.keys, buffers.values) for t in pair]  # (layer, side) pairs, K then V
+        olds = [t for pair in zip(artifact.keys, artifact.values) for t in pair]
+        stacked = compiled_for(token_ids, _stacked_errors)
 
         def errors(starts: torch.Tensor) -> torch.Tensor:  # (n,) long -> (n, layers, 2) float32, on the device
             index = (starts.unsqueeze(1) + offsets).reshape(-1)
-            chunks = Chunks(starts, tokens, buffers.keys, buffers.values)
-            fwd(token_ids[:, index], artifact, chunks=chunks)
-            pairs = [
-                _relative_errors(per_chunk(new), per_chunk(old.index_select(2, index)))
-                for i in range(len(artifact.keys))
-                for new, old in ((chunks.keys[i], artifact.keys[i]), (chunks.values[i], artifact.values[i]))
-            ]
-            return torch.stack(pairs, dim=1).reshape(n, len(artifact.keys), 2)
+            fwd(token_ids[:, index], artifact, chunks=Chunks(starts, tokens, buffers.keys, buffers.values))
+            return stacked(news, olds, index, n, tokens).reshape(n, len(artifact.keys), 2)
 
         self._check = Replayable(errors, buffers.starts, graph=graph)
 

@@ -44,7 +44,8 @@ from collections.abc import Callable
 import torch
 
 from kvbench.config.names import DOCUMENT_KERNELS as KERNELS
-from kvbench.forward.kernel_timing import compiled_for, fastest, try_graph_ms
+from kvbench.forward.compiled import compiled_for
+from kvbench.forward.kernel_timing import fastest, try_graph_ms
 from kvbench.forward.reference import masked_pass, merge_stacked, on_flash, reference_pass
 
 AUTO_CANDIDATES = ("flash", "cudnn")  # flash first: it wins ties

@@ -8,7 +8,6 @@ launches is not charged the host launch costs that the reader's graph never pays
 
 from __future__ import annotations
 
-import functools
 import math
 import statistics
 import warnings
@@ -17,16 +16,6 @@ from collections.abc import Callable
 import torch
 
 from kvbench.forward.cuda_graph import capture
-
-
-@functools.cache
-def _compiled(fn: Callable) -> Callable:
-    return torch.compile(fn)
-
-
-def compiled_for(like: torch.Tensor, fn: Callable) -> Callable:
-    """``fn`` compiled (once per process) where ``like`` is on CUDA, else as written (CPU tests)."""
-    return _compiled(fn) if like.is_cuda else fn
 
 
 def median_ms(fn: Callable[[], object], warmup: int = 3, repeats: int = 15) -> float:

@@ -22,7 +22,8 @@ import functools
 
 import torch
 
-from kvbench.forward.kernel_timing import compiled_for, fastest, try_graph_ms
+from kvbench.forward.compiled import compiled_for
+from kvbench.forward.kernel_timing import fastest, try_graph_ms
 from kvbench.forward.reference import masked_pass, on_flash
 
 KERNELS = ("masked", "flash")  # what ``auto`` chooses between (the default first: it wins ties)
