@@ -176,7 +176,7 @@ def test_auto_own_kernel_off_cuda_is_the_masked_pass_untimed(readers):
 def test_auto_own_kernel_keeps_the_faster_once_per_shape_with_its_layout(readers, monkeypatch):
     """Where both kernels can run, ``auto`` times each once per shape, keeps the faster (a failed one,
     inf, never wins) and lays the cache out for it."""
-    from kvbench.forward import own_pass
+    from kvbench.forward import kernel_timing, own_pass
 
     fwd, art, _ = readers
     calls: list[tuple] = []
@@ -187,8 +187,8 @@ def test_auto_own_kernel_keeps_the_faster_once_per_shape_with_its_layout(readers
         return times[name]
 
     monkeypatch.setattr(own_pass, "on_flash", lambda t: True)
-    monkeypatch.setattr(own_pass, "try_graph_ms", fake_ms)
-    monkeypatch.setattr(own_pass, "_timed", {})
+    monkeypatch.setattr(kernel_timing, "try_graph_ms", fake_ms)
+    monkeypatch.setattr(kernel_timing, "_timed", {})
     auto = FastForward(fwd.model, compile=False, own_kernel="auto")
     cache = auto.reader_cache(art, 3, 10)
     heads, hkv = fwd.model.config.num_attention_heads, art.keys[0].shape[1]

@@ -86,8 +86,13 @@ def fast_fields(
     groups = model.config.num_attention_heads // model.config.num_key_value_heads
     name, timed = document_pass.chosen(groups * readers, doc_tokens)
     fields["doc_kernel"] = name if fwd.document_kernel == "auto" else fwd.document_kernel
-    fields.update({f"doc_kernel_{k}_ms": v if math.isfinite(v) else None for k, v in timed.items()})  # inf: failed
+    fields.update(kernel_times("doc_kernel", timed))
     return fields
+
+
+def kernel_times(prefix: str, timed: dict[str, float]) -> dict[str, float | None]:
+    """Row fields ``{prefix}_{kernel}_ms`` of an ``auto`` choice's timings; a kernel that failed (inf) is None."""
+    return {f"{prefix}_{name}_ms": ms if math.isfinite(ms) else None for name, ms in timed.items()}
 
 
 def fuse_logit_diff(fwd: FastForward, prefix: KVArtifact, query_ids: torch.Tensor) -> float:

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from kvbench.experiments.base import RunContext, fast_fields, publish
+from kvbench.experiments.base import RunContext, fast_fields, kernel_times, publish
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.fast import GreedyDecoder
 from kvbench.kv.artifact import KVArtifact
@@ -183,7 +183,7 @@ class ThroughputExperiment:
             decode_efficiency=floors["decode_per_reader_floor_ms"] / per_reader,
             decode_top1_agree=float((tokens == doc["lone_tokens"][:B]).float().mean()),
             decode_own_kernel=decoder.cache.kernel,
-            **{f"decode_own_{k}_ms": v if math.isfinite(v) else None for k, v in decoder.cache.timed.items()},
+            **kernel_times("decode_own", decoder.cache.timed),
             decode_doc_kernel=fast_fields(
                 ctx.fast_forward(), ctx.lm.model, ctx.device, B if copies == 1 else None, artifact.num_tokens
             ).get("doc_kernel"),

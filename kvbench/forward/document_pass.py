@@ -45,18 +45,15 @@ import torch
 
 from kvbench.config.names import DOCUMENT_KERNELS as KERNELS
 from kvbench.forward.compiled import compiled_for
-from kvbench.forward.kernel_timing import fastest, try_graph_ms
+from kvbench.forward.kernel_timing import fastest, is_timed, timed_choice, timings
 from kvbench.forward.reference import masked_pass, merge_stacked, on_flash, reference_pass
 
 AUTO_CANDIDATES = ("flash", "cudnn")  # flash first: it wins ties
+TIMED = "document kernel"  # what auto's timings are filed under (kvbench.forward.kernel_timing)
 # Flex's decoding kernel (under 128 rows per query head) packs all of a KV head's rows into one
 # block, beyond shared memory for many rows; MAX_GROUPS query heads of at least 128 rows each run
 # its main kernel instead (:func:`_groups`).
 MAX_GROUPS = 64
-
-# (q shape, k shape, dtype, device) -> chosen kernel, and each candidate's median ms
-_chosen: dict[tuple, str] = {}
-_timed: dict[tuple, dict[str, float]] = {}
 
 
 def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,8 +173,7 @@ def _cudnn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> t
     """cuDNN's fused attention over ``S`` in-place parts of the document (:func:`split_plan`)."""
     splits = split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device))
     if splits == 1:
-        out, lse = _cudnn_call(q, k, v, scale)
-        return out, lse
+        return _cudnn_call(q, k, v, scale)
     return split_pass(q, k, v, scale, splits, _cudnn_call)
 
 
@@ -194,15 +190,10 @@ def _pick(kernel: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     if kernel != "auto":
         return kernel
     key = _key(q, k)
-    if key not in _chosen:
-        if torch.cuda.is_current_stream_capturing():
-            return "flash"  # a shape first seen inside a capture cannot be timed; captures come after warmups
-        _timed[key] = {
-            name: try_graph_ms("document kernel", name, functools.partial(_RUN[name], q, k, v, scale))
-            for name in AUTO_CANDIDATES
-        }
-        _chosen[key] = fastest(_timed[key])
-    return _chosen[key]
+    if torch.cuda.is_current_stream_capturing() and not is_timed(TIMED, key):
+        return "flash"  # a shape first seen inside a capture cannot be timed; captures come after warmups
+    candidates = lambda: {name: functools.partial(_RUN[name], q, k, v, scale) for name in AUTO_CANDIDATES}
+    return timed_choice(TIMED, key, candidates)[0]
 
 
 @torch.library.custom_op("kvbench::document_pass", mutates_args=())
@@ -243,9 +234,9 @@ def _(q, k, v, scale, kernel):
 def chosen(rows: int, kv_tokens: int) -> tuple[str | None, dict[str, float]]:
     """The kernel ``auto`` chose for ``rows`` folded queries per KV head over ``kv_tokens`` keys, and
     each candidate's median ms on one layer (None and {} when that shape never ran on ``auto``)."""
-    for key, name in _chosen.items():
-        if key[0][2] == rows and key[1][2] == kv_tokens:
-            return name, dict(_timed[key])
+    for (q_shape, k_shape, *_), timed in timings(TIMED):
+        if q_shape[2] == rows and k_shape[2] == kv_tokens:
+            return fastest(timed), timed
     return None, {}
 
 

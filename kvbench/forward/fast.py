@@ -79,7 +79,7 @@ class ReaderCache:
         layer = lambda t: own_pass.cache_layer(t, batch, capacity, token_major=kernel == "flash")
         length = torch.zeros((), dtype=torch.long, device=document.keys[0].device)
         keys, values = [layer(k) for k in document.keys], [layer(v) for v in document.values]
-        return cls(keys, values, length, kernel, dict(timed or {}))
+        return cls(keys, values, length, kernel, timed or {})
 
     def advance(self, tokens: int) -> None:
         """Keep the last forward's ``tokens`` tokens: the next forward writes after them."""

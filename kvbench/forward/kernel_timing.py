@@ -3,7 +3,8 @@
 The fast forward picks some of its kernels per shape (:mod:`kvbench.forward.document_pass`,
 :mod:`kvbench.forward.own_pass`) by timing each candidate once. A reader replays its whole
 forward as a CUDA graph, so a candidate is timed the same way: a candidate of several
-launches is not charged the host launch costs that the reader's graph never pays.
+launches is not charged the host launch costs that the reader's graph never pays. Each choice
+is timed once per process and shape (:func:`timed_choice`) and kept for the rows.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 
@@ -50,6 +51,36 @@ def try_graph_ms(what: str, name: str, fn: Callable[[], object]) -> float:
         return math.inf
 
 
+# (what, key) -> each candidate's median ms, once per process
+_timed: dict[tuple, dict[str, float]] = {}
+
+
+def timed_choice(
+    what: str, key: tuple, candidates: Callable[[], Mapping[str, Callable[[], object]]]
+) -> tuple[str, dict[str, float]]:
+    """The fastest of ``candidates()`` (name -> one call) for ``what`` at ``key`` (a shape), and a copy
+    of each candidate's median ms: on the first call per process and key each candidate is timed by
+    :func:`try_graph_ms`; later calls only look it up (``candidates`` is not called again). Ties go
+    to the first candidate (callers list the default first); one that failed (inf) never wins over
+    one that ran."""
+    if (what, key) not in _timed:
+        _timed[(what, key)] = {name: try_graph_ms(what, name, fn) for name, fn in candidates().items()}
+    timed = _timed[(what, key)]
+    return fastest(timed), dict(timed)
+
+
+def is_timed(what: str, key: tuple) -> bool:
+    """Whether :func:`timed_choice` has timed ``what`` at ``key`` in this process."""
+    return (what, key) in _timed
+
+
+def timings(what: str) -> Iterator[tuple[tuple, dict[str, float]]]:
+    """Every key :func:`timed_choice` timed for ``what``, with a copy of each candidate's median ms."""
+    for (kind, key), timed in _timed.items():
+        if kind == what:
+            yield key, dict(timed)
+
+
 def fastest(timed: dict[str, float]) -> str:
-    """The name of the smallest time in ``timed`` (the first of equals: callers list the default first)."""
+    """The name of the smallest time in ``timed`` (the first of equals)."""
     return min(timed, key=timed.__getitem__)

@@ -19,17 +19,16 @@ layout. Questions (more than one token per reader) always take the masked pass.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 
 from kvbench.forward.compiled import compiled_for
-from kvbench.forward.kernel_timing import fastest, try_graph_ms
+from kvbench.forward.kernel_timing import timed_choice
 from kvbench.forward.reference import masked_pass, on_flash
 
 KERNELS = ("masked", "flash")  # what ``auto`` chooses between (the default first: it wins ties)
-
-# (batch, heads, kv heads, slots, head_dim, dtype, device) -> each kernel's median ms on one layer
-_timed: dict[tuple, dict[str, float]] = {}
+TIMED = "own-cache kernel"  # what auto's timings are filed under (kvbench.forward.kernel_timing)
 
 
 def write_cache(
@@ -127,20 +126,22 @@ def choose(batch: int, heads: int, like: torch.Tensor, slots: int) -> tuple[str,
     and each candidate's median ms on one layer (inf: it failed; {} off CUDA half types, where the
     masked pass is the only one).
 
-    Timed once per shape, outside any capture, each as the reader runs it: compiled, replayed as a
-    CUDA graph, on its own layout, at the last slot (``length = slots - 1``: what the step's longest
-    read costs; the masked pass reads every slot at any length).
+    Timed once per shape (:func:`kvbench.forward.kernel_timing.timed_choice`), outside any capture,
+    each as the reader runs it: compiled, replayed as a CUDA graph, on its own layout, at the last
+    slot (``length = slots - 1``: what the step's longest read costs; the masked pass reads every
+    slot at any length).
     """
     if not on_flash(like):
         return "masked", {}
     key = (batch, heads, like.shape[1], slots, like.shape[3], like.dtype, like.device)
-    if key not in _timed:
+
+    def candidates() -> dict[str, Callable[[], object]]:  # made only when the shape is first timed
         q = torch.randn(batch, heads, 1, like.shape[3], dtype=like.dtype, device=like.device)
         length = torch.tensor(slots - 1, device=like.device)
-        timed = {}
+        runs: dict[str, Callable[[], object]] = {}
         for name in KERNELS:
             k, v = (cache_layer(like, batch, slots, token_major=name == "flash").normal_() for _ in range(2))
-            run = functools.partial(compiled_for(q, own_cache_pass), q, k, v, length, q.shape[3] ** -0.5, name)
-            timed[name] = try_graph_ms("own-cache kernel", name, run)
-        _timed[key] = timed
-    return fastest(_timed[key]), dict(_timed[key])
+            runs[name] = functools.partial(compiled_for(q, own_cache_pass), q, k, v, length, q.shape[3] ** -0.5, name)
+        return runs
+
+    return timed_choice(TIMED, key, candidates)
