@@ -1,6 +1,6 @@
-"""Helpers compiled once per process where they run on CUDA, as written elsewhere.
+"""What the fast forward compiles, and the compiler's limits it needs.
 
-Small functions on the reader's path (a merge of split parts, a timed candidate, the audit's
+The decoder layers compile regionally (:func:`compiled_layer`). Small functions on the reader's path (a merge of split parts, a timed candidate, the audit's
 error check) are several eager kernels each; ``torch.compile`` fuses them into one or a few.
 On CPU (tests, CPU runs) they run as written: the same arithmetic, no compiler.
 """
@@ -11,6 +11,21 @@ import functools
 from collections.abc import Callable
 
 import torch
+
+# Dynamo keeps at most ``recompile_limit`` (8) graphs per code object, and every decoder layer runs
+# one ``forward``: a process that measures several reader shapes (throughput's shared and private
+# documents, its decode step, batch 1's specialisation) needs more. At the limit dynamo falls back to
+# eager with a warning, and the point would be timed uncompiled; here it raises instead, so the point
+# fails and says why (issue 21's run at b374e6c hit it silently).
+RECOMPILE_LIMIT = 64
+
+
+def compiled_layer(layer: torch.nn.Module) -> torch.nn.Module:
+    """``layer`` compiled with dynamic token counts (one graph serves every length), under a
+    recompile limit that a whole sweep fits in, and that fails a point rather than run it eager."""
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
+    return torch.compile(layer, dynamic=True)
 
 
 @functools.cache

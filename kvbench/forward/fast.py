@@ -36,6 +36,7 @@ import torch
 from kvbench.config.names import OWN_KERNELS
 from kvbench.forward import own_pass
 from kvbench.forward.attention import kvbench_attention, register
+from kvbench.forward.compiled import compiled_layer
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.document_pass import KERNELS
 from kvbench.forward.fused import FusedLayer, fused_bytes
@@ -160,7 +161,7 @@ class FastForward:
         layers = list(self.base.layers[: model.config.num_hidden_layers])
         if fuse:
             layers = [FusedLayer(layer) for layer in layers]
-        self.layers = [torch.compile(layer, dynamic=True) for layer in layers] if compile else layers
+        self.layers = [compiled_layer(layer) for layer in layers] if compile else layers
         self.fused_weight_bytes = fused_bytes(self.layers)
 
     def eager(self) -> FastForward:
