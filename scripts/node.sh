@@ -73,8 +73,8 @@ _jobs() {  # RECIPE...: one line of overrides per job
     for r in "$@"; do
         if [ -f "$r" ]; then
             grep -v '^\s*#' "$r" | sed -n 's/^python -m kvbench *//p'
-        else
-            printf '%s\n' "$r"
+        else  # a literal line, with or without the recipe file's `python -m kvbench` (it ran twice once)
+            printf '%s\n' "$r" | sed 's/^python3\{0,1\} -m kvbench *//'
         fi
     done
 }

@@ -90,13 +90,23 @@ def _fake_python(tmp_path: Path, body: str) -> tuple[dict, Path]:
 
 
 def test_run_executes_a_recipe_file_and_a_literal_line(tmp_path):
-    """Without a GPU the runner still queues each job, passes its overrides through and collects logs."""
+    """Without a GPU the runner still queues each job, passes its overrides through and collects logs;
+    a literal line may keep the recipe file's ``python -m kvbench``."""
     tree = tmp_path / "tree"
     (tree / "results" / "x").mkdir(parents=True)
     (tree / "results" / "x" / "RECIPE").write_text("# made by\npython -m kvbench +exp=smoke 'doc_tokens=[64]'\n")
     env, calls = _fake_python(tmp_path, 'echo "$@" >> "$CALLS"')  # records its arguments instead of measuring
     proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "node.sh"), "run", "-t", "60", "results/x/RECIPE", "+exp=tiers tier=disk"],
+        [
+            "bash",
+            str(ROOT / "scripts" / "node.sh"),
+            "run",
+            "-t",
+            "60",
+            "results/x/RECIPE",
+            "+exp=tiers tier=disk",
+            "python -m kvbench +exp=tiers tier=host",
+        ],  # a literal line copied from a recipe file
         cwd=tree,
         capture_output=True,
         text=True,
@@ -108,8 +118,9 @@ def test_run_executes_a_recipe_file_and_a_literal_line(tmp_path):
     assert lines == [
         "-m kvbench +exp=smoke doc_tokens=[64] results_dir=node-results",
         "-m kvbench +exp=tiers tier=disk results_dir=node-results",
+        "-m kvbench +exp=tiers tier=host results_dir=node-results",
     ]
-    assert proc.stdout.count("end rc=0") == 2
+    assert proc.stdout.count("end rc=0") == 3
 
 
 def test_a_started_queue_sees_the_carried_wheelhouse(tmp_path):
