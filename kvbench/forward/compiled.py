@@ -1,8 +1,9 @@
 """What the fast forward compiles, and the compiler's limits it needs.
 
-The decoder layers compile regionally (:func:`compiled_layer`). Small functions on the reader's path (a merge of split parts, a timed candidate, the audit's
-error check) are several eager kernels each; ``torch.compile`` fuses them into one or a few.
-On CPU (tests, CPU runs) they run as written: the same arithmetic, no compiler.
+The decoder layers compile regionally (:func:`compiled_layer`). Small functions on the
+reader's path (a merge of split parts, a timed candidate, the audit's error check) are several
+eager kernels each; ``torch.compile`` fuses them into one or a few (:func:`compiled_for`). On
+CPU (tests, CPU runs) those run as written: the same arithmetic, no compiler.
 """
 
 from __future__ import annotations
