@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import cast
 
 import torch
 
@@ -26,7 +27,7 @@ def compiled_layer(layer: torch.nn.Module) -> torch.nn.Module:
     recompile limit that a whole sweep fits in, and that fails a point rather than run it eager."""
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
     torch._dynamo.config.fail_on_recompile_limit_hit = True
-    return torch.compile(layer, dynamic=True)
+    return cast(torch.nn.Module, torch.compile(layer, dynamic=True))  # an OptimizedModule, typed as a callable
 
 
 @functools.cache
