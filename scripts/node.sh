@@ -73,7 +73,7 @@ _jobs() {  # RECIPE...: one line of overrides per job
     for r in "$@"; do
         if [ -f "$r" ]; then
             grep -v '^\s*#' "$r" | sed -n 's/^python -m kvbench *//p'
-        else  # a literal line, with or without the recipe file's `python -m kvbench` (it ran twice once)
+        else  # a literal line of overrides (copied from a recipe file, its `python -m kvbench` is dropped)
             printf '%s\n' "$r" | sed 's/^python3\{0,1\} -m kvbench *//'
         fi
     done
