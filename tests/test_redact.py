@@ -108,3 +108,22 @@ def test_a_run_with_a_password_in_its_url_writes_it_nowhere(tmp_path):
     for path in written:
         assert SECRET.encode() not in path.read_bytes(), path
         assert SECRET not in str(path)
+
+
+def test_log_records_name_no_machine_paths(caplog):
+    """A traceback in a committed kvbench.log names the repository's files relative to its root and
+    installed packages as <site-packages>/..., not the checkout or the virtual environment of the
+    machine that ran it."""
+    import kvbench
+
+    root = Path(kvbench.__file__).resolve().parents[1]
+    logger = logging.getLogger("kvbench.test_redact")
+    caplog.handler.addFilter(RedactingFilter())
+    try:
+        import json
+
+        json.loads("{")  # raises inside the standard library, called from here
+    except ValueError:
+        logger.exception("point failed in %s", root / "kvbench" / "run" / "app.py")
+    assert str(root) not in caplog.text
+    assert 'File "tests/test_redact.py"' in caplog.text and "point failed in kvbench/run/app.py" in caplog.text

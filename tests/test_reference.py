@@ -138,3 +138,21 @@ def test_report_cli_refuses_a_tracked_out_folder_in_one_line():
     if not tracked_files(ROOT / "paper"):
         pytest.skip("not a git work tree")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--write-tracked" in proc.stderr
+
+
+def test_committed_logs_name_no_machine_paths():
+    """A committed run log names files relative to the repository (tracebacks included), never a
+    machine's checkout, virtual environment or temp dir: the log filter makes them so, and a log
+    merged from a node is checked here."""
+    import re
+
+    absolute = re.compile(r"(?<![\w.<])/(?:work|opt|home|root|tmp|usr)/")
+    logs = sorted(ROOT.glob("results/**/kvbench.log"))
+    assert logs
+    offending = [
+        f"{log.relative_to(ROOT)}:{n}"
+        for log in logs
+        for n, line in enumerate(log.read_text().splitlines(), 1)
+        if absolute.search(line)
+    ]
+    assert not offending, offending[:5]

@@ -8,13 +8,19 @@ Hydra writes overrides in (``redis\\://\\:secret@host``, ``ssl_password\\=secret
 (installed on Hydra's log handlers by ``conf/config.yaml``), and :class:`RedactingStream` to
 what is written straight to the console (Hydra's ``Error executing job with overrides: [...]``
 line, tracebacks). The password is better kept in the environment variable
-``tier.password_env`` names, which never reaches a run folder.
+``tier.password_env`` names, which never reaches a run folder. Log records also lose the
+machine's paths (:func:`without_machine_paths`): a traceback in a committed ``kvbench.log``
+names ``kvbench/forward/fast.py``, not the node's checkout.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import site
+import sysconfig
+import tempfile
+from pathlib import Path
 from typing import Any, TextIO
 
 # One character of userinfo or of an option's value; a backslash escapes the next one (Hydra).
@@ -35,6 +41,26 @@ def redact(text: str) -> str:
     return _QUERY_SECRET.sub(r"\g<key>***", _USERINFO.sub(r"\g<scheme>***@", text))
 
 
+def _machine_prefixes() -> list[tuple[str, str]]:
+    """(prefix, what it becomes), longest first: the repository (a CI clone may sit in the temp dir)."""
+    prefixes = {str(Path(__file__).resolve().parents[2]) + "/": ""}
+    for packages in [*site.getsitepackages(), sysconfig.get_paths()["purelib"]]:
+        prefixes[packages.rstrip("/") + "/"] = "<site-packages>/"
+    prefixes[tempfile.gettempdir().rstrip("/") + "/"] = "<tmp>/"
+    return sorted(prefixes.items(), key=lambda item: -len(item[0]))
+
+
+_MACHINE_PREFIXES = _machine_prefixes()
+
+
+def without_machine_paths(text: str) -> str:
+    """``text`` with this machine's paths made portable: the repository's root dropped
+    (``kvbench/forward/fast.py``), site-packages and the temp dir named (``<site-packages>/torch/...``)."""
+    for prefix, short in _MACHINE_PREFIXES:
+        text = text.replace(prefix, short)
+    return text
+
+
 def redact_all(value: Any) -> Any:
     """``value`` with :func:`redact` applied to every string inside it (dicts, lists, tuples)."""
     if isinstance(value, str):
@@ -47,17 +73,18 @@ def redact_all(value: Any) -> Any:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts credentials from a record's message before any handler formats it."""
+    """A logging filter that redacts credentials and this machine's paths from a record's message
+    and traceback before any handler formats it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = redact(message)
+        clean = without_machine_paths(redact(message))
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        elif record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = without_machine_paths(redact(record.exc_text))
         return True
 
 
