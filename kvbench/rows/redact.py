@@ -8,9 +8,9 @@ Hydra writes overrides in (``redis\\://\\:secret@host``, ``ssl_password\\=secret
 (installed on Hydra's log handlers by ``conf/config.yaml``), and :class:`RedactingStream` to
 what is written straight to the console (Hydra's ``Error executing job with overrides: [...]``
 line, tracebacks). The password is better kept in the environment variable
-``tier.password_env`` names, which never reaches a run folder. Log records also lose the
-machine's paths (:func:`without_machine_paths`): a traceback in a committed ``kvbench.log``
-names ``kvbench/forward/fast.py``, not the node's checkout.
+``tier.password_env`` names, which never reaches a run folder. A logged traceback also loses
+the machine's paths (:func:`without_machine_paths`): in a committed ``kvbench.log`` it names
+``kvbench/forward/fast.py``, not the node's checkout.
 """
 
 from __future__ import annotations
@@ -73,12 +73,13 @@ def redact_all(value: Any) -> Any:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts credentials and this machine's paths from a record's message
-    and traceback before any handler formats it."""
+    """A logging filter that redacts credentials from a record's message and traceback before any
+    handler formats it, and this machine's paths from the traceback (a message keeps the paths it
+    names: they are the reader's own files)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = without_machine_paths(redact(message))
+        clean = redact(message)
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:

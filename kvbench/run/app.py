@@ -16,7 +16,6 @@ import logging
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -294,7 +293,7 @@ def measure_point(
             if out_of_memory(exc):
                 fields = dict(status="oom", reason=one_line(exc))
             else:
-                log.error("point %s failed:\n%s", point, traceback.format_exc())
+                log.exception("point %s failed:", point)  # the traceback as exc_text: the log filter shortens its paths
                 fields = dict(status="failed", reason=one_line(exc))
         finally:
             if ctx.device.type == "cuda":
