@@ -89,10 +89,10 @@ def test_merge_ignores_a_part_that_saw_no_key():
 
 
 def test_chunked_document_pass_sees_each_chunks_own_prefix():
-    from kvbench.forward.document_pass import chunked_document_pass
+    from kvbench.forward.document_pass import chunk_sequences, chunked_document_pass
 
     q, k, v = _rand(1, 4, 6, 8), _rand(1, 2, 20, 8, seed=1), _rand(1, 2, 20, 8, seed=2)
-    out, lse = chunked_document_pass(q, k, v, torch.tensor([0, 7, 20]), 2, SCALE)
+    out, lse = chunked_document_pass(q, k, v, chunk_sequences(torch.tensor([0, 7, 20]), 2, 2), 2, SCALE)
     assert torch.all(out[:, :, :2] == 0) and torch.all(lse[:, :, :2].isneginf())
     for i, start in ((1, 7), (2, 20)):
         ref_out, ref_lse = reference_pass(q[:, :, 2 * i : 2 * i + 2], k[:, :, :start], v[:, :, :start], False, SCALE)
@@ -150,15 +150,67 @@ def test_every_custom_op_returns_what_its_fake_promises_on_cpu():
     failed every compiled reader, issue 21); opcheck holds the CPU paths to their fakes, eager and
     under AOT dispatch with dynamic shapes (test_gpu.py holds the CUDA kernels)."""
     from kvbench.forward.attention import causal_attention
-    from kvbench.forward.document_pass import chunked_document_pass, document_pass
+    from kvbench.forward.document_pass import document_pass
+    from kvbench.forward.varlen import varlen_pass
 
     rand = lambda *shape: torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
     k, v = rand(1, 2, 40, 16), rand(1, 2, 40, 17).narrow(-1, 0, 16)  # a strided value, as views arrive
     cases = [
         (document_pass, (rand(1, 2, 12, 16), k, v, 0.25, "auto")),
-        (chunked_document_pass, (rand(1, 4, 16, 16), k, v, torch.tensor([0, 20]), 8, 0.25)),
+        (
+            varlen_pass,
+            (
+                rand(12, 2, 16),
+                k[0].transpose(0, 1),
+                v[0].transpose(0, 1),
+                *_sequences([0, 4, 12], [0, 0, 20], [20, 0]),
+                8,
+                40,
+                0.25,
+            ),
+        ),
         (attention_pass, (rand(2, 4, 5, 16), rand(2, 2, 9, 16), rand(2, 2, 9, 16), True, 0.25)),
         (causal_attention, (rand(1, 4, 9, 16), rand(1, 2, 9, 16), rand(1, 2, 9, 16), 0.25)),
     ]
     for op, args in cases:
         torch.library.opcheck(op, args)
+
+
+def _sequences(cu_q, cu_k, used_k):
+    from kvbench.forward.varlen import Sequences
+
+    return Sequences(*(torch.tensor(x, dtype=torch.int32) for x in (cu_q, cu_k, used_k)))
+
+
+def test_varlen_pass_attends_each_sequence_to_its_own_keys_only():
+    """The CPU reference of FlashAttention-2's variable-length call: sequence i's rows see keys
+    cu_k[i] .. cu_k[i] + used_k[i] - 1, in place; one with no key gets out 0 and lse +inf, as flash
+    writes it."""
+    from kvbench.forward.varlen import varlen_pass
+
+    q, k, v = _rand(9, 2, 8), _rand(30, 2, 8, seed=1), _rand(30, 2, 8, seed=2)
+    seqs = _sequences([0, 4, 5, 9], [0, 10, 20], [7, 0, 10])  # the second sequence reads nothing
+    out, lse = varlen_pass(q, k, v, *seqs, 4, 10, SCALE)
+    assert out.shape == q.shape and lse.shape == (2, 9)
+    heads_first = lambda t: t.transpose(0, 1).unsqueeze(0)
+    for rows, keys in ((slice(0, 4), slice(0, 7)), (slice(5, 9), slice(20, 30))):
+        ref_out, ref_lse = reference_pass(
+            heads_first(q[rows]), heads_first(k[keys]), heads_first(v[keys]), False, SCALE
+        )
+        assert torch.allclose(out[rows], ref_out[0].transpose(0, 1), atol=1e-6)
+        assert torch.allclose(lse[:, rows], ref_lse[0], atol=1e-6)
+    assert torch.all(out[4] == 0) and torch.all(lse[:, 4] == float("inf"))
+
+
+def test_a_decode_steps_varlen_pass_equals_the_masked_pass_over_each_readers_cache():
+    """The flash own-cache pass's folding (G query heads per KV head as rows, one reader a sequence,
+    its slots up to the new token's) gives what the masked pass gives, on the token-major cache."""
+    from kvbench.forward.own_pass import cache_layer, own_cache_pass, step_sequences
+
+    B, H, Hkv, S, d = 3, 4, 2, 7, 8
+    like = torch.zeros(1, Hkv, 1, d)
+    k, v = (cache_layer(like, B, S, token_major=True).copy_(_rand(B, Hkv, S, d, seed=s)) for s in (1, 2))
+    q, length = _rand(B, H, 1, d), torch.tensor(4)
+    out, lse = own_cache_pass(q, k, v, length, SCALE, step_sequences(B, H // Hkv, S, length))
+    ref_out, ref_lse = own_cache_pass(q, k, v, length, SCALE)
+    assert torch.allclose(out, ref_out, atol=1e-6) and torch.allclose(lse, ref_lse, atol=1e-6)

@@ -190,14 +190,15 @@ def test_every_forward_compiles_whole_and_once_for_all_lengths(setup, fuse):
     fwd(doc)  # a prefill
 
 
-def test_a_compiled_forward_fails_at_the_recompile_limit_rather_than_run_eager(setup, monkeypatch):
+def test_a_compiled_forward_fails_at_the_recompile_limit_rather_than_run_eager(setup):
     """Dynamo's default (8 graphs per code object, then a warning and eager layers) would time a
     long throughput job's later points uncompiled; the compiled forward raises the limit above
     what a sweep needs and makes reaching it an error."""
     from kvbench.forward.compiled import RECOMPILE_LIMIT
 
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
-    monkeypatch.setattr(torch._dynamo.config, "fail_on_recompile_limit_hit", False)
-    FastForward(setup[0], compile=True)
-    assert torch._dynamo.config.recompile_limit == RECOMPILE_LIMIT
-    assert torch._dynamo.config.fail_on_recompile_limit_hit
+    # dynamo's own patch, which restores both on exit: monkeypatch's undo hid recompile_limit from
+    # torch's config module, and every later compile in the session (flex's) failed reading it
+    with torch._dynamo.config.patch(recompile_limit=8, fail_on_recompile_limit_hit=False):
+        FastForward(setup[0], compile=True)
+        assert torch._dynamo.config.recompile_limit == RECOMPILE_LIMIT
+        assert torch._dynamo.config.fail_on_recompile_limit_hit

@@ -173,6 +173,22 @@ def test_document_pass_returns_the_layouts_its_fake_promises(kernel, tokens):
         torch.library.opcheck(document_pass.document_pass, (q, k, v, 128**-0.5, kernel), test_utils="test_faketensor")
 
 
+def test_varlen_pass_returns_the_layouts_its_fake_promises():
+    """FlashAttention-2's variable-length call as the decode step and the audit call it: folded
+    contiguous queries, keys a strided view (a token-major cache, the document read in place)."""
+    from kvbench.forward.varlen import Sequences, varlen_pass
+
+    rand = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+    i32 = lambda *xs: torch.tensor(xs, dtype=torch.int32, device="cuda")
+    k, v = rand(1, 8, 3774, 128)[0].transpose(0, 1), rand(1, 8, 3774, 128)[0].transpose(0, 1)
+    for q, seqs, max_q, max_k in (
+        (rand(8, 8, 128), Sequences(i32(0, 4, 8), i32(0, 1887, 3774), i32(40, 1887)), 4, 1887),  # two readers' steps
+        (rand(256, 8, 128), Sequences(i32(0, 128, 256), i32(0, 0, 0), i32(0, 3000)), 128, 3774),  # chunks, one at 0
+    ):
+        args = (q, k, v, *seqs, max_q, max_k, 128**-0.5)
+        torch.library.opcheck(varlen_pass, args, test_utils="test_faketensor")
+
+
 def test_fast_reader_graph_matches_hf_reuse_in_bf16():
     from kvbench.experiments.base import publish  # noqa: F401 -- the path the experiments use
     from kvbench.forward import inference
@@ -191,14 +207,14 @@ def test_fast_reader_graph_matches_hf_reuse_in_bf16():
 
 
 def test_chunked_document_pass_on_cuda_is_flash_varlen_and_matches_the_reference():
-    from kvbench.forward.document_pass import chunked_document_pass
+    from kvbench.forward.document_pass import chunk_sequences, chunked_document_pass
     from kvbench.forward.reference import masked_pass
 
     g = torch.Generator(device="cuda").manual_seed(0)
     rand = lambda *shape: torch.randn(*shape, device="cuda", generator=g, dtype=torch.bfloat16)
     chunk, starts = 16, torch.tensor([0, 64, 300, 640], device="cuda")
     q, k, v = rand(1, 8, 4 * chunk, 64), rand(1, 2, 700, 64), rand(1, 2, 700, 64)
-    out, lse = chunked_document_pass(q, k, v, starts, chunk, 0.125)
+    out, lse = chunked_document_pass(q, k, v, chunk_sequences(starts, 4, chunk), chunk, 0.125)
     allowed = torch.arange(700, device="cuda") < starts.repeat_interleave(chunk).unsqueeze(-1)
     ref_out, ref_lse = masked_pass(q, k, v, allowed, 0.125)
     assert torch.all(out[:, :, :chunk] == 0) and torch.all(lse[:, :, :chunk].isneginf())
@@ -220,8 +236,8 @@ def test_captured_chunk_check_replays_the_eager_errors_for_new_draws():
         assert float(eager(draw).max()) < 0.1  # an honest artifact: the recomputation is near the stored KV
 
 
-def test_own_step_pass_on_cuda_matches_the_masked_reference_on_a_token_major_cache():
-    from kvbench.forward.own_pass import own_cache_pass, own_step_pass
+def test_flash_own_cache_pass_on_cuda_matches_the_masked_reference_on_a_token_major_cache():
+    from kvbench.forward.own_pass import own_cache_pass, step_sequences
 
     g = torch.Generator(device="cuda").manual_seed(0)
     rand = lambda *shape: torch.randn(*shape, device="cuda", generator=g, dtype=torch.bfloat16)
@@ -229,8 +245,8 @@ def test_own_step_pass_on_cuda_matches_the_masked_reference_on_a_token_major_cac
     q = rand(B, H, 1, d)
     k, v = rand(B, S, Hkv, d).transpose(1, 2), rand(B, S, Hkv, d).transpose(1, 2)  # as ReaderCache stores them
     length = torch.tensor(17, device="cuda")
-    out, lse = own_step_pass(q, k, v, length, d**-0.5)
-    ref_out, ref_lse = own_cache_pass(q, k, v, length, d**-0.5, "masked")
+    out, lse = own_cache_pass(q, k, v, length, d**-0.5, step_sequences(B, H // Hkv, S, length))
+    ref_out, ref_lse = own_cache_pass(q, k, v, length, d**-0.5)
     assert float((out.float() - ref_out.float()).abs().max()) < 2e-2
     assert float((lse - ref_lse).abs().max()) < 1e-3
 

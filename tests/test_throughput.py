@@ -145,8 +145,8 @@ def test_a_negative_gen_tokens_is_a_one_line_config_error(make_cfg):
 
 
 def test_a_token_major_reader_cache_decodes_as_the_default_one(readers):
-    """``fast.own_kernel=flash`` lays each reader's cache out token-major; off CUDA its pass is the masked
-    one, so the same decode on either layout gives the same logits, and the rows name the kernel."""
+    """``fast.own_kernel=flash`` lays each reader's cache out token-major and its decode steps take the
+    variable-length pass (off CUDA its float32 reference), which gives the masked pass's logits."""
     fwd, art, questions = readers
     flash = FastForward(fwd.model, compile=False, own_kernel="flash")
     assert flash.reader_cache(art, 3, 10).keys[0].transpose(1, 2).is_contiguous()

@@ -34,6 +34,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from kvbench.forward.document_pass import chunked_document_pass, document_pass
 from kvbench.forward.own_pass import own_cache_pass, write_cache
 from kvbench.forward.reference import merge, on_flash, reference_pass
+from kvbench.forward.varlen import Sequences
 
 
 def flash_layout(out: torch.Tensor) -> torch.Tensor:
@@ -145,7 +146,7 @@ def cached_prefix_attention(
     length: torch.Tensor,
     scale: float,
     kernel: str = "flash",
-    own_kernel: str = "masked",
+    steps: Sequences | None = None,
 ) -> torch.Tensor:
     """:func:`prefix_attention` for readers that keep their own KV between forwards (decoding).
 
@@ -153,12 +154,13 @@ def cached_prefix_attention(
     ``(B, Hkv, S, d)`` at ``length`` (0-dim long tensor: tokens already there), then ``q``
     ``(B, H, T, d)`` attends to the document (``(1 or B, Hkv, L, d)``, as in
     :func:`prefix_attention`) and, causally, to the reader's cache: its past and the new tokens
-    in one masked pass (writing first makes the new token one more cache slot, so two parts,
-    not three, are merged by log-sum-exp; ``own_kernel``: :func:`own_cache_pass`'s). Returns ``(B, H, T, d)``.
+    in one pass (writing first makes the new token one more cache slot, so two parts, not
+    three, are merged by log-sum-exp; ``steps``: :func:`own_cache_pass`'s, None for the masked
+    pass). Returns ``(B, H, T, d)``.
     """
     write_cache(k_cache, v_cache, k_new, v_new, length)
     doc_out, doc_lse = _document_pass(q, k_prefix, v_prefix, scale, kernel)
-    own_out, own_lse = own_cache_pass(q, k_cache, v_cache, length, scale, own_kernel)
+    own_out, own_lse = own_cache_pass(q, k_cache, v_cache, length, scale, steps)
     return merge([doc_out, own_out], [doc_lse, own_lse])
 
 
@@ -168,7 +170,7 @@ def chunked_prefix_attention(
     v_new: torch.Tensor,
     k_doc: torch.Tensor,
     v_doc: torch.Tensor,
-    starts: torch.Tensor,
+    chunks: Sequences,
     chunk: int,
     k_out: torch.Tensor,
     v_out: torch.Tensor,
@@ -177,16 +179,17 @@ def chunked_prefix_attention(
     """Several chunks of one document recomputed in one forward, each from the stored KV before it (an audit).
 
     ``q`` ``(1, H, n * chunk, d)`` and ``k_new``, ``v_new`` ``(1, Hkv, n * chunk, d)`` are the
-    chunks' tokens side by side; chunk ``i`` starts at document position ``starts[i]`` (``(n,)``
-    int64 on the device) and sees the document's stored ``k_doc``, ``v_doc`` ``(1, Hkv, L, d)`` before
-    that position and, causally, its own tokens, never another chunk's. The recomputed keys and
+    chunks' tokens side by side; chunk ``i`` starts at document position ``starts[i]`` and sees
+    the document's stored ``k_doc``, ``v_doc`` ``(1, Hkv, L, d)`` before that position (``chunks``:
+    :func:`kvbench.forward.document_pass.chunk_sequences` of the starts) and, causally, its own
+    tokens, never another chunk's. The recomputed keys and
     values are written into ``k_out``, ``v_out`` (same shape as ``k_new``) for the auditor to
     compare with the stored ones. Returns ``(1, H, n * chunk, d)``.
     """
     k_out.copy_(k_new)
     v_out.copy_(v_new)
-    heads, rows, n = q.shape[1], q.shape[2], starts.shape[0]
-    doc_out, doc_lse = chunked_document_pass(q, k_doc, v_doc, starts, chunk, scale)
+    heads, rows, n = q.shape[1], q.shape[2], chunks.used_k.shape[0]
+    doc_out, doc_lse = chunked_document_pass(q, k_doc, v_doc, chunks, chunk, scale)
     # each chunk's own keys: the chunks as a batch of n causal passes, (1, h, n * chunk, d) -> (n, h, chunk, d)
     per_chunk = lambda t: t[0].unflatten(1, (n, chunk)).transpose(0, 1)
     own_out, own_lse = attention_pass(per_chunk(q), per_chunk(k_new), per_chunk(v_new), True, scale)
@@ -233,16 +236,15 @@ def kvbench_attention(
     kvbench_own=None,
     kvbench_chunks=None,
     kvbench_kernel="flash",
-    kvbench_own_kernel="masked",
     **kwargs,
 ):
     """transformers attention function (``AttentionInterface``) of the fast reader.
 
     ``query`` ``(B, H, T, d)``, ``key``/``value`` ``(B, Hkv, T', d)`` as the layer made them;
     ``kvbench_prefix`` is the layer's ``(k, v)`` document KV or None (a prefill);
-    ``kvbench_own`` the layer's ``(k_cache, v_cache, length)`` of each reader's own KV
-    (:func:`cached_prefix_attention`, its pass ``kvbench_own_kernel``; needs ``kvbench_prefix``)
-    or None; ``kvbench_chunks`` the layer's ``(starts, chunk, k_out, v_out)`` of an audit
+    ``kvbench_own`` the layer's ``(k_cache, v_cache, length, steps)`` of each reader's own KV
+    (:func:`cached_prefix_attention`; needs ``kvbench_prefix``) or None; ``kvbench_chunks`` the
+    layer's ``(chunks, chunk, k_out, v_out)`` of an audit
     (:func:`chunked_prefix_attention`; needs ``kvbench_prefix``) or None; ``kvbench_kernel`` the
     document pass's kernel. No mask is read:
     the alignment is lower-right causal by construction. Returns ``((B, T, H, d), None)`` as
@@ -256,12 +258,12 @@ def kvbench_attention(
         return out.transpose(1, 2).contiguous(), None
     k_doc, v_doc = kvbench_prefix
     if kvbench_chunks is not None:
-        starts, chunk, k_out, v_out = kvbench_chunks
-        out = chunked_prefix_attention(query, key, value, k_doc, v_doc, starts, chunk, k_out, v_out, scale)
+        chunks, chunk, k_out, v_out = kvbench_chunks
+        out = chunked_prefix_attention(query, key, value, k_doc, v_doc, chunks, chunk, k_out, v_out, scale)
     elif kvbench_own is not None:
-        k_cache, v_cache, length = kvbench_own
+        k_cache, v_cache, length, steps = kvbench_own
         out = cached_prefix_attention(
-            query, key, value, k_doc, v_doc, k_cache, v_cache, length, scale, kvbench_kernel, kvbench_own_kernel
+            query, key, value, k_doc, v_doc, k_cache, v_cache, length, scale, kvbench_kernel, steps
         )
     else:
         out = prefix_attention(query, key, value, k_doc, v_doc, scale, kvbench_kernel)

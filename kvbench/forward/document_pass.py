@@ -29,11 +29,12 @@ readers of 32768 tokens, issue 21's runs) cuDNN beat it by 1.5-1.7x; trying it c
 at every new shape. Off CUDA the float32 reference runs instead of any of them.
 
 The audit's chunked pass (:func:`chunked_document_pass`) needs a different prefix per chunk:
-chunk ``i``'s queries see the document's first ``starts[i]`` keys. On CUDA it is one
-variable-length FlashAttention-2 call: each chunk is a sequence of its folded queries whose keys
-begin at the document's first (``cu_seqlens_k`` all 0) and stop at ``starts[i]`` (``seqused_k``),
-so the prefixes are read in place, the starts stay on the device and one CUDA graph serves every
-draw of chunks (no host sync, no launch per chunk).
+chunk ``i``'s queries see the document's first ``starts[i]`` keys. It is one variable-length
+FlashAttention-2 call (:func:`kvbench.forward.varlen.varlen_pass`): each chunk is a sequence of
+its folded queries whose keys begin at the document's first (``cu_seqlens_k`` all 0) and stop at
+``starts[i]`` (``seqused_k``), so the prefixes are read in place, the starts stay on the device
+and one CUDA graph serves every draw of chunks (no host sync, no launch per chunk). Its index
+(:func:`chunk_sequences`) is built once per forward, for every layer.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ import torch
 from kvbench.config.names import DOCUMENT_KERNELS as KERNELS
 from kvbench.forward.compiled import compiled_for
 from kvbench.forward.kernel_timing import fastest, is_timed, timed_choice, timings
-from kvbench.forward.reference import masked_pass, merge_stacked, on_flash, reference_pass
+from kvbench.forward.reference import merge_stacked, on_flash, reference_pass
+from kvbench.forward.varlen import Sequences, varlen_pass
 
 AUTO_CANDIDATES = ("flash", "cudnn")  # flash first: it wins ties
 TIMED = "document kernel"  # what auto's timings are filed under (kvbench.forward.kernel_timing)
@@ -240,72 +242,47 @@ def chosen(rows: int, kv_tokens: int) -> tuple[str | None, dict[str, float]]:
     return None, {}
 
 
-@torch.library.custom_op("kvbench::chunked_document_pass", mutates_args=())
+def chunk_sequences(starts: torch.Tensor, groups: int, chunk: int) -> Sequences:
+    """An audit's :class:`~kvbench.forward.varlen.Sequences`, built once per forward for every layer:
+    chunk ``i`` is sequence ``i``, its ``groups x chunk`` folded query rows at ``i x groups x chunk``,
+    its keys the document's first ``starts[i]`` (``(n,)`` int64 on the device: read there, graph-safe)."""
+    n = starts.shape[0]
+    return Sequences(
+        torch.arange(0, (n + 1) * groups * chunk, groups * chunk, dtype=torch.int32, device=starts.device),
+        torch.zeros(n + 1, dtype=torch.int32, device=starts.device),  # every sequence's keys begin at the first
+        starts.to(torch.int32),
+    )
+
+
 def chunked_document_pass(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, starts: torch.Tensor, chunk: int, scale: float
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunks: Sequences, chunk: int, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention of ``n`` chunks' queries, each over its own prefix of one document.
+    """Attention of ``n`` chunks' queries, each over its own prefix of one document (see the module docstring).
 
     Parameters
     ----------
     q : torch.Tensor
         ``(1, H, n * chunk, d)``: chunk ``i``'s queries at ``i * chunk ..``.
     k, v : torch.Tensor
-        ``(1, Hkv, L, d)``: the document.
-    starts : torch.Tensor
-        ``(n,)`` int64 on ``q``'s device: chunk ``i`` sees keys ``< starts[i]``.
+        ``(1, Hkv, L, d)``: the document, read in place.
+    chunks : Sequences
+        :func:`chunk_sequences` of the chunks' starts: chunk ``i`` sees keys ``< starts[i]``.
 
     Returns
     -------
     ``(1, H, n * chunk, d)`` out and ``(1, H, n * chunk)`` float32 lse; a chunk at 0 sees no key
     (out 0, lse -inf).
     """
-    if on_flash(q):
-        out, lse = _chunked_flash(q, k, v, starts, chunk, scale)
-    else:  # query row r (chunk r // chunk) sees key j iff j < starts[r // chunk]
-        allowed = torch.arange(k.shape[2], device=q.device) < _per_row(starts, chunk).unsqueeze(-1)
-        out, lse = masked_pass(q, k, v, allowed, scale)
-    return out.contiguous(), lse.contiguous()
-
-
-def _chunked_flash(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, starts: torch.Tensor, chunk: int, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`chunked_document_pass` as one variable-length FlashAttention-2 call (see the module docstring)."""
     _, heads, rows, d = q.shape
-    hkv, length, n = k.shape[1], k.shape[2], starts.shape[0]
+    hkv, length, n = k.shape[1], k.shape[2], chunks.used_k.shape[0]
     g = heads // hkv
     # (Hkv, G, n, chunk, d) -> (n, G, chunk, Hkv, d): chunk i's G x chunk queries of each KV head
     # are sequence i, as the reader folds its question (one read of the prefix per KV head)
     folded = q[0].reshape(hkv, g, n, chunk, d).permute(2, 1, 3, 0, 4).reshape(n * g * chunk, hkv, d)
-    cu_q = torch.arange(0, (n + 1) * g * chunk, g * chunk, dtype=torch.int32, device=q.device)
-    cu_k = torch.zeros(n + 1, dtype=torch.int32, device=q.device)  # every sequence's keys begin at the first
-    out, lse = torch.ops.aten._flash_attention_forward(
-        folded,
-        k[0].transpose(0, 1),  # (L, Hkv, d) views: flash reads the document where it is
-        v[0].transpose(0, 1),
-        cu_q,
-        cu_k,
-        g * chunk,
-        length,
-        0.0,
-        False,
-        False,
-        scale=scale,
-        seqused_k=starts.to(torch.int32),
-    )[:2]
+    in_place = lambda t: t[0].transpose(0, 1)  # (L, Hkv, d) views: flash reads the document where it is
+    out, lse = varlen_pass(folded, in_place(k), in_place(v), *chunks, g * chunk, length, scale)
     out = out.reshape(n, g, chunk, hkv, d).permute(3, 1, 0, 2, 4).reshape(1, heads, rows, d)
     lse = lse.reshape(hkv, n, g, chunk).permute(0, 2, 1, 3).reshape(1, heads, rows)  # varlen lse is (Hkv, rows)
-    # a sequence with no key: flash writes out 0 and lse +inf; -inf makes it contribute nothing to a merge
-    return out, lse.masked_fill(_per_row(starts == 0, chunk), float("-inf"))
-
-
-def _per_row(per_chunk: torch.Tensor, chunk: int) -> torch.Tensor:
-    """``(n,)`` -> ``(n * chunk,)``: each chunk's value on each of its query rows (an expand: no
-    device sync, so it captures in a CUDA graph)."""
-    return per_chunk.unsqueeze(1).expand(-1, chunk).reshape(-1)
-
-
-@chunked_document_pass.register_fake
-def _(q, k, v, starts, chunk, scale):
-    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=torch.float32)
+    # a sequence with no key: out 0 and lse +inf; -inf makes it contribute nothing to a merge
+    no_key = (chunks.used_k == 0).unsqueeze(1).expand(-1, chunk).reshape(-1)  # per row; an expand: graph-safe
+    return out, lse.masked_fill(no_key, float("-inf"))

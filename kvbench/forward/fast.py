@@ -38,7 +38,7 @@ from kvbench.forward import own_pass
 from kvbench.forward.attention import kvbench_attention, register
 from kvbench.forward.compiled import compiled_layer
 from kvbench.forward.cuda_graph import Replayable
-from kvbench.forward.document_pass import KERNELS
+from kvbench.forward.document_pass import KERNELS, chunk_sequences
 from kvbench.forward.fused import FusedLayer, fused_bytes
 from kvbench.kv.artifact import KVArtifact
 
@@ -222,6 +222,14 @@ class FastForward:
         positions = (start + offsets).unsqueeze(0).expand(batch, tokens)
         if chunks is not None:
             positions = chunks.positions()
+        # the variable-length passes' index, built here once for every layer (kvbench.forward.varlen)
+        steps = sequences = None
+        if prefix is not None:
+            groups = self.model.config.num_attention_heads // prefix.keys[0].shape[1]  # query heads per KV head
+            if cache is not None and cache.kernel == "flash" and tokens == 1:  # questions take the masked pass
+                steps = own_pass.step_sequences(batch, groups, cache.keys[0].shape[2], cache.length)
+            if chunks is not None:
+                sequences = chunk_sequences(chunks.starts, groups, chunks.tokens)
         with self._attention():
             hidden = self.base.embed_tokens(ids)
             rotary = self.base.rotary_emb(hidden, positions)
@@ -230,10 +238,9 @@ class FastForward:
                 if prefix is not None:
                     kwargs["kvbench_prefix"] = (prefix.keys[i], prefix.values[i])
                 if cache is not None:
-                    kwargs["kvbench_own"] = (cache.keys[i], cache.values[i], cache.length)
-                    kwargs["kvbench_own_kernel"] = cache.kernel
+                    kwargs["kvbench_own"] = (cache.keys[i], cache.values[i], cache.length, steps)
                 if chunks is not None:
-                    kwargs["kvbench_chunks"] = (chunks.starts, chunks.tokens, chunks.keys[i], chunks.values[i])
+                    kwargs["kvbench_chunks"] = (sequences, chunks.tokens, chunks.keys[i], chunks.values[i])
                 hidden = self._layer(i, hidden, positions, rotary, **kwargs)
             last = self.base.norm(hidden[:, -1:])
             return self.model.lm_head(last)[:, -1].float()

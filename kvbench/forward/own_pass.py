@@ -8,8 +8,10 @@ step. Two kernels do a decode step's pass:
 
 * ``masked``: a float32 matmul masked on the device, compiled into the decoder layer (a
   reader's own KV is tens of tokens against the document's thousands);
-* ``flash``: one variable-length FlashAttention-2 call (:func:`own_step_pass`), each reader a
-  sequence, on a buffer stored token-major so flash reads it in place.
+* ``flash``: one variable-length FlashAttention-2 call (:func:`own_step_pass`,
+  :func:`kvbench.forward.varlen.varlen_pass`), each reader a sequence, on a buffer stored
+  token-major so flash reads it in place; its index (:func:`step_sequences`) is built once per
+  forward, for every layer.
 
 ``auto`` (:func:`choose`) times both once per shape when a cache is made (a CUDA graph's
 replay, the step's worst case: every slot filled) and the cache keeps the faster one with its
@@ -26,6 +28,7 @@ import torch
 from kvbench.forward.compiled import compiled_for
 from kvbench.forward.kernel_timing import timed_choice
 from kvbench.forward.reference import masked_pass, on_flash
+from kvbench.forward.varlen import Sequences, varlen_pass
 
 KERNELS = ("masked", "flash")  # what ``auto`` chooses between (the default first: it wins ties)
 TIMED = "own-cache kernel"  # what auto's timings are filed under (kvbench.forward.kernel_timing)
@@ -51,65 +54,57 @@ def own_cache_pass(
     v_cache: torch.Tensor,
     length: torch.Tensor,
     scale: float,
-    kernel: str = "masked",
+    steps: Sequences | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of ``q`` ``(B, H, T, d)``, the tokens at ``length .. length+T-1``, over each reader's own cache.
 
     ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)`` already hold these tokens; query ``i`` sees
     slots ``<= length + i``, the rest (not yet written) is masked. The whole buffer is
     attended with a mask built on the device, not a slice of the filled part, so shapes stay
-    static and one CUDA graph serves every step. ``kernel`` (:data:`KERNELS`, the module
-    docstring): ``flash`` runs :func:`own_step_pass` for one token per reader on CUDA half types;
-    other shapes, and ``masked``, take the masked pass. Returns ``(B, H, T, d)`` out and
-    ``(B, H, T)`` float32 lse.
+    static and one CUDA graph serves every step. With ``steps`` (:func:`step_sequences`, one
+    token per reader) the ``flash`` kernel runs (:func:`own_step_pass`), else the masked pass.
+    Returns ``(B, H, T, d)`` out and ``(B, H, T)`` float32 lse.
     """
-    if kernel == "flash" and q.shape[2] == 1 and on_flash(q):
-        return own_step_pass(q, k_cache, v_cache, length, scale)
+    if steps is not None:
+        return own_step_pass(q, k_cache, v_cache, steps, scale)
     positions = length + torch.arange(q.shape[2], device=q.device)
     allowed = torch.arange(k_cache.shape[2], device=q.device) <= positions.unsqueeze(-1)  # (T, S)
     return masked_pass(q, k_cache, v_cache, allowed, scale)
 
 
-@torch.library.custom_op("kvbench::own_step_pass", mutates_args=())
-def own_step_pass(
-    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, length: torch.Tensor, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A decode step's attention over each reader's own cache, as one variable-length FlashAttention-2 call.
+def step_sequences(batch: int, groups: int, slots: int, length: torch.Tensor) -> Sequences:
+    """A decode step's :class:`~kvbench.forward.varlen.Sequences`, built once per forward for every layer:
+    reader ``b`` is sequence ``b``, its ``groups`` query rows at ``b * groups``, its ``slots`` slots at
+    ``b * slots`` of which ``length + 1`` are used (the new token was written at slot ``length``).
+    ``length`` is the cache's 0-dim long on the device: the counts are read there (graph-safe)."""
+    device = length.device
+    return Sequences(
+        torch.arange(0, (batch + 1) * groups, groups, dtype=torch.int32, device=device),
+        torch.arange(0, (batch + 1) * slots, slots, dtype=torch.int32, device=device),
+        (length + 1).to(torch.int32).expand(batch).contiguous(),  # flash reads it contiguous
+    )
 
-    ``q`` ``(B, H, 1, d)``: one new token per reader, at slot ``length`` (0-dim long on the
-    device), so it sees slots ``<= length``. ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)``, best
-    stored token-major (:func:`cache_layer` with ``token_major``: read in place). Reader ``b`` is
-    sequence ``b``: its G query heads per KV head are G rows (one token needs no causal mask, and
-    flash sees as many query as KV heads), its keys its own S slots of which ``length + 1`` are
-    used (``seqused_k``, on the device: graph-safe).
+
+def own_step_pass(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, steps: Sequences, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A decode step's attention over each reader's own cache, as one variable-length pass (:func:`varlen_pass`).
+
+    ``q`` ``(B, H, 1, d)``: one new token per reader. ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)``,
+    best stored token-major (:func:`cache_layer` with ``token_major``: read in place, else copied).
+    Reader ``b`` is sequence ``b`` of ``steps``: its G query heads per KV head are G rows (one
+    token needs no causal mask, and flash sees as many query as KV heads). The folding runs
+    outside the op, where the compiled layer fuses it with the rotary embedding and the merge.
     Returns ``(B, H, 1, d)`` out and ``(B, H, 1)`` float32 lse.
     """
     batch, heads, _, d = q.shape
     hkv, slots = k_cache.shape[1], k_cache.shape[2]
     g = heads // hkv
-    folded = q.reshape(batch, hkv, g, d).transpose(1, 2).reshape(batch * g, hkv, d)  # (B x G rows, Hkv, d)
+    rows = q.reshape(batch, hkv, g, d).transpose(1, 2).reshape(batch * g, hkv, d)  # (B x G rows, Hkv, d)
     flat = lambda t: t.transpose(1, 2).reshape(batch * slots, hkv, d)  # a view when stored token-major
-    out, lse = torch.ops.aten._flash_attention_forward(
-        folded,
-        flat(k_cache),
-        flat(v_cache),
-        torch.arange(0, (batch + 1) * g, g, dtype=torch.int32, device=q.device),
-        torch.arange(0, (batch + 1) * slots, slots, dtype=torch.int32, device=q.device),
-        g,
-        slots,
-        0.0,
-        False,
-        False,
-        scale=scale,
-        seqused_k=(length + 1).to(torch.int32).expand(batch).contiguous(),
-    )[:2]
+    out, lse = varlen_pass(rows, flat(k_cache), flat(v_cache), *steps, g, slots, scale)
     out = out.reshape(batch, g, hkv, d).transpose(1, 2).reshape(batch, heads, 1, d)
     return out, lse.reshape(hkv, batch, g).permute(1, 0, 2).reshape(batch, heads, 1)  # varlen lse is (Hkv, rows)
-
-
-@own_step_pass.register_fake
-def _(q, k_cache, v_cache, length, scale):
-    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=torch.float32)
 
 
 def cache_layer(like: torch.Tensor, batch: int, slots: int, *, token_major: bool) -> torch.Tensor:
@@ -141,7 +136,8 @@ def choose(batch: int, heads: int, like: torch.Tensor, slots: int) -> tuple[str,
         runs: dict[str, Callable[[], object]] = {}
         for name in KERNELS:
             k, v = (cache_layer(like, batch, slots, token_major=name == "flash").normal_() for _ in range(2))
-            runs[name] = functools.partial(compiled_for(q, own_cache_pass), q, k, v, length, q.shape[3] ** -0.5, name)
+            steps = step_sequences(batch, heads // like.shape[1], slots, length) if name == "flash" else None
+            runs[name] = functools.partial(compiled_for(q, own_cache_pass), q, k, v, length, q.shape[3] ** -0.5, steps)
         return runs
 
     return timed_choice(TIMED, key, candidates)
