@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from kvbench.forward import inference
-from kvbench.forward.fast import Chunks, FastForward, greedy_continue_fast
+from kvbench.forward.fast import Chunks, FastForward, ReaderCache, greedy_continue_fast
 from kvbench.forward.readers import GraphReader, HFReader, make_reader, prefill_paths
 from kvbench.kv.artifact import KVArtifact
 
@@ -186,6 +186,8 @@ def test_every_forward_compiles_whole_and_once_for_all_lengths(setup, fuse):
     fwd(torch.cat([query, query]), art, cache)
     cache.advance(query.shape[1])
     fwd(query[:, :1].expand(2, 1), art, cache)  # a decode step
+    flash = ReaderCache.empty(art, 2, 10, "flash")
+    fwd(query[:, :1].expand(2, 1), art, flash)  # a decode step on the variable-length pass
     fwd(doc[:, :16], art, chunks=Chunks.empty(art, torch.tensor([0, 16]), 8))  # an audit's chunks
     fwd(doc)  # a prefill
 
