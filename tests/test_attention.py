@@ -151,25 +151,30 @@ def test_every_custom_op_returns_what_its_fake_promises_on_cpu():
     under AOT dispatch with dynamic shapes (test_gpu.py holds the CUDA kernels)."""
     from kvbench.forward.attention import causal_attention
     from kvbench.forward.document_pass import document_pass
+    from kvbench.forward.own_pass import cache_layer, write_cache
     from kvbench.forward.varlen import varlen_pass
 
     rand = lambda *shape: torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
     k, v = rand(1, 2, 40, 16), rand(1, 2, 40, 17).narrow(-1, 0, 16)  # a strided value, as views arrive
+    doc = (k[0].transpose(0, 1), v[0].transpose(0, 1))  # (L, Hkv, d) views of the document, read in place
+    one_reader = rand(1, 4, 1, 16).reshape(1, 2, 2, 16).transpose(1, 2).reshape(2, 2, 16)  # own_step_pass's fold
+    assert not one_reader.is_contiguous()
     cases = [
         (document_pass, (rand(1, 2, 12, 16), k, v, 0.25, "auto")),
+        (varlen_pass, (rand(12, 2, 16), *doc, *_sequences([0, 4, 12], [0, 0, 0], [20, 0]), 8, 40, 0.25)),
+        # one reader's decode step: its folded heads are a strided view (flash writes out so)
+        (varlen_pass, (one_reader, *doc, *_sequences([0, 2], [0, 40], [30]), 2, 40, 0.25)),
+        (attention_pass, (rand(2, 4, 5, 16), rand(2, 2, 9, 16), rand(2, 2, 9, 16), True, 0.25)),
+        # writes into a token-major cache in place, as it declares (what lets a compiled layer not copy it)
         (
-            varlen_pass,
+            write_cache,
             (
-                rand(12, 2, 16),
-                k[0].transpose(0, 1),
-                v[0].transpose(0, 1),
-                *_sequences([0, 4, 12], [0, 0, 20], [20, 0]),
-                8,
-                40,
-                0.25,
+                *(cache_layer(k, 3, 6, token_major=True) for _ in "kv"),
+                rand(3, 2, 2, 16),
+                v[:, :, :2].expand(3, -1, -1, -1),
+                torch.tensor([3, 4]),
             ),
         ),
-        (attention_pass, (rand(2, 4, 5, 16), rand(2, 2, 9, 16), rand(2, 2, 9, 16), True, 0.25)),
         (causal_attention, (rand(1, 4, 9, 16), rand(1, 2, 9, 16), rand(1, 2, 9, 16), 0.25)),
     ]
     for op, args in cases:
@@ -211,6 +216,6 @@ def test_a_decode_steps_varlen_pass_equals_the_masked_pass_over_each_readers_cac
     like = torch.zeros(1, Hkv, 1, d)
     k, v = (cache_layer(like, B, S, token_major=True).copy_(_rand(B, Hkv, S, d, seed=s)) for s in (1, 2))
     q, length = _rand(B, H, 1, d), torch.tensor(4)
-    out, lse = own_cache_pass(q, k, v, length, SCALE, step_sequences(B, H // Hkv, S, length))
-    ref_out, ref_lse = own_cache_pass(q, k, v, length, SCALE)
+    out, lse = own_cache_pass(q, k, v, length.reshape(1), SCALE, step_sequences(B, H // Hkv, S, length))
+    ref_out, ref_lse = own_cache_pass(q, k, v, length.reshape(1), SCALE)
     assert torch.allclose(out, ref_out, atol=1e-6) and torch.allclose(lse, ref_lse, atol=1e-6)

@@ -175,15 +175,18 @@ def test_document_pass_returns_the_layouts_its_fake_promises(kernel, tokens):
 
 def test_varlen_pass_returns_the_layouts_its_fake_promises():
     """FlashAttention-2's variable-length call as the decode step and the audit call it: folded
-    contiguous queries, keys a strided view (a token-major cache, the document read in place)."""
+    queries (contiguous, or one reader's step: a strided view, whose layout flash gives its out),
+    keys a strided view (a token-major cache, the document read in place)."""
     from kvbench.forward.varlen import Sequences, varlen_pass
 
     rand = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
     i32 = lambda *xs: torch.tensor(xs, dtype=torch.int32, device="cuda")
     k, v = rand(1, 8, 3774, 128)[0].transpose(0, 1), rand(1, 8, 3774, 128)[0].transpose(0, 1)
+    one_reader = rand(1, 32, 1, 128).reshape(1, 8, 4, 128).transpose(1, 2).reshape(4, 8, 128)  # own_step_pass's fold
     for q, seqs, max_q, max_k in (
         (rand(8, 8, 128), Sequences(i32(0, 4, 8), i32(0, 1887, 3774), i32(40, 1887)), 4, 1887),  # two readers' steps
         (rand(256, 8, 128), Sequences(i32(0, 128, 256), i32(0, 0, 0), i32(0, 3000)), 128, 3774),  # chunks, one at 0
+        (one_reader, Sequences(i32(0, 4), i32(0, 3774), i32(100)), 4, 3774),  # a strided view: out is made like it
     ):
         args = (q, k, v, *seqs, max_q, max_k, 128**-0.5)
         torch.library.opcheck(varlen_pass, args, test_utils="test_faketensor")
@@ -245,20 +248,22 @@ def test_flash_own_cache_pass_on_cuda_matches_the_masked_reference_on_a_token_ma
     q = rand(B, H, 1, d)
     k, v = rand(B, S, Hkv, d).transpose(1, 2), rand(B, S, Hkv, d).transpose(1, 2)  # as ReaderCache stores them
     length = torch.tensor(17, device="cuda")
-    out, lse = own_cache_pass(q, k, v, length, d**-0.5, step_sequences(B, H // Hkv, S, length))
-    ref_out, ref_lse = own_cache_pass(q, k, v, length, d**-0.5)
+    out, lse = own_cache_pass(q, k, v, length.reshape(1), d**-0.5, step_sequences(B, H // Hkv, S, length))
+    ref_out, ref_lse = own_cache_pass(q, k, v, length.reshape(1), d**-0.5)
     assert float((out.float() - ref_out.float()).abs().max()) < 2e-2
     assert float((lse - ref_lse).abs().max()) < 1e-3
 
 
-def test_flash_own_kernel_gives_the_masked_kernels_decode_logits_in_bf16():
+@pytest.mark.parametrize("readers", [1, 4])  # one reader's folded heads are a strided view
+def test_flash_own_kernel_gives_the_masked_kernels_decode_logits_in_bf16(readers):
     from kvbench.forward.fast import FastForward, GreedyDecoder
 
     lm, _, art = _tiny_bf16_document(300)
-    questions = torch.randint(0, 5000, (4, 8), device="cuda")
+    questions = torch.randint(0, 5000, (readers, 8), device="cuda")
     first_steps = {}
     for kernel in ("masked", "flash"):
-        decoder = GreedyDecoder(FastForward(lm.model, compile=True, own_kernel=kernel), art, 4, 8, 6, graph=True)
+        fwd = FastForward(lm.model, compile=True, own_kernel=kernel)
+        decoder = GreedyDecoder(fwd, art, readers, 8, 6, graph=True)
         steps = decoder.logits(questions)
         first_steps[kernel] = [next(steps).clone(), next(steps).clone()]  # the question's, then one decode step's
     (question, masked), (same_question, flash) = first_steps["masked"], first_steps["flash"]

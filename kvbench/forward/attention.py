@@ -16,7 +16,7 @@ kernel runs that pass (FlashAttention-2 or cuDNN, the faster per shape) is
 
 Decoding readers keep their own KV between forwards (:func:`cached_prefix_attention`,
 :mod:`kvbench.forward.own_pass`): a static buffer per reader that each forward writes its new
-tokens into at a device-side length, so one captured CUDA graph serves every decode step. An
+tokens into at slots held on the device, so one captured CUDA graph serves every decode step. An
 audit recomputes several chunks of one document in one forward (:func:`chunked_prefix_attention`):
 each chunk sees the document's KV before it and, causally, its own tokens.
 
@@ -143,7 +143,7 @@ def cached_prefix_attention(
     v_prefix: torch.Tensor,
     k_cache: torch.Tensor,
     v_cache: torch.Tensor,
-    length: torch.Tensor,
+    slots: torch.Tensor,
     scale: float,
     kernel: str = "flash",
     steps: Sequences | None = None,
@@ -151,16 +151,16 @@ def cached_prefix_attention(
     """:func:`prefix_attention` for readers that keep their own KV between forwards (decoding).
 
     The new tokens' ``k_new``, ``v_new`` ``(B, Hkv, T, d)`` are written into each reader's cache
-    ``(B, Hkv, S, d)`` at ``length`` (0-dim long tensor: tokens already there), then ``q``
+    ``(B, Hkv, S, d)`` at ``slots`` (``(T,)`` long on the device), then ``q``
     ``(B, H, T, d)`` attends to the document (``(1 or B, Hkv, L, d)``, as in
     :func:`prefix_attention`) and, causally, to the reader's cache: its past and the new tokens
     in one pass (writing first makes the new token one more cache slot, so two parts, not
     three, are merged by log-sum-exp; ``steps``: :func:`own_cache_pass`'s, None for the masked
     pass). Returns ``(B, H, T, d)``.
     """
-    write_cache(k_cache, v_cache, k_new, v_new, length)
+    write_cache(k_cache, v_cache, k_new, v_new, slots)
     doc_out, doc_lse = _document_pass(q, k_prefix, v_prefix, scale, kernel)
-    own_out, own_lse = own_cache_pass(q, k_cache, v_cache, length, scale, steps)
+    own_out, own_lse = own_cache_pass(q, k_cache, v_cache, slots, scale, steps)
     return merge([doc_out, own_out], [doc_lse, own_lse])
 
 
@@ -242,7 +242,7 @@ def kvbench_attention(
 
     ``query`` ``(B, H, T, d)``, ``key``/``value`` ``(B, Hkv, T', d)`` as the layer made them;
     ``kvbench_prefix`` is the layer's ``(k, v)`` document KV or None (a prefill);
-    ``kvbench_own`` the layer's ``(k_cache, v_cache, length, steps)`` of each reader's own KV
+    ``kvbench_own`` the layer's ``(k_cache, v_cache, slots, steps)`` of each reader's own KV
     (:func:`cached_prefix_attention`; needs ``kvbench_prefix``) or None; ``kvbench_chunks`` the
     layer's ``(chunks, chunk, k_out, v_out)`` of an audit
     (:func:`chunked_prefix_attention`; needs ``kvbench_prefix``) or None; ``kvbench_kernel`` the
@@ -261,9 +261,9 @@ def kvbench_attention(
         chunks, chunk, k_out, v_out = kvbench_chunks
         out = chunked_prefix_attention(query, key, value, k_doc, v_doc, chunks, chunk, k_out, v_out, scale)
     elif kvbench_own is not None:
-        k_cache, v_cache, length, steps = kvbench_own
+        k_cache, v_cache, slots, steps = kvbench_own
         out = cached_prefix_attention(
-            query, key, value, k_doc, v_doc, k_cache, v_cache, length, scale, kvbench_kernel, steps
+            query, key, value, k_doc, v_doc, k_cache, v_cache, slots, scale, kvbench_kernel, steps
         )
     else:
         out = prefix_attention(query, key, value, k_doc, v_doc, scale, kvbench_kernel)

@@ -218,7 +218,7 @@ class FastForward:
         start = 0 if prefix is None else prefix.num_tokens
         offsets = torch.arange(tokens, device=ids.device)
         if cache is not None:
-            offsets = offsets + cache.length
+            offsets = offsets + cache.length  # (T,): the new tokens' slots in each reader's cache
         positions = (start + offsets).unsqueeze(0).expand(batch, tokens)
         if chunks is not None:
             positions = chunks.positions()
@@ -238,7 +238,7 @@ class FastForward:
                 if prefix is not None:
                     kwargs["kvbench_prefix"] = (prefix.keys[i], prefix.values[i])
                 if cache is not None:
-                    kwargs["kvbench_own"] = (cache.keys[i], cache.values[i], cache.length, steps)
+                    kwargs["kvbench_own"] = (cache.keys[i], cache.values[i], offsets, steps)
                 if chunks is not None:
                     kwargs["kvbench_chunks"] = (sequences, chunks.tokens, chunks.keys[i], chunks.values[i])
                 hidden = self._layer(i, hidden, positions, rotary, **kwargs)

@@ -2,9 +2,9 @@
 
 Each decoding reader keeps its question and the tokens it decoded in a static buffer of its
 own beside the shared document (:class:`kvbench.forward.fast.ReaderCache`); a forward writes
-its new tokens there at a device-side length (:func:`write_cache`) and attends over the whole
-buffer with the unfilled slots masked (:func:`own_cache_pass`), so one CUDA graph serves every
-step. Two kernels do a decode step's pass:
+its new tokens there at slots held on the device (:func:`write_cache`) and attends over the
+whole buffer with the unfilled slots masked (:func:`own_cache_pass`), so one CUDA graph serves
+every step. Two kernels do a decode step's pass:
 
 * ``masked``: a float32 matmul masked on the device, compiled into the decoder layer (a
   reader's own KV is tens of tokens against the document's thousands);
@@ -34,32 +34,35 @@ KERNELS = ("masked", "flash")  # what ``auto`` chooses between (the default firs
 TIMED = "own-cache kernel"  # what auto's timings are filed under (kvbench.forward.kernel_timing)
 
 
+@torch.library.custom_op("kvbench::write_cache", mutates_args=("k_cache", "v_cache"))
 def write_cache(
-    k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor, length: torch.Tensor
+    k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slots: torch.Tensor
 ) -> None:
-    """Write new keys and values ``(B, Hkv, T, d)`` into ``(B, Hkv, S, d)`` caches at ``length .. length+T-1``.
+    """Write new keys and values ``(B, Hkv, T, d)`` into ``(B, Hkv, S, d)`` caches at ``slots`` ``(T,)``.
 
-    In place, at an index computed on the device from the 0-dim ``length`` tensor (as
-    transformers' StaticCache and gpt-fast write at ``input_pos``), so a CUDA graph that
-    captured it writes wherever ``length`` points at replay.
+    In place, at slots held on the device (as transformers' StaticCache and gpt-fast write at
+    ``input_pos``), so a CUDA graph that captured it writes wherever ``slots`` point at replay.
+    An op that declares what it mutates, so a compiled layer writes the caches where they are:
+    written as an in-place ``index_copy_`` inside the layer, Inductor built a functional copy of
+    each whole cache (read by the pass after it) and wrote it back, every layer of every step.
     """
-    index = length + torch.arange(k.shape[2], device=k.device)
-    k_cache.index_copy_(2, index, k)
-    v_cache.index_copy_(2, index, v)
+    k_cache.index_copy_(2, slots, k)
+    v_cache.index_copy_(2, slots, v)
 
 
 def own_cache_pass(
     q: torch.Tensor,
     k_cache: torch.Tensor,
     v_cache: torch.Tensor,
-    length: torch.Tensor,
+    slots: torch.Tensor,
     scale: float,
     steps: Sequences | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention of ``q`` ``(B, H, T, d)``, the tokens at ``length .. length+T-1``, over each reader's own cache.
+    """Attention of ``q`` ``(B, H, T, d)``, the tokens at cache slots ``slots`` ``(T,)`` (consecutive,
+    on the device), over each reader's own cache.
 
     ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)`` already hold these tokens; query ``i`` sees
-    slots ``<= length + i``, the rest (not yet written) is masked. The whole buffer is
+    slots ``<= slots[i]``, the rest (not yet written) is masked. The whole buffer is
     attended with a mask built on the device, not a slice of the filled part, so shapes stay
     static and one CUDA graph serves every step. With ``steps`` (:func:`step_sequences`, one
     token per reader) the ``flash`` kernel runs (:func:`own_step_pass`), else the masked pass.
@@ -67,8 +70,7 @@ def own_cache_pass(
     """
     if steps is not None:
         return own_step_pass(q, k_cache, v_cache, steps, scale)
-    positions = length + torch.arange(q.shape[2], device=q.device)
-    allowed = torch.arange(k_cache.shape[2], device=q.device) <= positions.unsqueeze(-1)  # (T, S)
+    allowed = torch.arange(k_cache.shape[2], device=q.device) <= slots.unsqueeze(-1)  # (T, S)
     return masked_pass(q, k_cache, v_cache, allowed, scale)
 
 
@@ -137,7 +139,8 @@ def choose(batch: int, heads: int, like: torch.Tensor, slots: int) -> tuple[str,
         for name in KERNELS:
             k, v = (cache_layer(like, batch, slots, token_major=name == "flash").normal_() for _ in range(2))
             steps = step_sequences(batch, heads // like.shape[1], slots, length) if name == "flash" else None
-            runs[name] = functools.partial(compiled_for(q, own_cache_pass), q, k, v, length, q.shape[3] ** -0.5, steps)
+            last = length.reshape(1)  # the new token's slot
+            runs[name] = functools.partial(compiled_for(q, own_cache_pass), q, k, v, last, q.shape[3] ** -0.5, steps)
         return runs
 
     return timed_choice(TIMED, key, candidates)

@@ -71,7 +71,7 @@ def varlen_pass(
     Returns
     -------
     out : torch.Tensor
-        ``(rows, Hkv, d)`` in ``q``'s dtype; 0 for a sequence with no key.
+        ``(rows, Hkv, d)`` contiguous, in ``q``'s dtype; 0 for a sequence with no key.
     lse : torch.Tensor
         ``(Hkv, rows)`` float32 natural log-sum-exp; ``+inf`` for a sequence with no key (what
         FlashAttention-2 writes; callers that can have one mask it).
@@ -80,8 +80,11 @@ def varlen_pass(
         out, lse = torch.ops.aten._flash_attention_forward(
             q, k, v, cu_q, cu_k, max_q, max_k, 0.0, False, False, scale=scale, seqused_k=used_k
         )[:2]
-        return out, lse
-    return _reference(q, k, v, Sequences(cu_q, cu_k, used_k), scale)
+    else:
+        out, lse = _reference(q, k, v, Sequences(cu_q, cu_k, used_k), scale)
+    # flash writes out in q's layout, and folded queries may be a strided view (one reader's step:
+    # its heads are its rows already); contiguous on every path, as the fake promises
+    return out.contiguous(), lse
 
 
 @varlen_pass.register_fake
@@ -94,7 +97,8 @@ def _reference(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`varlen_pass` in float32 as one masked pass over every key: row ``r`` of sequence ``s``
     sees key ``j`` iff ``cu_k[s] <= j < cu_k[s] + used_k[s]``. Built on the device without a host
-    sync, so it also runs inside a CUDA graph (float32 on CUDA)."""
+    sync, so it also runs inside a CUDA graph (float32 on CUDA). Returns what flash returns: out
+    in ``q``'s layout, lse ``+inf`` where a sequence has no key."""
     rows = torch.arange(q.shape[0], dtype=seqs.cu_q.dtype, device=q.device)
     seq = torch.searchsorted(seqs.cu_q, rows, right=True) - 1  # (rows,)
     first = seqs.cu_k[seq].unsqueeze(-1)
@@ -102,4 +106,5 @@ def _reference(
     allowed = (keys >= first) & (keys < first + seqs.used_k[seq].unsqueeze(-1))  # (rows, keys)
     heads_first = lambda t: t.transpose(0, 1).unsqueeze(0)  # (n, Hkv, d) -> (1, Hkv, n, d)
     out, lse = masked_pass(heads_first(q), heads_first(k), heads_first(v), allowed, scale)
-    return out[0].transpose(0, 1).contiguous(), lse[0].masked_fill(lse[0].isneginf(), float("inf"))
+    in_q_layout = torch.empty_like(q).copy_(out[0].transpose(0, 1))  # flash's out is empty_like(q)
+    return in_q_layout, lse[0].masked_fill(lse[0].isneginf(), float("inf"))
