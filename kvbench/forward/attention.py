@@ -179,12 +179,12 @@ def chunked_prefix_attention(
     """Several chunks of one document recomputed in one forward, each from the stored KV before it (an audit).
 
     ``q`` ``(1, H, n * chunk, d)`` and ``k_new``, ``v_new`` ``(1, Hkv, n * chunk, d)`` are the
-    chunks' tokens side by side; chunk ``i`` starts at document position ``starts[i]`` and sees
-    the document's stored ``k_doc``, ``v_doc`` ``(1, Hkv, L, d)`` before that position (``chunks``:
-    :func:`kvbench.forward.document_pass.chunk_sequences` of the starts) and, causally, its own
-    tokens, never another chunk's. The recomputed keys and
-    values are written into ``k_out``, ``v_out`` (same shape as ``k_new``) for the auditor to
-    compare with the stored ones. Returns ``(1, H, n * chunk, d)``.
+    chunks' tokens side by side. Chunk ``i`` sees the document's stored ``k_doc``, ``v_doc``
+    ``(1, Hkv, L, d)`` before its first position (``chunks``:
+    :func:`kvbench.forward.document_pass.chunk_sequences` of the chunks' first positions) and,
+    causally, its own tokens, never another chunk's. The recomputed keys and values are written
+    into ``k_out``, ``v_out`` (same shape as ``k_new``) for the auditor to compare with the stored
+    ones. Returns ``(1, H, n * chunk, d)``.
     """
     k_out.copy_(k_new)
     v_out.copy_(v_new)

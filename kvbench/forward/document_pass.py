@@ -266,7 +266,12 @@ def chunked_document_pass(
     k, v : torch.Tensor
         ``(1, Hkv, L, d)``: the document, read in place.
     chunks : Sequences
-        :func:`chunk_sequences` of the chunks' starts: chunk ``i`` sees keys ``< starts[i]``.
+        :func:`chunk_sequences` of the chunks' starts (with this ``chunk`` and ``H / Hkv`` groups):
+        chunk ``i`` sees keys ``< starts[i]``.
+    chunk : int
+        Tokens per chunk.
+    scale : float
+        The scores' scale (``d ** -0.5`` for these models).
 
     Returns
     -------

@@ -97,8 +97,9 @@ def _reference(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`varlen_pass` in float32 as one masked pass over every key: row ``r`` of sequence ``s``
     sees key ``j`` iff ``cu_k[s] <= j < cu_k[s] + used_k[s]``. Built on the device without a host
-    sync, so it also runs inside a CUDA graph (float32 on CUDA). Returns what flash returns: out
-    in ``q``'s layout, lse ``+inf`` where a sequence has no key."""
+    sync, so it also runs inside a CUDA graph (float32 on CUDA); its mask is every row by every key,
+    fine for tests and CPU runs, not for speed. Returns what flash returns: out in ``q``'s layout,
+    lse ``+inf`` where a sequence has no key."""
     rows = torch.arange(q.shape[0], dtype=seqs.cu_q.dtype, device=q.device)
     seq = torch.searchsorted(seqs.cu_q, rows, right=True) - 1  # (rows,)
     first = seqs.cu_k[seq].unsqueeze(-1)
