@@ -135,12 +135,13 @@ def choose(batch: int, heads: int, like: torch.Tensor, slots: int) -> tuple[str,
     def candidates() -> dict[str, Callable[[], object]]:  # made only when the shape is first timed
         q = torch.randn(batch, heads, 1, like.shape[3], dtype=like.dtype, device=like.device)
         length = torch.tensor(slots - 1, device=like.device)
+        new_slot = length.reshape(1)  # the one new token's slot, (T,) as a step passes it
         runs: dict[str, Callable[[], object]] = {}
         for name in KERNELS:
             k, v = (cache_layer(like, batch, slots, token_major=name == "flash").normal_() for _ in range(2))
             steps = step_sequences(batch, heads // like.shape[1], slots, length) if name == "flash" else None
-            last = length.reshape(1)  # the new token's slot
-            runs[name] = functools.partial(compiled_for(q, own_cache_pass), q, k, v, last, q.shape[3] ** -0.5, steps)
+            run = compiled_for(q, own_cache_pass)
+            runs[name] = functools.partial(run, q, k, v, new_slot, q.shape[3] ** -0.5, steps)
         return runs
 
     return timed_choice(TIMED, key, candidates)
