@@ -92,12 +92,25 @@ def test_chunked_document_pass_sees_each_chunks_own_prefix():
     from kvbench.forward.document_pass import chunk_sequences, chunked_document_pass
 
     q, k, v = _rand(1, 4, 6, 8), _rand(1, 2, 20, 8, seed=1), _rand(1, 2, 20, 8, seed=2)
-    out, lse = chunked_document_pass(q, k, v, chunk_sequences(torch.tensor([0, 7, 20]), 2, 2), 2, SCALE)
-    assert torch.all(out[:, :, :2] == 0) and torch.all(lse[:, :, :2].isneginf())
-    for i, start in ((1, 7), (2, 20)):
-        ref_out, ref_lse = reference_pass(q[:, :, 2 * i : 2 * i + 2], k[:, :, :start], v[:, :, :start], False, SCALE)
-        assert torch.allclose(out[:, :, 2 * i : 2 * i + 2], ref_out, atol=1e-6)
-        assert torch.allclose(lse[:, :, 2 * i : 2 * i + 2], ref_lse, atol=1e-6)
+    for splits in (1, 3, 20):  # the document whole, in parts of 7 keys (a start on a part's edge), in 1-key parts
+        sequences = chunk_sequences(torch.tensor([0, 7, 20]), 2, 2, 20, splits)
+        out, lse = chunked_document_pass(q, k, v, sequences, 2, SCALE)
+        assert torch.all(out[:, :, :2] == 0) and torch.all(lse[:, :, :2].isneginf())
+        for i, start in ((1, 7), (2, 20)):
+            mine = q[:, :, 2 * i : 2 * i + 2]
+            ref_out, ref_lse = reference_pass(mine, k[:, :, :start], v[:, :, :start], False, SCALE)
+            assert torch.allclose(out[:, :, 2 * i : 2 * i + 2], ref_out, atol=1e-6), splits
+            assert torch.allclose(lse[:, :, 2 * i : 2 * i + 2], ref_lse, atol=1e-6), splits
+
+
+def test_chunk_sequences_cut_each_chunks_prefix_into_the_parts_before_its_start():
+    from kvbench.forward.document_pass import chunk_sequences
+
+    # 2 chunks of 4 tokens, 2 query heads per KV head, starts 0 and 9 in 10 tokens, 3 parts of 4 keys
+    cu_q, cu_k, used = chunk_sequences(torch.tensor([0, 9]), 2, 4, 10, 3)
+    assert cu_q.tolist() == [0, 8, 16, 24, 32, 40, 48]  # part-major: (part 0: chunk 0, 1), (part 1: ...), ...
+    assert cu_k.tolist() == [0, 0, 4, 4, 8, 8, 12]  # each part's first key, growing
+    assert used.tolist() == [0, 4, 0, 4, 0, 1]  # chunk 1 sees keys 0-8: two whole parts and one key of the third
 
 
 def test_split_plan_fills_the_sms_with_parts_that_divide_the_document_where_one_is_near():

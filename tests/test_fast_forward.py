@@ -126,15 +126,18 @@ def test_fused_layers_give_the_unfused_logits_and_count_their_copies(setup):
     assert fwd.fused_weight_bytes == 0
 
 
-def test_chunks_side_by_side_recompute_what_each_chunk_recomputes_alone(setup):
+@pytest.mark.parametrize("splits", [1, 4])  # the document pass whole, or in 4 parts merged (on CUDA: chunk_splits)
+def test_chunks_side_by_side_recompute_what_each_chunk_recomputes_alone(setup, monkeypatch, splits):
     from kvbench.audit.recompute import recompute_chunk
+    from kvbench.forward import fast
     from kvbench.forward.fast import Chunks
 
+    monkeypatch.setattr(fast, "chunk_splits", lambda *shape: splits)
     model, fwd, doc, query, art = setup
     starts, tokens = [0, 16, 40], 8
     chunks = Chunks.empty(art, torch.tensor(starts), tokens)
-    FastForward(model, compile=False, fuse=True)(
-        torch.cat([doc[:, s : s + tokens] for s in starts], 1), art, chunks=chunks
+    FastForward(model, compile=False, fuse=True).recompute(
+        torch.cat([doc[:, s : s + tokens] for s in starts], 1), art, chunks
     )
     for j, s in enumerate(starts):
         alone = recompute_chunk(model, art, doc, s, s + tokens)
@@ -161,12 +164,14 @@ def test_eager_twin_shares_the_fused_copies_and_measures_the_fusion(setup):
 
 
 @pytest.mark.parametrize("fuse", [True, False])
-def test_every_forward_compiles_whole_and_once_for_all_lengths(setup, fuse):
+def test_every_forward_compiles_whole_and_once_for_all_lengths(setup, monkeypatch, fuse):
     """Each decoder layer of every forward the harness captures (a reuse, a decode step on a reader's
     cache, an audit's chunks, a prefill) traces as one graph with no break (a break would split
     Inductor's fusions and add launches on the GPU), and one graph serves every question and
     document length: only a batch of one is specialised. Dynamo alone (``backend="eager"``), so it runs on CPU."""
     from torch._dynamo.utils import counters
+
+    from kvbench.forward import fast
 
     model, plain, doc, query, art = setup
     other = _artifact(model, torch.randint(0, 5000, (1, 80), generator=torch.Generator().manual_seed(2)))
@@ -188,7 +193,9 @@ def test_every_forward_compiles_whole_and_once_for_all_lengths(setup, fuse):
     fwd(query[:, :1].expand(2, 1), art, cache)  # a decode step
     flash = ReaderCache.empty(art, 2, 10, "flash")
     fwd(query[:, :1].expand(2, 1), art, flash)  # a decode step on the variable-length pass
-    fwd(doc[:, :16], art, chunks=Chunks.empty(art, torch.tensor([0, 16]), 8))  # an audit's chunks
+    fwd.recompute(doc[:, :16], art, Chunks.empty(art, torch.tensor([0, 16]), 8))  # an audit's chunks
+    monkeypatch.setattr(fast, "chunk_splits", lambda *shape: 3)
+    fwd.recompute(doc[:, :16], art, Chunks.empty(art, torch.tensor([0, 16]), 8))  # the document in parts, merged
     fwd(doc)  # a prefill
 
 

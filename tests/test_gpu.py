@@ -209,7 +209,8 @@ def test_fast_reader_graph_matches_hf_reuse_in_bf16():
     assert out.argmax() == ref.argmax() and float((out - ref).abs().max()) < 0.1
 
 
-def test_chunked_document_pass_on_cuda_is_flash_varlen_and_matches_the_reference():
+@pytest.mark.parametrize("splits", [1, 3])  # whole, or in parts of 234 keys merged (starts below and across edges)
+def test_chunked_document_pass_on_cuda_is_flash_varlen_and_matches_the_reference(splits):
     from kvbench.forward.document_pass import chunk_sequences, chunked_document_pass
     from kvbench.forward.reference import masked_pass
 
@@ -217,13 +218,26 @@ def test_chunked_document_pass_on_cuda_is_flash_varlen_and_matches_the_reference
     rand = lambda *shape: torch.randn(*shape, device="cuda", generator=g, dtype=torch.bfloat16)
     chunk, starts = 16, torch.tensor([0, 64, 300, 640], device="cuda")
     q, k, v = rand(1, 8, 4 * chunk, 64), rand(1, 2, 700, 64), rand(1, 2, 700, 64)
-    out, lse = chunked_document_pass(q, k, v, chunk_sequences(starts, 4, chunk), chunk, 0.125)
+    out, lse = chunked_document_pass(q, k, v, chunk_sequences(starts, 4, chunk, 700, splits), chunk, 0.125)
     allowed = torch.arange(700, device="cuda") < starts.repeat_interleave(chunk).unsqueeze(-1)
     ref_out, ref_lse = masked_pass(q, k, v, allowed, 0.125)
     assert torch.all(out[:, :, :chunk] == 0) and torch.all(lse[:, :, :chunk].isneginf())
     seen = slice(chunk, None)
     assert float((out[:, :, seen].float() - ref_out[:, :, seen].float()).abs().max()) < 2e-2
     assert float((lse[:, :, seen] - ref_lse[:, :, seen]).abs().max()) < 1e-3
+
+
+def test_chunk_splits_times_the_whole_pass_against_parts_and_reports_the_choice():
+    """An audit's k = 1 chunk of 64 tokens over 4096 tokens (Qwen3-4B's 8 KV heads, 4 groups): 16
+    CTAs unsplit, so a split is planned and timed against the whole pass, once per shape."""
+    from kvbench.forward import document_pass
+
+    k = torch.randn(1, 8, 4096, 128, device="cuda", dtype=torch.bfloat16)
+    splits = document_pass.chunk_splits(1, 4, 64, k)
+    chosen, plan, timed = document_pass.chunk_splits_chosen(1, 4, 64, 4096)
+    assert plan > 1 and splits == chosen in (1, plan) and set(timed) == {"whole", "split"}
+    assert all(0 < ms < float("inf") for ms in timed.values())
+    assert document_pass.chunk_splits(1, 4, 64, k) == splits  # looked up, not timed again
 
 
 def test_captured_chunk_check_replays_the_eager_errors_for_new_draws():
@@ -237,6 +251,22 @@ def test_captured_chunk_check_replays_the_eager_errors_for_new_draws():
     for draw in ([(0, 32), (64, 96), (224, 256)], [(32, 64), (96, 128), (160, 192)]):
         assert torch.equal(captured(draw), eager(draw))
         assert float(eager(draw).max()) < 0.1  # an honest artifact: the recomputation is near the stored KV
+
+
+def test_a_captured_chunk_check_with_the_document_in_parts_stays_near_the_stored_kv(monkeypatch):
+    """The split chunked pass inside the compiled, captured check (a 256-token document is too short
+    for chunk_splits to plan parts, so they are forced): an honest artifact still checks out."""
+    from kvbench.audit.recompute import ChunkCheck
+    from kvbench.forward import fast
+    from kvbench.forward.fast import FastForward
+
+    lm, ids, art = _tiny_bf16_document(256)
+    fwd = FastForward(lm.model, compile=True, fuse=True)
+    draw = [(32, 64), (96, 128), (224, 256)]
+    whole = ChunkCheck(fwd, art, ids, 3, 32, graph=True)(draw)
+    monkeypatch.setattr(fast, "chunk_splits", lambda *shape: 4)
+    parts = ChunkCheck(fwd, art, ids, 3, 32, graph=True)(draw)
+    assert float(parts.max()) < 0.1 and float((parts - whole).abs().max()) < 0.05
 
 
 def test_flash_own_cache_pass_on_cuda_matches_the_masked_reference_on_a_token_major_cache():

@@ -146,7 +146,7 @@ class ChunkCheck:
 
         def errors(starts: torch.Tensor) -> torch.Tensor:  # (n,) long -> (n, layers, 2) float32, on the device
             index = (starts.unsqueeze(1) + offsets).reshape(-1)
-            fwd(token_ids[:, index], artifact, chunks=Chunks(starts, tokens, buffers.keys, buffers.values))
+            fwd.recompute(token_ids[:, index], artifact, Chunks(starts, tokens, buffers.keys, buffers.values))
             return stacked(news, olds, index, n, tokens).reshape(n, len(artifact.keys), 2)
 
         self._check = Replayable(errors, buffers.starts, graph=graph)

@@ -35,7 +35,8 @@ import torch
 
 from kvbench.audit import recompute as audit
 from kvbench.audit.tamper import tamper
-from kvbench.experiments.base import RunContext, fast_fields, prefill_fields, publish
+from kvbench.experiments.base import RunContext, fast_fields, kernel_times, prefill_fields, publish
+from kvbench.forward import document_pass
 from kvbench.forward.readers import prefill_paths
 from kvbench.measure import flops
 from kvbench.measure.timing import time_ms, timer_name
@@ -69,6 +70,7 @@ class AuditExperiment:
         audit_ms = study["audit_ms"].get(k)  # None: fewer than k full-length chunks to time
         return dict(
             study["fields"],
+            **study["chunk_split"].get(k, {}),
             detection_rate=float(np.mean([audit.detection_probability(n, m, k) for m in counts])),
             flagged_chunk_fraction=float(np.mean(counts)) / n,
             audit_ms=audit_ms,
@@ -144,7 +146,7 @@ class AuditExperiment:
         if fwd is not None:  # one audit of k full-length chunks, a fresh random draw each call
             generator = torch.Generator().manual_seed(ctx.settings.seed)
             full = [b for b in bounds if b[1] - b[0] == cfg.chunk_tokens]
-            audit_ms = {}
+            audit_ms, chunk_split = {}, {}
             for k in (k for k in ks if k <= len(full)):
                 draws = iter(
                     [
@@ -154,17 +156,19 @@ class AuditExperiment:
                 )
                 check = audit.ChunkCheck(fwd, artifact, doc_ids, k, cfg.chunk_tokens, graph=graph)
                 audit_ms[k] = float(np.median(timed(lambda: check(next(draws)), True)))
+                chunk_split[k] = chunk_split_fields(model, k, cfg.chunk_tokens, doc_ids.shape[1])
         else:
             chunk_ms = [
                 float(np.median(timed(lambda: audit.check_chunk(model, artifact, doc_ids, s, e), i == 0)))
                 for i, (s, e) in enumerate(bounds)
             ]
-            audit_ms = {k: k * float(np.mean(chunk_ms)) for k in ks}
+            audit_ms, chunk_split = {k: k * float(np.mean(chunk_ms)) for k in ks}, {}
         full_ids = torch.cat([doc_ids, doc.query_ids.to(ctx.device)], dim=1)
         paths = prefill_paths(model, ctx.fast_forward(), full_ids, graph)
         prefill, _ = prefill_fields({name: [timed(fn, True)] for name, fn in paths.items()})
         return dict(
             audit_ms=audit_ms,
+            chunk_split=chunk_split,
             chunk_flops=float(np.mean([flops.forward_flops(model.config, e - s, cached_tokens=s) for s, e in bounds])),
             fields=dict(
                 **prefill,
@@ -176,3 +180,14 @@ class AuditExperiment:
                 **(fast_fields(fwd, model, ctx.device) if fwd is not None else {}),
             ),
         )
+
+
+def chunk_split_fields(model, k: int, chunk_tokens: int, doc_tokens: int) -> dict[str, Any]:
+    """Row fields of the chunked document pass of ``k`` chunks (:func:`kvbench.forward.document_pass.chunk_splits`):
+    the parts it ran in, the split candidate's parts, and each candidate's ms on one layer (none
+    where nothing was timed: off CUDA, or a document too short to split)."""
+    groups = model.config.num_attention_heads // model.config.num_key_value_heads
+    splits, plan, timed = document_pass.chunk_splits_chosen(k, groups, chunk_tokens, doc_tokens)
+    if not timed:
+        return dict(audit_chunk_splits=splits)
+    return dict(audit_chunk_splits=splits, audit_chunk_split_plan=plan, **kernel_times("audit_chunk", timed))

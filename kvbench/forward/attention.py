@@ -188,7 +188,7 @@ def chunked_prefix_attention(
     """
     k_out.copy_(k_new)
     v_out.copy_(v_new)
-    heads, rows, n = q.shape[1], q.shape[2], chunks.used_k.shape[0]
+    heads, rows, n = q.shape[1], q.shape[2], q.shape[2] // chunk
     doc_out, doc_lse = chunked_document_pass(q, k_doc, v_doc, chunks, chunk, scale)
     # each chunk's own keys: the chunks as a batch of n causal passes, (1, h, n * chunk, d) -> (n, h, chunk, d)
     per_chunk = lambda t: t[0].unflatten(1, (n, chunk)).transpose(0, 1)

@@ -31,10 +31,19 @@ at every new shape. Off CUDA the float32 reference runs instead of any of them.
 The audit's chunked pass (:func:`chunked_document_pass`) needs a different prefix per chunk:
 chunk ``i``'s queries see the document's first ``starts[i]`` keys. It is one variable-length
 FlashAttention-2 call (:func:`kvbench.forward.varlen.varlen_pass`): each chunk is a sequence of
-its folded queries whose keys begin at the document's first (``cu_seqlens_k`` all 0) and stop at
-``starts[i]`` (``seqused_k``), so the prefixes are read in place, the starts stay on the device
-and one CUDA graph serves every draw of chunks (no host sync, no launch per chunk). Its index
+its folded queries over keys that begin at the document's first and stop at ``starts[i]``
+(``seqused_k``), so the prefixes are read in place, the starts stay on the device and one CUDA
+graph serves every draw of chunks (no host sync, no launch per chunk). Its index
 (:func:`chunk_sequences`) is built once per forward, for every layer.
+
+Unlike the fixed-length call, PyTorch's variable-length FlashAttention-2 never splits the keys
+(``mha_varlen_fwd`` splits only paged caches and one-token decode), so ``k`` chunks of ``G x 64``
+folded rows are ``k x Hkv x 2`` CTAs, 16 at k = 1 on the Qwen3-4B shape, against the H200's 132
+SMs. So the document may be split too: ``S`` parts of ``ceil(L / S)`` keys, each chunk's queries
+a sequence per part (part ``s`` sees the keys of part ``s`` before ``starts[i]``), all in the same
+one call, merged by log-sum-exp where the layer is compiled. :func:`chunk_splits` times ``S = 1``
+against :func:`split_plan`'s ``S`` once per shape, as ``auto`` times the reader's kernels, and
+keeps the faster (:func:`chunk_splits_chosen` reports it for the rows).
 """
 
 from __future__ import annotations
@@ -242,15 +251,23 @@ def chosen(rows: int, kv_tokens: int) -> tuple[str | None, dict[str, float]]:
     return None, {}
 
 
-def chunk_sequences(starts: torch.Tensor, groups: int, chunk: int) -> Sequences:
-    """An audit's :class:`~kvbench.forward.varlen.Sequences`, built once per forward for every layer:
-    chunk ``i`` is sequence ``i``, its ``groups x chunk`` folded query rows at ``i x groups x chunk``,
-    its keys the document's first ``starts[i]`` (``(n,)`` int64 on the device: read there, graph-safe)."""
-    n = starts.shape[0]
+def chunk_sequences(starts: torch.Tensor, groups: int, chunk: int, length: int, splits: int = 1) -> Sequences:
+    """An audit's :class:`~kvbench.forward.varlen.Sequences`, built once per forward for every layer.
+
+    ``starts`` ``(n,)`` int64 on the device (read there: graph-safe) are the chunks' first
+    positions in a document of ``length`` tokens, cut into ``splits`` parts of
+    ``ceil(length / splits)`` keys. Sequence ``s * n + i`` is chunk ``i``'s ``groups x chunk``
+    folded query rows (at ``(s * n + i) x groups x chunk``) over part ``s``'s keys before
+    ``starts[i]`` (none where the part begins after it). Part-major, so the key offsets only grow.
+    """
+    n, part = starts.shape[0], -(-length // splits)
+    rows, device = groups * chunk, starts.device
+    first = torch.arange(0, splits * part, part, dtype=torch.int32, device=device)  # (S,) each part's first key
+    used = (starts.to(torch.int32).unsqueeze(0) - first.unsqueeze(1)).clamp(0, part)  # (S, n)
     return Sequences(
-        torch.arange(0, (n + 1) * groups * chunk, groups * chunk, dtype=torch.int32, device=starts.device),
-        torch.zeros(n + 1, dtype=torch.int32, device=starts.device),  # every sequence's keys begin at the first
-        starts.to(torch.int32),
+        torch.arange(0, (splits * n + 1) * rows, rows, dtype=torch.int32, device=device),
+        torch.cat([first.repeat_interleave(n), first.new_full((1,), splits * part)]),
+        used.reshape(-1),
     )
 
 
@@ -266,8 +283,8 @@ def chunked_document_pass(
     k, v : torch.Tensor
         ``(1, Hkv, L, d)``: the document, read in place.
     chunks : Sequences
-        :func:`chunk_sequences` of the chunks' starts (with this ``chunk`` and ``H / Hkv`` groups):
-        chunk ``i`` sees keys ``< starts[i]``.
+        :func:`chunk_sequences` of the chunks' starts (with this ``chunk``, ``H / Hkv`` groups and
+        ``L``), in ``S`` parts (``S = len(used_k) / n``): chunk ``i`` sees keys ``< starts[i]``.
     chunk : int
         Tokens per chunk.
     scale : float
@@ -279,15 +296,71 @@ def chunked_document_pass(
     (out 0, lse -inf).
     """
     _, heads, rows, d = q.shape
-    hkv, length, n = k.shape[1], k.shape[2], chunks.used_k.shape[0]
-    g = heads // hkv
+    hkv, length = k.shape[1], k.shape[2]
+    n, g = rows // chunk, heads // hkv
+    splits = chunks.used_k.shape[0] // n
     # (Hkv, G, n, chunk, d) -> (n, G, chunk, Hkv, d): chunk i's G x chunk queries of each KV head
-    # are sequence i, as the reader folds its question (one read of the prefix per KV head)
-    folded = q[0].reshape(hkv, g, n, chunk, d).permute(2, 1, 3, 0, 4).reshape(n * g * chunk, hkv, d)
+    # are a sequence, as the reader folds its question (one read of the prefix per KV head); once per part
+    folded = q[0].reshape(hkv, g, n, chunk, d).permute(2, 1, 3, 0, 4).reshape(1, rows * g, hkv, d)
+    folded = folded.expand(splits, -1, -1, -1).reshape(splits * rows * g, hkv, d)
     in_place = lambda t: t[0].transpose(0, 1)  # (L, Hkv, d) views: flash reads the document where it is
-    out, lse = varlen_pass(folded, in_place(k), in_place(v), *chunks, g * chunk, length, scale)
-    out = out.reshape(n, g, chunk, hkv, d).permute(3, 1, 0, 2, 4).reshape(1, heads, rows, d)
-    lse = lse.reshape(hkv, n, g, chunk).permute(0, 2, 1, 3).reshape(1, heads, rows)  # varlen lse is (Hkv, rows)
+    part = -(-length // splits)
+    out, lse = varlen_pass(folded, in_place(k), in_place(v), *chunks, g * chunk, part, scale)
+    out, lse = out.reshape(splits, rows * g, hkv, d), lse.reshape(hkv, splits, rows * g).permute(1, 2, 0)
     # a sequence with no key: out 0 and lse +inf; -inf makes it contribute nothing to a merge
-    no_key = (chunks.used_k == 0).unsqueeze(1).expand(-1, chunk).reshape(-1)  # per row; an expand: graph-safe
-    return out, lse.masked_fill(no_key, float("-inf"))
+    no_key = (chunks.used_k == 0).reshape(splits, n, 1, 1).expand(-1, -1, g * chunk, 1).reshape(splits, -1, 1)
+    lse = lse.masked_fill(no_key, float("-inf"))  # (S, n x G x chunk, Hkv)
+    if splits > 1:
+        out, lse = merge_stacked(out, lse, dim=0)  # a chunk at 0: every part -inf, so out 0 and lse -inf
+    else:
+        out, lse = out[0], lse[0]
+    out = out.reshape(n, g, chunk, hkv, d).permute(3, 1, 0, 2, 4).reshape(1, heads, rows, d)
+    return out, lse.reshape(n, g, chunk, hkv).permute(3, 1, 0, 2).reshape(1, heads, rows)
+
+
+TIMED_SPLITS = "audit chunk split"  # what chunk_splits' timings are filed under (kvbench.forward.kernel_timing)
+
+
+def _chunk_key(n: int, groups: int, chunk: int, k: torch.Tensor) -> tuple:
+    return (n, groups, chunk, tuple(k.shape), k.dtype, k.device)
+
+
+def chunk_splits(n: int, groups: int, chunk: int, k: torch.Tensor) -> int:
+    """``S`` for an audit's chunked pass of ``n`` chunks of ``chunk`` tokens (``groups`` query heads per
+    KV head) over a document layer ``k`` ``(1, Hkv, L, d)``: 1, or :func:`split_plan`'s ``S`` where
+    that timed faster for this shape (once per process; off CUDA half types, and inside a capture
+    for a shape never timed, 1).
+
+    Timed as the reader runs it: compiled, replayed as a CUDA graph, on chunks spread evenly over
+    the document (the time of an unsplit pass follows its longest prefix, a split pass's their sum).
+    """
+    if not on_flash(k):
+        return 1
+    hkv, length, d = k.shape[1], k.shape[2], k.shape[3]
+    plan = split_plan(n * groups * chunk, hkv, length, _sms(k.device))
+    key = _chunk_key(n, groups, chunk, k)
+    if plan == 1 or (torch.cuda.is_current_stream_capturing() and not is_timed(TIMED_SPLITS, key)):
+        return 1
+
+    def candidates() -> dict[str, Callable[[], object]]:  # made only when the shape is first timed
+        q = torch.randn(1, hkv * groups, n * chunk, d, dtype=k.dtype, device=k.device)
+        starts = torch.tensor([(i + 1) * (length // (n + 1)) for i in range(n)], device=k.device)
+        run = compiled_for(q, chunked_document_pass)
+        plans = {"whole": 1, "split": plan}
+        return {
+            name: functools.partial(run, q, k, k, chunk_sequences(starts, groups, chunk, length, s), chunk, d**-0.5)
+            for name, s in plans.items()
+        }
+
+    return plan if timed_choice(TIMED_SPLITS, key, candidates)[0] == "split" else 1
+
+
+def chunk_splits_chosen(n: int, groups: int, chunk: int, kv_tokens: int) -> tuple[int, int, dict[str, float]]:
+    """What :func:`chunk_splits` chose for ``n`` chunks of ``chunk`` tokens over ``kv_tokens`` keys: ``S``,
+    the split candidate's ``S``, and each candidate's median ms on one layer (``whole``, ``split``);
+    ``(1, 1, {})`` where that shape was never timed (off CUDA, or nothing to split)."""
+    for (kn, kg, kc, k_shape, _, device), timed in timings(TIMED_SPLITS):
+        if (kn, kg, kc, k_shape[2]) == (n, groups, chunk, kv_tokens):
+            plan = split_plan(n * groups * chunk, k_shape[1], kv_tokens, _sms(device))
+            return (plan if fastest(timed) == "split" else 1), plan, timed
+    return 1, 1, {}

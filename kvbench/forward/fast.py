@@ -17,7 +17,7 @@ Here the model's decoder layers run as they are (same weights, same modules), wi
 
 Callers capture the whole forward as a CUDA graph (:mod:`kvbench.forward.cuda_graph`). Decoding
 readers keep their own KV beside the document's in a :class:`ReaderCache`; an audit recomputes
-several chunks of a document in one forward (:class:`Chunks`);
+several chunks of a document in one forward (:meth:`FastForward.recompute`, :class:`Chunks`);
 :func:`greedy_continue_fast` decodes one reader (exactness), :class:`GreedyDecoder` answers
 and decodes a batch of them, one captured step per token.
 Works for llama-style decoders (Llama, Qwen2, Qwen3, SmolLM2): ``model.model`` holds
@@ -38,7 +38,7 @@ from kvbench.forward import own_pass
 from kvbench.forward.attention import kvbench_attention, register
 from kvbench.forward.compiled import compiled_layer
 from kvbench.forward.cuda_graph import Replayable
-from kvbench.forward.document_pass import KERNELS, chunk_sequences
+from kvbench.forward.document_pass import KERNELS, chunk_sequences, chunk_splits
 from kvbench.forward.fused import FusedLayer, fused_bytes
 from kvbench.kv.artifact import KVArtifact
 
@@ -197,23 +197,35 @@ class FastForward:
 
     @torch.inference_mode()
     def __call__(
-        self,
-        ids: torch.Tensor,
-        prefix: KVArtifact | None = None,
-        cache: ReaderCache | None = None,
-        chunks: Chunks | None = None,
+        self, ids: torch.Tensor, prefix: KVArtifact | None = None, cache: ReaderCache | None = None
     ) -> torch.Tensor:
         """Forward ``ids`` ``(B, T)`` at positions ``L .. L+T-1`` after ``prefix`` (``L`` tokens, or none).
 
         ``prefix`` holds per layer ``(1, kv_heads, L, head_dim)`` keys and values, shared by
         all B rows and read where they are (or ``(B, ...)``, a copy per row). With ``cache``
         (needs ``prefix``), each row also sees its own earlier tokens there: the new tokens sit
-        at ``L + cache.length ..`` and their KV is written into ``cache`` (not advanced). With
-        ``chunks`` (needs ``prefix``, the whole document; ``B = 1``), ``ids`` are the chunks'
-        tokens side by side, each chunk at its own positions seeing the document before it and
-        itself; their KV is written into ``chunks``.
+        at ``L + cache.length ..`` and their KV is written into ``cache`` (not advanced).
         Returns ``(B, vocab)`` float32 last-position logits.
         """
+        last = self.base.norm(self._layers(ids, prefix, cache, None)[:, -1:])
+        return self.model.lm_head(last)[:, -1].float()
+
+    @torch.inference_mode()
+    def recompute(self, ids: torch.Tensor, document: KVArtifact, chunks: Chunks) -> None:
+        """Forward an audit's chunks side by side and write their KV into ``chunks``.
+
+        ``ids`` ``(1, n * tokens)`` are the chunks' tokens, chunk ``i`` at its own positions
+        (``chunks.starts[i] ..``), seeing ``document``'s KV (the whole document) before it and
+        itself. No logits: an audit compares KV, so the final norm and the head (a vocab x hidden
+        read) are left out.
+        """
+        self._layers(ids, document, None, chunks)
+
+    def _layers(
+        self, ids: torch.Tensor, prefix: KVArtifact | None, cache: ReaderCache | None, chunks: Chunks | None
+    ) -> torch.Tensor:
+        """The decoder layers on ``ids`` ``(B, T)`` (see :meth:`__call__` and :meth:`recompute`):
+        ``(B, T, hidden)`` hidden states before the final norm."""
         batch, tokens = ids.shape
         start = 0 if prefix is None else prefix.num_tokens
         offsets = torch.arange(tokens, device=ids.device)
@@ -229,7 +241,8 @@ class FastForward:
             if cache is not None and cache.kernel == "flash" and tokens == 1:  # questions take the masked pass
                 steps = own_pass.step_sequences(batch, groups, cache.keys[0].shape[2], cache.length)
             if chunks is not None:
-                sequences = chunk_sequences(chunks.starts, groups, chunks.tokens)
+                splits = chunk_splits(chunks.starts.shape[0], groups, chunks.tokens, prefix.keys[0])
+                sequences = chunk_sequences(chunks.starts, groups, chunks.tokens, start, splits)
         with self._attention():
             hidden = self.base.embed_tokens(ids)
             rotary = self.base.rotary_emb(hidden, positions)
@@ -242,8 +255,7 @@ class FastForward:
                 if chunks is not None:
                     kwargs["kvbench_chunks"] = (sequences, chunks.tokens, chunks.keys[i], chunks.values[i])
                 hidden = self._layer(i, hidden, positions, rotary, **kwargs)
-            last = self.base.norm(hidden[:, -1:])
-            return self.model.lm_head(last)[:, -1].float()
+            return hidden
 
 
 @torch.inference_mode()

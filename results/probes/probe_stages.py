@@ -118,6 +118,7 @@ def main() -> None:
                 draw = [(s, s + 64) for s in (64 * 3, 64 * 20, 64 * 40, 64 * 57)]
                 say(f"{tag}_L{tokens}_audit_k4_ms", med(lambda: check(draw)))
                 say(f"{tag}_L{tokens}_audit_k4_stages", profile(lambda: check(draw)))
+                say(f"{tag}_L{tokens}_audit_k4_chunk_splits", document_pass.chunk_splits_chosen(4, 4, 64, tokens))
             del art, reader
             torch.cuda.empty_cache()
         del fwd, alone, decoders
