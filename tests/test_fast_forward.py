@@ -168,7 +168,8 @@ def test_every_forward_compiles_whole_and_once_for_all_lengths(setup, monkeypatc
     """Each decoder layer of every forward the harness captures (a reuse, a decode step on a reader's
     cache, an audit's chunks, a prefill) traces as one graph with no break (a break would split
     Inductor's fusions and add launches on the GPU), and one graph serves every question and
-    document length: only a batch of one is specialised. Dynamo alone (``backend="eager"``), so it runs on CPU."""
+    document length: only a batch of one is specialised (and an audit's document pass whole or in
+    parts, not counted here). Dynamo alone (``backend="eager"``), so it runs on CPU."""
     from torch._dynamo.utils import counters
 
     from kvbench.forward import fast

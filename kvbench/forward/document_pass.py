@@ -310,6 +310,7 @@ def chunked_document_pass(
     # a sequence with no key: out 0 and lse +inf; -inf makes it contribute nothing to a merge
     no_key = (chunks.used_k == 0).reshape(splits, n, 1, 1).expand(-1, -1, g * chunk, 1).reshape(splits, -1, 1)
     lse = lse.masked_fill(no_key, float("-inf"))  # (S, n x G x chunk, Hkv)
+    out = out.masked_fill(no_key.unsqueeze(-1), 0)  # flash writes 0 there; a merge must not meet 0 x NaN if not
     if splits > 1:
         out, lse = merge_stacked(out, lse, dim=0)  # a chunk at 0: every part -inf, so out 0 and lse -inf
     else:

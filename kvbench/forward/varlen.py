@@ -4,8 +4,9 @@ Two of the reader's passes are a batch of small, independent, unmasked attention
 
 * a decode step over each reader's own cache (:mod:`kvbench.forward.own_pass`): sequence ``b`` is
   reader ``b``'s ``G`` query heads of one token over the slots it has filled;
-* an audit's chunked document pass (:mod:`kvbench.forward.document_pass`): sequence ``i`` is chunk
-  ``i``'s queries over the document's keys before it.
+* an audit's chunked document pass (:mod:`kvbench.forward.document_pass`): a sequence is a chunk's
+  queries over the document's keys before it, or over one part of them (the document cut in parts,
+  since this call does not split keys across CTAs itself).
 
 FlashAttention-2's variable-length call runs such a batch as one kernel and reads every
 sequence's keys where they are. :func:`varlen_pass` is that call as a custom op (on CUDA half
