@@ -309,8 +309,7 @@ def chunked_document_pass(
     out, lse = out.reshape(splits, rows * g, hkv, d), lse.reshape(hkv, splits, rows * g).permute(1, 2, 0)
     # a sequence with no key: out 0 and lse +inf; -inf makes it contribute nothing to a merge
     no_key = (chunks.used_k == 0).reshape(splits, n, 1, 1).expand(-1, -1, g * chunk, 1).reshape(splits, -1, 1)
-    lse = lse.masked_fill(no_key, float("-inf"))  # (S, n x G x chunk, Hkv)
-    out = out.masked_fill(no_key.unsqueeze(-1), 0)  # flash writes 0 there; a merge must not meet 0 x NaN if not
+    lse = lse.masked_fill(no_key, float("-inf"))  # (S, n x G x chunk, Hkv); out is 0 there (varlen_pass)
     if splits > 1:
         out, lse = merge_stacked(out, lse, dim=0)  # a chunk at 0: every part -inf, so out 0 and lse -inf
     else:
@@ -320,10 +319,6 @@ def chunked_document_pass(
 
 
 TIMED_SPLITS = "audit chunk split"  # what chunk_splits' timings are filed under (kvbench.forward.kernel_timing)
-
-
-def _chunk_key(n: int, groups: int, chunk: int, k: torch.Tensor) -> tuple:
-    return (n, groups, chunk, tuple(k.shape), k.dtype, k.device)
 
 
 def chunk_splits(n: int, groups: int, chunk: int, k: torch.Tensor) -> int:
@@ -339,7 +334,7 @@ def chunk_splits(n: int, groups: int, chunk: int, k: torch.Tensor) -> int:
         return 1
     hkv, length, d = k.shape[1], k.shape[2], k.shape[3]
     plan = split_plan(n * groups * chunk, hkv, length, _sms(k.device))
-    key = _chunk_key(n, groups, chunk, k)
+    key = (n, groups, chunk, tuple(k.shape), k.dtype, k.device, plan)  # the plan too, for the rows
     if plan == 1 or (torch.cuda.is_current_stream_capturing() and not is_timed(TIMED_SPLITS, key)):
         return 1
 
@@ -360,8 +355,7 @@ def chunk_splits_chosen(n: int, groups: int, chunk: int, kv_tokens: int) -> tupl
     """What :func:`chunk_splits` chose for ``n`` chunks of ``chunk`` tokens over ``kv_tokens`` keys: ``S``,
     the split candidate's ``S``, and each candidate's median ms on one layer (``whole``, ``split``);
     ``(1, 1, {})`` where that shape was never timed (off CUDA, or nothing to split)."""
-    for (kn, kg, kc, k_shape, _, device), timed in timings(TIMED_SPLITS):
+    for (kn, kg, kc, k_shape, _, _, plan), timed in timings(TIMED_SPLITS):
         if (kn, kg, kc, k_shape[2]) == (n, groups, chunk, kv_tokens):
-            plan = split_plan(n * groups * chunk, k_shape[1], kv_tokens, _sms(device))
             return (plan if fastest(timed) == "split" else 1), plan, timed
     return 1, 1, {}

@@ -99,8 +99,8 @@ def _reference(
     """:func:`varlen_pass` in float32 as one masked pass over every key: row ``r`` of sequence ``s``
     sees key ``j`` iff ``cu_k[s] <= j < cu_k[s] + used_k[s]``. Built on the device without a host
     sync, so it also runs inside a CUDA graph (float32 on CUDA); its mask is every row by every key,
-    fine for tests and CPU runs, not for speed. Returns what flash returns: out in ``q``'s layout,
-    lse ``+inf`` where a sequence has no key."""
+    fine for tests and CPU runs, not for speed. Returns what flash returns (out, which the op makes
+    contiguous, and lse ``+inf`` where a sequence has no key)."""
     rows = torch.arange(q.shape[0], dtype=seqs.cu_q.dtype, device=q.device)
     seq = torch.searchsorted(seqs.cu_q, rows, right=True) - 1  # (rows,)
     first = seqs.cu_k[seq].unsqueeze(-1)
@@ -108,5 +108,4 @@ def _reference(
     allowed = (keys >= first) & (keys < first + seqs.used_k[seq].unsqueeze(-1))  # (rows, keys)
     heads_first = lambda t: t.transpose(0, 1).unsqueeze(0)  # (n, Hkv, d) -> (1, Hkv, n, d)
     out, lse = masked_pass(heads_first(q), heads_first(k), heads_first(v), allowed, scale)
-    in_q_layout = torch.empty_like(q).copy_(out[0].transpose(0, 1))  # flash's out is empty_like(q)
-    return in_q_layout, lse[0].masked_fill(lse[0].isneginf(), float("inf"))
+    return out[0].transpose(0, 1), lse[0].masked_fill(lse[0].isneginf(), float("inf"))
