@@ -82,19 +82,20 @@ def _relative_errors(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     return (torch.linalg.vector_norm(new - old, dim=-1) / scale).amax(dim=-1)
 
 
-def _stacked_errors(
-    news: list[torch.Tensor], olds: list[torch.Tensor], index: torch.Tensor, n: int, tokens: int
-) -> torch.Tensor:
-    """``(n, pairs)`` errors of ``n`` chunks of ``tokens`` tokens: ``news[p]`` ``(1, Hkv, n * tokens, d)``
-    recomputed, against ``olds[p]`` ``(1, Hkv, L, d)`` stored, at the positions ``index`` ``(n * tokens,)``.
+def _pair_errors(new: torch.Tensor, old: torch.Tensor, index: torch.Tensor, n: int, tokens: int) -> torch.Tensor:
+    """``(n,)`` errors of ``n`` chunks of ``tokens`` tokens in one (layer, side) pair: ``new``
+    ``(1, Hkv, n * tokens, d)`` recomputed, against ``old`` ``(1, Hkv, L, d)`` stored, at the positions
+    ``index`` ``(n * tokens,)``.
 
-    One function for every (layer, side) pair, so that compiled it is a few fused kernels a pair
-    instead of a dozen eager ones (a cast, a gather, copies, two norms, a division, a maximum).
+    Compiled, it is a fused kernel or two instead of a dozen eager ones (a cast, a gather, copies,
+    two norms, a division, a maximum). It is compiled per pair, not over all of them: every pair has
+    the same shapes, so one small graph serves the 2 x layers calls, where one graph of all the pairs
+    (the same kernels, as Inductor does not fuse across them) took minutes to compile anew for each
+    chunk count (issue 21's probe on an H100 stalled there).
     """
     # (1, kv_heads, n x tokens, head_dim) -> (n, tokens, kv_heads x head_dim)
     per_chunk = lambda t: t[0].float().transpose(0, 1).reshape(n, tokens, -1)
-    pairs = [_relative_errors(per_chunk(new), per_chunk(old.index_select(2, index))) for new, old in zip(news, olds)]
-    return torch.stack(pairs, dim=1)
+    return _relative_errors(per_chunk(new), per_chunk(old.index_select(2, index)))
 
 
 def chunk_errors(cache, artifact: KVArtifact, start: int, end: int) -> torch.Tensor:
@@ -142,12 +143,13 @@ class ChunkCheck:
         buffers = Chunks.empty(artifact, torch.zeros(n, dtype=torch.long, device=self.device), tokens)
         news = [t for pair in zip(buffers.keys, buffers.values) for t in pair]  # (layer, side) pairs, K then V
         olds = [t for pair in zip(artifact.keys, artifact.values) for t in pair]
-        stacked = compiled_for(token_ids, _stacked_errors)
+        pair_errors = compiled_for(token_ids, _pair_errors)
 
         def errors(starts: torch.Tensor) -> torch.Tensor:  # (n,) long -> (n, layers, 2) float32, on the device
             index = (starts.unsqueeze(1) + offsets).reshape(-1)
             fwd.recompute(token_ids[:, index], artifact, Chunks(starts, tokens, buffers.keys, buffers.values))
-            return stacked(news, olds, index, n, tokens).reshape(n, len(artifact.keys), 2)
+            pairs = [pair_errors(new, old, index, n, tokens) for new, old in zip(news, olds)]
+            return torch.stack(pairs, dim=1).reshape(n, len(artifact.keys), 2)
 
         self._check = Replayable(errors, buffers.starts, graph=graph)
 
