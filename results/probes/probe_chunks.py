@@ -12,11 +12,12 @@ CUDA events after warmup):
 * each with its kernels by class (``probe_stages.profile``).
 
 Run from the repository root on a GPU node: ``python3 results/probes/probe_chunks.py`` (writes
-``$OUT/probe_chunks.json``).
+``$OUT/probe_chunks.json``); ``--ks 4 --audit-only`` for a short call's worth.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -32,7 +33,7 @@ from kvbench.forward.cuda_graph import Replayable  # noqa: E402
 from kvbench.forward.fast import FastForward, GreedyDecoder  # noqa: E402
 
 
-def audits(model, fwd: FastForward) -> None:
+def audits(model, fwd: FastForward, ks: list[int]) -> None:
     query = torch.randint(0, 30000, (1, 32), device=dev)
     doc, art, _ = document_kv(model, 4096, query)
     full = torch.cat([doc, query], dim=1)
@@ -41,7 +42,8 @@ def audits(model, fwd: FastForward) -> None:
     chosen = fast.chunk_splits
     draws = {1: [(2048, 2112)], 4: [(192, 256), (1280, 1344), (2560, 2624), (3648, 3712)]}
     draws[16] = [(256 * i, 256 * i + 64) for i in range(16)]
-    for k, draw in draws.items():
+    for k in ks:
+        draw = draws[k]
         for how, splits in (("auto", chosen), ("whole", lambda *shape: 1)):
             fast.chunk_splits = splits
             check = ChunkCheck(fwd, art, doc, k, 64, graph=True)
@@ -71,13 +73,19 @@ def decode(model) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ks", type=int, nargs="+", choices=[1, 4, 16], default=[1, 4, 16], help="chunks per audit")
+    parser.add_argument("--audit-only", action="store_true", help="leave out the decode step")
+    args = parser.parse_args()
     say("device", torch.cuda.get_device_name())
     cal = ceilings()
     say("hbm_gbps", cal.hbm_gbps)
     say("bf16_tflops", cal.matmul_tflops)
     model = qwen3_4b_random()
-    audits(model, FastForward(model, compile=True, fuse=True, document_kernel="auto"))
+    audits(model, FastForward(model, compile=True, fuse=True, document_kernel="auto"), args.ks)
     save("probe_chunks.json")
+    if args.audit_only:
+        return
     decode(model)
     save("probe_chunks.json")
 
