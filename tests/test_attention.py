@@ -232,3 +232,25 @@ def test_a_decode_steps_varlen_pass_equals_the_masked_pass_over_each_readers_cac
     out, lse = own_cache_pass(q, k, v, length.reshape(1), SCALE, step_sequences(B, H // Hkv, S, length))
     ref_out, ref_lse = own_cache_pass(q, k, v, length.reshape(1), SCALE)
     assert torch.allclose(out, ref_out, atol=1e-6) and torch.allclose(lse, ref_lse, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("filled", [0, 3, 7])  # no slot, some, every slot
+def test_a_decode_steps_masked_pass_as_products_and_sums_is_the_reference(dtype, filled):
+    """One token per reader: the masked pass written as sums (what Inductor fuses on the GPU) gives
+    the float32 reference's out and lse, its G query heads reading their KV head, nothing from a
+    masked slot (its values are set huge here), and out 0 and lse -inf with no slot allowed."""
+    from kvbench.forward.own_pass import masked_step_pass
+    from kvbench.forward.reference import masked_pass
+
+    B, H, Hkv, S, d = 3, 6, 2, 7, 8
+    q, k, v = (_rand(*shape, seed=s).to(dtype) for s, shape in enumerate([(B, H, 1, d), *[(B, Hkv, S, d)] * 2]))
+    allowed = torch.arange(S) < filled
+    v[:, :, filled:] = 1e4  # a masked slot that leaked in would show
+    out, lse = masked_step_pass(q, k, v, allowed, SCALE)
+    ref_out, ref_lse = masked_pass(q, k, v, allowed.unsqueeze(0), SCALE)
+    assert out.dtype == dtype and out.shape == (B, H, 1, d) and lse.shape == (B, H, 1)
+    assert torch.allclose(out.float(), ref_out.float(), atol=1e-5 if dtype == torch.float32 else 1e-2)
+    assert torch.allclose(lse, ref_lse, atol=1e-5)
+    if filled == 0:
+        assert torch.all(out == 0) and torch.all(lse == float("-inf"))
