@@ -98,7 +98,7 @@ def masked_step_pass(
     scores = (qf * k_cache.unsqueeze(2).float()).sum(-1) * scale  # (B, Hkv, G, S)
     scores = scores.masked_fill(~allowed, float("-inf"))
     lse = torch.logsumexp(scores, dim=-1)  # (B, Hkv, G)
-    probs = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # no slot allowed: softmax of all -inf
+    probs = (scores - lse.unsqueeze(-1)).exp().nan_to_num(0.0)  # the softmax, from the lse; no slot: -inf - -inf
     out = (probs.unsqueeze(-1) * v_cache.unsqueeze(2).float()).sum(-2)  # (B, Hkv, G, d)
     return out.reshape(batch, heads, 1, d).to(q.dtype), lse.reshape(batch, heads, 1)
 
