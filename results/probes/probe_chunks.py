@@ -12,7 +12,7 @@ CUDA events after warmup):
 * each with its kernels by class (``probe_stages.profile``).
 
 Run from the repository root on a GPU node: ``python3 results/probes/probe_chunks.py`` (writes
-``$OUT/probe_chunks.json``); ``--ks 4 --audit-only`` for a short call's worth.
+``$OUT/probe_chunks.json``); ``--ks 4 --audit-only`` or ``--ks`` (the decode step alone) for a short call's worth.
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ def decode(model) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ks", type=int, nargs="+", choices=[1, 4, 16], default=[1, 4, 16], help="chunks per audit")
+    parser.add_argument(
+        "--ks", type=int, nargs="*", choices=[1, 4, 16], default=[1, 4, 16], help="chunks per audit (none: no audit)"
+    )
     parser.add_argument("--audit-only", action="store_true", help="leave out the decode step")
     args = parser.parse_args()
     say("device", torch.cuda.get_device_name())
@@ -82,8 +84,9 @@ def main() -> None:
     say("hbm_gbps", cal.hbm_gbps)
     say("bf16_tflops", cal.matmul_tflops)
     model = qwen3_4b_random()
-    audits(model, FastForward(model, compile=True, fuse=True, document_kernel="auto"), args.ks)
-    save("probe_chunks.json")
+    if args.ks:
+        audits(model, FastForward(model, compile=True, fuse=True, document_kernel="auto"), args.ks)
+        save("probe_chunks.json")
     if args.audit_only:
         return
     decode(model)
