@@ -34,12 +34,15 @@ def test_command_drops_results_dir_and_quotes_brackets():
 
 def test_record_job_writes_the_recipe(tmp_path):
     store = ResultStore(tmp_path)
-    store.record_job({"host": "h", "pid": 1, "start_time": "2026-12-01T00:00", "overrides": ["+exp=smoke"]})
-    store.record_job({"host": "h", "pid": 2, "start_time": "2026-12-02T00:00", "overrides": ["+exp=smoke"]})
-    store.record_job({"host": "h", "pid": 3, "start_time": "2026-12-03T00:00", "overrides": ["dtype=bfloat16"]})
+    job = {"host": "h", "cpu": "x86_64", "overrides": ["+exp=smoke"]}
+    store.record_job({**job, "pid": 1, "start_time": "2026-12-01T00:00", "git_sha": "aaaaaaa1"})
+    store.record_job({**job, "pid": 2, "start_time": "2026-12-02T00:00", "git_sha": "bbbbbbb2"})
+    store.record_job({**job, "pid": 3, "start_time": "2026-12-03T00:00", "overrides": ["dtype=bfloat16"]})
     text = (tmp_path / RECIPE_FILE).read_text()
     assert commands(text) == ["python -m kvbench +exp=smoke", "python -m kvbench dtype=bfloat16"]
-    assert "# 2 job(s), first 2026-12-01T00:00" in text
+    # a command run again at a later commit names both: the later job's rows replaced the earlier's
+    assert "# 2 job(s), 2026-12-01T00:00 to 2026-12-02T00:00 on x86_64, git aaaaaaa, bbbbbbb" in text
+    assert "# 1 job(s), first 2026-12-03T00:00 on x86_64, git ?" in text
 
 
 QUEUES = sorted((RESULTS.parent / "scripts").glob("*.recipe"))

@@ -427,5 +427,11 @@ def test_the_appendix_reads_each_reference_folders_manifest(tmp_path):
     (tmp_path / "REFERENCE").write_text("sweep/a\n")
     rows = recipes_table.recipe_rows(tmp_path)
     assert rows.to_dict("records") == [
-        dict(folder="sweep/a", jobs=3, device="H200", days="2026-12-01, 2026-12-02", commits="abcdef0, 1234567")
+        dict(
+            folder="sweep/a",
+            jobs=3,
+            device="H200",
+            days="2026-12-01, 2026-12-02, 2026-12-03",  # the second command ran again, at a later commit
+            commits="abcdef0, 1234567, 7654321",
+        )
     ]

@@ -15,7 +15,7 @@ from kvbench.rows.store import MANIFEST_FILE, read_manifest
 
 
 def recipe_rows(results: str | Path) -> pd.DataFrame:
-    """One row per results folder: its experiment, jobs, devices, first days and commits."""
+    """One row per results folder: its experiment, jobs, devices, the days they ran and their commits."""
     root = Path(results)
     rows = []
     for folder in result_paths(root):
@@ -28,8 +28,8 @@ def recipe_rows(results: str | Path) -> pd.DataFrame:
                 folder=name,
                 jobs=sum(c["jobs"] for c in commands),
                 device=", ".join(sorted({c["where"] for c in commands})),
-                days=", ".join(sorted({c["start"][:10] for c in commands})),
-                commits=", ".join(dict.fromkeys(c["git"] for c in commands)),
+                days=", ".join(sorted({c[when][:10] for c in commands for when in ("start", "last")})),
+                commits=", ".join(dict.fromkeys(sha for c in commands for sha in c["git"].split(", "))),
             )
         )
     return pd.DataFrame(rows)
@@ -42,7 +42,7 @@ def recipes_table(rows: pd.DataFrame, caption: str | None = None, label: str | N
         ("folder", "results folder", "p{2.3in}", fmt("{}")),
         ("jobs", "jobs", "r", fmt("{:d}")),
         ("device", "device", "p{0.85in}", fmt("{}")),
-        ("days", "first run", "p{0.75in}", fmt("{}")),
+        ("days", "runs", "p{0.75in}", fmt("{}")),
         ("commits", "git", "p{1.1in}", fmt("{}")),
     ]
     return table(rows.sort_values("folder"), cols, group="experiment", long=True, caption=caption, label=label)
