@@ -29,7 +29,7 @@ def recipe_rows(results: str | Path) -> pd.DataFrame:
                 jobs=sum(c["jobs"] for c in commands),
                 device=", ".join(sorted({c["where"] for c in commands})),
                 days=", ".join(sorted({c[when][:10] for c in commands for when in ("start", "last")})),
-                commits=", ".join(dict.fromkeys(sha for c in commands for sha in c["git"].split(", "))),
+                commits=", ".join(dict.fromkeys(sha for c in commands for sha in c["git"])),
             )
         )
     return pd.DataFrame(rows)

@@ -23,10 +23,10 @@ def command(overrides: list[str]) -> str:
 
 def summary(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each distinct command of ``jobs`` (a manifest's, oldest first) once, in order of its first
-    job: ``command``, ``jobs`` (how many ran it), its first and last jobs' ``start`` and ``last`` (to
-    the minute), the first job's ``where`` (device, else CPU) and ``git``, every job's commit once
-    (short shas, oldest first: a later job replaces the rows of the points it ran); ``?`` where the
-    manifest lacks one."""
+    job: ``command``, ``jobs`` (how many ran it), ``start`` and ``last`` (its first and last jobs'
+    start, to the minute), ``where`` (the first job's device, else CPU) and ``git`` (every job's
+    short sha once, oldest first: a later job replaces the rows of the points it ran); ``?`` where
+    the manifest lacks one."""
     by_command: dict[str, list[dict[str, Any]]] = {}
     for job in jobs:
         overrides = job.get("overrides")  # a list of strings, unless the manifest was edited by hand
@@ -39,7 +39,7 @@ def summary(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             start=str(runs[0].get("start_time", "?"))[:16],
             last=str(runs[-1].get("start_time", "?"))[:16],
             where=runs[0].get("device_name") or runs[0].get("cpu") or "?",
-            git=", ".join(dict.fromkeys(str(run.get("git_sha", "?"))[:7] for run in runs)),
+            git=list(dict.fromkeys(str(run.get("git_sha", "?"))[:7] for run in runs)),
         )
         for cmd, runs in by_command.items()
     ]
@@ -50,7 +50,7 @@ def recipe_text(jobs: list[dict[str, Any]]) -> str:
     lines = ["# The commands that made this folder's rows, from manifest.json (kvbench.rows.recipes)."]
     for s in summary(jobs):
         span = f"first {s['start']}" if s["last"] == s["start"] else f"{s['start']} to {s['last']}"
-        lines.append(f"# {s['jobs']} job(s), {span} on {s['where']}, git {s['git']}")
+        lines.append(f"# {s['jobs']} job(s), {span} on {s['where']}, git {', '.join(s['git'])}")
         lines.append(s["command"])
     return "\n".join(lines) + "\n"
 
