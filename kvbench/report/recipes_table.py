@@ -15,7 +15,8 @@ from kvbench.rows.store import MANIFEST_FILE, read_manifest
 
 
 def recipe_rows(results: str | Path) -> pd.DataFrame:
-    """One row per results folder: its experiment, jobs, devices, the days they ran and their commits."""
+    """One row per results folder: its experiment, jobs, devices, each command's first and last days,
+    and every commit its jobs ran at."""
     root = Path(results)
     rows = []
     for folder in result_paths(root):
