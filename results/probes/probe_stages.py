@@ -10,7 +10,8 @@ layers with ``auto`` (after), which also time the decode step with ``own_kernel=
 the captured audit of k = 4 chunks, and the fused layers on cuBLASLt (``after_cublaslt``). Each
 stage lists its heaviest kernels. Run from the repository root on a GPU node:
 
-    python3 results/probes/probe_stages.py   # writes $OUT/probe_stages.json
+    python3 results/probes/probe_stages.py             # writes $OUT/probe_stages.json
+    python3 results/probes/probe_stages.py after 64,256  # only these variants, decode at these batches
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def profile(call, replays: int = 10, top: int = 8) -> dict:
     return {**{k: round(v, 4) for k, v in totals.items()}, "kernels": kernels // replays, "top": heaviest}
 
 
-def main() -> None:
+def main(only: list[str], batches: list[int]) -> None:
     cal = ceilings()
     say("hbm_gbps", cal.hbm_gbps)
     model = qwen3_4b_random()
@@ -84,6 +85,8 @@ def main() -> None:
         "after_cublaslt": (dict(fuse=True, document_kernel="auto"), "cublaslt"),
     }
     for tag, (options, blas) in variants.items():
+        if only and tag not in only:
+            continue
         torch.backends.cuda.preferred_blas_library(blas)
         say(f"{tag}_blas", str(torch.backends.cuda.preferred_blas_library()))
         fwd = FastForward(model, compile=True, **options)
@@ -103,8 +106,7 @@ def main() -> None:
             say(f"{tag}_L{tokens}_kv_floor_ms", art.nbytes / cal.hbm_gbps / 1e6)
             say(f"{tag}_L{tokens}_max_abs_logit_diff_vs_hf", float((reader(query) - ref).abs().max()))
             say(f"{tag}_L{tokens}_doc_kernel", document_pass.chosen(4 * 32, tokens))
-            batch = 64
-            for own, step_fwd in decoders.items():
+            for batch, (own, step_fwd) in ((b, d) for b in batches for d in decoders.items()):
                 decoder = GreedyDecoder(step_fwd, art, batch, 32, 8, graph=True)
                 ids = torch.randint(0, 30000, (batch, 32), device=dev)
                 decoder.tokens(ids)
@@ -127,4 +129,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    args = sys.argv[1:]
+    main(args[0].split(",") if args else [], [int(b) for b in args[1].split(",")] if len(args) > 1 else [64])
