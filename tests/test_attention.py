@@ -229,7 +229,7 @@ def test_a_decode_steps_varlen_pass_equals_the_masked_pass_over_each_readers_cac
     like = torch.zeros(1, Hkv, 1, d)
     k, v = (cache_layer(like, B, S, token_major=True).copy_(_rand(B, Hkv, S, d, seed=s)) for s in (1, 2))
     q, length = _rand(B, H, 1, d), torch.tensor(4)
-    out, lse = own_cache_pass(q, k, v, length.reshape(1), SCALE, step_sequences(B, H // Hkv, S, length))
+    out, lse = own_cache_pass(q, k, v, length.reshape(1), SCALE, "flash", step_sequences(B, H // Hkv, S, length))
     ref_out, ref_lse = own_cache_pass(q, k, v, length.reshape(1), SCALE)
     assert torch.allclose(out, ref_out, atol=1e-6) and torch.allclose(lse, ref_lse, atol=1e-6)
 
@@ -254,3 +254,55 @@ def test_a_decode_steps_masked_pass_as_products_and_sums_is_the_reference(dtype,
     assert torch.allclose(lse, ref_lse, atol=1e-5)
     if filled == 0:
         assert torch.all(out == 0) and torch.all(lse == float("-inf"))
+
+
+# The Triton step kernel run by Triton's interpreter on the CPU (TRITON_INTERPRET=1, set before Triton
+# compiles anything, so in a process of its own): its program per reader and KV head, the blocks of
+# slots it reads up to the new token's (read on the device), and the online softmax across blocks.
+_STEP_KERNEL_CASES = """
+import torch
+from kvbench.forward.own_pass import masked_step_pass
+from kvbench.forward.step_kernel import step_pass
+
+g = torch.Generator().manual_seed(0)
+for B, H, Hkv, S, d, last, token_major, dtype in [
+    (3, 8, 2, 40, 64, 17, True, torch.float16),  # one block, part of it seen, a token-major cache
+    (2, 32, 8, 48, 128, 47, False, torch.float16),  # the Qwen3-4B decode step's shape, every slot seen
+    (2, 4, 4, 150, 32, 140, False, torch.float32),  # three blocks: the softmax carried across them
+    (2, 6, 2, 20, 16, 0, False, torch.float16),  # only slot 0: the new token alone
+]:
+    rand = lambda *shape: torch.randn(*shape, generator=g).to(dtype)
+    q = rand(B, H, 1, d)
+    k = rand(B, S, Hkv, d).transpose(1, 2) if token_major else rand(B, Hkv, S, d)
+    v = rand(B, Hkv, S, d)
+    v[:, :, last + 1 :] = 1e4  # an unseen slot that leaked in would show
+    out, lse = step_pass(q, k, v, torch.tensor([last]), d**-0.5)
+    ref_out, ref_lse = masked_step_pass(q, k, v, torch.arange(S) <= last, d**-0.5)
+    assert out.dtype == dtype and out.shape == (B, H, 1, d) and lse.shape == (B, H, 1), (out.shape, lse.shape)
+    err = float((out.float() - ref_out.float()).abs().max()), float((lse - ref_lse).abs().max())
+    assert err[0] < (1e-5 if dtype == torch.float32 else 2e-3) and err[1] < 1e-5, (B, H, S, last, err)
+print("ok")
+"""
+
+
+def test_the_triton_step_kernel_gives_the_masked_step_pass_under_the_interpreter():
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, "-c", _STEP_KERNEL_CASES], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_the_triton_step_op_off_cuda_is_the_masked_step_pass():
+    """On CPU the op falls back to the masked step pass, so CPU decodes through ``triton`` match ``masked``."""
+    from kvbench.forward.own_pass import masked_step_pass, own_cache_pass
+
+    B, H, Hkv, S, d = 2, 4, 2, 9, 8
+    q, k, v = (_rand(*shape, seed=s) for s, shape in enumerate([(B, H, 1, d), *[(B, Hkv, S, d)] * 2]))
+    slot = torch.tensor([5])
+    out, lse = own_cache_pass(q, k, v, slot, SCALE, "triton")
+    ref_out, ref_lse = masked_step_pass(q, k, v, torch.arange(S) <= 5, SCALE)
+    assert torch.equal(out, ref_out) and torch.equal(lse, ref_lse)

@@ -278,20 +278,36 @@ def test_flash_own_cache_pass_on_cuda_matches_the_masked_reference_on_a_token_ma
     q = rand(B, H, 1, d)
     k, v = rand(B, S, Hkv, d).transpose(1, 2), rand(B, S, Hkv, d).transpose(1, 2)  # as ReaderCache stores them
     length = torch.tensor(17, device="cuda")
-    out, lse = own_cache_pass(q, k, v, length.reshape(1), d**-0.5, step_sequences(B, H // Hkv, S, length))
+    out, lse = own_cache_pass(q, k, v, length.reshape(1), d**-0.5, "flash", step_sequences(B, H // Hkv, S, length))
     ref_out, ref_lse = own_cache_pass(q, k, v, length.reshape(1), d**-0.5)
     assert float((out.float() - ref_out.float()).abs().max()) < 2e-2
     assert float((lse - ref_lse).abs().max()) < 1e-3
 
 
+@pytest.mark.parametrize("last", [0, 20, 47])  # the new token alone, part of the buffer, all of it
+def test_triton_step_pass_on_cuda_matches_the_masked_step_pass_in_bf16(last):
+    from kvbench.forward.own_pass import cache_layer, masked_step_pass, triton_step_pass
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    B, H, Hkv, S, d = 64, 32, 8, 48, 128  # Qwen3-4B's decode step of 64 readers, 48 slots each
+    q = torch.randn(B, H, 1, d, device="cuda", generator=g, dtype=torch.bfloat16)
+    like = torch.zeros(1, Hkv, 1, d, device="cuda", dtype=torch.bfloat16)
+    k, v = (cache_layer(like, B, S, token_major=False).normal_(generator=g) for _ in range(2))
+    slot = torch.tensor([last], device="cuda")
+    out, lse = triton_step_pass(q, k, v, slot, d**-0.5)
+    ref_out, ref_lse = masked_step_pass(q, k, v, torch.arange(S, device="cuda") <= last, d**-0.5)
+    assert float((out.float() - ref_out.float()).abs().max()) < 2e-2
+    assert float((lse - ref_lse).abs().max()) < 1e-3
+
+
 @pytest.mark.parametrize("readers", [1, 4])  # one reader's folded heads are a strided view
-def test_flash_own_kernel_gives_the_masked_kernels_decode_logits_in_bf16(readers):
+def test_flash_and_triton_own_kernels_give_the_masked_kernels_decode_logits_in_bf16(readers):
     from kvbench.forward.fast import FastForward, GreedyDecoder
 
     lm, _, art = _tiny_bf16_document(300)
     questions = torch.randint(0, 5000, (readers, 8), device="cuda")
     first_steps = {}
-    for kernel in ("masked", "flash"):
+    for kernel in ("masked", "flash", "triton"):
         fwd = FastForward(lm.model, compile=True, own_kernel=kernel)
         decoder = GreedyDecoder(fwd, art, readers, 8, 6, graph=True)
         steps = decoder.logits(questions)
@@ -299,6 +315,7 @@ def test_flash_own_kernel_gives_the_masked_kernels_decode_logits_in_bf16(readers
     (question, masked), (same_question, flash) = first_steps["masked"], first_steps["flash"]
     assert float((question - same_question).abs().max()) < 1e-2  # a question (T > 1) takes the masked pass
     assert float((flash - masked).abs().max()) < 0.1
+    assert float((first_steps["triton"][1] - masked).abs().max()) < 0.1
 
 
 def test_auto_own_kernel_times_both_and_decodes_as_the_kernel_it_chose():
@@ -307,7 +324,7 @@ def test_auto_own_kernel_times_both_and_decodes_as_the_kernel_it_chose():
     lm, _, art = _tiny_bf16_document(300)
     questions = torch.randint(0, 5000, (4, 8), device="cuda")
     auto = GreedyDecoder(FastForward(lm.model, compile=True, own_kernel="auto"), art, 4, 8, 6, graph=True)
-    assert set(auto.cache.timed) == {"masked", "flash"} and all(0 < t < 10 for t in auto.cache.timed.values())
+    assert set(auto.cache.timed) == {"masked", "flash", "triton"} and all(0 < t < 10 for t in auto.cache.timed.values())
     assert auto.cache.kernel == min(auto.cache.timed, key=auto.cache.timed.__getitem__)
     kernel = auto.cache.kernel
     same = GreedyDecoder(FastForward(lm.model, compile=True, own_kernel=kernel), art, 4, 8, 6, graph=True)

@@ -152,6 +152,9 @@ def test_a_token_major_reader_cache_decodes_as_the_default_one(readers):
     assert flash.reader_cache(art, 3, 10).keys[0].transpose(1, 2).is_contiguous()
     assert fwd.reader_cache(art, 3, 10).keys[0].is_contiguous()
     assert torch.allclose(_decode(flash, art, questions, 4), _decode(fwd, art, questions, 4), atol=1e-6)
+    triton = FastForward(fwd.model, compile=False, own_kernel="triton")  # off CUDA: the masked step pass
+    assert triton.reader_cache(art, 3, 10).keys[0].is_contiguous()
+    assert torch.equal(_decode(triton, art, questions, 4), _decode(fwd, art, questions, 4))
     with pytest.raises(ValueError, match="own_kernel 'fast'"):
         FastForward(fwd.model, compile=False, own_kernel="fast")
     with pytest.raises(ValueError, match="reader cache's kernel 'auto'"):
@@ -164,7 +167,7 @@ def test_decode_rows_name_the_own_kernel(make_cfg, tmp_path):
     # the default, auto, is the masked pass off CUDA half types: nothing was timed, so no time columns
     rows = run(make_cfg(*CPU, "throughput.gen_tokens=2"), tmp_path / "auto")
     assert {r["decode_own_kernel"] for r in rows} == {"masked"}
-    assert all(r.get(f"decode_own_{k}_ms") is None for r in rows for k in ("masked", "flash"))
+    assert all(r.get(f"decode_own_{k}_ms") is None for r in rows for k in ("masked", "flash", "triton"))
 
 
 def test_auto_own_kernel_off_cuda_is_the_masked_pass_untimed(readers):
@@ -174,13 +177,13 @@ def test_auto_own_kernel_off_cuda_is_the_masked_pass_untimed(readers):
 
 
 def test_auto_own_kernel_keeps_the_faster_once_per_shape_with_its_layout(readers, monkeypatch):
-    """Where both kernels can run, ``auto`` times each once per shape, keeps the faster (a failed one,
+    """Where every kernel can run, ``auto`` times each once per shape, keeps the fastest (a failed one,
     inf, never wins) and lays the cache out for it."""
     from kvbench.forward import kernel_timing, own_pass
 
     fwd, art, _ = readers
     calls: list[tuple] = []
-    times = {"masked": 0.05, "flash": 0.02}
+    times = {"masked": 0.05, "flash": 0.02, "triton": 0.03}
 
     def fake_ms(what, name, run):
         calls.append((name, run.args[0].shape, run.args[1].transpose(1, 2).is_contiguous()))
@@ -194,9 +197,11 @@ def test_auto_own_kernel_keeps_the_faster_once_per_shape_with_its_layout(readers
     heads, hkv = fwd.model.config.num_attention_heads, art.keys[0].shape[1]
     assert (cache.kernel, cache.timed) == ("flash", times)
     assert cache.keys[0].shape == (3, hkv, 10, art.keys[0].shape[3]) and cache.keys[0].transpose(1, 2).is_contiguous()
-    # each candidate timed on one layer of its own layout: masked head-major, flash token-major
-    assert calls == [("masked", (3, heads, 1, art.keys[0].shape[3]), False), ("flash", calls[0][1], True)]
+    # each candidate timed on one layer of its own layout: masked and triton head-major, flash token-major
+    step = (3, heads, 1, art.keys[0].shape[3])
+    assert calls == [("masked", step, False), ("flash", step, True), ("triton", step, False)]
     auto.reader_cache(art, 3, 10)
-    assert len(calls) == 2  # the shape's choice is kept
+    assert len(calls) == 3  # the shape's choice is kept
     times["flash"] = float("inf")
-    assert auto.reader_cache(art, 4, 10).kernel == "masked" and len(calls) == 4
+    cache = auto.reader_cache(art, 4, 10)
+    assert cache.kernel == "triton" and cache.keys[0].is_contiguous() and len(calls) == 6

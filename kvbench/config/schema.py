@@ -129,9 +129,9 @@ class FastConfig:
 
     document_kernel: str = "auto"  # auto | flash | flex | cudnn: the document pass; auto: flash or cudnn per shape
     fuse: bool = True  # q/k/v and gate/up as one GEMM each (concatenated weight copies, counted in the rows)
-    # auto | masked | flash: a decode step's pass over each reader's own KV (float32 masked matmul, or
-    # one variable-length FlashAttention-2 call on CUDA half types; auto times both per shape;
-    # questions always take the masked pass)
+    # auto | masked | flash | triton: a decode step's pass over each reader's own KV (float32 masked
+    # products, one variable-length FlashAttention-2 call, or one small Triton kernel, the last two on
+    # CUDA half types; auto times all three per shape; questions always take the masked pass)
     own_kernel: str = "auto"
 
     def __post_init__(self):

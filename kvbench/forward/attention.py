@@ -146,6 +146,7 @@ def cached_prefix_attention(
     slots: torch.Tensor,
     scale: float,
     kernel: str = "flash",
+    own_kernel: str = "masked",
     steps: Sequences | None = None,
 ) -> torch.Tensor:
     """:func:`prefix_attention` for readers that keep their own KV between forwards (decoding).
@@ -155,12 +156,12 @@ def cached_prefix_attention(
     ``(B, H, T, d)`` attends to the document (``(1 or B, Hkv, L, d)``, as in
     :func:`prefix_attention`) and, causally, to the reader's cache: its past and the new tokens
     in one pass (writing first makes the new token one more cache slot, so two parts, not
-    three, are merged by log-sum-exp; ``steps``: :func:`own_cache_pass`'s, None for the masked
-    pass). Returns ``(B, H, T, d)``.
+    three, are merged by log-sum-exp; ``own_kernel`` and ``steps``: :func:`own_cache_pass`'s).
+    Returns ``(B, H, T, d)``.
     """
     write_cache(k_cache, v_cache, k_new, v_new, slots)
     doc_out, doc_lse = _document_pass(q, k_prefix, v_prefix, scale, kernel)
-    own_out, own_lse = own_cache_pass(q, k_cache, v_cache, slots, scale, steps)
+    own_out, own_lse = own_cache_pass(q, k_cache, v_cache, slots, scale, own_kernel, steps)
     return merge([doc_out, own_out], [doc_lse, own_lse])
 
 
@@ -242,7 +243,7 @@ def kvbench_attention(
 
     ``query`` ``(B, H, T, d)``, ``key``/``value`` ``(B, Hkv, T', d)`` as the layer made them;
     ``kvbench_prefix`` is the layer's ``(k, v)`` document KV or None (a prefill);
-    ``kvbench_own`` the layer's ``(k_cache, v_cache, slots, steps)`` of each reader's own KV
+    ``kvbench_own`` the layer's ``(k_cache, v_cache, slots, own_kernel, steps)`` of each reader's own KV
     (:func:`cached_prefix_attention`; needs ``kvbench_prefix``) or None; ``kvbench_chunks`` the
     layer's ``(chunks, chunk, k_out, v_out)`` of an audit
     (:func:`chunked_prefix_attention`; needs ``kvbench_prefix``) or None; ``kvbench_kernel`` the
@@ -261,9 +262,9 @@ def kvbench_attention(
         chunks, chunk, k_out, v_out = kvbench_chunks
         out = chunked_prefix_attention(query, key, value, k_doc, v_doc, chunks, chunk, k_out, v_out, scale)
     elif kvbench_own is not None:
-        k_cache, v_cache, slots, steps = kvbench_own
+        k_cache, v_cache, slots, own_kernel, steps = kvbench_own
         out = cached_prefix_attention(
-            query, key, value, k_doc, v_doc, k_cache, v_cache, slots, scale, kvbench_kernel, steps
+            query, key, value, k_doc, v_doc, k_cache, v_cache, slots, scale, kvbench_kernel, own_kernel, steps
         )
     else:
         out = prefix_attention(query, key, value, k_doc, v_doc, scale, kvbench_kernel)

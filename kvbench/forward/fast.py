@@ -142,8 +142,8 @@ class FastForward:
     document_kernel : str
         The document pass's kernel: ``auto`` | ``flash`` | ``flex`` | ``cudnn`` (:mod:`kvbench.forward.document_pass`).
     own_kernel : str
-        A decode step's pass over each reader's own KV: ``auto`` | ``masked`` | ``flash``
-        (:mod:`kvbench.forward.own_pass`; ``auto`` times both per shape when a cache is made);
+        A decode step's pass over each reader's own KV: ``auto`` | ``masked`` | ``flash`` | ``triton``
+        (:mod:`kvbench.forward.own_pass`; ``auto`` times each per shape when a cache is made);
         caches for it come from :meth:`reader_cache`, which resolves it.
     """
 
@@ -251,7 +251,7 @@ class FastForward:
                 if prefix is not None:
                     kwargs["kvbench_prefix"] = (prefix.keys[i], prefix.values[i])
                 if cache is not None:
-                    kwargs["kvbench_own"] = (cache.keys[i], cache.values[i], offsets, steps)
+                    kwargs["kvbench_own"] = (cache.keys[i], cache.values[i], offsets, cache.kernel, steps)
                 if chunks is not None:
                     kwargs["kvbench_chunks"] = (sequences, chunks.tokens, chunks.keys[i], chunks.values[i])
                 hidden = self._layer(i, hidden, positions, rotary, **kwargs)

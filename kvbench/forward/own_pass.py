@@ -4,7 +4,7 @@ Each decoding reader keeps its question and the tokens it decoded in a static bu
 own beside the shared document (:class:`kvbench.forward.fast.ReaderCache`); a forward writes
 its new tokens there at slots held on the device (:func:`write_cache`) and attends over the
 whole buffer with the unfilled slots masked (:func:`own_cache_pass`), so one CUDA graph serves
-every step. Two kernels do a decode step's pass:
+every step. Three kernels do a decode step's pass:
 
 * ``masked``: float32 attention masked on the device, compiled into the decoder layer (a
   reader's own KV is tens of tokens against the document's thousands); for a decode step's one
@@ -13,9 +13,11 @@ every step. Two kernels do a decode step's pass:
 * ``flash``: one variable-length FlashAttention-2 call (:func:`own_step_pass`,
   :func:`kvbench.forward.varlen.varlen_pass`), each reader a sequence, on a buffer stored
   token-major so flash reads it in place; its index (:func:`step_sequences`) is built once per
-  forward, for every layer.
+  forward, for every layer;
+* ``triton``: one small Triton kernel, a program per reader and KV head
+  (:func:`triton_step_pass`, :mod:`kvbench.forward.step_kernel`), on the masked pass's layout.
 
-``auto`` (:func:`choose`) times both once per shape when a cache is made (a CUDA graph's
+``auto`` (:func:`choose`) times all three once per shape when a cache is made (a CUDA graph's
 replay, the step's worst case: every slot filled) and the cache keeps the faster one with its
 layout. Questions (more than one token per reader) always take the masked pass.
 """
@@ -32,7 +34,7 @@ from kvbench.forward.kernel_timing import timed_choice
 from kvbench.forward.reference import masked_pass, on_flash
 from kvbench.forward.varlen import Sequences, varlen_pass
 
-KERNELS = ("masked", "flash")  # what ``auto`` chooses between (the default first: it wins ties)
+KERNELS = ("masked", "flash", "triton")  # what ``auto`` chooses between (the default first: it wins ties)
 TIMED = "own-cache kernel"  # what auto's timings are filed under (kvbench.forward.kernel_timing)
 
 
@@ -58,6 +60,7 @@ def own_cache_pass(
     v_cache: torch.Tensor,
     slots: torch.Tensor,
     scale: float,
+    kernel: str = "masked",
     steps: Sequences | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of ``q`` ``(B, H, T, d)``, the tokens at cache slots ``slots`` ``(T,)`` (consecutive,
@@ -66,12 +69,14 @@ def own_cache_pass(
     ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)`` already hold these tokens; query ``i`` sees
     slots ``<= slots[i]``, the rest (not yet written) is masked. The whole buffer is
     attended with a mask built on the device, not a slice of the filled part, so shapes stay
-    static and one CUDA graph serves every step. With ``steps`` (:func:`step_sequences`, one
-    token per reader) the ``flash`` kernel runs (:func:`own_step_pass`), else the masked pass.
-    Returns ``(B, H, T, d)`` out and ``(B, H, T)`` float32 lse.
+    static and one CUDA graph serves every step. A decode step (one token per reader) takes
+    ``kernel`` (:data:`KERNELS`; ``flash`` with its ``steps``, :func:`step_sequences`); a
+    question (``T > 1``) the masked pass. Returns ``(B, H, T, d)`` out and ``(B, H, T)`` float32 lse.
     """
-    if steps is not None:
+    if kernel == "flash" and steps is not None:
         return own_step_pass(q, k_cache, v_cache, steps, scale)
+    if kernel == "triton" and q.shape[2] == 1:
+        return triton_step_pass(q, k_cache, v_cache, slots, scale)
     allowed = torch.arange(k_cache.shape[2], device=q.device) <= slots.unsqueeze(-1)  # (T, S)
     if q.shape[2] == 1:  # a decode step (a static size: its compiled graph is its own either way)
         return masked_step_pass(q, k_cache, v_cache, allowed[0], scale)
@@ -103,6 +108,31 @@ def masked_step_pass(
     probs = (scores - lse.unsqueeze(-1)).exp().nan_to_num(0.0)  # the softmax, from the lse; no slot: -inf - -inf
     out = (probs.unsqueeze(-1) * v_cache.unsqueeze(2).float()).sum(-2)  # (B, Hkv, G, d)
     return out.reshape(batch, heads, 1, d).to(q.dtype), lse.reshape(batch, heads, 1)
+
+
+@torch.library.custom_op("kvbench::triton_step_pass", mutates_args=())
+def triton_step_pass(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, slots: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`masked_step_pass` as one Triton kernel (:func:`kvbench.forward.step_kernel.step_pass`) on
+    CUDA half types; elsewhere the masked step pass itself (the same semantics, for CPU tests).
+
+    ``q`` ``(B, H, 1, d)``; ``k_cache``, ``v_cache`` ``(B, Hkv, S, d)``; ``slots`` ``(1,)`` the new
+    token's slot, the last one seen. Returns ``(B, H, 1, d)`` out and ``(B, H, 1)`` float32 lse.
+    An op of its own, so the compiled layer calls the kernel as it is.
+    """
+    if on_flash(q):
+        from kvbench.forward.step_kernel import step_pass  # imports Triton, which CPU installs may lack
+
+        return step_pass(q, k_cache, v_cache, slots, scale)
+    allowed = torch.arange(k_cache.shape[2], device=q.device) <= slots
+    out, lse = masked_step_pass(q, k_cache, v_cache, allowed, scale)
+    return out.contiguous(), lse.contiguous()
+
+
+@triton_step_pass.register_fake
+def _(q, k_cache, v_cache, slots, scale):
+    return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)
 
 
 def step_sequences(batch: int, groups: int, slots: int, length: torch.Tensor) -> Sequences:
@@ -172,7 +202,7 @@ def choose(batch: int, heads: int, like: torch.Tensor, slots: int) -> tuple[str,
             k, v = (cache_layer(like, batch, slots, token_major=name == "flash").normal_() for _ in range(2))
             steps = step_sequences(batch, heads // like.shape[1], slots, length) if name == "flash" else None
             run = compiled_for(q, own_cache_pass)
-            runs[name] = functools.partial(run, q, k, v, new_slot, q.shape[3] ** -0.5, steps)
+            runs[name] = functools.partial(run, q, k, v, new_slot, q.shape[3] ** -0.5, name, steps)
         return runs
 
     return timed_choice(TIMED, key, candidates)

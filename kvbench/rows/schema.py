@@ -322,8 +322,8 @@ class Row:
     decode_step_ms_p75: float = col("75th percentile of decode_step_ms")
     decode_doc_kernel: str = col("decode step (shared document): the document pass's kernel for B one-token rows")
     decode_own_kernel: str = col(
-        "decode step: the pass over each reader's own KV (`masked` | `flash`; fast.own_kernel, auto resolved; "
-        "kvbench.forward.own_pass)"
+        "decode step: the pass over each reader's own KV (`masked` | `flash` | `triton`; fast.own_kernel, "
+        "auto resolved; kvbench.forward.own_pass)"
     )
     decode_own_masked_ms: float = col(
         "decode step, own_kernel=auto: one layer's own-cache pass on masked, every slot filled (median of "
@@ -331,6 +331,10 @@ class Row:
     )
     decode_own_flash_ms: float = col(
         "decode step, own_kernel=auto: one layer's own-cache pass on flash, every slot filled (median of "
+        "CUDA-graph replays)"
+    )
+    decode_own_triton_ms: float = col(
+        "decode step, own_kernel=auto: one layer's own-cache pass on triton, every slot filled (median of "
         "CUDA-graph replays)"
     )
     decode_per_reader_ms: float = col("decode_step_ms / batch: the device time a provider pays per decoded token")
