@@ -137,8 +137,10 @@ def test_audit_refuses_an_artifact_of_another_document(tiny_lm, doc):
 
 @pytest.mark.slow
 def test_bf16_smollm2_tolerance_is_calibrated_and_still_catches_a_changed_span():
-    """Real weights in bfloat16: chunked recomputation is not bitwise, so the tolerance is calibrated
-    on untampered artifacts; a held-out honest artifact passes and a changed span is flagged."""
+    """Real weights in bfloat16: chunked recomputation need not be bitwise, so the tolerance is
+    calibrated on untampered artifacts; a held-out honest artifact passes and a changed span is
+    flagged. (Whether it is bitwise depends on the CPU's bf16 kernels: where they round alike at
+    every shape, as on an AVX512-BF16 EPYC, the calibrated tolerance is 0 and the test still holds.)"""
     from kvbench.config.schema import ModelConfig
     from kvbench.model.loading import load_model
 
@@ -147,7 +149,6 @@ def test_bf16_smollm2_tolerance_is_calibrated_and_still_catches_a_changed_span()
     ids = [torch.randint(0, 40000, (1, length), generator=torch.Generator().manual_seed(s)) for s in range(4)]
     honest = [audit.check_all(lm.model, publish(lm, i), i, chunk) for i in ids[:2]]
     tolerance = audit.calibrate(honest, margin=2.0)
-    assert tolerance.max() > 0  # bf16 kernels differ by shape
     held_out = audit.check_all(lm.model, publish(lm, ids[2]), ids[2], chunk)
     assert not audit.flagged(held_out, tolerance).any()
     bad = tamper(
