@@ -11,8 +11,8 @@ blocks (up to the new token's slot, read on the device, so a CUDA graph replays 
 with an online softmax, and writes out and the natural log-sum-exp the merge with the document
 pass needs. On the H200 (issue 21's decode rows, bfca7a2; 48 slots, every one filled) it took
 0.0159, 0.0121 and 0.0309 ms a layer at 16, 64 and 256 readers against flash's 0.0167, 0.0230 and
-0.0708; at one reader flash wins (0.0136 against 0.0181), and ``auto`` keeps whichever is faster. It imports Triton, so only CUDA callers (or
-tests under ``TRITON_INTERPRET=1``) import this module.
+0.0708; at one reader flash wins (0.0136 against 0.0181), and ``auto`` keeps whichever is faster.
+It imports Triton, so only CUDA callers (or tests under ``TRITON_INTERPRET=1``) import this module.
 """
 
 from __future__ import annotations
