@@ -14,12 +14,7 @@ WANDB_MODES = ("offline", "online", "disabled")
 EXPERIMENTS = ("reuse", "tiers", "compress", "throughput", "economics", "audit")
 READERS = ("fast", "graph", "hf")  # how a reader runs its question on the KV (kvbench.forward.readers)
 DOCUMENT_KERNELS = ("auto", "flash", "flex", "cudnn")  # the fast reader's document pass (kvbench.forward.document_pass)
-OWN_KERNELS = (
-    "auto",
-    "masked",
-    "flash",
-    "triton",
-)  # a decoding reader's pass over its own KV (kvbench.forward.own_pass)
+OWN_KERNELS = ("auto", "masked", "flash", "triton")  # a decoding reader's own-KV pass (kvbench.forward.own_pass)
 AUDIT_FORWARDS = ("fast", "hf")  # how an audit recomputes its chunks (kvbench.audit.recompute)
 TIERS = ("gpu", "host", "disk", "redis", "wan")
 DISK_CACHE_STATES = ("cold", "warm")
