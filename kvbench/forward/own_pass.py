@@ -9,7 +9,7 @@ every step. Three kernels do a decode step's pass:
 * ``masked``: float32 attention masked on the device, compiled into the decoder layer (a
   reader's own KV is tens of tokens against the document's thousands); for a decode step's one
   token written as products and sums (:func:`masked_step_pass`), not two small float32 GEMMs and
-  a float32 copy of each cache a layer: faster at one reader, slower from 16, where flash wins;
+  a float32 copy of each cache a layer: near flash at one reader, slower from 16;
 * ``flash``: one variable-length FlashAttention-2 call (:func:`own_step_pass`,
   :func:`kvbench.forward.varlen.varlen_pass`), each reader a sequence, on a buffer stored
   token-major so flash reads it in place; its index (:func:`step_sequences`) is built once per
@@ -95,9 +95,12 @@ def masked_step_pass(
     The G query heads of a KV head against its S slots are a few rows: as matmuls they were two
     float32 GEMMs at M = G and a float32 copy of each cache, every layer of every step (0.7 and
     0.4 ms a step of 64 readers on an H100). As a product summed over ``d``, then over ``S``, it
-    is compiled with the casts. Measured on the H200 (issue 21's throughput rows, one layer): 0.012
-    ms at one reader against the matmul form's 0.021 (b374e6c), but 0.026 and 0.083 ms at 16 and 64 readers
-    against its 0.020 and 0.047, where ``auto`` takes flash (0.020 and 0.025).
+    is compiled with the casts. Measured on the H200 (issue 21's throughput rows, one layer): at one
+    reader 0.012 ms against flash's 0.018 in one run (4f49332) and 0.021 against 0.014 in the next
+    (bfca7a2), the same code: a 15 us kernel's timing moves that much between runs, so ``auto``'s
+    choice there is close to a coin toss (the matmul form took 0.021, b374e6c). From 16 readers
+    it is slower: 0.026-0.028, 0.080-0.083 and 0.31 ms at 16, 64 and 256 readers, where ``auto``
+    took flash and then the Triton kernel (0.016, 0.012 and 0.031 ms).
     """
     batch, heads, _, d = q.shape
     hkv = k_cache.shape[1]
