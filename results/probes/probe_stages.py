@@ -6,9 +6,10 @@ per replay: GEMMs (cuBLAS/CUTLASS), the document pass (flash / flex / cuDNN), th
 fused elementwise kernels, norms, copies). Each stage is set beside its own floor: weight
 bytes / copy bandwidth for the GEMMs, the document's KV bytes / copy bandwidth for the
 document pass. Variants: the model's own layers with flash (before issue 21) and the fused
-layers with ``auto`` (after), which also time the decode step with ``own_kernel=flash`` and
-the captured audit of k = 4 chunks, and the fused layers on cuBLASLt (``after_cublaslt``). Each
-stage lists its heaviest kernels. Run from the repository root on a GPU node:
+layers with the experiments' settings (after: ``document_kernel=auto``, ``own_kernel=auto``),
+which also time the captured audit of k = 4 chunks, and the fused layers on cuBLASLt
+(``after_cublaslt``). Each stage lists its heaviest kernels; each decode step names the
+own-cache kernel ``auto`` chose for it. Run from the repository root on a GPU node:
 
     python3 results/probes/probe_stages.py             # writes $OUT/probe_stages.json
     python3 results/probes/probe_stages.py after 64,256  # only these variants, decode at these batches
@@ -23,13 +24,13 @@ from collections import defaultdict
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _probe import ceilings, dev, document_kv, med, qwen3_4b_random, save, say  # noqa: E402
+from _probe import ceilings, dev, document_kv, med, qwen3_4b_random, save, say
 
-from kvbench.audit.recompute import ChunkCheck  # noqa: E402
-from kvbench.forward import document_pass  # noqa: E402
-from kvbench.forward.cuda_graph import Replayable  # noqa: E402
-from kvbench.forward.fast import FastForward, GreedyDecoder  # noqa: E402
-from kvbench.measure.floors import weight_bytes  # noqa: E402
+from kvbench.audit.recompute import ChunkCheck
+from kvbench.forward import document_pass
+from kvbench.forward.cuda_graph import Replayable
+from kvbench.forward.fast import FastForward, GreedyDecoder
+from kvbench.measure.floors import weight_bytes
 
 
 def stage(name: str) -> str:
@@ -69,62 +70,64 @@ def profile(call, replays: int = 10, top: int = 8) -> dict:
     return {**{k: round(v, 4) for k, v in totals.items()}, "kernels": kernels // replays, "top": heaviest}
 
 
+def length(tag: str, fwd: FastForward, model, tokens: int, query, batches: list[int], hbm_gbps: float) -> None:
+    """One document length of one variant: the reader, the decode step at each batch, the audit."""
+    doc, art, ref = document_kv(model, tokens, query)
+    reader = Replayable(lambda x: fwd(x, art), query, graph=True)
+    say(f"{tag}_L{tokens}_reuse_ms", med(lambda: reader(query)))
+    say(f"{tag}_L{tokens}_stages", profile(lambda: reader(query)))
+    say(f"{tag}_L{tokens}_kv_floor_ms", art.nbytes / hbm_gbps / 1e6)
+    say(f"{tag}_L{tokens}_max_abs_logit_diff_vs_hf", float((reader(query) - ref).abs().max()))
+    say(f"{tag}_L{tokens}_doc_kernel", document_pass.chosen(4 * 32, tokens))
+    for batch in batches:
+        decoder = GreedyDecoder(fwd, art, batch, 32, 8, graph=True)
+        decoder.tokens(torch.randint(0, 30000, (batch, 32), device=dev))
+        decoder.cache.rewind(36)
+        token = torch.zeros(batch, 1, dtype=torch.long, device=dev)
+        say(f"{tag}_L{tokens}_decode_B{batch}_step_ms", med(lambda d=decoder: d.step(token)))
+        say(f"{tag}_L{tokens}_decode_B{batch}_stages", profile(lambda d=decoder: d.step(token)))
+        say(f"{tag}_L{tokens}_decode_B{batch}_doc_kernel", document_pass.chosen(4 * batch, tokens))
+        say(f"{tag}_L{tokens}_decode_B{batch}_own_kernel", decoder.cache.kernel)
+    if tag == "after":  # the audit: k = 4 chunks of 64 tokens in one captured check
+        check = ChunkCheck(fwd, art, doc, 4, 64, graph=True)
+        draw = [(s, s + 64) for s in (64 * 3, 64 * 20, 64 * 40, 64 * 57)]
+        say(f"{tag}_L{tokens}_audit_k4_ms", med(lambda: check(draw)))
+        say(f"{tag}_L{tokens}_audit_k4_stages", profile(lambda: check(draw)))
+        say(f"{tag}_L{tokens}_audit_k4_chunk_splits", document_pass.chunk_splits_chosen(4, 4, 64, tokens))
+
+
+def variant(tag: str, options: dict, blas, model, query, batches: list[int], hbm_gbps: float) -> None:
+    """One build of the fast forward: the question alone, then each document length."""
+    torch.backends.cuda.preferred_blas_library(blas)
+    say(f"{tag}_blas", str(torch.backends.cuda.preferred_blas_library()))
+    fwd = FastForward(model, compile=True, **options)
+    say(f"{tag}_fused_weight_bytes", fwd.fused_weight_bytes)
+    alone = Replayable(lambda x: fwd(x), query, graph=True)
+    say(f"{tag}_query_only_ms", med(lambda: alone(query)))
+    say(f"{tag}_query_only_stages", profile(lambda: alone(query)))
+    for tokens in (3774, 32768):
+        length(tag, fwd, model, tokens, query, batches, hbm_gbps)
+        torch.cuda.empty_cache()  # each length's caches and graphs went with its frame
+
+
 def main(only: list[str], batches: list[int]) -> None:
     cal = ceilings()
     say("hbm_gbps", cal.hbm_gbps)
     model = qwen3_4b_random()
-    weights = weight_bytes(model)
-    say("weight_floor_ms", weights / cal.hbm_gbps / 1e6)
+    say("weight_floor_ms", weight_bytes(model) / cal.hbm_gbps / 1e6)
     query = torch.randint(0, 30000, (1, 32), device=dev)
     default_blas = torch.backends.cuda.preferred_blas_library()
     variants = {
         "before": (dict(fuse=False, document_kernel="flash"), default_blas),
-        "after": (dict(fuse=True, document_kernel="auto"), default_blas),
+        "after": (dict(fuse=True, document_kernel="auto", own_kernel="auto"), default_blas),
         # cuBLASLt's heuristics (split-K among them) for the M = 32 GEMMs, which cuBLAS runs at 69%
         # of the copy bandwidth: the next lever at 3774 tokens, where the GEMMs stand in the way
-        "after_cublaslt": (dict(fuse=True, document_kernel="auto"), "cublaslt"),
+        "after_cublaslt": (dict(fuse=True, document_kernel="auto", own_kernel="auto"), "cublaslt"),
     }
     for tag, (options, blas) in variants.items():
-        if only and tag not in only:
-            continue
-        torch.backends.cuda.preferred_blas_library(blas)
-        say(f"{tag}_blas", str(torch.backends.cuda.preferred_blas_library()))
-        fwd = FastForward(model, compile=True, **options)
-        # the decode step's own-cache pass as one variable-length flash call, beside the masked default
-        decoders = {"": fwd}
-        if tag == "after":
-            decoders["_own_flash"] = FastForward(model, compile=True, own_kernel="flash", **options)
-        say(f"{tag}_fused_weight_bytes", fwd.fused_weight_bytes)
-        alone = Replayable(lambda x: fwd(x), query, graph=True)
-        say(f"{tag}_query_only_ms", med(lambda: alone(query)))
-        say(f"{tag}_query_only_stages", profile(lambda: alone(query)))
-        for tokens in (3774, 32768):
-            doc, art, ref = document_kv(model, tokens, query)
-            reader = Replayable(lambda x, a=art: fwd(x, a), query, graph=True)
-            say(f"{tag}_L{tokens}_reuse_ms", med(lambda: reader(query)))
-            say(f"{tag}_L{tokens}_stages", profile(lambda: reader(query)))
-            say(f"{tag}_L{tokens}_kv_floor_ms", art.nbytes / cal.hbm_gbps / 1e6)
-            say(f"{tag}_L{tokens}_max_abs_logit_diff_vs_hf", float((reader(query) - ref).abs().max()))
-            say(f"{tag}_L{tokens}_doc_kernel", document_pass.chosen(4 * 32, tokens))
-            for batch, (own, step_fwd) in ((b, d) for b in batches for d in decoders.items()):
-                decoder = GreedyDecoder(step_fwd, art, batch, 32, 8, graph=True)
-                ids = torch.randint(0, 30000, (batch, 32), device=dev)
-                decoder.tokens(ids)
-                decoder.cache.rewind(36)
-                token = torch.zeros(batch, 1, dtype=torch.long, device=dev)
-                say(f"{tag}_L{tokens}_decode_B{batch}{own}_step_ms", med(lambda: decoder.step(token)))
-                say(f"{tag}_L{tokens}_decode_B{batch}{own}_stages", profile(lambda: decoder.step(token)))
-                say(f"{tag}_L{tokens}_decode_B{batch}{own}_doc_kernel", document_pass.chosen(4 * batch, tokens))
-            if tag == "after":  # the audit: k = 4 chunks of 64 tokens in one captured check
-                check = ChunkCheck(fwd, art, doc, 4, 64, graph=True)
-                draw = [(s, s + 64) for s in (64 * 3, 64 * 20, 64 * 40, 64 * 57)]
-                say(f"{tag}_L{tokens}_audit_k4_ms", med(lambda: check(draw)))
-                say(f"{tag}_L{tokens}_audit_k4_stages", profile(lambda: check(draw)))
-                say(f"{tag}_L{tokens}_audit_k4_chunk_splits", document_pass.chunk_splits_chosen(4, 4, 64, tokens))
-            del art, reader
+        if not only or tag in only:
+            variant(tag, options, blas, model, query, batches, cal.hbm_gbps)
             torch.cuda.empty_cache()
-        del fwd, alone, decoders
-        torch.cuda.empty_cache()
     save("probe_stages.json")
 
 
