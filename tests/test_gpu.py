@@ -329,3 +329,34 @@ def test_auto_own_kernel_times_both_and_decodes_as_the_kernel_it_chose():
     kernel = auto.cache.kernel
     same = GreedyDecoder(FastForward(lm.model, compile=True, own_kernel=kernel), art, 4, 8, 6, graph=True)
     assert torch.equal(auto.tokens(questions), same.tokens(questions))
+
+
+def test_a_capture_survives_a_dead_cycle_that_holds_another_graph():
+    # The cyclic collector must not run inside a capture: freeing an earlier graph there is an illegal
+    # call that invalidates the capture (a throughput point on the H200, session 18). Here the last
+    # reference to an earlier graph becomes cyclic garbage inside the captured call, and the collector
+    # is set to run at every allocation.
+    import gc
+
+    from kvbench.forward.cuda_graph import capture
+
+    x = torch.arange(4.0, device="cuda")
+    earlier = [capture(lambda: x + 1, warmup=1)[0]]
+
+    def captured():
+        if earlier:
+            cycle: dict = {"graph": earlier.pop()}
+            cycle["self"] = cycle
+            del cycle
+            _ = [[i] for i in range(100)]  # allocations: a collection would free the cycle here
+        return x * 2
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        graph, out = capture(captured, warmup=0)
+    finally:
+        gc.set_threshold(*threshold)
+    x.fill_(3.0)
+    graph.replay()
+    assert torch.equal(out, torch.full((4,), 6.0, device="cuda"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 from conftest import TINY
@@ -123,6 +126,20 @@ def test_the_timed_step_replays_the_middle_step_of_the_decode(readers):
     logits = torch.stack([step.clone() for step in decoder.logits(questions)], dim=1)
     decoder.cache.rewind(6 + 2)
     assert torch.allclose(decoder.step(logits[:, 2].argmax(-1, keepdim=True)), logits[:, 3], atol=1e-6)
+
+
+def test_a_decoder_is_freed_when_dropped_without_waiting_for_the_cyclic_collector(readers):
+    # a decoder in a reference cycle keeps its CUDA graph until a collection, which can then land
+    # inside a later capture and invalidate it (the H200's 32768-token naive point, session 18)
+    fwd, art, _ = readers
+    decoder = GreedyDecoder(fwd, art, 3, 6, 4, graph=False)
+    gone = weakref.ref(decoder)
+    gc.disable()
+    try:
+        del decoder
+        assert gone() is None
+    finally:
+        gc.enable()
 
 
 def test_decode_columns_are_per_reader_and_beside_their_floors(make_cfg, tmp_path):

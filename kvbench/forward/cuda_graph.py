@@ -6,7 +6,9 @@ for every fast path it times. Without CUDA the function is simply called.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import torch
@@ -25,9 +27,29 @@ def capture(fn: Callable[[], T], warmup: int) -> tuple[torch.cuda.CUDAGraph, T]:
             fn()
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with collector_paused(), torch.cuda.graph(graph):
         out = fn()
     return graph, out
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Collect Python's cyclic garbage now, then keep the collector off until the block ends.
+
+    A dead cycle can hold an earlier ``CUDAGraph``; if the collector frees it while another
+    graph is being captured, its reset is an illegal call during capture and invalidates that
+    capture (seen on the H200: a point failed with ``cudaErrorStreamCaptureInvalidated`` after
+    three ``CUDAGraph ... (function reset)`` warnings). ``torch.cuda.graph`` collects only when
+    ``torch.compiler.config.force_cudagraph_gc`` is set.
+    """
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class Replayable:

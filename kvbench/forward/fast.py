@@ -307,10 +307,11 @@ class GreedyDecoder:
         self, fwd: FastForward, prefix: KVArtifact, batch: int, question_tokens: int, steps: int, *, graph: bool
     ):
         self.fwd, self.prefix, self.steps = fwd, prefix, steps
-        self.cache = fwd.reader_cache(prefix, batch, question_tokens + steps)
-        example = torch.zeros(batch, 1, dtype=torch.long, device=self.cache.length.device)
-        # captured on the empty cache: the warmup writes land in slot 0, which every question overwrites
-        self.step = Replayable(lambda x: fwd(x, prefix, self.cache), example, graph=graph)
+        self.cache = cache = fwd.reader_cache(prefix, batch, question_tokens + steps)
+        example = torch.zeros(batch, 1, dtype=torch.long, device=cache.length.device)
+        # captured on the empty cache: the warmup writes land in slot 0, which every question overwrites.
+        # The step closes over the cache, not self: no cycle, so the graph goes with its decoder.
+        self.step = Replayable(lambda x: fwd(x, prefix, cache), example, graph=graph)
 
     def logits(self, ids: torch.Tensor) -> Iterator[torch.Tensor]:
         """``(B, vocab)`` float32 logits of the questions ``ids`` ``(B, Q)``, then of each greedy decode step.
