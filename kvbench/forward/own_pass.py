@@ -98,9 +98,11 @@ def masked_step_pass(
     is compiled with the casts. Measured on the H200 (issue 21's throughput rows, one layer): at one
     reader 0.012 ms against flash's 0.018 in one run (4f49332) and 0.021 against 0.014 in the next
     (bfca7a2), the same code: a 15 us kernel's timing moves that much between runs, so ``auto``'s
-    choice there is close to a coin toss (the matmul form took 0.021, b374e6c). From 16 readers
-    it is slower: 0.026-0.028, 0.080-0.083 and 0.31 ms at 16, 64 and 256 readers, where ``auto``
-    took flash and then the Triton kernel (0.016, 0.012 and 0.031 ms).
+    choice there is close to a coin toss (the matmul form took 0.021, b374e6c; a third run, 610f5f1,
+    0.016 against flash's 0.023 and the Triton kernel's 0.011). From 16 readers it is slower:
+    0.026-0.029, 0.080-0.083 and 0.31 ms at 16, 64 and 256 readers, where ``auto`` took flash or
+    the Triton kernel at 16 (0.015-0.019 ms, the order differing between runs) and the Triton
+    kernel from 64 (0.012 and 0.030-0.031 ms).
     """
     batch, heads, _, d = q.shape
     hkv = k_cache.shape[1]

@@ -9,9 +9,11 @@ and sums (:func:`kvbench.forward.own_pass.masked_step_pass`) take 0.086 and 0.33
 is one program per (reader, KV head): it loads the G query rows once, reads the filled slots in
 blocks (up to the new token's slot, read on the device, so a CUDA graph replays it at any length)
 with an online softmax, and writes out and the natural log-sum-exp the merge with the document
-pass needs. On the H200 (issue 21's decode rows, bfca7a2; 48 slots, every one filled) it took
-0.0159, 0.0121 and 0.0309 ms a layer at 16, 64 and 256 readers against flash's 0.0167, 0.0230 and
-0.0708; at one reader flash wins (0.0136 against 0.0181), and ``auto`` keeps whichever is faster.
+pass needs. On the H200 (issue 21's decode rows; 48 slots, every one filled) it took 0.012 and
+0.030-0.031 ms a layer at 64 and 256 readers against flash's 0.023 and 0.068-0.071, in two runs
+(bfca7a2, 610f5f1). At 1 and 16 readers the two runs disagree (0.018 / 0.016 against flash's 0.014
+/ 0.017 in the first, 0.011 / 0.019 against 0.023 / 0.015 in the second): the candidates are within
+about 0.01 ms a layer there, and ``auto`` keeps whichever its timing finds faster.
 It imports Triton, so only CUDA callers (or tests under ``TRITON_INTERPRET=1``) import this module.
 """
 
