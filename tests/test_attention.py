@@ -285,15 +285,70 @@ print("ok")
 """
 
 
-def test_the_triton_step_kernel_gives_the_masked_step_pass_under_the_interpreter():
+def _under_the_interpreter(code: str) -> None:
+    """Run ``code`` in a process of its own with ``TRITON_INTERPRET=1``; it prints ``ok`` when its checks hold."""
     import os
     import subprocess
     import sys
 
     pytest.importorskip("triton")
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run([sys.executable, "-c", _STEP_KERNEL_CASES], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_the_triton_step_kernel_gives_the_masked_step_pass_under_the_interpreter():
+    _under_the_interpreter(_STEP_KERNEL_CASES)
+
+
+# The split-KV Triton document kernel under the interpreter: row tiles cut short (M not a multiple of
+# BLOCK_M), parts and a short last part, a last block cut short, one part (no merge), token-major keys.
+# float16 and float32: the interpreter computes bfloat16 wrongly (numpy has none); the GPU tests take bf16.
+_SPLIT_KERNEL_CASES = """
+import torch
+from kvbench.forward.reference import reference_pass
+from kvbench.forward.split_kernel import split_pass
+
+g = torch.Generator().manual_seed(0)
+for M, Hkv, L, d, part, token_major, dtype in [
+    (40, 2, 300, 64, 128, False, torch.float16),  # parts of 128, 128 and 44 keys, merged
+    (128, 2, 200, 128, 1000, True, torch.float16),  # one part: the first kernel writes the out itself
+    (5, 3, 257, 32, 64, True, torch.float32),  # five parts, the last of one key
+    (130, 1, 150, 16, 64, False, torch.float32),  # two row tiles, the second of 2 rows
+]:
+    rand = lambda *shape: torch.randn(*shape, generator=g).to(dtype)
+    q = rand(1, Hkv, M, d)
+    k = rand(1, L, Hkv, d).transpose(1, 2) if token_major else rand(1, Hkv, L, d)
+    v = rand(1, Hkv, L, d)
+    out, lse = split_pass(q, k, v, d**-0.5, part)
+    ref_out, ref_lse = reference_pass(q, k, v, False, d**-0.5)
+    assert out.dtype == dtype and out.shape == q.shape and lse.shape == (1, Hkv, M), (out.shape, lse.shape)
+    assert out.is_contiguous() and lse.is_contiguous() and lse.dtype == torch.float32
+    err = float((out.float() - ref_out.float()).abs().max()), float((lse - ref_lse).abs().max())
+    assert err[0] < (1e-5 if dtype == torch.float32 else 2e-3) and err[1] < 1e-5, (M, L, part, err)
+print("ok")
+"""
+
+
+def test_the_split_kv_triton_kernel_gives_the_reference_pass_under_the_interpreter():
+    _under_the_interpreter(_SPLIT_KERNEL_CASES)
+
+
+@pytest.mark.parametrize(
+    ("rows", "tokens", "sms"),
+    [(128, 3774, 132), (128, 32768, 132), (256, 3774, 132), (1024, 32768, 132), (4, 300, 132), (8192, 4096, 132)],
+)
+def test_the_split_kernels_parts_are_whole_blocks_of_at_least_256_keys_filling_the_gpu(rows, tokens, sms):
+    pytest.importorskip("triton")
+    from kvbench.forward.split_kernel import MIN_PART_TOKENS, block_rows, split_plan
+
+    part = split_plan(rows, 8, tokens, sms)
+    parts = -(-tokens // part)
+    programs = 8 * -(-rows // block_rows(rows)) * parts
+    assert part == tokens or (part % 64 == 0 and part >= MIN_PART_TOKENS)
+    assert parts == 1 or programs <= 3 * sms  # split only as far as the SMs need
+    # the SMs filled, or the parts as short as they may be
+    assert programs >= sms or part <= MIN_PART_TOKENS + 64 or tokens < 2 * MIN_PART_TOKENS
 
 
 def test_the_triton_step_op_off_cuda_is_the_masked_step_pass():

@@ -111,7 +111,7 @@ FLEX_FAILS = pytest.mark.xfail(reason="flex does not compile for this shape on t
     [
         pytest.param(shared, kernel, marks=FLEX_FAILS if shared and kernel == "flex" else ())
         for shared in (True, False)  # a copy per reader: flash on each, whatever the kernel
-        for kernel in ("flash", "flex", "cudnn", "auto")
+        for kernel in ("flash", "flex", "cudnn", "triton", "auto")
     ],
 )
 def test_prefix_attention_on_cuda_matches_the_float32_reference(shared, kernel):
@@ -137,7 +137,7 @@ def test_auto_document_kernel_times_every_candidate_and_reports_its_choice():
     q, k, v = rand(1, 8, 128, 128), rand(1, 8, 3000, 128), rand(1, 8, 3000, 128)
     document_pass.document_pass(q, k, v, 0.1, "auto")
     name, timed = document_pass.chosen(128, 3000)
-    assert set(timed) == {"flash", "cudnn"} and name in timed and timed[name] == min(timed.values())
+    assert set(timed) == {"flash", "cudnn", "triton"} and name in timed and timed[name] == min(timed.values())
     assert 0 < timed["flash"] < 1  # ms of one captured pass: flash always captures
 
 
@@ -156,7 +156,27 @@ def test_cudnn_document_pass_over_parts_in_place_matches_the_float32_reference(t
     assert float((lse - ref_lse).abs().max()) < 2e-2  # natural log, as flash's: the merge relies on it
 
 
-@pytest.mark.parametrize("kernel", ["flash", "cudnn", "auto"])
+@pytest.mark.parametrize(
+    ("rows", "tokens"),
+    # parts: 1; 12, the last short; 32; 12; 4; 3
+    [(128, 256), (128, 3774), (4, 32768), (256, 3774), (1024, 4096), (100, 1000)],
+)
+def test_triton_document_pass_matches_the_float32_reference_in_bf16(rows, tokens):
+    """The split-KV kernel and its merge in bf16 (the interpreter cannot run bf16), keys token-major
+    as a reader's cache stores them."""
+    from kvbench.forward import document_pass
+    from kvbench.forward.reference import reference_pass
+
+    rand = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+    q, k, v = rand(1, 8, rows, 128), rand(1, tokens, 8, 128).transpose(1, 2), rand(1, 8, tokens, 128)
+    out, lse = document_pass.document_pass(q, k, v, 128**-0.5, "triton")
+    ref, ref_lse = reference_pass(q.float(), k.float(), v.float(), False, 128**-0.5)
+    assert out.dtype == torch.bfloat16 and out.shape == q.shape and lse.shape == (1, 8, rows)
+    assert float((out.float() - ref).norm() / ref.norm()) < 1e-2
+    assert float((lse - ref_lse).abs().max()) < 2e-2
+
+
+@pytest.mark.parametrize("kernel", ["flash", "cudnn", "triton", "auto"])
 @pytest.mark.parametrize("tokens", [256, 512, 3774, 16384])  # cuDNN: 1 part; 2; 14 and a tail; 32
 def test_document_pass_returns_the_layouts_its_fake_promises(kernel, tokens):
     """A compiled layer asserts every custom op's outputs have its fake's strides (issue 21's H200 run
@@ -192,7 +212,8 @@ def test_varlen_pass_returns_the_layouts_its_fake_promises():
         torch.library.opcheck(varlen_pass, args, test_utils="test_faketensor")
 
 
-def test_fast_reader_graph_matches_hf_reuse_in_bf16():
+@pytest.mark.parametrize("kernel", ["auto", "triton"])  # triton: its launches compiled around and captured
+def test_fast_reader_graph_matches_hf_reuse_in_bf16(kernel):
     from kvbench.experiments.base import publish  # noqa: F401 -- the path the experiments use
     from kvbench.forward import inference
     from kvbench.forward.fast import FastForward
@@ -204,7 +225,7 @@ def test_fast_reader_graph_matches_hf_reuse_in_bf16():
     _, cache = inference.prefill(lm.model, ids[:, :280])
     art = KVArtifact.from_cache(cache, model_fingerprint="", tokenizer_hash="", token_ids=ids[:, :280])
     ref, _ = inference.reuse(lm.model, art, ids[:, 280:])
-    reader = FastReader(FastForward(lm.model, compile=True), art, ids[:, 280:], graph=True)
+    reader = FastReader(FastForward(lm.model, compile=True, document_kernel=kernel), art, ids[:, 280:], graph=True)
     out = reader.query(ids[:, 280:])
     assert out.argmax() == ref.argmax() and float((out - ref).abs().max()) < 0.1
 

@@ -127,7 +127,8 @@ class CorpusConfig:
 class FastConfig:
     """The fast forward's kernels (kvbench.forward.fast)."""
 
-    document_kernel: str = "auto"  # auto | flash | flex | cudnn: the document pass; auto: flash or cudnn per shape
+    # auto | flash | flex | cudnn | triton: the document pass; auto: the fastest of flash, cudnn and triton per shape
+    document_kernel: str = "auto"
     fuse: bool = True  # q/k/v and gate/up as one GEMM each (concatenated weight copies, counted in the rows)
     # auto | masked | flash | triton: a decode step's pass over each reader's own KV (float32 masked
     # products, one variable-length FlashAttention-2 call, or one small Triton kernel, the last two on

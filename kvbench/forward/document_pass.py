@@ -5,7 +5,7 @@ document) attends to the document's ``L`` keys without a mask, so its queries fo
 ``M = B * G * T`` rows per KV head (:func:`kvbench.forward.attention.prefix_attention`). With
 ``M`` in the tens to hundreds and ``L`` in the thousands, the work is one long key sequence
 per KV head: unless the keys are split across CTAs and merged by log-sum-exp (FlashDecoding's
-split-KV), a handful of the GPU's SMs do it. Three library kernels can run it:
+split-KV), a handful of the GPU's SMs do it. Three library kernels and one of our own can run it:
 
 * ``flash``: PyTorch's FlashAttention-2 (``aten._scaled_dot_product_flash_attention``) on the
   folded queries; it picks its own split count.
@@ -19,8 +19,12 @@ split-KV), a handful of the GPU's SMs do it. Three library kernels can run it:
   parts that cuDNN sees as a batch of ``Hkv`` by ``S`` heads (``S`` from the length and the SM
   count, :func:`split_plan`); the ``S`` partial results are merged by log-sum-exp in one
   compiled kernel. Where rows are many (batched readers) ``S`` is 1: a single call.
+* ``triton``: FlashDecoding's split-KV as one Triton kernel over every (row tile, KV head, part)
+  program, reading the queries and the document in place, and a second small kernel merging the
+  parts (:mod:`kvbench.forward.split_kernel`): no copy of the queries per part and no compiled
+  merge, the two costs cuDNN's parts pay.
 
-``auto`` (the default) times flash and cuDNN once per shape, replayed as a CUDA graph as the
+``auto`` (the default) times flash, cuDNN and Triton once per shape, replayed as a CUDA graph as the
 reader runs them (CUDA events after warmup; the choice itself is made outside any capture), and
 keeps the faster; :func:`chosen` reports what was chosen and measured, for the rows. Flex is
 selectable but not a candidate of ``auto``: on the H200 image's torch 2.11 it failed to compile
@@ -59,7 +63,7 @@ from kvbench.forward.kernel_timing import fastest, is_timed, timed_choice, timin
 from kvbench.forward.reference import merge_stacked, on_flash, reference_pass
 from kvbench.forward.varlen import Sequences, varlen_pass
 
-AUTO_CANDIDATES = ("flash", "cudnn")  # flash first: it wins ties
+AUTO_CANDIDATES = ("flash", "cudnn", "triton")  # flash first: it wins ties
 TIMED = "document kernel"  # what auto's timings are filed under (kvbench.forward.kernel_timing)
 # Flex's decoding kernel (under 128 rows per query head) packs all of a KV head's rows into one
 # block, beyond shared memory for many rows; MAX_GROUPS query heads of at least 128 rows each run
@@ -188,7 +192,14 @@ def _cudnn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> t
     return split_pass(q, k, v, scale, splits, _cudnn_call)
 
 
-_RUN = {"flash": _flash, "flex": _flex, "cudnn": _cudnn}
+def _triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The split-KV Triton kernel and its merge, over parts sized from the rows and the SM count."""
+    from kvbench.forward.split_kernel import split_pass, split_plan  # imports Triton, which CPU installs may lack
+
+    return split_pass(q, k, v, scale, split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device)))
+
+
+_RUN = {"flash": _flash, "flex": _flex, "cudnn": _cudnn, "triton": _triton}
 
 
 def _key(q: torch.Tensor, k: torch.Tensor) -> tuple:
@@ -220,7 +231,8 @@ def document_pass(
     k, v : torch.Tensor
         ``(1, Hkv, L, d)``.
     kernel : str
-        ``auto`` | ``flash`` | ``flex`` | ``cudnn`` (see the module docstring); CUDA half types only.
+        ``auto`` | ``flash`` | ``flex`` | ``cudnn`` | ``triton`` (see the module docstring); CUDA half
+        types only.
 
     Returns
     -------

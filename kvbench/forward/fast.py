@@ -140,7 +140,8 @@ class FastForward:
         Run each layer as a :class:`kvbench.forward.fused.FusedLayer` (q/k/v and gate/up as one
         GEMM each; the concatenated copies cost :attr:`fused_weight_bytes` of device memory).
     document_kernel : str
-        The document pass's kernel: ``auto`` | ``flash`` | ``flex`` | ``cudnn`` (:mod:`kvbench.forward.document_pass`).
+        The document pass's kernel: ``auto`` | ``flash`` | ``flex`` | ``cudnn`` | ``triton``
+        (:mod:`kvbench.forward.document_pass`).
     own_kernel : str
         A decode step's pass over each reader's own KV: ``auto`` | ``masked`` | ``flash`` | ``triton``
         (:mod:`kvbench.forward.own_pass`; ``auto`` times each per shape when a cache is made);

@@ -23,6 +23,8 @@ import torch
 import triton
 import triton.language as tl
 
+from kvbench.forward.online_softmax import LOG2E, online_block
+
 
 @triton.jit
 def _step_kernel(
@@ -40,7 +42,7 @@ def _step_kernel(
     v_b,
     v_h,
     v_s,
-    scale,
+    scale_log2,
     HEADS: tl.constexpr,
     G: tl.constexpr,
     G_PAD: tl.constexpr,
@@ -53,28 +55,22 @@ def _step_kernel(
     g, d = tl.arange(0, G_PAD), tl.arange(0, D)
     rows = g < G  # tl.dot needs 16 rows: the pad rows are zeros, never stored
     q = tl.load(q_ptr + b * q_b + (h * G + g)[:, None] * q_h + d[None, :], mask=rows[:, None], other=0.0)
-    top = tl.full([G_PAD], float("-inf"), tl.float32)  # running max of each row's scores
-    total = tl.zeros([G_PAD], tl.float32)  # running sum of exp(score - top)
+    top = tl.full([G_PAD], float("-inf"), tl.float32)  # running max of each row's scores (log2 units)
+    total = tl.zeros([G_PAD], tl.float32)  # running sum of exp2(score - top)
     acc = tl.zeros([G_PAD, D], tl.float32)
     for start in range(0, last + 1, BLOCK):  # slot 0 is always filled: the first block sets `top`
         s = start + tl.arange(0, BLOCK)
         seen = (s <= last) & (s < SLOTS)
         k = tl.load(k_ptr + b * k_b + h * k_h + s[:, None] * k_s + d[None, :], mask=seen[:, None], other=0.0)
         v = tl.load(v_ptr + b * v_b + h * v_h + s[:, None] * v_s + d[None, :], mask=seen[:, None], other=0.0)
-        scores = tl.where(seen[None, :], tl.dot(q, tl.trans(k)) * scale, float("-inf"))  # (G_PAD, BLOCK)
-        new_top = tl.maximum(top, tl.max(scores, 1))
-        p = tl.exp(scores - new_top[:, None])
-        shrink = tl.exp(top - new_top)
-        total = total * shrink + tl.sum(p, 1)
-        acc = acc * shrink[:, None] + tl.dot(p.to(v.dtype), v)
-        top = new_top
+        top, total, acc = online_block(q, k, v, seen, scale_log2, top, total, acc)
     head = b * HEADS + h * G + g  # out and lse are (B, H, 1, d) and (B, H, 1), contiguous
     tl.store(
         out_ptr + head[:, None] * D + d[None, :],
         (acc / total[:, None]).to(out_ptr.dtype.element_ty),
         mask=rows[:, None],
     )
-    tl.store(lse_ptr + head, top + tl.log(total), mask=rows)
+    tl.store(lse_ptr + head, (top + tl.log2(total)) / LOG2E, mask=rows)
 
 
 def step_pass(
@@ -101,7 +97,7 @@ def step_pass(
         q.stride(0), q.stride(1),
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
-        scale,
+        scale * LOG2E,
         HEADS=heads, G=g, G_PAD=max(16, triton.next_power_of_2(g)), SLOTS=slots_n, BLOCK=block, D=d,
     )  # fmt: skip
     return out, lse

@@ -83,7 +83,7 @@ class Row:
         "question (both uncompiled and eager, so only the fusion differs)"
     )
     doc_kernel: str = col(
-        "fast reader: the document pass's kernel for the row's shape (`flash` | `flex` | `cudnn`; "
+        "fast reader: the document pass's kernel for the row's shape (`flash` | `flex` | `cudnn` | `triton`; "
         "kvbench.forward.document_pass)"
     )
     doc_kernel_flash_ms: float = col(
@@ -97,6 +97,10 @@ class Row:
     doc_kernel_cudnn_ms: float = col(
         "fast reader, document_kernel=auto: one layer's document pass on cudnn (median of CUDA-graph replays; "
         "rows without doc_kernel_cudnn_ms timed it eagerly)"
+    )
+    doc_kernel_triton_ms: float = col(
+        "fast reader, document_kernel=auto: one layer's document pass on the split-KV Triton kernel and its merge "
+        "(median of CUDA-graph replays; kvbench.forward.split_kernel)"
     )
     speedup: float = col(
         "prefill_best_ms / reuse_ms (ratio of medians); tiers: prefill_best_ms over the read's stage sum"

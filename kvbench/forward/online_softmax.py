@@ -1,0 +1,33 @@
+"""One block of keys folded into a running softmax: the step shared by the Triton attention kernels.
+
+FlashAttention's online softmax, in base 2 (``exp2`` is the GPU's native exponential; callers
+scale the scores by ``scale x log2(e)`` and turn the log-sum-exp back with :data:`LOG2E`). It
+imports Triton, so only the kernel modules (:mod:`kvbench.forward.step_kernel`,
+:mod:`kvbench.forward.split_kernel`) import it.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634  # exp(x) = exp2(x * LOG2E)
+
+
+@triton.jit
+def online_block(q, k, v, seen, scale_log2, top, total, acc):
+    """Fold one block into the running state of ``R`` query rows.
+
+    ``q`` ``(R, D)``; ``k``, ``v`` ``(N, D)`` (unseen keys loaded as zeros); ``seen`` ``(N,)``;
+    ``top`` ``(R,)`` running max of the scores in log2 units, ``total`` ``(R,)`` running sum of
+    ``exp2(score - top)``, ``acc`` ``(R, D)`` float32 running sum of weighted values. Returns the
+    three updated. A block with no seen key leaves rows at ``-inf`` undefined: callers start on a
+    block that holds one.
+    """
+    scores = tl.where(seen[None, :], tl.dot(q, tl.trans(k)) * scale_log2, float("-inf"))  # (R, N)
+    new_top = tl.maximum(top, tl.max(scores, 1))
+    p = tl.exp2(scores - new_top[:, None])
+    shrink = tl.exp2(top - new_top)
+    total = total * shrink + tl.sum(p, 1)
+    acc = acc * shrink[:, None] + tl.dot(p.to(v.dtype), v)
+    return new_top, total, acc

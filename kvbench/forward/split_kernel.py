@@ -1,0 +1,166 @@
+"""The document pass as FlashDecoding's split-KV in Triton: one kernel over parts of the keys, one small merge.
+
+A reader's folded queries (``M`` rows per KV head: ``B`` readers x ``G`` query heads x ``T``
+tokens) over a document's ``L`` keys give ``Hkv x ceil(M / BLOCK_M)`` tiles of work, 8 to 64 on
+the Qwen3-4B shape, against the H200's 132 SMs. The library kernels split the keys themselves
+(FlashAttention-2's split-KV and its combine kernel) or not at all (cuDNN, which
+:mod:`kvbench.forward.document_pass` feeds ``S`` parts as heads: the queries copied per part, and
+the parts merged by a compiled kernel, about 0.8 ms of a 32768-token reuse on the H200). Here one
+kernel runs every (row tile, KV head, part) program: it reads its query tile in place, its part of
+the keys in blocks with an online softmax, and writes a float32 partial out and its natural
+log-sum-exp; a second kernel merges the ``S`` partials of each row by log-sum-exp. With one part
+the first kernel writes the final out itself. The same two-stage shape as SGLang's Triton decode
+attention and FlashInfer's split-KV decode, for many rows per KV head rather than one token's.
+
+It imports Triton, so only CUDA callers (or tests under ``TRITON_INTERPRET=1``) import this module.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from kvbench.forward.online_softmax import LOG2E, online_block
+
+MIN_PART_TOKENS = 256  # a part's fixed cost (its query tile, its partial's write) against its read
+CTAS_PER_SM = 2
+
+
+@triton.jit
+def _part_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    out_ptr,
+    lse_ptr,
+    q_h,
+    q_m,
+    k_h,
+    k_l,
+    v_h,
+    v_l,
+    o_s,
+    o_h,
+    o_m,
+    l_s,
+    l_h,
+    rows_n,
+    keys_n,
+    part,
+    scale_log2,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    D: tl.constexpr,
+):
+    tile, h, s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
+    d = tl.arange(0, D)
+    q = tl.load(q_ptr + h * q_h + rows[:, None] * q_m + d[None, :], mask=rows[:, None] < rows_n, other=0.0)
+    first = s * part
+    end = tl.minimum(first + part, keys_n)  # every part holds at least one key (split_plan)
+    top = tl.full([BLOCK_M], float("-inf"), tl.float32)  # running max of each row's scores (log2 units)
+    total = tl.zeros([BLOCK_M], tl.float32)  # running sum of exp2(score - top)
+    acc = tl.zeros([BLOCK_M, D], tl.float32)
+    for start in range(first, end, BLOCK_N):  # the first block sets `top`: it holds a key
+        keys = start + tl.arange(0, BLOCK_N)
+        seen = keys < end
+        k = tl.load(k_ptr + h * k_h + keys[:, None] * k_l + d[None, :], mask=seen[:, None], other=0.0)
+        v = tl.load(v_ptr + h * v_h + keys[:, None] * v_l + d[None, :], mask=seen[:, None], other=0.0)
+        top, total, acc = online_block(q, k, v, seen, scale_log2, top, total, acc)
+    kept = rows < rows_n
+    tl.store(
+        out_ptr + s * o_s + h * o_h + rows[:, None] * o_m + d[None, :],
+        (acc / total[:, None]).to(out_ptr.dtype.element_ty),
+        mask=kept[:, None],
+    )
+    tl.store(lse_ptr + s * l_s + h * l_h + rows, (top + tl.log2(total)) / LOG2E, mask=kept)
+
+
+@triton.jit
+def _merge_kernel(
+    part_out_ptr,
+    part_lse_ptr,
+    out_ptr,
+    lse_ptr,
+    parts,
+    o_s,
+    l_s,
+    rows_n,
+    BLOCK_R: tl.constexpr,
+    D: tl.constexpr,
+):
+    """Rows ``(Hkv x M)`` in blocks: out = sum_s exp(lse_s - lse) out_s, lse = logsumexp_s lse_s."""
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    kept = rows < rows_n
+    d = tl.arange(0, D)
+    top = tl.full([BLOCK_R], float("-inf"), tl.float32)
+    for s in range(0, parts):
+        top = tl.maximum(top, tl.load(part_lse_ptr + s * l_s + rows, mask=kept, other=0.0))
+    total = tl.zeros([BLOCK_R], tl.float32)
+    acc = tl.zeros([BLOCK_R, D], tl.float32)
+    for s in range(0, parts):
+        weight = tl.exp(tl.load(part_lse_ptr + s * l_s + rows, mask=kept, other=0.0) - top)
+        total += weight
+        acc += weight[:, None] * tl.load(part_out_ptr + s * o_s + rows[:, None] * D + d[None, :], mask=kept[:, None])
+    merged = (acc / total[:, None]).to(out_ptr.dtype.element_ty)
+    tl.store(out_ptr + rows[:, None] * D + d[None, :], merged, mask=kept[:, None])
+    tl.store(lse_ptr + rows, top + tl.log(total), mask=kept)
+
+
+def block_rows(rows: int) -> int:
+    """Query rows per program: ``rows`` rounded up to a power of two, from 16 (``tl.dot``'s least) to 128."""
+    return min(128, max(16, triton.next_power_of_2(rows)))
+
+
+def split_plan(rows: int, kv_heads: int, kv_tokens: int, sms: int, block_n: int = 64) -> int:
+    """Keys per part: about ``CTAS_PER_SM x sms`` programs in all over ``kv_heads x ceil(rows / BLOCK_M)``
+    tiles, each part at least ``MIN_PART_TOKENS`` keys and a whole number of ``block_n`` blocks
+    (the last part takes the remainder). Returns the part's length in keys; ``kv_tokens`` is one part."""
+    tiles = kv_heads * -(-rows // block_rows(rows))
+    wanted = max(1, min(round(CTAS_PER_SM * sms / tiles), kv_tokens // MIN_PART_TOKENS))
+    part = -(-kv_tokens // wanted)
+    return min(kv_tokens, -(-part // block_n) * block_n)
+
+
+def split_pass(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, part: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unmasked attention of ``q`` ``(1, Hkv, M, d)`` over ``k``, ``v`` ``(1, Hkv, L, d)``, in parts of ``part`` keys.
+
+    Every tensor is read in place in any layout whose last dimension is contiguous (a token-major
+    cache too); ``d`` is a power of two. Returns ``(1, Hkv, M, d)`` out in ``q``'s dtype and
+    ``(1, Hkv, M)`` float32 natural log-sum-exp, both contiguous, as
+    :func:`kvbench.forward.document_pass.document_pass` promises. With ``part >= L`` one kernel
+    writes them; otherwise ``ceil(L / part)`` float32 partials ``(S, Hkv, M, d)`` are merged by a second.
+    """
+    _, hkv, rows, d = q.shape
+    length = k.shape[2]
+    if q.stride(3) != 1 or k.stride(3) != 1 or v.stride(3) != 1:
+        raise ValueError("split_pass reads rows of d contiguous values: q, k and v need stride 1 in d")
+    parts = math.ceil(length / part)
+    out = q.new_empty(1, hkv, rows, d)
+    lse = torch.empty(1, hkv, rows, dtype=torch.float32, device=q.device)
+    if parts == 1:
+        part_out, part_lse = out, lse
+    else:
+        part_out = torch.empty(parts, hkv, rows, d, dtype=torch.float32, device=q.device)
+        part_lse = torch.empty(parts, hkv, rows, dtype=torch.float32, device=q.device)
+    block_m = block_rows(rows)
+    _part_kernel[(-(-rows // block_m), hkv, parts)](
+        q, k, v, part_out, part_lse,
+        q.stride(1), q.stride(2), k.stride(1), k.stride(2), v.stride(1), v.stride(2),
+        part_out.stride(0) if parts > 1 else 0, part_out.stride(1), part_out.stride(2),
+        part_lse.stride(0) if parts > 1 else 0, part_lse.stride(1),
+        rows, length, part, scale * LOG2E,
+        BLOCK_M=block_m, BLOCK_N=64, D=d, num_warps=4 if block_m <= 64 else 8, num_stages=3,
+    )  # fmt: skip
+    if parts > 1:
+        block_r = 16
+        _merge_kernel[(-(-(hkv * rows) // block_r),)](
+            part_out, part_lse, out, lse, parts, part_out.stride(0), part_lse.stride(0), hkv * rows,
+            BLOCK_R=block_r, D=d,
+        )  # fmt: skip
+    return out, lse
