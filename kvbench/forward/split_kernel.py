@@ -27,10 +27,11 @@ from kvbench.forward.online_softmax import LOG2E, online_block
 
 MIN_PART_TOKENS = 256  # a part's fixed cost (its query tile, its partial's write) against its read
 CTAS_PER_SM = 2
+BLOCK_N, STAGES = 64, 3  # keys per block and software-pipeline depth (Triton's Hopper attention tutorial's range)
 
 
 @triton.jit
-def _part_kernel(
+def _split_attention_kernel(
     q_ptr,
     k_ptr,
     v_ptr,
@@ -80,7 +81,7 @@ def _part_kernel(
 
 
 @triton.jit
-def _merge_kernel(
+def _split_attention_merge_kernel(
     part_out_ptr,
     part_lse_ptr,
     out_ptr,
@@ -115,7 +116,7 @@ def block_rows(rows: int) -> int:
     return min(128, max(16, triton.next_power_of_2(rows)))
 
 
-def split_plan(rows: int, kv_heads: int, kv_tokens: int, sms: int, block_n: int = 64) -> int:
+def split_plan(rows: int, kv_heads: int, kv_tokens: int, sms: int, block_n: int = BLOCK_N) -> int:
     """Keys per part: about ``CTAS_PER_SM x sms`` programs in all over ``kv_heads x ceil(rows / BLOCK_M)``
     tiles, each part at least ``MIN_PART_TOKENS`` keys and a whole number of ``block_n`` blocks
     (the last part takes the remainder). Returns the part's length in keys; ``kv_tokens`` is one part."""
@@ -126,7 +127,14 @@ def split_plan(rows: int, kv_heads: int, kv_tokens: int, sms: int, block_n: int 
 
 
 def split_pass(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, part: int
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float,
+    part: int,
+    block_n: int = BLOCK_N,
+    warps: int | None = None,
+    stages: int = STAGES,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Unmasked attention of ``q`` ``(1, Hkv, M, d)`` over ``k``, ``v`` ``(1, Hkv, L, d)``, in parts of ``part`` keys.
 
@@ -135,6 +143,8 @@ def split_pass(
     ``(1, Hkv, M)`` float32 natural log-sum-exp, both contiguous, as
     :func:`kvbench.forward.document_pass.document_pass` promises. With ``part >= L`` one kernel
     writes them; otherwise ``ceil(L / part)`` float32 partials ``(S, Hkv, M, d)`` are merged by a second.
+    ``block_n`` keys per block, ``warps`` (4 up to 64 rows per tile, else 8) and ``stages`` are the
+    first kernel's launch settings (``results/probes/probe_split_kernel.py`` times others).
     """
     _, hkv, rows, d = q.shape
     length = k.shape[2]
@@ -149,17 +159,17 @@ def split_pass(
         part_out = torch.empty(parts, hkv, rows, d, dtype=torch.float32, device=q.device)
         part_lse = torch.empty(parts, hkv, rows, dtype=torch.float32, device=q.device)
     block_m = block_rows(rows)
-    _part_kernel[(-(-rows // block_m), hkv, parts)](
+    _split_attention_kernel[(-(-rows // block_m), hkv, parts)](
         q, k, v, part_out, part_lse,
         q.stride(1), q.stride(2), k.stride(1), k.stride(2), v.stride(1), v.stride(2),
         part_out.stride(0) if parts > 1 else 0, part_out.stride(1), part_out.stride(2),
         part_lse.stride(0) if parts > 1 else 0, part_lse.stride(1),
         rows, length, part, scale * LOG2E,
-        BLOCK_M=block_m, BLOCK_N=64, D=d, num_warps=4 if block_m <= 64 else 8, num_stages=3,
+        BLOCK_M=block_m, BLOCK_N=block_n, D=d, num_warps=warps or (4 if block_m <= 64 else 8), num_stages=stages,
     )  # fmt: skip
     if parts > 1:
         block_r = 16
-        _merge_kernel[(-(-(hkv * rows) // block_r),)](
+        _split_attention_merge_kernel[(-(-(hkv * rows) // block_r),)](
             part_out, part_lse, out, lse, parts, part_out.stride(0), part_lse.stride(0), hkv * rows,
             BLOCK_R=block_r, D=d,
         )  # fmt: skip

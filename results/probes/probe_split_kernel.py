@@ -1,0 +1,78 @@
+"""The split-KV Triton document kernel against the library kernels, and its launch settings (issue 21).
+
+For each shape of the document pass the experiments run (Qwen3-4B's 8 KV heads, d = 128, bf16;
+``rows`` folded queries per KV head: 4 query heads x readers x question tokens), times one
+layer's pass replayed as a CUDA graph, as ``auto`` does (:func:`kvbench.forward.kernel_timing.graph_ms`):
+flash, cuDNN over parts, and the Triton kernel at its defaults, at other launch settings
+(keys per block, warps, pipeline stages) and at half and twice :func:`split_plan`'s part.
+Each is set beside the KV read at the measured copy bandwidth, and each Triton variant's largest
+difference from flash's out is recorded. Run from the repository root on a GPU node:
+
+    python3 results/probes/probe_split_kernel.py   # writes $OUT/probe_split_kernel.json
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _probe import ceilings, dev, dt, save, say
+
+from kvbench.forward import document_pass
+from kvbench.forward.kernel_timing import try_graph_ms
+from kvbench.forward.split_kernel import block_rows, split_pass, split_plan
+
+HKV, D = 8, 128
+# (rows per KV head, document tokens): one reader's 32-token question; 2 and 8 such readers; 64 and
+# 256 one-token readers (a decode step); one one-token reader
+SHAPES = [(128, 3774), (128, 32768), (256, 3774), (256, 16384), (1024, 3774), (1024, 32768), (4, 32768)]
+SETTINGS = [  # (keys per block, warps, stages); None: the default for the row tile
+    (64, None, 3),
+    (128, None, 3),
+    (64, 4, 3),
+    (64, 8, 3),
+    (128, 8, 2),
+    (64, None, 2),
+    (64, None, 4),
+]
+
+
+def shape(rows: int, tokens: int, hbm_gbps: float, sms: int) -> None:
+    q = torch.randn(1, HKV, rows, D, device=dev, dtype=dt)
+    k, v = (torch.randn(1, HKV, tokens, D, device=dev, dtype=dt) for _ in range(2))
+    scale = D**-0.5
+    key = f"r{rows}_L{tokens}"
+    say(f"{key}_kv_floor_ms", 2 * k.numel() * k.element_size() / hbm_gbps / 1e6)
+    ref = document_pass._flash(q, k, v, scale)[0].float()
+    for name in ("flash", "cudnn"):
+        library = functools.partial(document_pass._RUN[name], q, k, v, scale)
+        say(f"{key}_{name}_ms", try_graph_ms("probe", name, library))
+    say(f"{key}_block_rows", block_rows(rows))
+    for block_n, warps, stages in SETTINGS:
+        part = split_plan(rows, HKV, tokens, sms, block_n)
+        for label, p in (("", part), ("_half", max(block_n, part // 2)), ("_twice", min(tokens, 2 * part))):
+            if label and (block_n, warps, stages) != SETTINGS[0]:
+                continue  # the part's length is tried at the default settings only
+            run = functools.partial(split_pass, q, k, v, scale, p, block_n, warps, stages)
+            tag = f"{key}_triton_n{block_n}_w{warps or 'auto'}_s{stages}{label}"
+            say(f"{tag}_parts", -(-tokens // p))
+            say(f"{tag}_ms", try_graph_ms("probe", tag, run))
+            say(f"{tag}_max_abs_diff_vs_flash", float((run()[0].float() - ref).abs().max()))
+
+
+def main() -> None:
+    hbm_gbps = ceilings().hbm_gbps
+    sms = torch.cuda.get_device_properties(dev).multi_processor_count
+    say("device", torch.cuda.get_device_name(dev))
+    say("hbm_gbps", hbm_gbps)
+    for rows, tokens in SHAPES:
+        shape(rows, tokens, hbm_gbps, sms)
+    save("probe_split_kernel.json")
+
+
+if __name__ == "__main__":
+    main()
