@@ -1,7 +1,7 @@
 """One block of keys folded into a running softmax: the step shared by the Triton attention kernels.
 
 FlashAttention's online softmax, in base 2 (``exp2`` is the GPU's native exponential; callers
-scale the scores by ``scale x log2(e)`` and turn the log-sum-exp back with :data:`LOG2E`). It
+scale the scores by ``scale x`` :data:`LOG2E` and take :func:`natural_lse` of the final state). It
 imports Triton, so only the kernel modules (:mod:`kvbench.forward.step_kernel`,
 :mod:`kvbench.forward.split_kernel`) import it.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-LOG2E = 1.4426950408889634  # exp(x) = exp2(x * LOG2E)
+LOG2E = 1.4426950408889634  # exp(x) = exp2(x * LOG2E); for the host (a kernel reads only constexpr globals)
 
 
 @triton.jit
@@ -31,3 +31,9 @@ def online_block(q, k, v, seen, scale_log2, top, total, acc):
     total = total * shrink + tl.sum(p, 1)
     acc = acc * shrink[:, None] + tl.dot(p.to(v.dtype), v)
     return new_top, total, acc
+
+
+@triton.jit
+def natural_lse(top, total):
+    """The natural log-sum-exp of the scores from :func:`online_block`'s final ``top`` and ``total``."""
+    return (top + tl.log2(total)) * 0.6931471805599453  # ln(2): log2 units to natural

@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kvbench.forward.online_softmax import LOG2E, online_block
+from kvbench.forward.online_softmax import LOG2E, natural_lse, online_block
 
 MIN_PART_TOKENS = 256  # a part's fixed cost (its query tile, its partial's write) against its read
 CTAS_PER_SM = 2
@@ -77,7 +77,7 @@ def _split_attention_kernel(
         (acc / total[:, None]).to(out_ptr.dtype.element_ty),
         mask=kept[:, None],
     )
-    tl.store(lse_ptr + s * l_s + h * l_h + rows, (top + tl.log2(total)) / LOG2E, mask=kept)
+    tl.store(lse_ptr + s * l_s + h * l_h + rows, natural_lse(top, total), mask=kept)
 
 
 @triton.jit

@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kvbench.forward.online_softmax import LOG2E, online_block
+from kvbench.forward.online_softmax import LOG2E, natural_lse, online_block
 
 
 @triton.jit
@@ -70,7 +70,7 @@ def _step_kernel(
         (acc / total[:, None]).to(out_ptr.dtype.element_ty),
         mask=rows[:, None],
     )
-    tl.store(lse_ptr + head, (top + tl.log2(total)) / LOG2E, mask=rows)
+    tl.store(lse_ptr + head, natural_lse(top, total), mask=rows)
 
 
 def step_pass(
