@@ -302,11 +302,12 @@ def test_the_triton_step_kernel_gives_the_masked_step_pass_under_the_interpreter
 
 
 # The split-KV Triton document kernel under the interpreter: row tiles cut short (M not a multiple of
-# BLOCK_M), parts and a short last part, a last block cut short, one part (no merge), token-major keys.
+# BLOCK_M), parts and a short last part, a last block cut short, one part (no merge), token-major keys;
+# and with a key limit per group of rows (the audit's chunks), rows that see no key among them.
 # float16 and float32: the interpreter computes bfloat16 wrongly (numpy has none); the GPU tests take bf16.
 _SPLIT_KERNEL_CASES = """
 import torch
-from kvbench.forward.reference import reference_pass
+from kvbench.forward.reference import masked_pass, reference_pass
 from kvbench.forward.split_kernel import split_pass
 
 g = torch.Generator().manual_seed(0)
@@ -326,6 +327,21 @@ for M, Hkv, L, d, part, token_major, dtype in [
     assert out.is_contiguous() and lse.is_contiguous() and lse.dtype == torch.float32
     err = float((out.float() - ref_out.float()).abs().max()), float((lse - ref_lse).abs().max())
     assert err[0] < (1e-5 if dtype == torch.float32 else 2e-3) and err[1] < 1e-5, (M, L, part, err)
+
+# chunks of an audit: rows in groups, group i over the keys before limits[i] (0: none), any part
+for M, L, part, group, limits in [
+    (96, 300, 128, 24, [0, 130, 300, 64]),  # groups straddle a 64-row tile; a chunk at 0; one sees all
+    (64, 500, 128, 32, [129, 384]),  # a limit one key into a part; one at a part's edge
+    (40, 200, 1000, 8, [0, 0, 1, 199, 200]),  # one part; two chunks at 0 share a tile with others
+]:
+    q, k, v = (torch.randn(1, 2, n, 32, generator=g) for n in (M, L, L))
+    limit = torch.tensor(limits, dtype=torch.int32)
+    out, lse = split_pass(q, k, v, 32**-0.5, part, limits=limit, group_rows=group)
+    allowed = torch.arange(L)[None, :] < limit.repeat_interleave(group)[:, None]
+    ref_out, ref_lse = masked_pass(q, k, v, allowed, 32**-0.5)
+    assert torch.allclose(out, ref_out, atol=1e-5) and torch.equal(lse.isneginf(), ref_lse.isneginf()), (M, limits)
+    assert torch.allclose(lse[~lse.isneginf()], ref_lse[~ref_lse.isneginf()], atol=1e-5), (M, limits)
+    assert torch.all(out[..., limit.repeat_interleave(group) == 0, :] == 0)  # a chunk at 0: out 0, lse -inf
 print("ok")
 """
 

@@ -40,22 +40,24 @@ BF16_IN = {"q_ptr": "*bf16", "k_ptr": "*bf16", "v_ptr": "*bf16", "lse_ptr": "*fp
 
 
 @pytest.mark.parametrize(
-    ("block_m", "block_n", "warps", "stages", "out"),
+    ("block_m", "block_n", "warps", "stages", "out", "limited"),
     [
-        (128, 64, 8, 3, "*fp32"),  # the defaults at 128 rows and more, writing parts
-        (128, 64, 8, 3, "*bf16"),  # one part: the final out
-        (64, 64, 4, 3, "*fp32"),
-        (16, 64, 4, 3, "*fp32"),  # a one-token reader's 4 rows, padded to tl.dot's 16
-        (128, 128, 8, 3, "*fp32"),  # probe_split_kernel.py's other settings
-        (128, 128, 8, 2, "*fp32"),
-        (128, 64, 8, 4, "*fp32"),
+        (128, 64, 8, 3, "*fp32", False),  # the defaults at 128 rows and more, writing parts
+        (128, 64, 8, 3, "*bf16", False),  # one part: the final out
+        (64, 64, 4, 3, "*fp32", False),
+        (16, 64, 4, 3, "*fp32", False),  # a one-token reader's 4 rows, padded to tl.dot's 16
+        (128, 128, 8, 3, "*fp32", False),  # probe_split_kernel.py's other settings
+        (128, 128, 8, 2, "*fp32", False),
+        (128, 64, 8, 4, "*fp32", False),
+        (128, 64, 8, 3, "*fp32", True),  # an audit's chunks, each over its own prefix
+        (128, 64, 8, 3, "*bf16", True),
     ],
 )
-def test_the_split_kv_kernel_compiles_for_hopper(block_m, block_n, warps, stages, out):
+def test_the_split_kv_kernel_compiles_for_hopper(block_m, block_n, warps, stages, out, limited):
     from kvbench.forward.split_kernel import _split_attention_kernel
 
-    pointers = dict(BF16_IN, out_ptr=out)
-    constants = {"BLOCK_M": block_m, "BLOCK_N": block_n, "D": 128}
+    pointers = dict(BF16_IN, out_ptr=out, limit_ptr="*i32" if limited else "*bf16")  # unlimited: q, never read
+    constants = {"LIMITED": limited, "BLOCK_M": block_m, "BLOCK_N": block_n, "D": 128}
     compiled = _compile(_split_attention_kernel, pointers, constants, warps, stages)
     assert compiled.metadata.shared <= SHARED_BYTES
     assert ("wgmma" in compiled.asm["ptx"]) == (block_m >= 64)

@@ -18,13 +18,15 @@ LOG2E = 1.4426950408889634  # exp(x) = exp2(x * LOG2E); for the host (a kernel r
 def online_block(q, k, v, seen, scale_log2, top, total, acc):
     """Fold one block into the running state of ``R`` query rows.
 
-    ``q`` ``(R, D)``; ``k``, ``v`` ``(N, D)`` (unseen keys loaded as zeros); ``seen`` ``(N,)``;
-    ``top`` ``(R,)`` running max of the scores in log2 units, ``total`` ``(R,)`` running sum of
+    ``q`` ``(R, D)``; ``k``, ``v`` ``(N, D)`` (unseen keys loaded as zeros); ``seen`` a mask
+    broadcastable to ``(R, N)`` (``(1, N)`` where every row sees the same keys); ``top`` ``(R,)``
+    running max of the scores in log2 units, ``total`` ``(R,)`` running sum of
     ``exp2(score - top)``, ``acc`` ``(R, D)`` float32 running sum of weighted values. Returns the
-    three updated. A block with no seen key leaves rows at ``-inf`` undefined: callers start on a
-    block that holds one.
+    three updated. Callers' masks are prefixes per row: a row that sees no key of its first block
+    sees none after it, and its state turns NaN (``-inf - -inf``), which :func:`finish` reads as
+    "no key seen".
     """
-    scores = tl.where(seen[None, :], tl.dot(q, tl.trans(k)) * scale_log2, float("-inf"))  # (R, N)
+    scores = tl.where(seen, tl.dot(q, tl.trans(k)) * scale_log2, float("-inf"))  # (R, N)
     new_top = tl.maximum(top, tl.max(scores, 1))
     p = tl.exp2(scores - new_top[:, None])
     shrink = tl.exp2(top - new_top)
@@ -34,6 +36,10 @@ def online_block(q, k, v, seen, scale_log2, top, total, acc):
 
 
 @triton.jit
-def natural_lse(top, total):
-    """The natural log-sum-exp of the scores from :func:`online_block`'s final ``top`` and ``total``."""
-    return (top + tl.log2(total)) * 0.6931471805599453  # ln(2): log2 units to natural
+def finish(top, total, acc):
+    """The ``(R, D)`` float32 out and ``(R,)`` natural log-sum-exp of :func:`online_block`'s final state;
+    a row that saw no key (``total`` 0, or NaN) gets out 0 and lse ``-inf`` (it weighs nothing in a merge)."""
+    seen = total > 0  # false for NaN too
+    out = tl.where(seen[:, None], acc / tl.where(seen, total, 1.0)[:, None], 0.0)
+    lse = tl.where(seen, (top + tl.log2(total)) * 0.6931471805599453, float("-inf"))  # ln(2): log2 units to natural
+    return out, lse

@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kvbench.forward.online_softmax import LOG2E, natural_lse, online_block
+from kvbench.forward.online_softmax import LOG2E, finish, online_block
 
 MIN_PART_TOKENS = 256  # a part's fixed cost (its query tile, its partial's write) against its read
 CTAS_PER_SM = 2
@@ -48,36 +48,44 @@ def _split_attention_kernel(
     o_m,
     l_s,
     l_h,
+    limit_ptr,
+    group_rows,
     rows_n,
     keys_n,
     part,
     scale_log2,
+    LIMITED: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     D: tl.constexpr,
 ):
     tile, h, s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
+    kept = rows < rows_n
     d = tl.arange(0, D)
-    q = tl.load(q_ptr + h * q_h + rows[:, None] * q_m + d[None, :], mask=rows[:, None] < rows_n, other=0.0)
+    q = tl.load(q_ptr + h * q_h + rows[:, None] * q_m + d[None, :], mask=kept[:, None], other=0.0)
     first = s * part
-    end = tl.minimum(first + part, keys_n)  # every part holds at least one key (split_plan)
+    end = tl.minimum(first + part, keys_n)
+    if LIMITED:  # row r sees only the keys before limit[r // group_rows] (an audit's chunk, its prefix)
+        limit = tl.load(limit_ptr + rows // group_rows, mask=kept, other=0)
+        end = tl.minimum(end, tl.max(limit, 0))  # no block past the tile's furthest limit
     top = tl.full([BLOCK_M], float("-inf"), tl.float32)  # running max of each row's scores (log2 units)
     total = tl.zeros([BLOCK_M], tl.float32)  # running sum of exp2(score - top)
     acc = tl.zeros([BLOCK_M, D], tl.float32)
-    for start in range(first, end, BLOCK_N):  # the first block sets `top`: it holds a key
+    for start in range(first, end, BLOCK_N):
         keys = start + tl.arange(0, BLOCK_N)
-        seen = keys < end
-        k = tl.load(k_ptr + h * k_h + keys[:, None] * k_l + d[None, :], mask=seen[:, None], other=0.0)
-        v = tl.load(v_ptr + h * v_h + keys[:, None] * v_l + d[None, :], mask=seen[:, None], other=0.0)
+        loaded = keys < end
+        k = tl.load(k_ptr + h * k_h + keys[:, None] * k_l + d[None, :], mask=loaded[:, None], other=0.0)
+        v = tl.load(v_ptr + h * v_h + keys[:, None] * v_l + d[None, :], mask=loaded[:, None], other=0.0)
+        if LIMITED:
+            seen = loaded[None, :] & (keys[None, :] < limit[:, None])
+        else:
+            seen = loaded[None, :]
         top, total, acc = online_block(q, k, v, seen, scale_log2, top, total, acc)
-    kept = rows < rows_n
-    tl.store(
-        out_ptr + s * o_s + h * o_h + rows[:, None] * o_m + d[None, :],
-        (acc / total[:, None]).to(out_ptr.dtype.element_ty),
-        mask=kept[:, None],
-    )
-    tl.store(lse_ptr + s * l_s + h * l_h + rows, natural_lse(top, total), mask=kept)
+    out, lse = finish(top, total, acc)  # a row with no key in this part: out 0, lse -inf
+    out_rows = out_ptr + s * o_s + h * o_h + rows[:, None] * o_m
+    tl.store(out_rows + d[None, :], out.to(out_ptr.dtype.element_ty), mask=kept[:, None])
+    tl.store(lse_ptr + s * l_s + h * l_h + rows, lse, mask=kept)
 
 
 @triton.jit
@@ -93,22 +101,24 @@ def _split_attention_merge_kernel(
     BLOCK_R: tl.constexpr,
     D: tl.constexpr,
 ):
-    """Rows ``(Hkv x M)`` in blocks: out = sum_s exp(lse_s - lse) out_s, lse = logsumexp_s lse_s."""
+    """Rows ``(Hkv x M)`` in blocks: out = sum_s exp(lse_s - lse) out_s, lse = logsumexp_s lse_s; a row
+    whose every part saw no key (lse ``-inf``: its weights NaN) gets out 0 and lse ``-inf``."""
     rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     kept = rows < rows_n
     d = tl.arange(0, D)
     top = tl.full([BLOCK_R], float("-inf"), tl.float32)
     for s in range(0, parts):
-        top = tl.maximum(top, tl.load(part_lse_ptr + s * l_s + rows, mask=kept, other=0.0))
+        top = tl.maximum(top, tl.load(part_lse_ptr + s * l_s + rows, mask=kept, other=float("-inf")))
     total = tl.zeros([BLOCK_R], tl.float32)
     acc = tl.zeros([BLOCK_R, D], tl.float32)
     for s in range(0, parts):
-        weight = tl.exp(tl.load(part_lse_ptr + s * l_s + rows, mask=kept, other=0.0) - top)
+        weight = tl.exp(tl.load(part_lse_ptr + s * l_s + rows, mask=kept, other=float("-inf")) - top)
         total += weight
         acc += weight[:, None] * tl.load(part_out_ptr + s * o_s + rows[:, None] * D + d[None, :], mask=kept[:, None])
-    merged = (acc / total[:, None]).to(out_ptr.dtype.element_ty)
-    tl.store(out_ptr + rows[:, None] * D + d[None, :], merged, mask=kept[:, None])
-    tl.store(lse_ptr + rows, top + tl.log(total), mask=kept)
+    seen = total > 0  # false for NaN too
+    merged = tl.where(seen[:, None], acc / tl.where(seen, total, 1.0)[:, None], 0.0)
+    tl.store(out_ptr + rows[:, None] * D + d[None, :], merged.to(out_ptr.dtype.element_ty), mask=kept[:, None])
+    tl.store(lse_ptr + rows, tl.where(seen, top + tl.log(total), float("-inf")), mask=kept)
 
 
 def block_rows(rows: int) -> int:
@@ -135,8 +145,14 @@ def split_pass(
     block_n: int = BLOCK_N,
     warps: int | None = None,
     stages: int = STAGES,
+    limits: torch.Tensor | None = None,
+    group_rows: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unmasked attention of ``q`` ``(1, Hkv, M, d)`` over ``k``, ``v`` ``(1, Hkv, L, d)``, in parts of ``part`` keys.
+    """Attention of ``q`` ``(1, Hkv, M, d)`` over ``k``, ``v`` ``(1, Hkv, L, d)``, in parts of ``part`` keys.
+
+    Unmasked, or with ``limits`` ``(M / group_rows,)`` integers on the device: query row ``r`` sees
+    only the keys before ``limits[r // group_rows]`` (an audit's chunks, each over the document
+    before it: rows grouped by chunk). A row that sees no key gets out 0 and lse ``-inf``.
 
     Every tensor is read in place in any layout whose last dimension is contiguous (a token-major
     cache too); ``d`` is a power of two. Returns ``(1, Hkv, M, d)`` out in ``q``'s dtype and
@@ -164,8 +180,10 @@ def split_pass(
         q.stride(1), q.stride(2), k.stride(1), k.stride(2), v.stride(1), v.stride(2),
         part_out.stride(0) if parts > 1 else 0, part_out.stride(1), part_out.stride(2),
         part_lse.stride(0) if parts > 1 else 0, part_lse.stride(1),
+        q if limits is None else limits, group_rows,  # q: a pointer never read when not LIMITED
         rows, length, part, scale * LOG2E,
-        BLOCK_M=block_m, BLOCK_N=block_n, D=d, num_warps=warps or (4 if block_m <= 64 else 8), num_stages=stages,
+        LIMITED=limits is not None, BLOCK_M=block_m, BLOCK_N=block_n, D=d,
+        num_warps=warps or (4 if block_m <= 64 else 8), num_stages=stages,
     )  # fmt: skip
     if parts > 1:
         block_r = 16

@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kvbench.forward.online_softmax import LOG2E, natural_lse, online_block
+from kvbench.forward.online_softmax import LOG2E, finish, online_block
 
 
 @triton.jit
@@ -63,14 +63,11 @@ def _step_kernel(
         seen = (s <= last) & (s < SLOTS)
         k = tl.load(k_ptr + b * k_b + h * k_h + s[:, None] * k_s + d[None, :], mask=seen[:, None], other=0.0)
         v = tl.load(v_ptr + b * v_b + h * v_h + s[:, None] * v_s + d[None, :], mask=seen[:, None], other=0.0)
-        top, total, acc = online_block(q, k, v, seen, scale_log2, top, total, acc)
+        top, total, acc = online_block(q, k, v, seen[None, :], scale_log2, top, total, acc)
+    out, lse = finish(top, total, acc)
     head = b * HEADS + h * G + g  # out and lse are (B, H, 1, d) and (B, H, 1), contiguous
-    tl.store(
-        out_ptr + head[:, None] * D + d[None, :],
-        (acc / total[:, None]).to(out_ptr.dtype.element_ty),
-        mask=rows[:, None],
-    )
-    tl.store(lse_ptr + head, natural_lse(top, total), mask=rows)
+    tl.store(out_ptr + head[:, None] * D + d[None, :], out.to(out_ptr.dtype.element_ty), mask=rows[:, None])
+    tl.store(lse_ptr + head, lse, mask=rows)
 
 
 def step_pass(
