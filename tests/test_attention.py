@@ -92,9 +92,11 @@ def test_chunked_document_pass_sees_each_chunks_own_prefix():
     from kvbench.forward.document_pass import chunk_sequences, chunked_document_pass
 
     q, k, v = _rand(1, 4, 6, 8), _rand(1, 2, 20, 8, seed=1), _rand(1, 2, 20, 8, seed=2)
-    for splits in (1, 3, 20):  # the document whole, in parts of 7 keys (a start on a part's edge), in 1-key parts
+    # the document whole, in parts of 7 keys (a start on a part's edge), in 1-key parts; and the Triton
+    # kernel's op (its reference off CUDA), which folds the chunks' rows its own way
+    for splits, kernel in ((1, "varlen"), (3, "varlen"), (20, "varlen"), (1, "triton")):
         sequences = chunk_sequences(torch.tensor([0, 7, 20]), 2, 2, 20, splits)
-        out, lse = chunked_document_pass(q, k, v, sequences, 2, SCALE)
+        out, lse = chunked_document_pass(q, k, v, sequences, 2, SCALE, kernel)
         assert torch.all(out[:, :, :2] == 0) and torch.all(lse[:, :, :2].isneginf())
         for i, start in ((1, 7), (2, 20)):
             mine = q[:, :, 2 * i : 2 * i + 2]

@@ -126,13 +126,14 @@ def test_fused_layers_give_the_unfused_logits_and_count_their_copies(setup):
     assert fwd.fused_weight_bytes == 0
 
 
-@pytest.mark.parametrize("splits", [1, 4])  # the document pass whole, or in 4 parts merged (on CUDA: chunk_splits)
-def test_chunks_side_by_side_recompute_what_each_chunk_recomputes_alone(setup, monkeypatch, splits):
+# the document pass whole, in 4 parts merged, or through the Triton op (its reference on CPU); on CUDA: chunk_plan
+@pytest.mark.parametrize("plan", [("varlen", 1), ("varlen", 4), ("triton", 1)])
+def test_chunks_side_by_side_recompute_what_each_chunk_recomputes_alone(setup, monkeypatch, plan):
     from kvbench.audit.recompute import recompute_chunk
     from kvbench.forward import fast
     from kvbench.forward.fast import Chunks
 
-    monkeypatch.setattr(fast, "chunk_splits", lambda *shape: splits)
+    monkeypatch.setattr(fast, "chunk_plan", lambda *shape: plan)
     model, fwd, doc, query, art = setup
     starts, tokens = [0, 16, 40], 8
     chunks = Chunks.empty(art, torch.tensor(starts), tokens)
@@ -195,9 +196,12 @@ def test_every_forward_compiles_whole_and_once_for_all_lengths(setup, monkeypatc
     flash = ReaderCache.empty(art, 2, 10, "flash")
     fwd(query[:, :1].expand(2, 1), art, flash)  # a decode step on the variable-length pass
     fwd.recompute(doc[:, :16], art, Chunks.empty(art, torch.tensor([0, 16]), 8))  # an audit's chunks
-    monkeypatch.setattr(fast, "chunk_splits", lambda *shape: 3)
+    monkeypatch.setattr(fast, "chunk_plan", lambda *shape: ("varlen", 3))
     fwd.recompute(doc[:, :16], art, Chunks.empty(art, torch.tensor([0, 16]), 8))  # the document in parts, merged
-    fwd(doc)  # a prefill
+    monkeypatch.setattr(fast, "chunk_plan", lambda *shape: ("triton", 1))
+    with torch._dynamo.config.patch(recompile_limit=16):  # nine graphs and more; the forward's own limit is higher
+        fwd.recompute(doc[:, :16], art, Chunks.empty(art, torch.tensor([0, 16]), 8))  # the Triton kernel's op
+        fwd(doc)  # a prefill
 
 
 def test_a_compiled_forward_fails_at_the_recompile_limit_rather_than_run_eager(setup):

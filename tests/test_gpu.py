@@ -248,17 +248,34 @@ def test_chunked_document_pass_on_cuda_is_flash_varlen_and_matches_the_reference
     assert float((lse[:, :, seen] - ref_lse[:, :, seen]).abs().max()) < 1e-3
 
 
-def test_chunk_splits_times_the_whole_pass_against_parts_and_reports_the_choice():
+def test_chunk_plan_times_the_whole_pass_parts_and_triton_and_reports_the_choice():
     """An audit's k = 1 chunk of 64 tokens over 4096 tokens (Qwen3-4B's 8 KV heads, 4 groups): 16
-    CTAs unsplit, so a split is planned and timed against the whole pass, once per shape."""
+    CTAs unsplit, so a split is planned and timed against the whole pass and the Triton kernel,
+    once per shape."""
     from kvbench.forward import document_pass
 
     k = torch.randn(1, 8, 4096, 128, device="cuda", dtype=torch.bfloat16)
-    splits = document_pass.chunk_splits(1, 4, 64, k)
-    chosen, plan, timed = document_pass.chunk_splits_chosen(1, 4, 64, 4096)
-    assert plan > 1 and splits == chosen in (1, plan) and set(timed) == {"whole", "split"}
+    plan = document_pass.chunk_plan(1, 4, 64, k)
+    chosen, splits, timed = document_pass.chunk_plan_chosen(1, 4, 64, 4096)
+    assert splits > 1 and plan == chosen and set(timed) == {"whole", "split", "triton"}
+    assert plan in (document_pass.WHOLE, ("varlen", splits), ("triton", 1))
     assert all(0 < ms < float("inf") for ms in timed.values())
-    assert document_pass.chunk_splits(1, 4, 64, k) == splits  # looked up, not timed again
+    assert document_pass.chunk_plan(1, 4, 64, k) == plan  # looked up, not timed again
+
+
+@pytest.mark.parametrize("splits", [1, 3])
+def test_the_triton_chunked_pass_matches_flash_varlen_in_bf16(splits):
+    """Four chunks of 64 tokens, one at 0 (no key: out 0, lse -inf), over 3774 tokens read in place."""
+    from kvbench.forward.document_pass import chunk_sequences, chunked_document_pass
+
+    rand = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+    q, k, v = rand(1, 32, 4 * 64, 128), rand(1, 8, 3774, 128), rand(1, 8, 3774, 128)
+    starts = torch.tensor([0, 700, 2000, 3774], device="cuda")
+    out, lse = chunked_document_pass(q, k, v, chunk_sequences(starts, 4, 64, 3774, 1), 64, 128**-0.5, "triton")
+    ref, ref_lse = chunked_document_pass(q, k, v, chunk_sequences(starts, 4, 64, 3774, splits), 64, 128**-0.5)
+    assert torch.all(out[:, :, :64] == 0) and torch.all(lse[:, :, :64].isneginf())
+    assert float((out[:, :, 64:].float() - ref[:, :, 64:].float()).abs().max()) < 2e-2
+    assert float((lse[:, :, 64:] - ref_lse[:, :, 64:]).abs().max()) < 1e-3
 
 
 def test_captured_chunk_check_replays_the_eager_errors_for_new_draws():
@@ -276,7 +293,8 @@ def test_captured_chunk_check_replays_the_eager_errors_for_new_draws():
 
 def test_a_captured_chunk_check_with_the_document_in_parts_stays_near_the_stored_kv(monkeypatch):
     """The split chunked pass inside the compiled, captured check (a 256-token document is too short
-    for chunk_splits to plan parts, so they are forced): an honest artifact still checks out."""
+    for chunk_plan to plan parts, so they are forced), and on the Triton kernel: an honest artifact
+    still checks out."""
     from kvbench.audit.recompute import ChunkCheck
     from kvbench.forward import fast
     from kvbench.forward.fast import FastForward
@@ -285,9 +303,10 @@ def test_a_captured_chunk_check_with_the_document_in_parts_stays_near_the_stored
     fwd = FastForward(lm.model, compile=True, fuse=True)
     draw = [(32, 64), (96, 128), (224, 256)]
     whole = ChunkCheck(fwd, art, ids, 3, 32, graph=True)(draw)
-    monkeypatch.setattr(fast, "chunk_splits", lambda *shape: 4)
-    parts = ChunkCheck(fwd, art, ids, 3, 32, graph=True)(draw)
-    assert float(parts.max()) < 0.1 and float((parts - whole).abs().max()) < 0.05
+    for plan in (("varlen", 4), ("triton", 1)):
+        monkeypatch.setattr(fast, "chunk_plan", lambda *shape, plan=plan: plan)
+        parts = ChunkCheck(fwd, art, ids, 3, 32, graph=True)(draw)
+        assert float(parts.max()) < 0.1 and float((parts - whole).abs().max()) < 0.05, plan
 
 
 def test_flash_own_cache_pass_on_cuda_matches_the_masked_reference_on_a_token_major_cache():

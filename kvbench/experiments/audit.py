@@ -186,11 +186,12 @@ class AuditExperiment:
 
 
 def chunk_split_fields(model, k: int, chunk_tokens: int, doc_tokens: int) -> dict[str, Any]:
-    """Row fields of the chunked document pass of ``k`` chunks (:func:`kvbench.forward.document_pass.chunk_splits`):
-    the parts it ran in, the split candidate's parts, and each candidate's ms on one layer (none
-    where nothing was timed: off CUDA, or a document too short to split)."""
+    """Row fields of the chunked document pass of ``k`` chunks (:func:`kvbench.forward.document_pass.chunk_plan`):
+    its kernel, the parts it ran in, the split candidate's parts, and each candidate's ms on one
+    layer (none where nothing was timed: off CUDA)."""
     groups = model.config.num_attention_heads // model.config.num_key_value_heads
-    splits, plan, timed = document_pass.chunk_splits_chosen(k, groups, chunk_tokens, doc_tokens)
-    if not timed:
-        return dict(audit_chunk_splits=splits)
-    return dict(audit_chunk_splits=splits, audit_chunk_split_plan=plan, **kernel_times("audit_chunk", timed))
+    chosen, plan, timed = document_pass.chunk_plan_chosen(k, groups, chunk_tokens, doc_tokens)
+    fields: dict[str, Any] = dict(audit_chunk_kernel=chosen.kernel, audit_chunk_splits=chosen.splits)
+    if timed:
+        fields.update(audit_chunk_split_plan=plan, **kernel_times("audit_chunk", timed))
+    return fields

@@ -176,6 +176,7 @@ def chunked_prefix_attention(
     k_out: torch.Tensor,
     v_out: torch.Tensor,
     scale: float,
+    kernel: str = "varlen",
 ) -> torch.Tensor:
     """Several chunks of one document recomputed in one forward, each from the stored KV before it (an audit).
 
@@ -185,12 +186,13 @@ def chunked_prefix_attention(
     :func:`kvbench.forward.document_pass.chunk_sequences` of the chunks' first positions) and,
     causally, its own tokens, never another chunk's. The recomputed keys and values are written
     into ``k_out``, ``v_out`` (same shape as ``k_new``) for the auditor to compare with the stored
-    ones. Returns ``(1, H, n * chunk, d)``.
+    ones. ``kernel``: the document pass's, :func:`kvbench.forward.document_pass.chunked_document_pass`'s.
+    Returns ``(1, H, n * chunk, d)``.
     """
     k_out.copy_(k_new)
     v_out.copy_(v_new)
     heads, rows, n = q.shape[1], q.shape[2], q.shape[2] // chunk
-    doc_out, doc_lse = chunked_document_pass(q, k_doc, v_doc, chunks, chunk, scale)
+    doc_out, doc_lse = chunked_document_pass(q, k_doc, v_doc, chunks, chunk, scale, kernel)
     # each chunk's own keys: the chunks as a batch of n causal passes, (1, h, n * chunk, d) -> (n, h, chunk, d)
     per_chunk = lambda t: t[0].unflatten(1, (n, chunk)).transpose(0, 1)
     own_out, own_lse = attention_pass(per_chunk(q), per_chunk(k_new), per_chunk(v_new), True, scale)
@@ -245,7 +247,7 @@ def kvbench_attention(
     ``kvbench_prefix`` is the layer's ``(k, v)`` document KV or None (a prefill);
     ``kvbench_own`` the layer's ``(k_cache, v_cache, slots, own_kernel, steps)`` of each reader's own KV
     (:func:`cached_prefix_attention`; needs ``kvbench_prefix``) or None; ``kvbench_chunks`` the
-    layer's ``(chunks, chunk, k_out, v_out)`` of an audit
+    layer's ``(chunks, chunk_kernel, chunk, k_out, v_out)`` of an audit
     (:func:`chunked_prefix_attention`; needs ``kvbench_prefix``) or None; ``kvbench_kernel`` the
     document pass's kernel. No mask is read:
     the alignment is lower-right causal by construction. Returns ``((B, T, H, d), None)`` as
@@ -259,8 +261,10 @@ def kvbench_attention(
         return out.transpose(1, 2).contiguous(), None
     k_doc, v_doc = kvbench_prefix
     if kvbench_chunks is not None:
-        chunks, chunk, k_out, v_out = kvbench_chunks
-        out = chunked_prefix_attention(query, key, value, k_doc, v_doc, chunks, chunk, k_out, v_out, scale)
+        chunks, chunk_kernel, chunk, k_out, v_out = kvbench_chunks
+        out = chunked_prefix_attention(
+            query, key, value, k_doc, v_doc, chunks, chunk, k_out, v_out, scale, chunk_kernel
+        )
     elif kvbench_own is not None:
         k_cache, v_cache, slots, own_kernel, steps = kvbench_own
         out = cached_prefix_attention(

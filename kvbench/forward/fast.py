@@ -38,7 +38,7 @@ from kvbench.forward import own_pass
 from kvbench.forward.attention import kvbench_attention, register
 from kvbench.forward.compiled import compiled_layer
 from kvbench.forward.cuda_graph import Replayable
-from kvbench.forward.document_pass import KERNELS, chunk_sequences, chunk_splits
+from kvbench.forward.document_pass import KERNELS, chunk_plan, chunk_sequences
 from kvbench.forward.fused import FusedLayer, fused_bytes
 from kvbench.kv.artifact import KVArtifact
 
@@ -237,12 +237,13 @@ class FastForward:
             positions = chunks.positions()
         # the variable-length passes' index, built here once for every layer (kvbench.forward.varlen)
         steps = sequences = None
+        chunk_kernel = "varlen"
         if prefix is not None:
             groups = self.model.config.num_attention_heads // prefix.keys[0].shape[1]  # query heads per KV head
             if cache is not None and cache.kernel == "flash" and tokens == 1:  # questions take the masked pass
                 steps = own_pass.step_sequences(batch, groups, cache.keys[0].shape[2], cache.length)
             if chunks is not None:
-                splits = chunk_splits(chunks.starts.shape[0], groups, chunks.tokens, prefix.keys[0])
+                chunk_kernel, splits = chunk_plan(chunks.starts.shape[0], groups, chunks.tokens, prefix.keys[0])
                 sequences = chunk_sequences(chunks.starts, groups, chunks.tokens, start, splits)
         with self._attention():
             hidden = self.base.embed_tokens(ids)
@@ -254,7 +255,8 @@ class FastForward:
                 if cache is not None:
                     kwargs["kvbench_own"] = (cache.keys[i], cache.values[i], offsets, cache.kernel, steps)
                 if chunks is not None:
-                    kwargs["kvbench_chunks"] = (sequences, chunks.tokens, chunks.keys[i], chunks.values[i])
+                    layer_chunks = (chunks.keys[i], chunks.values[i])
+                    kwargs["kvbench_chunks"] = (sequences, chunk_kernel, chunks.tokens, *layer_chunks)
                 hidden = self._layer(i, hidden, positions, rotary, **kwargs)
             return hidden
 

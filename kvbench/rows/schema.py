@@ -472,14 +472,23 @@ class Row:
         "audit: `fast` (the k chunks in one fast forward) or `hf` (HF eager, one forward per chunk)"
     )
     audit_flops_fraction: float = col("audit: analytic FLOPs of the k chunk forwards / prefill_flops")
+    audit_chunk_kernel: str = col(
+        "audit (fast): the k chunks' document pass, `varlen` (FlashAttention-2's variable-length call, in "
+        "audit_chunk_splits parts) or `triton` (the split-KV Triton kernel, kvbench.forward.split_kernel); "
+        "rows without it ran varlen"
+    )
     audit_chunk_splits: int = col(
-        "audit (fast): parts the document's KV was cut into for the k chunks' document pass, merged by "
-        "log-sum-exp (1: whole; variable-length FlashAttention-2 does not split keys itself); rows without it ran whole"
+        "audit (fast): parts the document's KV was cut into for the k chunks' varlen document pass, merged by "
+        "log-sum-exp (1: whole, or triton, which splits inside its launch; variable-length FlashAttention-2 does "
+        "not split keys itself); rows without it ran whole"
     )
     audit_chunk_split_plan: int = col("audit (fast): the parts of the split candidate timed against the whole pass")
     audit_chunk_whole_ms: float = col("audit (fast): one layer's chunked document pass, whole (CUDA-graph replay)")
     audit_chunk_split_ms: float = col(
         "audit (fast): one layer's chunked document pass in audit_chunk_split_plan parts (CUDA-graph replay)"
+    )
+    audit_chunk_triton_ms: float = col(
+        "audit (fast): one layer's chunked document pass on the split-KV Triton kernel (CUDA-graph replay)"
     )
 
 

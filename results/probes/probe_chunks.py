@@ -4,7 +4,7 @@ Qwen3-4B shape, random weights (timing only), bf16. Times, as CUDA-graph replays
 CUDA events after warmup):
 
 * the captured audit (``ChunkCheck``) of k = 1, 4 and 16 chunks of 64 tokens over a 4096-token
-  document, with the document pass as ``chunk_splits`` chooses it and forced whole, the errors of
+  document, with the document pass as ``chunk_plan`` chooses it and forced whole, the errors of
   both on the same draws, and the fast prefill of the document and a 32-token question it is set
   against (the audit's cost fraction);
 * the decode step of 64 readers of a 3774-token document with the own-cache pass ``masked`` and
@@ -39,20 +39,20 @@ def audits(model, fwd: FastForward, ks: list[int]) -> None:
     full = torch.cat([doc, query], dim=1)
     prefill = Replayable(lambda x: fwd(x), full, graph=True)
     say("prefill_fast_ms", med(lambda: prefill(full)))
-    chosen = fast.chunk_splits
+    chosen = fast.chunk_plan
     draws = {1: [(2048, 2112)], 4: [(192, 256), (1280, 1344), (2560, 2624), (3648, 3712)]}
     draws[16] = [(256 * i, 256 * i + 64) for i in range(16)]
     for k in ks:
         draw = draws[k]
-        for how, splits in (("auto", chosen), ("whole", lambda *shape: 1)):
-            fast.chunk_splits = splits
+        for how, plan in (("auto", chosen), ("whole", lambda *shape: document_pass.WHOLE)):
+            fast.chunk_plan = plan
             check = ChunkCheck(fwd, art, doc, k, 64, graph=True)
             say(f"audit_k{k}_{how}_ms", med(lambda: check(draw)))
             say(f"audit_k{k}_{how}_max_error", float(check(draw).max()))
             if k == 4:
                 say(f"audit_k{k}_{how}_stages", profile(lambda: check(draw)))
-        say(f"audit_k{k}_chunk_splits", document_pass.chunk_splits_chosen(k, 4, 64, 4096))
-    fast.chunk_splits = chosen
+        say(f"audit_k{k}_chunk_plan", document_pass.chunk_plan_chosen(k, 4, 64, 4096))
+    fast.chunk_plan = chosen
 
 
 def decode(model) -> None:

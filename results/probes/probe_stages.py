@@ -93,7 +93,7 @@ def length(tag: str, fwd: FastForward, model, tokens: int, query, batches: list[
         draw = [(s, s + 64) for s in (64 * 3, 64 * 20, 64 * 40, 64 * 57)]
         say(f"{tag}_L{tokens}_audit_k4_ms", med(lambda: check(draw)))
         say(f"{tag}_L{tokens}_audit_k4_stages", profile(lambda: check(draw)))
-        say(f"{tag}_L{tokens}_audit_k4_chunk_splits", document_pass.chunk_splits_chosen(4, 4, 64, tokens))
+        say(f"{tag}_L{tokens}_audit_k4_chunk_plan", document_pass.chunk_plan_chosen(4, 4, 64, tokens))
 
 
 def variant(tag: str, options: dict, blas, model, query, batches: list[int], hbm_gbps: float) -> None:
