@@ -165,7 +165,7 @@ def test_every_custom_op_returns_what_its_fake_promises_on_cpu():
     failed every compiled reader, issue 21); opcheck holds the CPU paths to their fakes, eager and
     under AOT dispatch with dynamic shapes (test_gpu.py holds the CUDA kernels)."""
     from kvbench.forward.attention import causal_attention
-    from kvbench.forward.document_pass import document_pass
+    from kvbench.forward.document_pass import chunk_triton_pass, document_pass
     from kvbench.forward.own_pass import cache_layer, write_cache
     from kvbench.forward.varlen import varlen_pass
 
@@ -176,6 +176,8 @@ def test_every_custom_op_returns_what_its_fake_promises_on_cpu():
     assert not one_reader.is_contiguous()
     cases = [
         (document_pass, (rand(1, 2, 12, 16), k, v, 0.25, "auto")),
+        # three chunks of 4 rows, one at 0: out 0 and lse -inf there
+        (chunk_triton_pass, (rand(1, 2, 12, 16), k, v, torch.tensor([0, 17, 40], dtype=torch.int32), 4, 0.25)),
         (varlen_pass, (rand(12, 2, 16), *doc, *_sequences([0, 4, 12], [0, 0, 0], [20, 0]), 8, 40, 0.25)),
         # one reader's decode step: its folded heads are a strided view (flash writes out so)
         (varlen_pass, (one_reader, *doc, *_sequences([0, 2], [0, 40], [30]), 2, 40, 0.25)),

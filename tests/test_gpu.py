@@ -266,6 +266,7 @@ def test_chunk_plan_times_the_whole_pass_parts_and_triton_and_reports_the_choice
 @pytest.mark.parametrize("splits", [1, 3])
 def test_the_triton_chunked_pass_matches_flash_varlen_in_bf16(splits):
     """Four chunks of 64 tokens, one at 0 (no key: out 0, lse -inf), over 3774 tokens read in place."""
+    from kvbench.forward import document_pass
     from kvbench.forward.document_pass import chunk_sequences, chunked_document_pass
 
     rand = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
@@ -276,6 +277,9 @@ def test_the_triton_chunked_pass_matches_flash_varlen_in_bf16(splits):
     assert torch.all(out[:, :, :64] == 0) and torch.all(lse[:, :, :64].isneginf())
     assert float((out[:, :, 64:].float() - ref[:, :, 64:].float()).abs().max()) < 2e-2
     assert float((lse[:, :, 64:] - ref_lse[:, :, 64:]).abs().max()) < 1e-3
+    folded = q[0].reshape(8, 4, 4, 64, 128).transpose(1, 2).reshape(1, 8, 1024, 128)  # as chunked_document_pass folds
+    args = (folded, k, v, starts.to(torch.int32), 256, 128**-0.5)
+    torch.library.opcheck(document_pass.chunk_triton_pass, args, test_utils="test_faketensor")
 
 
 def test_captured_chunk_check_replays_the_eager_errors_for_new_draws():
