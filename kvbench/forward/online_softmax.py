@@ -1,7 +1,7 @@
 """One block of keys folded into a running softmax: the step shared by the Triton attention kernels.
 
 FlashAttention's online softmax, in base 2 (``exp2`` is the GPU's native exponential; callers
-scale the scores by ``scale x`` :data:`LOG2E` and take :func:`natural_lse` of the final state). It
+scale the scores by ``scale x`` :data:`LOG2E` and take :func:`finish` of the final state). It
 imports Triton, so only the kernel modules (:mod:`kvbench.forward.step_kernel`,
 :mod:`kvbench.forward.split_kernel`) import it.
 """
