@@ -10,6 +10,11 @@ memory, and, where a row tile has 64 rows or more, run its products on Hopper's 
 
 from __future__ import annotations
 
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
 import pytest
 
 triton = pytest.importorskip("triton")
@@ -39,28 +44,40 @@ def _compile(kernel, pointers: dict[str, str], constants: dict[str, int], warps:
 BF16_IN = {"q_ptr": "*bf16", "k_ptr": "*bf16", "v_ptr": "*bf16", "lse_ptr": "*fp32"}
 
 
-@pytest.mark.parametrize(
-    ("block_m", "block_n", "warps", "stages", "out", "limited"),
-    [
-        (128, 64, 8, 3, "*fp32", False),  # the defaults at 128 rows and more, writing parts
-        (128, 64, 8, 3, "*bf16", False),  # one part: the final out
-        (64, 64, 4, 3, "*fp32", False),
-        (16, 64, 4, 3, "*fp32", False),  # a one-token reader's 4 rows, padded to tl.dot's 16
-        (128, 128, 8, 3, "*fp32", False),  # probe_split_kernel.py's other settings
-        (128, 128, 8, 2, "*fp32", False),
-        (128, 64, 8, 4, "*fp32", False),
-        (128, 64, 8, 3, "*fp32", True),  # an audit's chunks, each over its own prefix
-        (128, 64, 8, 3, "*bf16", True),
-    ],
-)
-def test_the_split_kv_kernel_compiles_for_hopper(block_m, block_n, warps, stages, out, limited):
-    from kvbench.forward.split_kernel import _split_attention_kernel
+def _spills(compiled) -> int:
+    """Bytes of registers the cubin spills to each thread's stack (the wheel's cuobjdump reads it)."""
+    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
+        cubin.write(compiled.asm["cubin"])
+        cubin.flush()
+        usage = subprocess.run([cuobjdump, "--dump-resource-usage", cubin.name], capture_output=True, text=True)
+    return int(re.search(r"STACK:(\d+)", usage.stdout).group(1))
 
+
+@pytest.mark.parametrize("limited", [False, True])
+@pytest.mark.parametrize("out", ["*fp32", "*bf16"])  # parts, or the final out where there is one part
+@pytest.mark.parametrize("rows", [4, 32, 64, 128, 1024])  # tiles of 16, 32, 64 and 128 rows
+def test_the_split_kv_kernel_compiles_for_hopper_without_spilling(rows, out, limited):
+    """At the launch settings split_pass picks: it builds, fits shared memory, spills no register
+    (four warps spilled up to 688 bytes a thread), and runs its products on wgmma from 64 rows a tile."""
+    from kvbench.forward.split_kernel import STAGES, WARPS, _split_attention_kernel, block_keys, block_rows
+
+    block_m = block_rows(rows)
     pointers = dict(BF16_IN, out_ptr=out, limit_ptr="*i32" if limited else "*bf16")  # unlimited: q, never read
-    constants = {"LIMITED": limited, "BLOCK_M": block_m, "BLOCK_N": block_n, "D": 128}
-    compiled = _compile(_split_attention_kernel, pointers, constants, warps, stages)
-    assert compiled.metadata.shared <= SHARED_BYTES
+    constants = {"LIMITED": limited, "BLOCK_M": block_m, "BLOCK_N": block_keys(limited), "D": 128}
+    compiled = _compile(_split_attention_kernel, pointers, constants, WARPS, STAGES)
+    assert compiled.metadata.shared <= SHARED_BYTES and _spills(compiled) == 0
     assert ("wgmma" in compiled.asm["ptx"]) == (block_m >= 64)
+
+
+@pytest.mark.parametrize(("block_n", "stages"), [(32, 3), (128, 3), (64, 2), (64, 4)])
+def test_the_probes_other_settings_compile_for_hopper(block_n, stages):
+    """probe_split_kernel.py's other launch settings build and fit (some may spill: the probe times them)."""
+    from kvbench.forward.split_kernel import WARPS, _split_attention_kernel
+
+    pointers = dict(BF16_IN, out_ptr="*fp32", limit_ptr="*bf16")
+    constants = {"LIMITED": False, "BLOCK_M": 128, "BLOCK_N": block_n, "D": 128}
+    assert _compile(_split_attention_kernel, pointers, constants, WARPS, stages).metadata.shared <= SHARED_BYTES
 
 
 def test_the_split_kv_merge_compiles_for_hopper():
@@ -68,7 +85,7 @@ def test_the_split_kv_merge_compiles_for_hopper():
 
     pointers = {"part_out_ptr": "*fp32", "part_lse_ptr": "*fp32", "out_ptr": "*bf16", "lse_ptr": "*fp32"}
     compiled = _compile(_split_attention_merge_kernel, pointers, {"BLOCK_R": 16, "D": 128}, 4, 3)
-    assert compiled.metadata.shared <= SHARED_BYTES
+    assert compiled.metadata.shared <= SHARED_BYTES and _spills(compiled) == 0
 
 
 def test_the_step_kernel_compiles_for_hopper():
@@ -78,4 +95,4 @@ def test_the_step_kernel_compiles_for_hopper():
     pointers = dict(BF16_IN, out_ptr="*bf16", last_ptr="*i64")
     constants = {"HEADS": 32, "G": 4, "G_PAD": 16, "SLOTS": 48, "BLOCK": 64, "D": 128}
     compiled = _compile(_step_kernel, pointers, constants, 4, 3)
-    assert compiled.metadata.shared <= SHARED_BYTES
+    assert compiled.metadata.shared <= SHARED_BYTES and _spills(compiled) == 0

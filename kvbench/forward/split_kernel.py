@@ -30,6 +30,10 @@ from kvbench.forward.online_softmax import LOG2E, finish, online_block
 MIN_PART_TOKENS = 256  # a part's fixed cost (its query tile, its partial's write) against its read
 CTAS_PER_SM = 2
 BLOCK_N, STAGES = 64, 3  # keys per block and software-pipeline depth (Triton's Hopper attention tutorial's range)
+# Eight warps: with four, tiles of 32 rows and more spill registers to local memory on sm_90 (a
+# 64 x 128 float32 accumulator and the scores' block in 128 threads); with a key limit per row, a
+# 128-row tile spills at 64 keys a block too, so it reads 32 (tests/test_triton_compile.py).
+WARPS, LIMITED_BLOCK_N = 8, 32
 
 
 @triton.jit
@@ -128,6 +132,11 @@ def block_rows(rows: int) -> int:
     return min(128, max(16, triton.next_power_of_2(rows)))
 
 
+def block_keys(limited: bool) -> int:
+    """Keys per block of the first kernel, with a key limit per row or without."""
+    return LIMITED_BLOCK_N if limited else BLOCK_N
+
+
 def split_plan(rows: int, kv_heads: int, kv_tokens: int, sms: int, block_n: int = BLOCK_N) -> int:
     """Keys per part: about ``CTAS_PER_SM x sms`` programs in all over ``kv_heads x ceil(rows / BLOCK_M)``
     tiles, each part at least ``MIN_PART_TOKENS`` keys and a whole number of ``block_n`` blocks
@@ -144,8 +153,8 @@ def split_pass(
     v: torch.Tensor,
     scale: float,
     part: int,
-    block_n: int = BLOCK_N,
-    warps: int | None = None,
+    block_n: int | None = None,
+    warps: int = WARPS,
     stages: int = STAGES,
     limits: torch.Tensor | None = None,
     group_rows: int = 1,
@@ -161,8 +170,9 @@ def split_pass(
     ``(1, Hkv, M)`` float32 natural log-sum-exp, both contiguous, as
     :func:`kvbench.forward.document_pass.document_pass` promises. With ``part >= L`` one kernel
     writes them; otherwise ``ceil(L / part)`` float32 partials ``(S, Hkv, M, d)`` are merged by a second.
-    ``block_n`` keys per block, ``warps`` (4 up to 64 rows per tile, else 8) and ``stages`` are the
-    first kernel's launch settings (``results/probes/probe_split_kernel.py`` times others).
+    ``block_n`` keys per block (:func:`block_keys`),
+    ``warps`` and ``stages`` are the first kernel's launch settings (``results/probes/probe_split_kernel.py``
+    times others).
     """
     _, hkv, rows, d = q.shape
     length = k.shape[2]
@@ -177,6 +187,7 @@ def split_pass(
         part_out = torch.empty(parts, hkv, rows, d, dtype=torch.float32, device=q.device)
         part_lse = torch.empty(parts, hkv, rows, dtype=torch.float32, device=q.device)
     block_m = block_rows(rows)
+    block_n = block_n or block_keys(limits is not None)
     _split_attention_kernel[(-(-rows // block_m), hkv, parts)](
         q, k, v, part_out, part_lse,
         q.stride(1), q.stride(2), k.stride(1), k.stride(2), v.stride(1), v.stride(2),
@@ -185,7 +196,7 @@ def split_pass(
         q if limits is None else limits, group_rows,  # q: a pointer never read when not LIMITED
         rows, length, part, scale * LOG2E,
         LIMITED=limits is not None, BLOCK_M=block_m, BLOCK_N=block_n, D=d,
-        num_warps=warps or (4 if block_m <= 64 else 8), num_stages=stages,
+        num_warps=warps, num_stages=stages,
     )  # fmt: skip
     if parts > 1:
         block_r = 16

@@ -6,7 +6,8 @@ layer's pass replayed as a CUDA graph, as ``auto`` does (:func:`kvbench.forward.
 flash, cuDNN over parts, and the Triton kernel at its defaults, at other launch settings
 (keys per block, warps, pipeline stages) and at half and twice :func:`split_plan`'s part.
 Each is set beside the KV read at the measured copy bandwidth, and each Triton variant's largest
-difference from flash's out is recorded. Run from the repository root on a GPU node:
+difference from flash's out is recorded. Then an audit's k = 4 chunks at 3774 and 32768 tokens, as
+``chunk_plan`` times them. Run from the repository root on a GPU node:
 
     python3 results/probes/probe_split_kernel.py   # writes $OUT/probe_split_kernel.json
 """
@@ -24,20 +25,19 @@ from _probe import ceilings, dev, dt, save, say
 
 from kvbench.forward import document_pass
 from kvbench.forward.kernel_timing import try_graph_ms
-from kvbench.forward.split_kernel import block_rows, split_pass, split_plan
+from kvbench.forward.split_kernel import BLOCK_N, STAGES, WARPS, block_rows, split_pass, split_plan
 
 HKV, D = 8, 128
 # (rows per KV head, document tokens): one reader's 32-token question; 2 and 8 such readers; 64 and
 # 256 one-token readers (a decode step); one one-token reader
 SHAPES = [(128, 3774), (128, 32768), (256, 3774), (256, 16384), (1024, 3774), (1024, 32768), (4, 32768)]
-SETTINGS = [  # (keys per block, warps, stages); None: the default for the row tile
-    (64, None, 3),
-    (128, None, 3),
-    (64, 4, 3),
-    (64, 8, 3),
-    (128, 8, 2),
-    (64, None, 2),
-    (64, None, 4),
+SETTINGS = [  # (keys per block, warps, stages): split_pass's defaults first
+    (BLOCK_N, WARPS, STAGES),
+    (32, 8, 3),
+    (128, 8, 3),  # spills 112 bytes a thread at 128 rows (tests/test_triton_compile.py)
+    (64, 8, 2),
+    (64, 8, 4),
+    (64, 4, 3),  # spills at 32 rows and more: what four warps cost
 ]
 
 
@@ -58,10 +58,21 @@ def shape(rows: int, tokens: int, hbm_gbps: float, sms: int) -> None:
             if label and (block_n, warps, stages) != SETTINGS[0]:
                 continue  # the part's length is tried at the default settings only
             run = functools.partial(split_pass, q, k, v, scale, p, block_n, warps, stages)
-            tag = f"{key}_triton_n{block_n}_w{warps or 'auto'}_s{stages}{label}"
+            tag = f"{key}_triton_n{block_n}_w{warps}_s{stages}{label}"
             say(f"{tag}_parts", -(-tokens // p))
             say(f"{tag}_ms", try_graph_ms("probe", tag, run))
             say(f"{tag}_max_abs_diff_vs_flash", float((run()[0].float() - ref).abs().max()))
+
+
+def audit_shape(tokens: int) -> None:
+    """An audit's k = 4 chunks of 64 tokens: chunk_plan times the whole and split variable-length
+    passes and the Triton kernel with a key limit per chunk, compiled and replayed as the check runs them."""
+    k = torch.randn(1, HKV, tokens, D, device=dev, dtype=dt)
+    document_pass.chunk_plan(4, 4, 64, k)
+    plan, splits, timed = document_pass.chunk_plan_chosen(4, 4, 64, tokens)
+    say(f"audit_k4_L{tokens}_plan", list(plan))
+    say(f"audit_k4_L{tokens}_split_plan", splits)
+    say(f"audit_k4_L{tokens}_ms", timed)
 
 
 def main() -> None:
@@ -71,6 +82,8 @@ def main() -> None:
     say("hbm_gbps", hbm_gbps)
     for rows, tokens in SHAPES:
         shape(rows, tokens, hbm_gbps, sms)
+    for tokens in (3774, 32768):
+        audit_shape(tokens)
     save("probe_split_kernel.json")
 
 
