@@ -53,12 +53,15 @@ def test_merge_of_disjoint_key_sets_is_attention_over_their_union():
     assert not torch.allclose(parts[0][0], whole, atol=1e-3)  # one part alone is not the answer
 
 
+# triton: a shared document and the own keys in one op (document_own_pass; its reference off CUDA),
+# folded its own way; a copy per reader takes the two passes whatever the kernel
+@pytest.mark.parametrize("kernel", ["flash", "triton"])
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-prefix", "prefix-per-reader"])
-def test_prefix_attention_equals_attention_over_prefix_then_own_keys(shared):
+def test_prefix_attention_equals_attention_over_prefix_then_own_keys(shared, kernel):
     B, H, Hkv, T, L, d = 3, 4, 2, 5, 40, 16  # grouped-query: 2 query heads per KV head
     q, ko, vo = _rand(B, H, T, d), _rand(B, Hkv, T, d, seed=1), _rand(B, Hkv, T, d, seed=2)
     kp, vp = _rand(1 if shared else B, Hkv, L, d, seed=3), _rand(1 if shared else B, Hkv, L, d, seed=4)
-    out = prefix_attention(q, ko, vo, kp, vp, SCALE)
+    out = prefix_attention(q, ko, vo, kp, vp, SCALE, kernel)
     ref, _ = reference_pass(
         q, torch.cat([kp.expand(B, -1, -1, -1), ko], 2), torch.cat([vp.expand(B, -1, -1, -1), vo], 2), True, SCALE
     )
@@ -165,7 +168,7 @@ def test_every_custom_op_returns_what_its_fake_promises_on_cpu():
     failed every compiled reader, issue 21); opcheck holds the CPU paths to their fakes, eager and
     under AOT dispatch with dynamic shapes (test_gpu.py holds the CUDA kernels)."""
     from kvbench.forward.attention import causal_attention
-    from kvbench.forward.document_pass import chunk_triton_pass, document_pass
+    from kvbench.forward.document_pass import chunk_triton_pass, document_own_pass, document_pass
     from kvbench.forward.own_pass import cache_layer, write_cache
     from kvbench.forward.varlen import varlen_pass
 
@@ -176,6 +179,8 @@ def test_every_custom_op_returns_what_its_fake_promises_on_cpu():
     assert not one_reader.is_contiguous()
     cases = [
         (document_pass, (rand(1, 2, 12, 16), k, v, 0.25, "auto")),
+        # two readers of 2 heads x 3 tokens over the document and 4 own keys each (strided views)
+        (document_own_pass, (rand(1, 2, 12, 16), k, v, rand(2, 4, 2, 16).transpose(1, 2), rand(2, 2, 4, 16), 3, 0.25)),
         # three chunks of 4 rows, one at 0: out 0 and lse -inf there
         (chunk_triton_pass, (rand(1, 2, 12, 16), k, v, torch.tensor([0, 17, 40], dtype=torch.int32), 4, 0.25)),
         (varlen_pass, (rand(12, 2, 16), *doc, *_sequences([0, 4, 12], [0, 0, 0], [20, 0]), 8, 40, 0.25)),
@@ -307,11 +312,12 @@ def test_the_triton_step_kernel_gives_the_masked_step_pass_under_the_interpreter
 
 # The split-KV Triton document kernel under the interpreter: row tiles cut short (M not a multiple of
 # BLOCK_M), parts and a short last part, a last block cut short, one part (no merge), token-major keys;
-# and with a key limit per group of rows (the audit's chunks), rows that see no key among them.
+# with a key limit per group of rows (the audit's chunks), rows that see no key among them; and with the
+# readers' own keys as one more part (a reuse's whole attention).
 # float16 and float32: the interpreter computes bfloat16 wrongly (numpy has none); the GPU tests take bf16.
 _SPLIT_KERNEL_CASES = """
 import torch
-from kvbench.forward.reference import masked_pass, reference_pass
+from kvbench.forward.reference import masked_pass, merge, reference_pass
 from kvbench.forward.split_kernel import split_pass
 
 g = torch.Generator().manual_seed(0)
@@ -346,6 +352,25 @@ for M, L, part, group, limits in [
     assert torch.allclose(out, ref_out, atol=1e-5) and torch.equal(lse.isneginf(), ref_lse.isneginf()), (M, limits)
     assert torch.allclose(lse[~lse.isneginf()], ref_lse[~ref_lse.isneginf()], atol=1e-5), (M, limits)
     assert torch.all(out[..., limit.repeat_interleave(group) == 0, :] == 0)  # a chunk at 0: out 0, lse -inf
+
+# readers' own keys as one more part: B readers of G heads x T new tokens, T' >= T own keys each
+for B, G, T, own, L, part in [
+    (1, 4, 8, 8, 300, 128),  # one reader's question: its tile holds only its rows
+    (3, 2, 5, 7, 100, 1000),  # own keys before the new tokens (lower-right causal); one document part
+    (5, 4, 1, 1, 130, 64),  # one-token readers: a tile spans several readers, each row masked to its own
+]:
+    M = B * G * T
+    rand = lambda *shape: torch.randn(*shape, generator=g)
+    q, k, v = rand(1, 2, M, 16), rand(1, 2, L, 16), rand(1, 2, L, 16)
+    k_own, v_own = rand(B, 2, own, 16), rand(B, 2, own, 16)
+    out, lse = split_pass(q, k, v, 0.25, part, own=(k_own, v_own, T))
+    rows, keys = torch.arange(M), torch.arange(B * own)
+    allowed = (keys // own == (rows // (G * T))[:, None]) & (keys % own <= (rows % T + own - T)[:, None])
+    readers = lambda t: t.transpose(0, 1).reshape(1, 2, B * own, 16)
+    doc_out, doc_lse = reference_pass(q, k, v, False, 0.25)
+    own_out, own_lse = masked_pass(q, readers(k_own), readers(v_own), allowed, 0.25)
+    assert torch.allclose(out, merge([doc_out, own_out], [doc_lse, own_lse]), atol=1e-5), (B, T, own)
+    assert torch.allclose(lse, torch.stack([doc_lse, own_lse]).logsumexp(0), atol=1e-5), (B, T, own)
 print("ok")
 """
 

@@ -156,6 +156,25 @@ def test_cudnn_document_pass_over_parts_in_place_matches_the_float32_reference(t
     assert float((lse - ref_lse).abs().max()) < 2e-2  # natural log, as flash's: the merge relies on it
 
 
+@pytest.mark.parametrize(("readers", "tokens", "length"), [(1, 32, 3774), (1, 32, 32768), (16, 1, 4096), (3, 7, 300)])
+def test_the_document_and_own_keys_in_one_triton_launch_match_two_flash_passes_in_bf16(readers, tokens, length):
+    """fast.document_kernel=triton's reuse: the shared document and each reader's own keys (token-major,
+    as a reader's cache stores them) in one launch and its merge, against flash's two passes merged."""
+    from kvbench.forward.attention import prefix_attention
+    from kvbench.forward.document_pass import document_own_pass
+
+    rand = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+    q = rand(readers, 32, tokens, 128)
+    k_own, v_own = rand(readers, tokens, 8, 128).transpose(1, 2), rand(readers, 8, tokens, 128)
+    k, v = rand(1, length, 8, 128).transpose(1, 2), rand(1, 8, length, 128)
+    fused = prefix_attention(q, k_own, v_own, k, v, 128**-0.5, "triton")
+    flash = prefix_attention(q, k_own, v_own, k, v, 128**-0.5, "flash")
+    assert fused.shape == flash.shape and float((fused.float() - flash.float()).norm() / flash.float().norm()) < 1e-2
+    folded = q.reshape(readers, 8, 4 * tokens, 128).transpose(0, 1).reshape(1, 8, -1, 128)
+    args = (folded, k, v, k_own, v_own, tokens, 128**-0.5)
+    torch.library.opcheck(document_own_pass, args, test_utils="test_faketensor")
+
+
 @pytest.mark.parametrize(
     ("rows", "tokens"),
     # parts: 1; 12, the last short; 32; 12; 4; 3

@@ -31,10 +31,12 @@ from __future__ import annotations
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kvbench.forward.document_pass import chunked_document_pass, document_pass
+from kvbench.forward.document_pass import chunked_document_pass, document_own_pass, document_pass
 from kvbench.forward.own_pass import own_cache_pass, write_cache
 from kvbench.forward.reference import merge, on_flash, reference_pass
 from kvbench.forward.varlen import Sequences
+
+KV = tuple[torch.Tensor, torch.Tensor]  # a layer's keys and values
 
 
 def flash_layout(out: torch.Tensor) -> torch.Tensor:
@@ -107,9 +109,22 @@ def prefix_attention(
     torch.Tensor
         ``(B, H, T, d)``.
     """
+    if kernel == "triton" and k_prefix.shape[0] == 1:  # the document and the own keys in one launch
+        return _document_and_own_pass(q, (k_own, v_own), (k_prefix, v_prefix), scale)
     doc_out, doc_lse = _document_pass(q, k_prefix, v_prefix, scale, kernel)
     own_out, own_lse = attention_pass(q, k_own, v_own, True, scale)
     return merge([doc_out, own_out], [doc_lse, own_lse])
+
+
+def _document_and_own_pass(q: torch.Tensor, own: KV, document: KV, scale: float) -> torch.Tensor:
+    """:func:`prefix_attention` of ``q`` ``(B, H, T, d)`` over a shared ``document`` ``(1, Hkv, L, d)``
+    and its ``own`` keys and values on :func:`kvbench.forward.document_pass.document_own_pass`,
+    folded as :func:`_document_pass` folds. Returns ``(B, H, T, d)``."""
+    B, H, T, d = q.shape
+    hkv = document[0].shape[1]
+    folded = q.reshape(B, hkv, (H // hkv) * T, d).transpose(0, 1).reshape(1, hkv, -1, d)  # row b*G*T + g*T + t
+    out = document_own_pass(folded, *document, *own, T, scale)
+    return out.reshape(hkv, B, -1, d).transpose(0, 1).reshape(B, H, T, d)
 
 
 def _document_pass(

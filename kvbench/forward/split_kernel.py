@@ -31,45 +31,18 @@ MIN_PART_TOKENS = 256  # a part's fixed cost (its query tile, its partial's writ
 CTAS_PER_SM = 2
 BLOCK_N, STAGES = 64, 3  # keys per block and software-pipeline depth (Triton's Hopper attention tutorial's range)
 # Eight warps: with four, tiles of 32 rows and more spill registers to local memory on sm_90 (a
-# 64 x 128 float32 accumulator and the scores' block in 128 threads); with a key limit per row, a
-# 128-row tile spills at 64 keys a block too, so it reads 32 (tests/test_triton_compile.py).
-WARPS, LIMITED_BLOCK_N = 8, 32
+# 64 x 128 float32 accumulator and the scores' block in 128 threads); with a key limit per row or
+# the readers' own keys, 64- and 128-row tiles spill at 64 keys a block too, so they read 32
+# (tests/test_triton_compile.py).
+WARPS, MASKED_BLOCK_N = 8, 32
 
 
 @triton.jit
-def _split_attention_kernel(
-    q_ptr,
-    k_ptr,
-    v_ptr,
-    out_ptr,
-    lse_ptr,
-    q_h,
-    q_m,
-    k_h,
-    k_l,
-    v_h,
-    v_l,
-    o_s,
-    o_h,
-    o_m,
-    l_s,
-    l_h,
-    limit_ptr,
-    group_rows,
-    rows_n,
-    keys_n,
-    part,
-    scale_log2,
-    LIMITED: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    D: tl.constexpr,
-):
-    tile, h, s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
-    kept = rows < rows_n
-    d = tl.arange(0, D)
-    q = tl.load(q_ptr + h * q_h + rows[:, None] * q_m + d[None, :], mask=kept[:, None], other=0.0)
+def _document_part(
+    q, rows, kept, d, h, s, k_ptr, v_ptr, k_h, k_l, v_h, v_l, limit_ptr, group_rows, keys_n, part, scale_log2,
+    LIMITED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr,
+):  # fmt: skip
+    """Part ``s`` of the document's keys (``part`` of them) for one row tile: the online softmax's final state."""
     first = s * part
     end = tl.minimum(first + part, keys_n)
     if LIMITED:  # row r sees only the keys before limit[r // group_rows] (an audit's chunk, its prefix)
@@ -88,6 +61,64 @@ def _split_attention_kernel(
         else:
             seen = loaded[None, :]
         top, total, acc = online_block(q, k, v, seen, scale_log2, top, total, acc)
+    return top, total, acc
+
+
+@triton.jit
+def _own_part(
+    q, rows, kept, d, h, ko_ptr, vo_ptr, ko_b, ko_h, ko_t, vo_b, vo_h, vo_t, reader_rows, new_tokens, own_tokens,
+    scale_log2, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr,
+):  # fmt: skip
+    """The readers' own keys for one row tile: row ``r`` is reader ``r // reader_rows``'s new token
+    ``r % new_tokens`` and sees that reader's own keys up to its own (lower-right causal over
+    ``own_tokens >= new_tokens`` keys). The tile's readers' keys are read as one run of
+    ``reader x own_tokens + key`` indices, each row masked to its reader's."""
+    reader = rows // reader_rows
+    sees_up_to = rows % new_tokens + (own_tokens - new_tokens)
+    first = tl.min(tl.where(kept, reader, 2147483647), 0) * own_tokens
+    end = (tl.max(tl.where(kept, reader, 0), 0) + 1) * own_tokens
+    top = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    total = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, D], tl.float32)
+    for start in range(first, end, BLOCK_N):
+        keys = start + tl.arange(0, BLOCK_N)
+        loaded = keys < end
+        of, at = keys // own_tokens, keys % own_tokens  # the key's reader and its position
+        k = tl.load(
+            ko_ptr + of[:, None] * ko_b + h * ko_h + at[:, None] * ko_t + d[None, :], mask=loaded[:, None], other=0.0
+        )
+        v = tl.load(
+            vo_ptr + of[:, None] * vo_b + h * vo_h + at[:, None] * vo_t + d[None, :], mask=loaded[:, None], other=0.0
+        )
+        seen = loaded[None, :] & (of[None, :] == reader[:, None]) & (at[None, :] <= sees_up_to[:, None])
+        top, total, acc = online_block(q, k, v, seen, scale_log2, top, total, acc)
+    return top, total, acc
+
+
+@triton.jit
+def _split_attention_kernel(
+    q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr,  # queries, document, parts' (or the final) out and lse
+    q_h, q_m, k_h, k_l, v_h, v_l, o_s, o_h, o_m, l_s, l_h,  # strides: head, row or key, part
+    limit_ptr, group_rows,  # LIMITED: row r sees keys before limit[r // group_rows]
+    ko_ptr, vo_ptr, ko_b, ko_h, ko_t, vo_b, vo_h, vo_t, reader_rows, new_tokens, own_tokens,  # OWN: the readers' keys
+    rows_n, keys_n, part, scale_log2,
+    LIMITED: tl.constexpr, OWN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr,
+):  # fmt: skip
+    tile, h, s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
+    kept = rows < rows_n
+    d = tl.arange(0, D)
+    q = tl.load(q_ptr + h * q_h + rows[:, None] * q_m + d[None, :], mask=kept[:, None], other=0.0)
+    if OWN and s == tl.num_programs(2) - 1:  # the last program along the parts: the readers' own keys
+        top, total, acc = _own_part(
+            q, rows, kept, d, h, ko_ptr, vo_ptr, ko_b, ko_h, ko_t, vo_b, vo_h, vo_t, reader_rows, new_tokens,
+            own_tokens, scale_log2, BLOCK_M, BLOCK_N, D,
+        )  # fmt: skip
+    else:
+        top, total, acc = _document_part(
+            q, rows, kept, d, h, s, k_ptr, v_ptr, k_h, k_l, v_h, v_l, limit_ptr, group_rows, keys_n, part,
+            scale_log2, LIMITED, BLOCK_M, BLOCK_N, D,
+        )  # fmt: skip
     out, lse = finish(top, total, acc)  # a row with no key in this part: out 0, lse -inf
     out_rows = out_ptr + s * o_s + h * o_h + rows[:, None] * o_m
     tl.store(out_rows + d[None, :], out.to(out_ptr.dtype.element_ty), mask=kept[:, None])
@@ -132,9 +163,10 @@ def block_rows(rows: int) -> int:
     return min(128, max(16, triton.next_power_of_2(rows)))
 
 
-def block_keys(limited: bool) -> int:
-    """Keys per block of the first kernel, with a key limit per row or without."""
-    return LIMITED_BLOCK_N if limited else BLOCK_N
+def block_keys(masked: bool) -> int:
+    """Keys per block of the first kernel: fewer where rows carry masks of their own (a key limit per
+    row, or the readers' own keys), which take registers of their own."""
+    return MASKED_BLOCK_N if masked else BLOCK_N
 
 
 def split_plan(rows: int, kv_heads: int, kv_tokens: int, sms: int, block_n: int = BLOCK_N) -> int:
@@ -158,12 +190,18 @@ def split_pass(
     stages: int = STAGES,
     limits: torch.Tensor | None = None,
     group_rows: int = 1,
+    own: tuple[torch.Tensor, torch.Tensor, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of ``q`` ``(1, Hkv, M, d)`` over ``k``, ``v`` ``(1, Hkv, L, d)``, in parts of ``part`` keys.
 
     Unmasked, or with ``limits`` ``(M / group_rows,)`` integers on the device: query row ``r`` sees
     only the keys before ``limits[r // group_rows]`` (an audit's chunks, each over the document
     before it: rows grouped by chunk). A row that sees no key gets out 0 and lse ``-inf``.
+
+    With ``own = (k_own, v_own, T)`` (``(B, Hkv, T', d)`` each, ``T' >= T``) the rows are also ``B``
+    readers' ``T`` new tokens, ``M / B`` rows a reader (its ``G`` query heads, then its tokens:
+    row ``r`` is token ``r % T`` of reader ``r // (M / B)``), and each also sees its reader's own
+    keys, lower-right causal: one more part, merged with the document's.
 
     Every tensor is read in place in any layout whose last dimension is contiguous (a token-major
     cache too); ``d`` is a power of two. Returns ``(1, Hkv, M, d)`` out in ``q``'s dtype and
@@ -178,7 +216,8 @@ def split_pass(
     length = k.shape[2]
     if q.stride(3) != 1 or k.stride(3) != 1 or v.stride(3) != 1:
         raise ValueError("split_pass reads rows of d contiguous values: q, k and v need stride 1 in d")
-    parts = math.ceil(length / part)
+    doc_parts = math.ceil(length / part)
+    parts = doc_parts + (own is not None)
     out = q.new_empty(1, hkv, rows, d)
     lse = torch.empty(1, hkv, rows, dtype=torch.float32, device=q.device)
     if parts == 1:
@@ -187,15 +226,20 @@ def split_pass(
         part_out = torch.empty(parts, hkv, rows, d, dtype=torch.float32, device=q.device)
         part_lse = torch.empty(parts, hkv, rows, dtype=torch.float32, device=q.device)
     block_m = block_rows(rows)
-    block_n = block_n or block_keys(limits is not None)
+    block_n = block_n or block_keys(limits is not None or own is not None)
+    k_own, v_own, new_tokens = own if own is not None else (k, v, 1)  # unread without OWN
+    if k_own.stride(3) != 1 or v_own.stride(3) != 1:
+        raise ValueError("split_pass reads rows of d contiguous values: the own keys need stride 1 in d")
     _split_attention_kernel[(-(-rows // block_m), hkv, parts)](
         q, k, v, part_out, part_lse,
         q.stride(1), q.stride(2), k.stride(1), k.stride(2), v.stride(1), v.stride(2),
         part_out.stride(0) if parts > 1 else 0, part_out.stride(1), part_out.stride(2),
         part_lse.stride(0) if parts > 1 else 0, part_lse.stride(1),
         q if limits is None else limits, group_rows,  # q: a pointer never read when not LIMITED
+        k_own, v_own, k_own.stride(0), k_own.stride(1), k_own.stride(2), v_own.stride(0), v_own.stride(1),
+        v_own.stride(2), rows // k_own.shape[0], new_tokens, k_own.shape[2],
         rows, length, part, scale * LOG2E,
-        LIMITED=limits is not None, BLOCK_M=block_m, BLOCK_N=block_n, D=d,
+        LIMITED=limits is not None, OWN=own is not None, BLOCK_M=block_m, BLOCK_N=block_n, D=d,
         num_warps=warps, num_stages=stages,
     )  # fmt: skip
     if parts > 1:

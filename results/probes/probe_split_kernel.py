@@ -6,8 +6,9 @@ layer's pass replayed as a CUDA graph, as ``auto`` does (:func:`kvbench.forward.
 flash, cuDNN over parts, and the Triton kernel at its defaults, at other launch settings
 (keys per block, warps, pipeline stages) and at half and twice :func:`split_plan`'s part.
 Each is set beside the KV read at the measured copy bandwidth, and each Triton variant's largest
-difference from flash's out is recorded. Then an audit's k = 4 chunks at 3774 and 32768 tokens, as
-``chunk_plan`` times them. Run from the repository root on a GPU node:
+difference from flash's out is recorded. Then a layer's whole reuse attention (document, own keys,
+merge) with ``auto`` against ``triton``'s single launch, and an audit's k = 4 chunks at 3774 and
+32768 tokens as ``chunk_plan`` times them. Run from the repository root on a GPU node:
 
     python3 results/probes/probe_split_kernel.py   # writes $OUT/probe_split_kernel.json
 """
@@ -24,6 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _probe import ceilings, dev, dt, save, say
 
 from kvbench.forward import document_pass
+from kvbench.forward.attention import prefix_attention
+from kvbench.forward.compiled import compiled_for
 from kvbench.forward.kernel_timing import try_graph_ms
 from kvbench.forward.split_kernel import BLOCK_N, STAGES, WARPS, block_rows, split_pass, split_plan
 
@@ -64,6 +67,18 @@ def shape(rows: int, tokens: int, hbm_gbps: float, sms: int) -> None:
             say(f"{tag}_max_abs_diff_vs_flash", float((run()[0].float() - ref).abs().max()))
 
 
+def reuse_attention(readers: int, tokens: int, length: int) -> None:
+    """A layer's whole reuse attention (prefix_attention, compiled as the layer runs it): ``auto``'s
+    document kernel, the own-key pass and the merge, against ``triton``'s one launch for both."""
+    q = torch.randn(readers, 32, tokens, D, device=dev, dtype=dt)
+    own = [torch.randn(readers, tokens, HKV, D, device=dev, dtype=dt).transpose(1, 2) for _ in range(2)]
+    k, v = (torch.randn(1, HKV, length, D, device=dev, dtype=dt) for _ in range(2))
+    run = compiled_for(q, prefix_attention)
+    for kernel in ("auto", "triton"):
+        layer = functools.partial(run, q, *own, k, v, D**-0.5, kernel)
+        say(f"reuse_B{readers}_T{tokens}_L{length}_{kernel}_ms", try_graph_ms("probe", kernel, layer))
+
+
 def audit_shape(tokens: int) -> None:
     """An audit's k = 4 chunks of 64 tokens: chunk_plan times the whole and split variable-length
     passes and the Triton kernel with a key limit per chunk, compiled and replayed as the check runs them."""
@@ -82,6 +97,8 @@ def main() -> None:
     say("hbm_gbps", hbm_gbps)
     for rows, tokens in SHAPES:
         shape(rows, tokens, hbm_gbps, sms)
+    for readers, tokens, length in ((1, 32, 3774), (1, 32, 32768), (64, 32, 3774), (64, 1, 3774)):
+        reuse_attention(readers, tokens, length)
     for tokens in (3774, 32768):
         audit_shape(tokens)
     save("probe_split_kernel.json")
