@@ -95,17 +95,32 @@ def test_chunked_document_pass_sees_each_chunks_own_prefix():
     from kvbench.forward.document_pass import chunk_sequences, chunked_document_pass
 
     q, k, v = _rand(1, 4, 6, 8), _rand(1, 2, 20, 8, seed=1), _rand(1, 2, 20, 8, seed=2)
-    # the document whole, in parts of 7 keys (a start on a part's edge), in 1-key parts; and the Triton
-    # kernel's op (its reference off CUDA), which folds the chunks' rows its own way
-    for splits, kernel in ((1, "varlen"), (3, "varlen"), (20, "varlen"), (1, "triton")):
+    for splits in (1, 3, 20):  # the document whole, in parts of 7 keys (a start on a part's edge), in 1-key parts
         sequences = chunk_sequences(torch.tensor([0, 7, 20]), 2, 2, 20, splits)
-        out, lse = chunked_document_pass(q, k, v, sequences, 2, SCALE, kernel)
+        out, lse = chunked_document_pass(q, k, v, sequences, 2, SCALE)
         assert torch.all(out[:, :, :2] == 0) and torch.all(lse[:, :, :2].isneginf())
         for i, start in ((1, 7), (2, 20)):
             mine = q[:, :, 2 * i : 2 * i + 2]
             ref_out, ref_lse = reference_pass(mine, k[:, :, :start], v[:, :, :start], False, SCALE)
             assert torch.allclose(out[:, :, 2 * i : 2 * i + 2], ref_out, atol=1e-6), splits
             assert torch.allclose(lse[:, :, 2 * i : 2 * i + 2], ref_lse, atol=1e-6), splits
+
+
+def test_a_chunk_attention_on_the_triton_op_equals_the_variable_length_passes_merged():
+    """chunk_triton_pass (its reference off CUDA) folds chunks its own way and masks each chunk's own
+    keys causally: the whole chunk attention equals the two passes merged, a chunk at 0 included."""
+    from kvbench.forward.attention import chunked_prefix_attention
+    from kvbench.forward.document_pass import chunk_sequences
+
+    q, k_new, v_new = _rand(1, 4, 9, 8), _rand(1, 2, 9, 8, seed=1), _rand(1, 2, 9, 8, seed=2)
+    k, v = _rand(1, 2, 30, 8, seed=3), _rand(1, 2, 30, 8, seed=4)
+    sequences = chunk_sequences(torch.tensor([0, 12, 30]), 2, 3, 30, 1)
+    outs = {}
+    for kernel in ("varlen", "triton"):
+        k_out, v_out = torch.empty_like(k_new), torch.empty_like(v_new)
+        outs[kernel] = chunked_prefix_attention(q, k_new, v_new, k, v, sequences, 3, k_out, v_out, SCALE, kernel)
+        assert torch.equal(k_out, k_new) and torch.equal(v_out, v_new)  # the recomputed KV, for the auditor
+    assert torch.allclose(outs["triton"], outs["varlen"], atol=1e-5)
 
 
 def test_chunk_sequences_cut_each_chunks_prefix_into_the_parts_before_its_start():
@@ -181,8 +196,18 @@ def test_every_custom_op_returns_what_its_fake_promises_on_cpu():
         (document_pass, (rand(1, 2, 12, 16), k, v, 0.25, "auto")),
         # two readers of 2 heads x 3 tokens over the document and 4 own keys each (strided views)
         (document_own_pass, (rand(1, 2, 12, 16), k, v, rand(2, 4, 2, 16).transpose(1, 2), rand(2, 2, 4, 16), 3, 0.25)),
-        # three chunks of 4 rows, one at 0: out 0 and lse -inf there
-        (chunk_triton_pass, (rand(1, 2, 12, 16), k, v, torch.tensor([0, 17, 40], dtype=torch.int32), 4, 0.25)),
+        # three chunks of 2 heads x 2 tokens, one at 0 (it sees only its own keys), their keys strided views
+        (
+            chunk_triton_pass,
+            (
+                rand(1, 2, 12, 16),
+                k,
+                v,
+                torch.tensor([0, 17, 40], dtype=torch.int32),
+                *(rand(1, 2, 6, 16)[0].unflatten(1, (3, 2)).transpose(0, 1) for _ in "kv"),
+                0.25,
+            ),
+        ),
         (varlen_pass, (rand(12, 2, 16), *doc, *_sequences([0, 4, 12], [0, 0, 0], [20, 0]), 8, 40, 0.25)),
         # one reader's decode step: its folded heads are a strided view (flash writes out so)
         (varlen_pass, (one_reader, *doc, *_sequences([0, 2], [0, 40], [30]), 2, 40, 0.25)),
@@ -371,6 +396,20 @@ for B, G, T, own, L, part in [
     own_out, own_lse = masked_pass(q, readers(k_own), readers(v_own), allowed, 0.25)
     assert torch.allclose(out, merge([doc_out, own_out], [doc_lse, own_lse]), atol=1e-5), (B, T, own)
     assert torch.allclose(lse, torch.stack([doc_lse, own_lse]).logsumexp(0), atol=1e-5), (B, T, own)
+
+# an audit's chunks: both at once, a key limit per chunk on the document and each chunk's own keys
+n, G, c, L = 3, 2, 8, 200
+q, k, v = rand(1, 2, n * G * c, 16), rand(1, 2, L, 16), rand(1, 2, L, 16)
+k_own, v_own = rand(n, 2, c, 16), rand(n, 2, c, 16)
+limit = torch.tensor([0, 70, 200], dtype=torch.int32)
+out, lse = split_pass(q, k, v, 0.25, 64, limits=limit, group_rows=G * c, own=(k_own, v_own, c))
+rows, keys = torch.arange(n * G * c), torch.arange(n * c)
+sees = torch.arange(L)[None, :] < limit.repeat_interleave(G * c)[:, None]
+causal = (keys // c == (rows // (G * c))[:, None]) & (keys % c <= (rows % c)[:, None])
+chunks_keys = lambda t: t.transpose(0, 1).reshape(1, 2, n * c, 16)
+doc_out, doc_lse = masked_pass(q, k, v, sees, 0.25)
+own_out, own_lse = masked_pass(q, chunks_keys(k_own), chunks_keys(v_own), causal, 0.25)
+assert torch.allclose(out, merge([doc_out, own_out], [doc_lse, own_lse]), atol=1e-5)
 print("ok")
 """
 

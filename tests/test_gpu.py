@@ -271,34 +271,38 @@ def test_chunk_plan_times_the_whole_pass_parts_and_triton_and_reports_the_choice
     """An audit's k = 1 chunk of 64 tokens over 4096 tokens (Qwen3-4B's 8 KV heads, 4 groups): 16
     CTAs unsplit, so a split is planned and timed against the whole pass and the Triton kernel,
     once per shape."""
-    from kvbench.forward import document_pass
+    from kvbench.forward import audit_chunks
 
     k = torch.randn(1, 8, 4096, 128, device="cuda", dtype=torch.bfloat16)
-    plan = document_pass.chunk_plan(1, 4, 64, k)
-    chosen, splits, timed = document_pass.chunk_plan_chosen(1, 4, 64, 4096)
+    plan = audit_chunks.chunk_plan(1, 4, 64, k)
+    chosen, splits, timed = audit_chunks.chunk_plan_chosen(1, 4, 64, 4096)
     assert splits > 1 and plan == chosen and set(timed) == {"whole", "split", "triton"}
-    assert plan in (document_pass.WHOLE, ("varlen", splits), ("triton", 1))
+    assert plan in (audit_chunks.WHOLE, ("varlen", splits), ("triton", 1))
     assert all(0 < ms < float("inf") for ms in timed.values())
-    assert document_pass.chunk_plan(1, 4, 64, k) == plan  # looked up, not timed again
+    assert audit_chunks.chunk_plan(1, 4, 64, k) == plan  # looked up, not timed again
 
 
 @pytest.mark.parametrize("splits", [1, 3])
-def test_the_triton_chunked_pass_matches_flash_varlen_in_bf16(splits):
-    """Four chunks of 64 tokens, one at 0 (no key: out 0, lse -inf), over 3774 tokens read in place."""
-    from kvbench.forward import document_pass
-    from kvbench.forward.document_pass import chunk_sequences, chunked_document_pass
+def test_the_triton_chunk_attention_matches_flash_varlen_in_bf16(splits):
+    """Four chunks of 64 tokens, one at 0 (its own keys only), over 3774 tokens read in place: the
+    Triton launch against the variable-length passes (whole or in parts) and the causal own pass, merged."""
+    from kvbench.forward.attention import chunked_prefix_attention
+    from kvbench.forward.document_pass import chunk_sequences, chunk_triton_pass
 
     rand = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
-    q, k, v = rand(1, 32, 4 * 64, 128), rand(1, 8, 3774, 128), rand(1, 8, 3774, 128)
+    q, k_new, v_new = rand(1, 32, 4 * 64, 128), rand(1, 8, 4 * 64, 128), rand(1, 8, 4 * 64, 128)
+    k, v = rand(1, 8, 3774, 128), rand(1, 8, 3774, 128)
     starts = torch.tensor([0, 700, 2000, 3774], device="cuda")
-    out, lse = chunked_document_pass(q, k, v, chunk_sequences(starts, 4, 64, 3774, 1), 64, 128**-0.5, "triton")
-    ref, ref_lse = chunked_document_pass(q, k, v, chunk_sequences(starts, 4, 64, 3774, splits), 64, 128**-0.5)
-    assert torch.all(out[:, :, :64] == 0) and torch.all(lse[:, :, :64].isneginf())
-    assert float((out[:, :, 64:].float() - ref[:, :, 64:].float()).abs().max()) < 2e-2
-    assert float((lse[:, :, 64:] - ref_lse[:, :, 64:]).abs().max()) < 1e-3
-    folded = q[0].reshape(8, 4, 4, 64, 128).transpose(1, 2).reshape(1, 8, 1024, 128)  # as chunked_document_pass folds
-    args = (folded, k, v, starts.to(torch.int32), 256, 128**-0.5)
-    torch.library.opcheck(document_pass.chunk_triton_pass, args, test_utils="test_faketensor")
+    out = lambda seqs, kernel: chunked_prefix_attention(
+        q, k_new, v_new, k, v, seqs, 64, torch.empty_like(k_new), torch.empty_like(v_new), 128**-0.5, kernel
+    )
+    fused = out(chunk_sequences(starts, 4, 64, 3774, 1), "triton")
+    ref = out(chunk_sequences(starts, 4, 64, 3774, splits), "varlen")
+    assert float((fused.float() - ref.float()).norm() / ref.float().norm()) < 1e-2
+    folded = q[0].reshape(8, 4, 4, 64, 128).transpose(1, 2).reshape(1, 8, 1024, 128)  # as the attention folds
+    per_chunk = lambda t: t[0].unflatten(1, (4, 64)).transpose(0, 1)
+    args = (folded, k, v, starts.to(torch.int32), per_chunk(k_new), per_chunk(v_new), 128**-0.5)
+    torch.library.opcheck(chunk_triton_pass, args, test_utils="test_faketensor")
 
 
 def test_captured_chunk_check_replays_the_eager_errors_for_new_draws():

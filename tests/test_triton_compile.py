@@ -54,7 +54,8 @@ def _spills(compiled) -> int:
     return int(re.search(r"STACK:(\d+)", usage.stdout).group(1))
 
 
-@pytest.mark.parametrize(("limited", "own"), [(False, False), (True, False), (False, True)])  # reader, audit, fused
+# a reader's document pass, an audit's, a reuse's whole attention, an audit's whole attention
+@pytest.mark.parametrize(("limited", "own"), [(False, False), (True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("out", ["*fp32", "*bf16"])  # parts, or the final out where there is one part
 @pytest.mark.parametrize("rows", [4, 32, 64, 128, 1024])  # tiles of 16, 32, 64 and 128 rows
 def test_the_split_kv_kernel_compiles_for_hopper_without_spilling(rows, out, limited, own):

@@ -39,7 +39,7 @@ import torch
 from kvbench.audit import recompute as audit
 from kvbench.audit.tamper import tamper
 from kvbench.experiments.base import RunContext, fast_fields, kernel_times, prefill_fields, publish
-from kvbench.forward import document_pass
+from kvbench.forward import audit_chunks
 from kvbench.forward.readers import prefill_paths
 from kvbench.measure import flops
 from kvbench.measure.timing import time_ms, timer_name
@@ -186,11 +186,11 @@ class AuditExperiment:
 
 
 def chunk_split_fields(model, k: int, chunk_tokens: int, doc_tokens: int) -> dict[str, Any]:
-    """Row fields of the chunked document pass of ``k`` chunks (:func:`kvbench.forward.document_pass.chunk_plan`):
+    """Row fields of the attention of ``k`` chunks (:func:`kvbench.forward.audit_chunks.chunk_plan`):
     its kernel, the parts it ran in, the split candidate's parts, and each candidate's ms on one
     layer (none where nothing was timed: off CUDA)."""
     groups = model.config.num_attention_heads // model.config.num_key_value_heads
-    chosen, plan, timed = document_pass.chunk_plan_chosen(k, groups, chunk_tokens, doc_tokens)
+    chosen, plan, timed = audit_chunks.chunk_plan_chosen(k, groups, chunk_tokens, doc_tokens)
     fields: dict[str, Any] = dict(audit_chunk_kernel=chosen.kernel, audit_chunk_splits=chosen.splits)
     if timed:
         fields.update(audit_chunk_split_plan=plan, **kernel_times("audit_chunk", timed))

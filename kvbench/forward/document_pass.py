@@ -48,18 +48,16 @@ Unlike the fixed-length call, PyTorch's variable-length FlashAttention-2 never s
 folded rows are ``k x Hkv x 2`` CTAs, 16 at k = 1 on the Qwen3-4B shape, against the H200's 132
 SMs. So the document may be split too: ``S`` parts of ``ceil(L / S)`` keys, each chunk's queries
 a sequence per part (part ``s`` sees the keys of part ``s`` before ``starts[i]``), all in the same
-one call, merged by log-sum-exp where the layer is compiled. Or the split-KV Triton kernel runs it
-(:func:`chunk_triton_pass`): every chunk's rows over the document's parts in one launch, each row
-stopping at its chunk's start, and its own merge. :func:`chunk_plan` times the three (``whole``:
-``S = 1``; ``split``: :func:`split_plan`'s ``S``; ``triton``) once per shape, as ``auto`` times the
-reader's kernels, and keeps the fastest (:func:`chunk_plan_chosen` reports it for the rows).
+one call, merged by log-sum-exp where the layer is compiled. Or the split-KV Triton kernel runs a
+chunk's whole attention (:func:`chunk_triton_pass`): every chunk's rows over the document's parts
+in one launch, each row stopping at its chunk's start, the chunks' own keys one more part, and its
+own merge. :mod:`kvbench.forward.audit_chunks` chooses among them per shape.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
 
@@ -331,40 +329,47 @@ def _(q, k, v, k_own, v_own, new_tokens, scale):
 
 @torch.library.custom_op("kvbench::chunk_triton_pass", mutates_args=())
 def chunk_triton_pass(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, starts: torch.Tensor, group_rows: int, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention of chunks' folded queries, each chunk over the document before it, on the split-KV
-    Triton kernel (:func:`kvbench.forward.split_kernel.split_pass` with a key limit per chunk).
-
-    ``q`` ``(1, Hkv, n * group_rows, d)``: chunk ``i``'s rows at ``i * group_rows ..``; ``k``, ``v``
-    ``(1, Hkv, L, d)`` read in place; ``starts`` ``(n,)`` int32 on the device: chunk ``i`` sees the
-    keys before ``starts[i]``. Returns ``(1, Hkv, n * group_rows, d)`` out and ``(1, Hkv, n *
-    group_rows)`` float32 natural lse, contiguous; a chunk at 0 gets out 0 and lse ``-inf``. Off CUDA
-    half types, the float32 reference with the same mask.
-    """
-    if not on_flash(q):
-        allowed = torch.arange(k.shape[2], device=q.device) < starts.repeat_interleave(group_rows).unsqueeze(1)
-        out, lse = masked_pass(q, k, v, allowed, scale)
-        return out.contiguous(), lse.contiguous()
-    from kvbench.forward.split_kernel import split_pass, split_plan  # imports Triton, which CPU installs may lack
-
-    part = split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device))
-    return split_pass(q, k, v, scale, part, limits=starts, group_rows=group_rows)
-
-
-@chunk_triton_pass.register_fake
-def _(q, k, v, starts, group_rows, scale):
-    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=torch.float32)
-
-
-def chunked_document_pass(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    chunks: Sequences,
-    chunk: int,
+    starts: torch.Tensor,
+    k_own: torch.Tensor,
+    v_own: torch.Tensor,
     scale: float,
-    kernel: str = "varlen",
+) -> torch.Tensor:
+    """An audit's whole chunk attention in one split-KV Triton launch and its merge: each chunk over
+    the document before it (a key limit per chunk) and, causally, over its own keys (one more part).
+
+    ``q`` ``(1, Hkv, n * G * c, d)``: chunk ``i``'s ``G`` query heads of its ``c`` tokens at rows
+    ``i * G * c + g * c + t``; ``k``, ``v`` ``(1, Hkv, L, d)`` read in place; ``starts`` ``(n,)``
+    int32 on the device: chunk ``i`` sees the document's keys before ``starts[i]``; ``k_own``,
+    ``v_own`` ``(n, Hkv, c, d)``: the chunks' recomputed keys and values. Returns ``(1, Hkv, n * G *
+    c, d)``, contiguous. Off CUDA half types, the float32 reference: the two passes merged.
+    """
+    n, hkv, chunk, d = k_own.shape
+    if not on_flash(q):
+        group = q.shape[2] // n
+        sees = torch.arange(k.shape[2], device=q.device) < starts.repeat_interleave(group)[:, None]  # the prefix
+        doc_out, doc_lse = masked_pass(q, k, v, sees, scale)
+        rows, keys = torch.arange(q.shape[2], device=q.device), torch.arange(n * chunk, device=q.device)
+        causal = (keys // chunk == (rows // group)[:, None]) & (keys % chunk <= (rows % chunk)[:, None])
+        chunks_keys = lambda t: t.transpose(0, 1).reshape(1, hkv, n * chunk, d)
+        own_out, own_lse = masked_pass(q, chunks_keys(k_own), chunks_keys(v_own), causal, scale)
+        return merge([doc_out, own_out], [doc_lse, own_lse]).contiguous()
+    from kvbench.forward.split_kernel import split_pass, split_plan  # imports Triton, which CPU installs may lack
+
+    part = split_plan(q.shape[2], hkv, k.shape[2], _sms(q.device))
+    group = q.shape[2] // n
+    return split_pass(q, k, v, scale, part, limits=starts, group_rows=group, own=(k_own, v_own, chunk))[0]
+
+
+@chunk_triton_pass.register_fake
+def _(q, k, v, starts, k_own, v_own, scale):
+    return q.new_empty(q.shape)
+
+
+def chunked_document_pass(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunks: Sequences, chunk: int, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of ``n`` chunks' queries, each over its own prefix of one document (see the module docstring).
 
@@ -381,9 +386,6 @@ def chunked_document_pass(
         Tokens per chunk.
     scale : float
         The scores' scale (``d ** -0.5`` for these models).
-    kernel : str
-        ``varlen`` (FlashAttention-2's variable-length call, in ``S`` parts) or ``triton``
-        (:func:`chunk_triton_pass`; ``chunks`` whole, ``S = 1``, its ``used_k`` the starts).
 
     Returns
     -------
@@ -393,12 +395,6 @@ def chunked_document_pass(
     _, heads, rows, d = q.shape
     hkv, length = k.shape[1], k.shape[2]
     n, g = rows // chunk, heads // hkv
-    if kernel == "triton":
-        # (Hkv, G, n, chunk, d) -> (Hkv, n, G, chunk, d): rows grouped by chunk, G x chunk rows each
-        folded = q[0].reshape(hkv, g, n, chunk, d).transpose(1, 2).reshape(1, hkv, n * g * chunk, d)
-        out, lse = chunk_triton_pass(folded, k, v, chunks.used_k, g * chunk, scale)
-        out = out.reshape(hkv, n, g, chunk, d).transpose(1, 2).reshape(1, heads, rows, d)
-        return out, lse.reshape(hkv, n, g, chunk).transpose(1, 2).reshape(1, heads, rows)
     splits = chunks.used_k.shape[0] // n
     # (Hkv, G, n, chunk, d) -> (n, G, chunk, Hkv, d): chunk i's G x chunk queries of each KV head
     # are a sequence, as the reader folds its question (one read of the prefix per KV head); once per part
@@ -417,69 +413,3 @@ def chunked_document_pass(
         out, lse = out[0], lse[0]
     out = out.reshape(n, g, chunk, hkv, d).permute(3, 1, 0, 2, 4).reshape(1, heads, rows, d)
     return out, lse.reshape(n, g, chunk, hkv).permute(3, 1, 0, 2).reshape(1, heads, rows)
-
-
-TIMED_CHUNKS = "audit chunk pass"  # what chunk_plan's timings are filed under (kvbench.forward.kernel_timing)
-
-
-class ChunkPlan(NamedTuple):
-    """How an audit's chunked document pass runs: ``kernel`` (``varlen`` | ``triton``, as
-    :func:`chunked_document_pass` takes it) over the document in ``splits`` parts (``triton``: 1,
-    it splits inside its launch)."""
-
-    kernel: str
-    splits: int
-
-
-WHOLE = ChunkPlan("varlen", 1)
-
-
-def _chunk_plans(splits: int) -> dict[str, ChunkPlan]:
-    """:func:`chunk_plan`'s candidates, where :func:`split_plan` would cut the document in ``splits`` parts."""
-    plans = {"whole": WHOLE, "split": ChunkPlan("varlen", splits), "triton": ChunkPlan("triton", 1)}
-    if splits == 1:
-        del plans["split"]  # nothing to split: the same call as whole
-    return plans
-
-
-def chunk_plan(n: int, groups: int, chunk: int, k: torch.Tensor) -> ChunkPlan:
-    """The fastest way to run an audit's chunked pass of ``n`` chunks of ``chunk`` tokens (``groups``
-    query heads per KV head) over a document layer ``k`` ``(1, Hkv, L, d)``: FlashAttention-2's
-    variable-length call whole (``whole``) or in :func:`split_plan`'s ``S`` parts (``split``, where
-    ``S > 1``), or the split-KV Triton kernel (``triton``), timed once per process and shape. Off
-    CUDA half types, and inside a capture for a shape never timed, the whole variable-length pass.
-
-    Timed as the reader runs it: compiled, replayed as a CUDA graph, on chunks spread evenly over
-    the document (the time of an unsplit pass follows its longest prefix, a split pass's their sum).
-    """
-    if not on_flash(k):
-        return WHOLE
-    hkv, length, d = k.shape[1], k.shape[2], k.shape[3]
-    plan = split_plan(n * groups * chunk, hkv, length, _sms(k.device))
-    key = (n, groups, chunk, tuple(k.shape), k.dtype, k.device, plan)  # the plan too, for the rows
-    if torch.cuda.is_current_stream_capturing() and not is_timed(TIMED_CHUNKS, key):
-        return WHOLE
-    plans = _chunk_plans(plan)
-
-    def candidates() -> dict[str, Callable[[], object]]:  # made only when the shape is first timed
-        q = torch.randn(1, hkv * groups, n * chunk, d, dtype=k.dtype, device=k.device)
-        starts = torch.tensor([(i + 1) * (length // (n + 1)) for i in range(n)], device=k.device)
-        run = compiled_for(q, chunked_document_pass)
-        return {
-            name: functools.partial(
-                run, q, k, k, chunk_sequences(starts, groups, chunk, length, p.splits), chunk, d**-0.5, p.kernel
-            )
-            for name, p in plans.items()
-        }
-
-    return plans[timed_choice(TIMED_CHUNKS, key, candidates)[0]]
-
-
-def chunk_plan_chosen(n: int, groups: int, chunk: int, kv_tokens: int) -> tuple[ChunkPlan, int, dict[str, float]]:
-    """What :func:`chunk_plan` chose for ``n`` chunks of ``chunk`` tokens over ``kv_tokens`` keys: the
-    plan, the split candidate's ``S``, and each candidate's median ms on one layer (``whole``,
-    ``split`` where ``S > 1``, ``triton``); ``(WHOLE, 1, {})`` where that shape was never timed (off CUDA)."""
-    for (kn, kg, kc, k_shape, _, _, plan), timed in timings(TIMED_CHUNKS):
-        if (kn, kg, kc, k_shape[2]) == (n, groups, chunk, kv_tokens):
-            return _chunk_plans(plan)[fastest(timed)], plan, timed
-    return WHOLE, 1, {}

@@ -36,9 +36,10 @@ import torch
 from kvbench.config.names import OWN_KERNELS
 from kvbench.forward import own_pass
 from kvbench.forward.attention import kvbench_attention, register
+from kvbench.forward.audit_chunks import chunk_plan
 from kvbench.forward.compiled import compiled_layer
 from kvbench.forward.cuda_graph import Replayable
-from kvbench.forward.document_pass import KERNELS, chunk_plan, chunk_sequences
+from kvbench.forward.document_pass import KERNELS, chunk_sequences
 from kvbench.forward.fused import FusedLayer, fused_bytes
 from kvbench.kv.artifact import KVArtifact
 

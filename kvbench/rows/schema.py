@@ -473,9 +473,9 @@ class Row:
     )
     audit_flops_fraction: float = col("audit: analytic FLOPs of the k chunk forwards / prefill_flops")
     audit_chunk_kernel: str = col(
-        "audit (fast): the k chunks' document pass, `varlen` (FlashAttention-2's variable-length call, in "
-        "audit_chunk_splits parts) or `triton` (the split-KV Triton kernel, kvbench.forward.split_kernel); "
-        "rows without it ran varlen"
+        "audit (fast): the k chunks' attention, `varlen` (FlashAttention-2's variable-length call over the "
+        "prefixes, in audit_chunk_splits parts, a causal pass over the chunks' own keys, a merge) or `triton` "
+        "(all of it in one split-KV Triton launch, kvbench.forward.split_kernel); rows without it ran varlen"
     )
     audit_chunk_splits: int = col(
         "audit (fast): parts the document's KV was cut into for the k chunks' varlen document pass, merged by "
@@ -483,12 +483,16 @@ class Row:
         "not split keys itself); rows without it ran whole"
     )
     audit_chunk_split_plan: int = col("audit (fast): the parts of the split candidate timed against the whole pass")
-    audit_chunk_whole_ms: float = col("audit (fast): one layer's chunked document pass, whole (CUDA-graph replay)")
+    audit_chunk_whole_ms: float = col(
+        "audit (fast): one layer's chunk attention with the document whole (CUDA-graph replay; rows without "
+        "audit_chunk_kernel timed the document pass alone)"
+    )
     audit_chunk_split_ms: float = col(
-        "audit (fast): one layer's chunked document pass in audit_chunk_split_plan parts (CUDA-graph replay)"
+        "audit (fast): one layer's chunk attention with the document in audit_chunk_split_plan parts "
+        "(CUDA-graph replay; rows without audit_chunk_kernel timed the document pass alone)"
     )
     audit_chunk_triton_ms: float = col(
-        "audit (fast): one layer's chunked document pass on the split-KV Triton kernel (CUDA-graph replay)"
+        "audit (fast): one layer's chunk attention in one split-KV Triton launch (CUDA-graph replay)"
     )
 
 

@@ -28,7 +28,7 @@ from _probe import ceilings, dev, document_kv, med, qwen3_4b_random, save, say  
 from probe_stages import profile  # noqa: E402
 
 from kvbench.audit.recompute import ChunkCheck  # noqa: E402
-from kvbench.forward import document_pass, fast  # noqa: E402
+from kvbench.forward import audit_chunks, fast  # noqa: E402
 from kvbench.forward.cuda_graph import Replayable  # noqa: E402
 from kvbench.forward.fast import FastForward, GreedyDecoder  # noqa: E402
 
@@ -44,14 +44,14 @@ def audits(model, fwd: FastForward, ks: list[int]) -> None:
     draws[16] = [(256 * i, 256 * i + 64) for i in range(16)]
     for k in ks:
         draw = draws[k]
-        for how, plan in (("auto", chosen), ("whole", lambda *shape: document_pass.WHOLE)):
+        for how, plan in (("auto", chosen), ("whole", lambda *shape: audit_chunks.WHOLE)):
             fast.chunk_plan = plan
             check = ChunkCheck(fwd, art, doc, k, 64, graph=True)
             say(f"audit_k{k}_{how}_ms", med(lambda: check(draw)))
             say(f"audit_k{k}_{how}_max_error", float(check(draw).max()))
             if k == 4:
                 say(f"audit_k{k}_{how}_stages", profile(lambda: check(draw)))
-        say(f"audit_k{k}_chunk_plan", document_pass.chunk_plan_chosen(k, 4, 64, 4096))
+        say(f"audit_k{k}_chunk_plan", audit_chunks.chunk_plan_chosen(k, 4, 64, 4096))
     fast.chunk_plan = chosen
 
 

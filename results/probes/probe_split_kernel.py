@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _probe import ceilings, dev, dt, save, say
 
-from kvbench.forward import document_pass
+from kvbench.forward import audit_chunks, document_pass
 from kvbench.forward.attention import prefix_attention
 from kvbench.forward.compiled import compiled_for
 from kvbench.forward.kernel_timing import try_graph_ms
@@ -80,11 +80,11 @@ def reuse_attention(readers: int, tokens: int, length: int) -> None:
 
 
 def audit_shape(tokens: int) -> None:
-    """An audit's k = 4 chunks of 64 tokens: chunk_plan times the whole and split variable-length
-    passes and the Triton kernel with a key limit per chunk, compiled and replayed as the check runs them."""
+    """An audit's k = 4 chunks of 64 tokens: chunk_plan times a layer's chunk attention on the whole and
+    split variable-length passes and on the Triton launch, compiled and replayed as the check runs them."""
     k = torch.randn(1, HKV, tokens, D, device=dev, dtype=dt)
-    document_pass.chunk_plan(4, 4, 64, k)
-    plan, splits, timed = document_pass.chunk_plan_chosen(4, 4, 64, tokens)
+    audit_chunks.chunk_plan(4, 4, 64, k)
+    plan, splits, timed = audit_chunks.chunk_plan_chosen(4, 4, 64, tokens)
     say(f"audit_k4_L{tokens}_plan", list(plan))
     say(f"audit_k4_L{tokens}_split_plan", splits)
     say(f"audit_k4_L{tokens}_ms", timed)

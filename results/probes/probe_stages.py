@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _probe import ceilings, dev, document_kv, med, qwen3_4b_random, save, say
 
 from kvbench.audit.recompute import ChunkCheck
-from kvbench.forward import document_pass
+from kvbench.forward import audit_chunks, document_pass
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.fast import FastForward, GreedyDecoder
 from kvbench.measure.floors import weight_bytes
@@ -93,7 +93,7 @@ def length(tag: str, fwd: FastForward, model, tokens: int, query, batches: list[
         draw = [(s, s + 64) for s in (64 * 3, 64 * 20, 64 * 40, 64 * 57)]
         say(f"{tag}_L{tokens}_audit_k4_ms", med(lambda: check(draw)))
         say(f"{tag}_L{tokens}_audit_k4_stages", profile(lambda: check(draw)))
-        say(f"{tag}_L{tokens}_audit_k4_chunk_plan", document_pass.chunk_plan_chosen(4, 4, 64, tokens))
+        say(f"{tag}_L{tokens}_audit_k4_chunk_plan", audit_chunks.chunk_plan_chosen(4, 4, 64, tokens))
 
 
 def variant(tag: str, options: dict, blas, model, query, batches: list[int], hbm_gbps: float) -> None:
