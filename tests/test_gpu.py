@@ -156,6 +156,18 @@ def test_cudnn_document_pass_over_parts_in_place_matches_the_float32_reference(t
     assert float((lse - ref_lse).abs().max()) < 2e-2  # natural log, as flash's: the merge relies on it
 
 
+def test_reuse_plan_times_a_layers_attention_both_ways_and_reports_the_choice():
+    from kvbench.forward import reuse_plan
+
+    k = torch.randn(1, 8, 3774, 128, device="cuda", dtype=torch.bfloat16)
+    kernel = reuse_plan.reuse_plan(1, 32, 4, k)
+    chosen, timed = reuse_plan.reuse_plan_chosen(1, 32, 3774)
+    assert set(timed) == {"passes", "fused"} and kernel == reuse_plan.KERNEL[chosen]
+    assert all(0 < ms < 1 for ms in timed.values())
+    assert reuse_plan.reuse_plan(1, 32, 4, k) == kernel  # looked up, not timed again
+    assert reuse_plan.reuse_plan(2, 32, 4, k.expand(2, -1, -1, -1)) == "auto"  # a copy per reader: two passes
+
+
 @pytest.mark.parametrize(("readers", "tokens", "length"), [(1, 32, 3774), (1, 32, 32768), (16, 1, 4096), (3, 7, 300)])
 def test_the_document_and_own_keys_in_one_triton_launch_match_two_flash_passes_in_bf16(readers, tokens, length):
     """fast.document_kernel=triton's reuse: the shared document and each reader's own keys (token-major,

@@ -127,8 +127,9 @@ class CorpusConfig:
 class FastConfig:
     """The fast forward's kernels (kvbench.forward.fast)."""
 
-    # auto | flash | flex | cudnn | triton: the document pass; auto: the fastest of flash, cudnn and triton per shape;
-    # triton by name: a reuse's document and own keys in one launch (kvbench.forward.document_pass.document_own_pass)
+    # auto | flash | flex | cudnn | triton: the document pass; auto: the fastest of flash, cudnn and triton per shape,
+    # and a reuse's document and own keys in one Triton launch where that times faster (kvbench.forward.reuse_plan);
+    # triton by name: that one launch always
     document_kernel: str = "auto"
     fuse: bool = True  # q/k/v and gate/up as one GEMM each (concatenated weight copies, counted in the rows)
     # auto | masked | flash | triton: a decode step's pass over each reader's own KV (float32 masked

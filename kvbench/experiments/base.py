@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from kvbench.config.schema import KVBenchConfig
-from kvbench.forward import document_pass, inference
+from kvbench.forward import document_pass, inference, reuse_plan
 from kvbench.forward.fast import FastForward
 from kvbench.kv.artifact import KVArtifact
 from kvbench.measure.timing import SampleStats
@@ -72,10 +72,17 @@ def publish(ctx: RunContext, doc_ids: torch.Tensor) -> KVArtifact:
 
 
 def fast_fields(
-    fwd: FastForward, model, device: torch.device, readers: int | None = None, doc_tokens: int | None = None
+    fwd: FastForward,
+    model,
+    device: torch.device,
+    readers: int | None = None,
+    doc_tokens: int | None = None,
+    batch: int | None = None,
 ) -> dict[str, Any]:
-    """Row fields of the fast forward: its fusion, and the document pass's kernel for ``readers`` x
-    the question's tokens over ``doc_tokens`` (left out when either is None).
+    """Row fields of the fast forward: its fusion, the document pass's kernel for ``readers`` x
+    the question's tokens over ``doc_tokens`` (left out when either is None), and, for a reuse of
+    ``batch`` readers, how its attention ran (:mod:`kvbench.forward.reuse_plan`; left out when
+    ``batch`` is None or the plan was not timed).
 
     ``readers`` counts the query rows per query head (B readers x T tokens): the document pass
     folds the G query heads of a KV head in, so it sees ``G * readers`` rows per KV head.
@@ -87,6 +94,10 @@ def fast_fields(
     name, timed = document_pass.chosen(groups * readers, doc_tokens)
     fields["doc_kernel"] = name if fwd.document_kernel == "auto" else fwd.document_kernel
     fields.update(kernel_times("doc_kernel", timed))
+    plan, plan_timed = reuse_plan.reuse_plan_chosen(batch, readers // batch, doc_tokens) if batch else (None, {})
+    if fwd.document_kernel == "auto" and plan is not None:
+        fields["reuse_attention"] = plan
+        fields.update(kernel_times("reuse_attention", plan_timed))
     return fields
 
 

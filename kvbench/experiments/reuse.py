@@ -162,7 +162,7 @@ def measure_length(ctx: RunContext, doc_tokens: int) -> dict[str, dict[str, Any]
     if "fast" in rows and (0, "query_only") in samples:
         rows["fast"]["query_only_ms"] = float(np.median(samples[(0, "query_only")]))
     if "fast" in rows and "status" not in rows["fast"]:
-        rows["fast"].update(fast_fields(fwd, model, device, queries[0], doc_tokens))
+        rows["fast"].update(fast_fields(fwd, model, device, queries[0], doc_tokens, batch=1))
         if fwd.fused:
             assert first is not None  # set by the first document (timing.docs >= 1)
             rows["fast"]["fuse_max_abs_logit_diff"] = fuse_logit_diff(fwd, *first)

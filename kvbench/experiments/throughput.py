@@ -141,7 +141,9 @@ class ThroughputExperiment:
             batch_top1_agree=float((logits.argmax(-1) == lone.argmax(-1)).float().mean()),
             batch_max_abs_logit_diff=float((logits - lone).abs().max()),
             # the document pass runs only on a shared document; a copy per reader runs flash on each
-            **fast_fields(ctx.fast_forward(), model, ctx.device, B * Q if point["method"] == "shared" else None, L),
+            **fast_fields(
+                ctx.fast_forward(), model, ctx.device, B * Q if point["method"] == "shared" else None, L, batch=B
+            ),
             **(self._decode(ctx, doc, kv, ids, cal, weights) if ctx.settings.throughput.gen_tokens else {}),
         )
 

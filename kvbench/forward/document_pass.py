@@ -22,10 +22,11 @@ split-KV), a handful of the GPU's SMs do it. Three library kernels and one of ou
 * ``triton``: FlashDecoding's split-KV as one Triton kernel over every (row tile, KV head, part)
   program, reading the queries and the document in place, and a second small kernel merging the
   parts (:mod:`kvbench.forward.split_kernel`): no copy of the queries per part and no compiled
-  merge, the two costs cuDNN's parts pay. Asked for by name (``fast.document_kernel=triton``), a
-  reuse's attention runs whole in it (:func:`document_own_pass`): the question's own keys are
-  one more part of the same launch, so the layer has no own-key pass and no merge of its own.
-  As a candidate of ``auto`` it runs the document pass alone, timed like the others.
+  merge, the two costs cuDNN's parts pay. A reuse's attention may run whole in it
+  (:func:`document_own_pass`): the question's own keys are one more part of the same launch, so
+  the layer has no own-key pass and no merge of its own. ``fast.document_kernel=triton`` always
+  does so; under ``auto`` :mod:`kvbench.forward.reuse_plan` times that against the two passes per
+  shape. As a candidate of ``auto``'s document pass it runs the document alone, timed like the others.
 
 ``auto`` (the default) times flash, cuDNN and Triton once per shape, replayed as a CUDA graph as the
 reader runs them (CUDA events after warmup; the choice itself is made outside any capture), and

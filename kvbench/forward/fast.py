@@ -41,6 +41,7 @@ from kvbench.forward.compiled import compiled_layer
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.document_pass import KERNELS, chunk_sequences
 from kvbench.forward.fused import FusedLayer, fused_bytes
+from kvbench.forward.reuse_plan import reuse_plan
 from kvbench.kv.artifact import KVArtifact
 
 
@@ -238,7 +239,7 @@ class FastForward:
             positions = chunks.positions()
         # the variable-length passes' index, built here once for every layer (kvbench.forward.varlen)
         steps = sequences = None
-        chunk_kernel = "varlen"
+        chunk_kernel, kernel = "varlen", self.document_kernel
         if prefix is not None:
             groups = self.model.config.num_attention_heads // prefix.keys[0].shape[1]  # query heads per KV head
             if cache is not None and cache.kernel == "flash" and tokens == 1:  # questions take the masked pass
@@ -246,11 +247,13 @@ class FastForward:
             if chunks is not None:
                 chunk_kernel, splits = chunk_plan(chunks.starts.shape[0], groups, chunks.tokens, prefix.keys[0])
                 sequences = chunk_sequences(chunks.starts, groups, chunks.tokens, start, splits)
+            if cache is None and chunks is None and kernel == "auto":  # a reuse: two passes or one launch
+                kernel = reuse_plan(batch, tokens, groups, prefix.keys[0])
         with self._attention():
             hidden = self.base.embed_tokens(ids)
             rotary = self.base.rotary_emb(hidden, positions)
             for i in range(len(self.layers)):
-                kwargs: dict[str, object] = {"kvbench_kernel": self.document_kernel}
+                kwargs: dict[str, object] = {"kvbench_kernel": kernel}
                 if prefix is not None:
                     kwargs["kvbench_prefix"] = (prefix.keys[i], prefix.values[i])
                 if cache is not None:

@@ -98,6 +98,17 @@ class Row:
         "fast reader, document_kernel=auto: one layer's document pass on cudnn (median of CUDA-graph replays; "
         "rows without doc_kernel_cudnn_ms timed it eagerly)"
     )
+    reuse_attention: str = col(
+        "fast reader, document_kernel=auto: how the reuse's attention ran, `passes` (the document pass on "
+        "doc_kernel, a pass over the question's own keys, their merge) or `fused` (both in one split-KV Triton "
+        "launch; doc_kernel then names the pass it did not use); kvbench.forward.reuse_plan"
+    )
+    reuse_attention_passes_ms: float = col(
+        "fast reader: one layer's reuse attention as passes (median of CUDA-graph replays)"
+    )
+    reuse_attention_fused_ms: float = col(
+        "fast reader: one layer's reuse attention as one Triton launch (median of CUDA-graph replays)"
+    )
     doc_kernel_triton_ms: float = col(
         "fast reader, document_kernel=auto: one layer's document pass on the split-KV Triton kernel and its merge "
         "(median of CUDA-graph replays; kvbench.forward.split_kernel)"

@@ -1,0 +1,67 @@
+"""How a reuse's attention runs: the document and own-key passes merged, or one Triton launch, timed once per shape.
+
+A reuse (``B`` readers' ``T``-token questions over one shared document,
+:func:`kvbench.forward.attention.prefix_attention`) attends to the document and, causally, to its
+own keys. Two ways run it:
+
+* ``passes``: the document pass on ``auto``'s kernel (:mod:`kvbench.forward.document_pass`), a
+  FlashAttention-2 pass over the own keys, and their merge, compiled in the layer;
+* ``fused``: both in one split-KV Triton launch and its merge
+  (:func:`kvbench.forward.document_pass.document_own_pass`): no own-key pass, no merge in the layer.
+
+Under ``fast.document_kernel=auto`` :func:`reuse_plan` times a layer's attention of each, as the
+reader runs it (compiled, replayed as a CUDA graph, CUDA events after warmup), and returns the
+kernel name that runs the faster; :func:`reuse_plan_chosen` reports it for the rows. ``auto``'s
+own candidates time the document pass alone, which would not credit the fused launch with the
+pass and the merge it saves.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+
+from kvbench.forward.attention import prefix_attention
+from kvbench.forward.compiled import compiled_for
+from kvbench.forward.kernel_timing import fastest, is_timed, timed_choice, timings
+from kvbench.forward.reference import on_flash
+
+TIMED = "reuse attention"  # what reuse_plan's timings are filed under (kvbench.forward.kernel_timing)
+KERNEL = {"passes": "auto", "fused": "triton"}  # the document kernel each runs as (prefix_attention's)
+
+
+def reuse_plan(batch: int, tokens: int, groups: int, k_prefix: torch.Tensor) -> str:
+    """The document kernel to run a reuse of ``batch`` readers' ``tokens``-token questions (``groups``
+    query heads per KV head) over a document layer ``k_prefix`` with: ``auto`` (``passes``) or
+    ``triton`` (``fused``), whichever timed faster for this shape (once per process). A private copy
+    per reader, CPU tensors, and a shape first seen inside a capture: ``auto``."""
+    if not on_flash(k_prefix) or k_prefix.shape[0] != 1:
+        return "auto"
+    key = (batch, tokens, groups, tuple(k_prefix.shape), k_prefix.dtype, k_prefix.device)
+    if torch.cuda.is_current_stream_capturing() and not is_timed(TIMED, key):
+        return "auto"
+
+    def candidates() -> dict[str, Callable[[], object]]:  # made only when the shape is first timed
+        _, hkv, _, d = k_prefix.shape
+        rand = lambda *shape: torch.randn(*shape, dtype=k_prefix.dtype, device=k_prefix.device)
+        q = rand(batch, hkv * groups, tokens, d)
+        own = [rand(batch, tokens, hkv, d).transpose(1, 2) for _ in "kv"]  # token-major, as a layer leaves them
+        run = compiled_for(q, prefix_attention)
+        return {
+            name: functools.partial(run, q, *own, k_prefix, k_prefix, d**-0.5, kernel)
+            for name, kernel in KERNEL.items()
+        }
+
+    return KERNEL[timed_choice(TIMED, key, candidates)[0]]
+
+
+def reuse_plan_chosen(batch: int, tokens: int, kv_tokens: int) -> tuple[str | None, dict[str, float]]:
+    """What :func:`reuse_plan` chose for ``batch`` readers of ``tokens`` tokens over ``kv_tokens`` keys
+    (``passes`` | ``fused``) and each candidate's median ms on one layer's attention; None and {}
+    where that shape was never timed."""
+    for (kb, kt, _, k_shape, *_), timed in timings(TIMED):
+        if (kb, kt, k_shape[2]) == (batch, tokens, kv_tokens):
+            return fastest(timed), timed
+    return None, {}
