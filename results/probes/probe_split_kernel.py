@@ -7,8 +7,8 @@ flash, cuDNN over parts, and the Triton kernel at its defaults, at other launch 
 (keys per block, warps, pipeline stages) and at half and twice :func:`split_plan`'s part.
 Each is set beside the KV read at the measured copy bandwidth, and each Triton variant's largest
 difference from flash's out is recorded. Then a layer's whole reuse attention (document, own keys,
-merge) with ``auto`` against ``triton``'s single launch, and an audit's k = 4 chunks at 3774 and
-32768 tokens as ``chunk_plan`` times them. Run from the repository root on a GPU node:
+merge) as two passes and as one Triton launch, as ``reuse_plan`` times them, and an audit's k = 4
+chunks at 3774 and 32768 tokens as ``chunk_plan`` times them. Run from the repository root on a GPU node:
 
     python3 results/probes/probe_split_kernel.py   # writes $OUT/probe_split_kernel.json
 """
@@ -24,9 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _probe import ceilings, dev, dt, save, say
 
-from kvbench.forward import audit_chunks, document_pass
-from kvbench.forward.attention import prefix_attention
-from kvbench.forward.compiled import compiled_for
+from kvbench.forward import audit_chunks, document_pass, reuse_plan
 from kvbench.forward.kernel_timing import try_graph_ms
 from kvbench.forward.split_kernel import BLOCK_N, STAGES, WARPS, block_rows, split_pass, split_plan
 
@@ -68,15 +66,10 @@ def shape(rows: int, tokens: int, hbm_gbps: float, sms: int) -> None:
 
 
 def reuse_attention(readers: int, tokens: int, length: int) -> None:
-    """A layer's whole reuse attention (prefix_attention, compiled as the layer runs it): ``auto``'s
-    document kernel, the own-key pass and the merge, against ``triton``'s one launch for both."""
-    q = torch.randn(readers, 32, tokens, D, device=dev, dtype=dt)
-    own = [torch.randn(readers, tokens, HKV, D, device=dev, dtype=dt).transpose(1, 2) for _ in range(2)]
-    k, v = (torch.randn(1, HKV, length, D, device=dev, dtype=dt) for _ in range(2))
-    run = compiled_for(q, prefix_attention)
-    for kernel in ("auto", "triton"):
-        layer = functools.partial(run, q, *own, k, v, D**-0.5, kernel)
-        say(f"reuse_B{readers}_T{tokens}_L{length}_{kernel}_ms", try_graph_ms("probe", kernel, layer))
+    """A layer's whole reuse attention as reuse_plan times it: ``auto``'s document pass, the own-key
+    pass and their merge (``passes``) against one Triton launch for both (``fused``)."""
+    reuse_plan.reuse_plan(readers, tokens, 4, torch.randn(1, HKV, length, D, device=dev, dtype=dt))
+    say(f"reuse_B{readers}_T{tokens}_L{length}", reuse_plan.reuse_plan_chosen(readers, tokens, length))
 
 
 def audit_shape(tokens: int) -> None:
