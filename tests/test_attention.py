@@ -383,6 +383,8 @@ for B, G, T, own, L, part in [
     (1, 4, 8, 8, 300, 128),  # one reader's question: its tile holds only its rows
     (3, 2, 5, 7, 100, 1000),  # own keys before the new tokens (lower-right causal); one document part
     (5, 4, 1, 1, 130, 64),  # one-token readers: a tile spans several readers, each row masked to its own
+    (6, 2, 2, 20, 90, 64),  # 120 own keys in 4 blocks: later readers' rows see none of the first blocks
+    (2, 7, 32, 32, 100, 1000),  # Qwen2.5-0.5B's 7 heads a KV head: the second tile holds two readers
 ]:
     M = B * G * T
     rand = lambda *shape: torch.randn(*shape, generator=g)

@@ -168,22 +168,33 @@ def test_reuse_plan_times_a_layers_attention_both_ways_and_reports_the_choice():
     assert reuse_plan.reuse_plan(2, 32, 4, k.expand(2, -1, -1, -1)) == "auto"  # a copy per reader: two passes
 
 
-@pytest.mark.parametrize(("readers", "tokens", "length"), [(1, 32, 3774), (1, 32, 32768), (16, 1, 4096), (3, 7, 300)])
-def test_the_document_and_own_keys_in_one_triton_launch_match_two_flash_passes_in_bf16(readers, tokens, length):
+@pytest.mark.parametrize(
+    ("readers", "tokens", "length", "heads", "hkv", "d"),
+    [
+        (1, 32, 3774, 32, 8, 128),
+        (1, 32, 32768, 32, 8, 128),
+        (16, 1, 4096, 32, 8, 128),
+        (3, 7, 300, 32, 8, 128),
+        (2, 32, 1024, 14, 2, 64),  # Qwen2.5-0.5B: 7 heads a KV head, so a row tile holds two readers' rows
+    ],
+)
+def test_the_document_and_own_keys_in_one_triton_launch_match_two_flash_passes_in_bf16(
+    readers, tokens, length, heads, hkv, d
+):
     """fast.document_kernel=triton's reuse: the shared document and each reader's own keys (token-major,
-    as a reader's cache stores them) in one launch and its merge, against flash's two passes merged."""
+    as a layer leaves them) in one launch and its merge, against flash's two passes merged."""
     from kvbench.forward.attention import prefix_attention
     from kvbench.forward.document_pass import document_own_pass
 
     rand = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
-    q = rand(readers, 32, tokens, 128)
-    k_own, v_own = rand(readers, tokens, 8, 128).transpose(1, 2), rand(readers, 8, tokens, 128)
-    k, v = rand(1, length, 8, 128).transpose(1, 2), rand(1, 8, length, 128)
-    fused = prefix_attention(q, k_own, v_own, k, v, 128**-0.5, "triton")
-    flash = prefix_attention(q, k_own, v_own, k, v, 128**-0.5, "flash")
+    q = rand(readers, heads, tokens, d)
+    k_own, v_own = rand(readers, tokens, hkv, d).transpose(1, 2), rand(readers, hkv, tokens, d)
+    k, v = rand(1, length, hkv, d).transpose(1, 2), rand(1, hkv, length, d)
+    fused = prefix_attention(q, k_own, v_own, k, v, d**-0.5, "triton")
+    flash = prefix_attention(q, k_own, v_own, k, v, d**-0.5, "flash")
     assert fused.shape == flash.shape and float((fused.float() - flash.float()).norm() / flash.float().norm()) < 1e-2
-    folded = q.reshape(readers, 8, 4 * tokens, 128).transpose(0, 1).reshape(1, 8, -1, 128)
-    args = (folded, k, v, k_own, v_own, tokens, 128**-0.5)
+    folded = q.reshape(readers, hkv, heads // hkv * tokens, d).transpose(0, 1).reshape(1, hkv, -1, d)
+    args = (folded, k, v, k_own, v_own, tokens, d**-0.5)
     torch.library.opcheck(document_own_pass, args, test_utils="test_faketensor")
 
 

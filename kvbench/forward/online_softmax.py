@@ -22,14 +22,15 @@ def online_block(q, k, v, seen, scale_log2, top, total, acc):
     broadcastable to ``(R, N)`` (``(1, N)`` where every row sees the same keys); ``top`` ``(R,)``
     running max of the scores in log2 units, ``total`` ``(R,)`` running sum of
     ``exp2(score - top)``, ``acc`` ``(R, D)`` float32 running sum of weighted values. Returns the
-    three updated. Callers' masks are prefixes per row: a row that sees no key of its first block
-    sees none after it, and its state turns NaN (``-inf - -inf``), which :func:`finish` reads as
-    "no key seen".
+    three updated. A row that has seen no key yet keeps ``top = -inf``, ``total = 0``, ``acc = 0``
+    and takes up its keys in a later block (a tile of several readers reads their own keys one
+    reader after another).
     """
     scores = tl.where(seen, tl.dot(q, tl.trans(k)) * scale_log2, float("-inf"))  # (R, N)
     new_top = tl.maximum(top, tl.max(scores, 1))
-    p = tl.exp2(scores - new_top[:, None])
-    shrink = tl.exp2(top - new_top)
+    shift = tl.where(new_top == float("-inf"), 0.0, new_top)  # nothing seen yet: not -inf - -inf (NaN)
+    p = tl.exp2(scores - shift[:, None])
+    shrink = tl.exp2(top - shift)
     total = total * shrink + tl.sum(p, 1)
     acc = acc * shrink[:, None] + tl.dot(p.to(v.dtype), v)
     return new_top, total, acc
@@ -38,8 +39,8 @@ def online_block(q, k, v, seen, scale_log2, top, total, acc):
 @triton.jit
 def finish(top, total, acc):
     """The ``(R, D)`` float32 out and ``(R,)`` natural log-sum-exp of :func:`online_block`'s final state;
-    a row that saw no key (``total`` 0, or NaN) gets out 0 and lse ``-inf`` (it weighs nothing in a merge)."""
-    seen = total > 0  # false for NaN too
+    a row that saw no key (``total`` 0) gets out 0 and lse ``-inf`` (it weighs nothing in a merge)."""
+    seen = total > 0
     out = tl.where(seen[:, None], acc / tl.where(seen, total, 1.0)[:, None], 0.0)
     lse = tl.where(seen, (top + tl.log2(total)) * 0.6931471805599453, float("-inf"))  # ln(2): log2 units to natural
     return out, lse
