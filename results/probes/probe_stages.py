@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _probe import ceilings, dev, document_kv, med, qwen3_4b_random, save, say
 
 from kvbench.audit.recompute import ChunkCheck
-from kvbench.forward import audit_chunks, document_pass
+from kvbench.forward import audit_chunks, document_pass, reuse_plan
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.fast import FastForward, GreedyDecoder
 from kvbench.measure.floors import weight_bytes
@@ -79,6 +79,7 @@ def length(tag: str, fwd: FastForward, model, tokens: int, query, batches: list[
     say(f"{tag}_L{tokens}_kv_floor_ms", art.nbytes / hbm_gbps / 1e6)
     say(f"{tag}_L{tokens}_max_abs_logit_diff_vs_hf", float((reader(query) - ref).abs().max()))
     say(f"{tag}_L{tokens}_doc_kernel", document_pass.chosen(4 * 32, tokens))
+    say(f"{tag}_L{tokens}_reuse_attention", reuse_plan.reuse_plan_chosen(1, 32, tokens))
     for batch in batches:
         decoder = GreedyDecoder(fwd, art, batch, 32, 8, graph=True)
         decoder.tokens(torch.randint(0, 30000, (batch, 32), device=dev))
