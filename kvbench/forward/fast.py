@@ -7,8 +7,10 @@ Here the model's decoder layers run as they are (same weights, same modules), wi
 * attention through :func:`kvbench.forward.attention.kvbench_attention`, registered with
   transformers' ``AttentionInterface``: no mask (lower-right causal by construction),
   grouped-query attention without repeated KV, the document's KV read in place
-  (``prefix``) on the faster of FlashAttention-2 and cuDNN for the shape
-  (``document_kernel``, :mod:`kvbench.forward.document_pass`);
+  (``prefix``) on the fastest of FlashAttention-2, cuDNN and a split-KV Triton kernel for the
+  shape (``document_kernel``, :mod:`kvbench.forward.document_pass`); a reuse's document and own
+  keys in one Triton launch where that times faster (:mod:`kvbench.forward.reuse_plan`), and an
+  audit's chunks the same way (:mod:`kvbench.forward.audit_chunks`);
 * optionally (``fuse``) q/k/v and gate/up as one GEMM each (:mod:`kvbench.forward.fused`);
 * the layers optionally compiled with ``torch.compile`` (regional: one compiled layer
   reused by all layers, dynamic token counts, so one compile serves every length), which
