@@ -203,8 +203,9 @@ def choose(batch: int, heads: int, like: torch.Tensor, slots: int) -> tuple[str,
         length = torch.tensor(slots - 1, device=like.device)
         new_slot = length.reshape(1)  # the one new token's slot, (T,) as a step passes it
         runs: dict[str, Callable[[], object]] = {}
-        for name in KERNELS:
-            k, v = (cache_layer(like, batch, slots, token_major=name == "flash").normal_() for _ in range(2))
+        keys, values = (cache_layer(like, batch, slots, token_major=False).normal_() for _ in range(2))
+        for name in KERNELS:  # the same cache in each kernel's layout, so their outputs can be compared
+            k, v = (cache_layer(like, batch, slots, token_major=name == "flash").copy_(t) for t in (keys, values))
             steps = step_sequences(batch, heads // like.shape[1], slots, length) if name == "flash" else None
             run = compiled_for(q, own_cache_pass)
             runs[name] = functools.partial(run, q, k, v, new_slot, q.shape[3] ** -0.5, name, steps)
