@@ -25,12 +25,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _probe import ceilings, dev, dt, save, say
 
 from kvbench.forward import audit_chunks, document_pass, reuse_plan
+from kvbench.forward.compiled import RECOMPILE_LIMIT
 from kvbench.forward.kernel_timing import try_graph_ms
 from kvbench.forward.split_kernel import BLOCK_N, STAGES, WARPS, block_rows, split_pass, split_plan
 
 HKV, D = 8, 128
-# (rows per KV head, document tokens): one reader's 32-token question; 2 and 8 such readers; 64 and
-# 256 one-token readers (a decode step); one one-token reader
+# (rows per KV head, document tokens): 4 query heads a KV head x one reader's 32-token question (128);
+# 2 or 8 such readers, or 64 or 256 one-token readers (256, 1024); one one-token reader (4)
 SHAPES = [(128, 3774), (128, 32768), (256, 3774), (256, 16384), (1024, 3774), (1024, 32768), (4, 32768)]
 SETTINGS = [  # (keys per block, warps, stages): split_pass's defaults first
     (BLOCK_N, WARPS, STAGES),
@@ -84,6 +85,8 @@ def audit_shape(tokens: int) -> None:
 
 
 def main() -> None:
+    # as a compiled forward sets it (kvbench.forward.compiled): the plans compile one attention per shape
+    torch._dynamo.config.recompile_limit = RECOMPILE_LIMIT
     hbm_gbps = ceilings().hbm_gbps
     sms = torch.cuda.get_device_properties(dev).multi_processor_count
     say("device", torch.cuda.get_device_name(dev))
