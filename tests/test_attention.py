@@ -106,6 +106,24 @@ def test_chunked_document_pass_sees_each_chunks_own_prefix():
             assert torch.allclose(lse[:, :, 2 * i : 2 * i + 2], ref_lse, atol=1e-6), splits
 
 
+@pytest.mark.parametrize("tokens", [1, 3])  # a decode step; a question written into the cache
+def test_a_cached_attention_on_the_triton_op_equals_the_two_passes_merged(tokens):
+    """document_own_pass over readers' caches (its reference off CUDA): each token sees its reader's
+    slots up to its own, after the write, as the masked own-cache pass sees them."""
+    from kvbench.forward.attention import cached_prefix_attention
+    from kvbench.forward.own_pass import cache_layer
+
+    B, H, Hkv, S, d = 3, 4, 2, 10, 8
+    q, k_new, v_new = _rand(B, H, tokens, d), _rand(B, Hkv, tokens, d, seed=1), _rand(B, Hkv, tokens, d, seed=2)
+    k, v = _rand(1, Hkv, 30, d, seed=3), _rand(1, Hkv, 30, d, seed=4)
+    slots = torch.arange(4, 4 + tokens)
+    outs = {}
+    for kernel in ("flash", "triton"):
+        cache = [cache_layer(k, B, S, token_major=True).copy_(_rand(B, Hkv, S, d, seed=5 + i)) for i in range(2)]
+        outs[kernel] = cached_prefix_attention(q, k_new, v_new, k, v, *cache, slots, SCALE, kernel, "masked")
+    assert torch.allclose(outs["triton"], outs["flash"], atol=1e-5)
+
+
 def test_a_chunk_attention_on_the_triton_op_equals_the_variable_length_passes_merged():
     """chunk_triton_pass (its reference off CUDA) folds chunks its own way and masks each chunk's own
     keys causally: the whole chunk attention equals the two passes merged, a chunk at 0 included."""
@@ -196,6 +214,20 @@ def test_every_custom_op_returns_what_its_fake_promises_on_cpu():
         (document_pass, (rand(1, 2, 12, 16), k, v, 0.25, "auto")),
         # two readers of 2 heads x 3 tokens over the document and 4 own keys each (strided views)
         (document_own_pass, (rand(1, 2, 12, 16), k, v, rand(2, 4, 2, 16).transpose(1, 2), rand(2, 2, 4, 16), 3, 0.25)),
+        # the same over their caches of 6 slots, the 3 tokens at slots 2-4
+        (
+            document_own_pass,
+            (
+                rand(1, 2, 12, 16),
+                k,
+                v,
+                rand(2, 6, 2, 16).transpose(1, 2),
+                rand(2, 2, 6, 16),
+                3,
+                0.25,
+                torch.arange(2, 5),
+            ),
+        ),
         # three chunks of 2 heads x 2 tokens, one at 0 (it sees only its own keys), their keys strided views
         (
             chunk_triton_pass,
@@ -398,6 +430,20 @@ for B, G, T, own, L, part in [
     own_out, own_lse = masked_pass(q, readers(k_own), readers(v_own), allowed, 0.25)
     assert torch.allclose(out, merge([doc_out, own_out], [doc_lse, own_lse]), atol=1e-5), (B, T, own)
     assert torch.allclose(lse, torch.stack([doc_lse, own_lse]).logsumexp(0), atol=1e-5), (B, T, own)
+
+# decoding readers: each reader's cache of S slots, token t seeing the slots up to slots[t] (on the device)
+for B, G, T, S, first in [(4, 4, 1, 40, 17), (2, 2, 3, 12, 5), (20, 4, 1, 10, 0)]:
+    M = B * G * T
+    q, k, v = rand(1, 2, M, 16), rand(1, 2, 100, 16), rand(1, 2, 100, 16)
+    k_cache, v_cache = rand(B, S, 2, 16).transpose(1, 2), rand(B, 2, S, 16)  # token-major keys, as flash's cache
+    slots = torch.arange(first, first + T)
+    out, lse = split_pass(q, k, v, 0.25, 64, own=(k_cache, v_cache, T), slots=slots)
+    rows, keys = torch.arange(M), torch.arange(B * S)
+    allowed = (keys // S == (rows // (G * T))[:, None]) & (keys % S <= slots[rows % T][:, None])
+    caches = lambda t: t.transpose(0, 1).reshape(1, 2, B * S, 16)
+    doc_out, doc_lse = reference_pass(q, k, v, False, 0.25)
+    own_out, own_lse = masked_pass(q, caches(k_cache), caches(v_cache), allowed, 0.25)
+    assert torch.allclose(out, merge([doc_out, own_out], [doc_lse, own_lse]), atol=1e-5), (B, T, S)
 
 # an audit's chunks: both at once, a key limit per chunk on the document and each chunk's own keys
 n, G, c, L = 3, 2, 8, 200

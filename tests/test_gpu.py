@@ -161,7 +161,7 @@ def test_reuse_plan_times_a_layers_attention_both_ways_and_reports_the_choice():
 
     k = torch.randn(1, 8, 3774, 128, device="cuda", dtype=torch.bfloat16)
     kernel = reuse_plan.reuse_plan(1, 32, 4, k)
-    chosen, timed = reuse_plan.reuse_plan_chosen(1, 32, 3774)
+    chosen, timed = reuse_plan.plan_chosen(1, 32, 3774)
     assert set(timed) == {"passes", "fused"} and kernel == reuse_plan.KERNEL[chosen]
     assert all(0 < ms < 1 for ms in timed.values())
     assert reuse_plan.reuse_plan(1, 32, 4, k) == kernel  # looked up, not timed again
@@ -406,6 +406,36 @@ def test_flash_and_triton_own_kernels_give_the_masked_kernels_decode_logits_in_b
     assert float((question - same_question).abs().max()) < 1e-2  # a question (T > 1) takes the masked pass
     assert float((flash - masked).abs().max()) < 0.1
     assert float((first_steps["triton"][1] - masked).abs().max()) < 0.1
+
+
+@pytest.mark.parametrize("readers", [1, 5])
+def test_decoding_with_the_document_and_cache_in_one_triton_launch_gives_the_passes_logits_in_bf16(readers):
+    """document_kernel=triton decodes with the document and each reader's cache in one launch: the
+    question written into the cache (T > 1) and a decode step, against flash's document pass, the
+    masked own-cache pass and their merge."""
+    from kvbench.forward.fast import FastForward, GreedyDecoder
+
+    lm, _, art = _tiny_bf16_document(300)
+    questions = torch.randint(0, 5000, (readers, 8), device="cuda")
+    first_steps = {}
+    for kernel in ("flash", "triton"):
+        fwd = FastForward(lm.model, compile=True, document_kernel=kernel, own_kernel="masked")
+        steps = GreedyDecoder(fwd, art, readers, 8, 6, graph=True).logits(questions)
+        first_steps[kernel] = [next(steps).clone(), next(steps).clone()]
+    for passes, fused in zip(first_steps["flash"], first_steps["triton"]):
+        assert float((fused - passes).abs().max()) < 0.1
+
+
+def test_cached_plan_times_a_decode_steps_attention_both_ways():
+    from kvbench.forward import reuse_plan
+    from kvbench.forward.own_pass import cache_layer
+
+    k = torch.randn(1, 8, 3774, 128, device="cuda", dtype=torch.bfloat16)
+    k_cache = cache_layer(k, 64, 48, token_major=False)
+    kernel = reuse_plan.cached_plan(64, 1, 4, k_cache, "triton", k)
+    chosen, timed = reuse_plan.plan_chosen(64, 1, 3774, slots=48)
+    assert set(timed) == {"passes", "fused"} and kernel == reuse_plan.KERNEL[chosen]
+    assert reuse_plan.plan_chosen(64, 1, 3774) == (None, {})  # a reuse of that shape was never timed
 
 
 def test_auto_own_kernel_times_both_and_decodes_as_the_kernel_it_chose():

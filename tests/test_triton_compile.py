@@ -54,18 +54,29 @@ def _spills(compiled) -> int:
     return int(re.search(r"STACK:(\d+)", usage.stdout).group(1))
 
 
-# a reader's document pass, an audit's, a reuse's whole attention, an audit's whole attention
-@pytest.mark.parametrize(("limited", "own"), [(False, False), (True, False), (False, True), (True, True)])
+# a reader's document pass, an audit's, a reuse's whole attention, an audit's, a decoding reader's
+@pytest.mark.parametrize(
+    ("limited", "own", "slots"),
+    [(False, False, False), (True, False, False), (False, True, False), (True, True, False), (False, True, True)],
+)
 @pytest.mark.parametrize("out", ["*fp32", "*bf16"])  # parts, or the final out where there is one part
 @pytest.mark.parametrize("rows", [4, 32, 64, 128, 1024])  # tiles of 16, 32, 64 and 128 rows
-def test_the_split_kv_kernel_compiles_for_hopper_without_spilling(rows, out, limited, own):
+def test_the_split_kv_kernel_compiles_for_hopper_without_spilling(rows, out, limited, own, slots):
     """At the launch settings split_pass picks: it builds, fits shared memory, spills no register
     (four warps spilled up to 688 bytes a thread), and runs its products on wgmma from 64 rows a tile."""
     from kvbench.forward.split_kernel import STAGES, WARPS, _split_attention_kernel, block_keys, block_rows
 
     block_m = block_rows(rows)
     pointers = dict(BF16_IN, out_ptr=out, limit_ptr="*i32" if limited else "*bf16", ko_ptr="*bf16", vo_ptr="*bf16")
-    constants = {"LIMITED": limited, "OWN": own, "BLOCK_M": block_m, "BLOCK_N": block_keys(limited or own), "D": 128}
+    pointers["slot_ptr"] = "*i64" if slots else "*bf16"  # unused pointers get q
+    constants = {
+        "LIMITED": limited,
+        "OWN": own,
+        "SLOTS": slots,
+        "BLOCK_M": block_m,
+        "BLOCK_N": block_keys(limited or own),
+    }
+    constants["D"] = 128
     compiled = _compile(_split_attention_kernel, pointers, constants, WARPS, STAGES)
     assert compiled.metadata.shared <= SHARED_BYTES and _spills(compiled) == 0
     assert ("wgmma" in compiled.asm["ptx"]) == (block_m >= 64)
@@ -76,8 +87,8 @@ def test_the_probes_other_settings_compile_for_hopper(block_n, stages):
     """probe_split_kernel.py's other launch settings build and fit (some may spill: the probe times them)."""
     from kvbench.forward.split_kernel import WARPS, _split_attention_kernel
 
-    pointers = dict(BF16_IN, out_ptr="*fp32", limit_ptr="*bf16", ko_ptr="*bf16", vo_ptr="*bf16")
-    constants = {"LIMITED": False, "OWN": False, "BLOCK_M": 128, "BLOCK_N": block_n, "D": 128}
+    pointers = dict(BF16_IN, out_ptr="*fp32", limit_ptr="*bf16", ko_ptr="*bf16", vo_ptr="*bf16", slot_ptr="*bf16")
+    constants = {"LIMITED": False, "OWN": False, "SLOTS": False, "BLOCK_M": 128, "BLOCK_N": block_n, "D": 128}
     assert _compile(_split_attention_kernel, pointers, constants, WARPS, stages).metadata.shared <= SHARED_BYTES
 
 

@@ -94,7 +94,7 @@ def fast_fields(
     name, timed = document_pass.chosen(groups * readers, doc_tokens)
     fields["doc_kernel"] = name if fwd.document_kernel == "auto" else fwd.document_kernel
     fields.update(kernel_times("doc_kernel", timed))
-    plan, plan_timed = reuse_plan.reuse_plan_chosen(batch, readers // batch, doc_tokens) if batch else (None, {})
+    plan, plan_timed = reuse_plan.plan_chosen(batch, readers // batch, doc_tokens) if batch else (None, {})
     if fwd.document_kernel == "auto" and plan is not None:
         fields["reuse_attention"] = plan
         fields.update(kernel_times("reuse_attention", plan_timed))

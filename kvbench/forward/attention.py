@@ -116,14 +116,17 @@ def prefix_attention(
     return merge([doc_out, own_out], [doc_lse, own_lse])
 
 
-def _document_and_own_pass(q: torch.Tensor, own: KV, document: KV, scale: float) -> torch.Tensor:
-    """:func:`prefix_attention` of ``q`` ``(B, H, T, d)`` over a shared ``document`` ``(1, Hkv, L, d)``
-    and its ``own`` keys and values on :func:`kvbench.forward.document_pass.document_own_pass`,
-    folded as :func:`_document_pass` folds. Returns ``(B, H, T, d)``."""
+def _document_and_own_pass(
+    q: torch.Tensor, own: KV, document: KV, scale: float, slots: torch.Tensor | None = None
+) -> torch.Tensor:
+    """:func:`prefix_attention` (or, with ``slots``, :func:`cached_prefix_attention`) of ``q``
+    ``(B, H, T, d)`` over a shared ``document`` ``(1, Hkv, L, d)`` and its ``own`` keys and values
+    (or its cache) on :func:`kvbench.forward.document_pass.document_own_pass`, folded as
+    :func:`_document_pass` folds. Returns ``(B, H, T, d)``."""
     B, H, T, d = q.shape
     hkv = document[0].shape[1]
     folded = q.reshape(B, hkv, (H // hkv) * T, d).transpose(0, 1).reshape(1, hkv, -1, d)  # row b*G*T + g*T + t
-    out = document_own_pass(folded, *document, *own, T, scale)
+    out = document_own_pass(folded, *document, *own, T, scale, slots)
     return out.reshape(hkv, B, -1, d).transpose(0, 1).reshape(B, H, T, d)
 
 
@@ -172,9 +175,12 @@ def cached_prefix_attention(
     :func:`prefix_attention`) and, causally, to the reader's cache: its past and the new tokens
     in one pass (writing first makes the new token one more cache slot, so two parts, not
     three, are merged by log-sum-exp; ``own_kernel`` and ``steps``: :func:`own_cache_pass`'s).
-    Returns ``(B, H, T, d)``.
+    With ``kernel="triton"`` and a shared document both run in one Triton launch, the cache one
+    more part of it. Returns ``(B, H, T, d)``.
     """
     write_cache(k_cache, v_cache, k_new, v_new, slots)
+    if kernel == "triton" and k_prefix.shape[0] == 1:  # the document and the cache in one launch
+        return _document_and_own_pass(q, (k_cache, v_cache), (k_prefix, v_prefix), scale, slots)
     doc_out, doc_lse = _document_pass(q, k_prefix, v_prefix, scale, kernel)
     own_out, own_lse = own_cache_pass(q, k_cache, v_cache, slots, scale, own_kernel, steps)
     return merge([doc_out, own_out], [doc_lse, own_lse])

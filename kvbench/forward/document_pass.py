@@ -22,11 +22,11 @@ split-KV), a handful of the GPU's SMs do it. Three library kernels and one of ou
 * ``triton``: FlashDecoding's split-KV as one Triton kernel over every (row tile, KV head, part)
   program, reading the queries and the document in place, and a second small kernel merging the
   parts (:mod:`kvbench.forward.split_kernel`): no copy of the queries per part and no compiled
-  merge, the two costs cuDNN's parts pay. A reuse's attention may run whole in it
-  (:func:`document_own_pass`): the question's own keys are one more part of the same launch, so
-  the layer has no own-key pass and no merge of its own. ``fast.document_kernel=triton`` always
-  does so; under ``auto`` :mod:`kvbench.forward.reuse_plan` times that against the two passes per
-  shape. As a candidate of ``auto``'s document pass it runs the document alone, timed like the others.
+  merge, the two costs cuDNN's parts pay. A reuse's (or a decoding reader's) attention may run
+  whole in it (:func:`document_own_pass`): the question's own keys (or the reader's cache) are one
+  more part of the same launch, so the layer has no own-key pass and no merge of its own.
+  ``fast.document_kernel=triton`` always does so; under ``auto`` :mod:`kvbench.forward.reuse_plan`
+  times that against the two passes per shape. As a candidate of ``auto``'s document pass it runs the document alone, timed like the others.
 
 ``auto`` (the default) times flash, cuDNN and Triton once per shape, replayed as a CUDA graph as the
 reader runs them (CUDA events after warmup; the choice itself is made outside any capture), and
@@ -297,22 +297,25 @@ def document_own_pass(
     v_own: torch.Tensor,
     new_tokens: int,
     scale: float,
+    slots: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Readers' queries over a shared document and, lower-right causal, their own keys, merged: the
-    whole of a reuse's attention in one split-KV Triton launch and its merge (no own-key pass of
-    its own, no merge in the layer).
+    """Readers' queries over a shared document and, causally, their own keys, merged: the whole of
+    a reuse's (or a decoding reader's) attention in one split-KV Triton launch and its merge (no
+    own-key pass of its own, no merge in the layer).
 
     ``q`` ``(1, Hkv, B * G * T, d)``: reader ``b``'s ``G`` query heads of its ``T = new_tokens``
     tokens at rows ``b * G * T + g * T + t``; ``k``, ``v`` ``(1, Hkv, L, d)``; ``k_own``, ``v_own``
-    ``(B, Hkv, T', d)``, ``T' >= T``, each reader's own keys, its new tokens last. Returns
-    ``(1, Hkv, B * G * T, d)``, contiguous. Off CUDA half types, the float32 reference: the two
-    passes merged by log-sum-exp.
+    ``(B, Hkv, T', d)``, ``T' >= T``, each reader's own keys: its new tokens last (lower-right
+    causal), or, with ``slots`` ``(T,)`` on the device, its cache of ``T'`` slots, token ``t``
+    seeing the slots up to ``slots[t]``. Returns ``(1, Hkv, B * G * T, d)``, contiguous. Off CUDA
+    half types, the float32 reference: the two passes merged by log-sum-exp.
     """
     if not on_flash(q):
         batch, hkv, own_tokens, d = k_own.shape
         rows, keys = torch.arange(q.shape[2], device=q.device), torch.arange(batch * own_tokens, device=q.device)
         same_reader = keys // own_tokens == (rows // (q.shape[2] // batch)).unsqueeze(1)
-        allowed = same_reader & (keys % own_tokens <= (rows % new_tokens + own_tokens - new_tokens).unsqueeze(1))
+        last = rows % new_tokens + own_tokens - new_tokens if slots is None else slots[rows % new_tokens]
+        allowed = same_reader & (keys % own_tokens <= last.unsqueeze(1))
         readers_keys = lambda t: t.transpose(0, 1).reshape(1, hkv, batch * own_tokens, d)
         doc_out, doc_lse = reference_pass(q, k, v, False, scale)
         own_out, own_lse = masked_pass(q, readers_keys(k_own), readers_keys(v_own), allowed, scale)
@@ -320,11 +323,11 @@ def document_own_pass(
     from kvbench.forward.split_kernel import split_pass, split_plan  # imports Triton, which CPU installs may lack
 
     part = split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device))
-    return split_pass(q, k, v, scale, part, own=(k_own, v_own, new_tokens))[0]
+    return split_pass(q, k, v, scale, part, own=(k_own, v_own, new_tokens), slots=slots)[0]
 
 
 @document_own_pass.register_fake
-def _(q, k, v, k_own, v_own, new_tokens, scale):
+def _(q, k, v, k_own, v_own, new_tokens, scale, slots=None):
     return q.new_empty(q.shape)
 
 

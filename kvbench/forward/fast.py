@@ -43,7 +43,7 @@ from kvbench.forward.compiled import compiled_layer
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.document_pass import KERNELS, chunk_sequences
 from kvbench.forward.fused import FusedLayer, fused_bytes
-from kvbench.forward.reuse_plan import reuse_plan
+from kvbench.forward.reuse_plan import cached_plan, reuse_plan
 from kvbench.kv.artifact import KVArtifact
 
 
@@ -249,8 +249,11 @@ class FastForward:
             if chunks is not None:
                 chunk_kernel, splits = chunk_plan(chunks.starts.shape[0], groups, chunks.tokens, prefix.keys[0])
                 sequences = chunk_sequences(chunks.starts, groups, chunks.tokens, start, splits)
-            if cache is None and chunks is None and kernel == "auto":  # a reuse: two passes or one launch
-                kernel = reuse_plan(batch, tokens, groups, prefix.keys[0])
+            if chunks is None and kernel == "auto":  # two passes or one launch (kvbench.forward.reuse_plan)
+                if cache is None:
+                    kernel = reuse_plan(batch, tokens, groups, prefix.keys[0])
+                else:
+                    kernel = cached_plan(batch, tokens, groups, cache.keys[0], cache.kernel, prefix.keys[0])
         with self._attention():
             hidden = self.base.embed_tokens(ids)
             rotary = self.base.rotary_emb(hidden, positions)

@@ -1,19 +1,21 @@
-"""How a reuse's attention runs: the document and own-key passes merged, or one Triton launch, timed once per shape.
+"""How a reader's attention runs: the document and own-key passes merged, or one Triton launch, timed once per shape.
 
 A reuse (``B`` readers' ``T``-token questions over one shared document,
 :func:`kvbench.forward.attention.prefix_attention`) attends to the document and, causally, to its
-own keys. Two ways run it:
+own keys; a decoding reader (:func:`kvbench.forward.attention.cached_prefix_attention`) to the
+document and to its cache. Two ways run either:
 
 * ``passes``: the document pass on ``auto``'s kernel (:mod:`kvbench.forward.document_pass`), a
-  FlashAttention-2 pass over the own keys, and their merge, compiled in the layer;
+  pass over the own keys (FlashAttention-2, or the cache's own kernel,
+  :mod:`kvbench.forward.own_pass`), and their merge, compiled in the layer;
 * ``fused``: both in one split-KV Triton launch and its merge
   (:func:`kvbench.forward.document_pass.document_own_pass`): no own-key pass, no merge in the layer.
 
-Under ``fast.document_kernel=auto`` :func:`reuse_plan` times a layer's attention of each, as the
-reader runs it (compiled, replayed as a CUDA graph, CUDA events after warmup), and returns the
-kernel name that runs the faster; :func:`reuse_plan_chosen` reports it for the rows. ``auto``'s
-own candidates time the document pass alone, which would not credit the fused launch with the
-pass and the merge it saves.
+Under ``fast.document_kernel=auto`` :func:`reuse_plan` and :func:`cached_plan` time a layer's
+attention of each, as the reader runs it (compiled, replayed as a CUDA graph, CUDA events after
+warmup), and return the kernel name that runs the faster; :func:`plan_chosen` reports it for the
+rows. ``auto``'s own candidates time the document pass alone, which would not credit the fused
+launch with the pass and the merge it saves.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from collections.abc import Callable
 
 import torch
 
-from kvbench.forward.attention import prefix_attention
+from kvbench.forward.attention import cached_prefix_attention, prefix_attention
 from kvbench.forward.compiled import compiled_for
 from kvbench.forward.kernel_timing import fastest, is_timed, timed_choice, timings
+from kvbench.forward.own_pass import cache_layer, step_sequences
 from kvbench.forward.reference import on_flash
 
-TIMED = "reuse attention"  # what reuse_plan's timings are filed under (kvbench.forward.kernel_timing)
-KERNEL = {"passes": "auto", "fused": "triton"}  # the document kernel each runs as (prefix_attention's)
+TIMED = "reuse attention"  # what the plans' timings are filed under (kvbench.forward.kernel_timing)
+KERNEL = {"passes": "auto", "fused": "triton"}  # the document kernel each runs as (the attention's)
 
 
 def reuse_plan(batch: int, tokens: int, groups: int, k_prefix: torch.Tensor) -> str:
@@ -39,7 +42,7 @@ def reuse_plan(batch: int, tokens: int, groups: int, k_prefix: torch.Tensor) -> 
     per reader, CPU tensors, and a shape first seen inside a capture: ``auto``."""
     if not on_flash(k_prefix) or k_prefix.shape[0] != 1:
         return "auto"
-    key = (batch, tokens, groups, tuple(k_prefix.shape), k_prefix.dtype, k_prefix.device)
+    key = (batch, tokens, groups, tuple(k_prefix.shape), k_prefix.dtype, k_prefix.device, None)
     if torch.cuda.is_current_stream_capturing() and not is_timed(TIMED, key):
         return "auto"
 
@@ -57,11 +60,54 @@ def reuse_plan(batch: int, tokens: int, groups: int, k_prefix: torch.Tensor) -> 
     return KERNEL[timed_choice(TIMED, key, candidates)[0]]
 
 
-def reuse_plan_chosen(batch: int, tokens: int, kv_tokens: int) -> tuple[str | None, dict[str, float]]:
-    """What :func:`reuse_plan` chose for ``batch`` readers of ``tokens`` tokens over ``kv_tokens`` keys
-    (``passes`` | ``fused``) and each candidate's median ms on one layer's attention; None and {}
-    where that shape was never timed."""
-    for (kb, kt, _, k_shape, *_), timed in timings(TIMED):
-        if (kb, kt, k_shape[2]) == (batch, tokens, kv_tokens):
+def cached_plan(
+    batch: int, tokens: int, groups: int, k_cache: torch.Tensor, own_kernel: str, k_prefix: torch.Tensor
+) -> str:
+    """:func:`reuse_plan` for decoding readers: ``batch`` readers' ``tokens`` new tokens over a shared
+    document layer ``k_prefix`` and their caches (one layer ``k_cache`` ``(B, Hkv, S, d)``, in the
+    layout ``own_kernel`` reads), timed at the caches' last slots (the longest read)."""
+    if not on_flash(k_prefix) or k_prefix.shape[0] != 1:
+        return "auto"
+    token_major = k_cache.transpose(1, 2).is_contiguous()
+    key = (
+        batch,
+        tokens,
+        groups,
+        tuple(k_prefix.shape),
+        k_prefix.dtype,
+        k_prefix.device,
+        (k_cache.shape[2], own_kernel),
+    )
+    if torch.cuda.is_current_stream_capturing() and not is_timed(TIMED, key):
+        return "auto"
+
+    def candidates() -> dict[str, Callable[[], object]]:  # made only when the shape is first timed
+        _, hkv, slots, d = k_cache.shape
+        rand = lambda *shape: torch.randn(*shape, dtype=k_prefix.dtype, device=k_prefix.device)
+        q, new = rand(batch, hkv * groups, tokens, d), rand(batch, tokens, hkv, d).transpose(1, 2)
+        cache = [cache_layer(k_prefix, batch, slots, token_major=token_major).normal_() for _ in "kv"]
+        at = torch.arange(slots - tokens, slots, device=k_prefix.device)  # the new tokens' slots: the last
+        steps = None
+        if own_kernel == "flash" and tokens == 1:
+            steps = step_sequences(batch, groups, slots, torch.tensor(slots - 1, device=k_prefix.device))
+        run = compiled_for(q, cached_prefix_attention)
+        return {
+            name: functools.partial(
+                run, q, new, new, k_prefix, k_prefix, *cache, at, d**-0.5, kernel, own_kernel, steps
+            )
+            for name, kernel in KERNEL.items()
+        }
+
+    return KERNEL[timed_choice(TIMED, key, candidates)[0]]
+
+
+def plan_chosen(
+    batch: int, tokens: int, kv_tokens: int, slots: int | None = None
+) -> tuple[str | None, dict[str, float]]:
+    """What :func:`reuse_plan` (or, with the caches' ``slots``, :func:`cached_plan`) chose for ``batch``
+    readers of ``tokens`` new tokens over ``kv_tokens`` keys (``passes`` | ``fused``) and each
+    candidate's median ms on one layer's attention; None and {} where that shape was never timed."""
+    for (kb, kt, _, k_shape, _, _, cached), timed in timings(TIMED):
+        if (kb, kt, k_shape[2]) == (batch, tokens, kv_tokens) and (cached and cached[0]) == slots:
             return fastest(timed), timed
     return None, {}

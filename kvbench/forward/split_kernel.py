@@ -69,14 +69,18 @@ def _document_part(
 @triton.jit
 def _own_part(
     q, rows, kept, d, h, ko_ptr, vo_ptr, ko_b, ko_h, ko_t, vo_b, vo_h, vo_t, reader_rows, new_tokens, own_tokens,
-    scale_log2, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr,
+    slot_ptr, scale_log2, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr,
 ):  # fmt: skip
     """The readers' own keys for one row tile: row ``r`` is reader ``r // reader_rows``'s new token
-    ``r % new_tokens`` and sees that reader's own keys up to its own (lower-right causal over
-    ``own_tokens >= new_tokens`` keys). The tile's readers' keys are read as one run of
-    ``reader x own_tokens + key`` indices, each row masked to its reader's."""
+    ``t = r % new_tokens`` and sees that reader's own keys up to its own: lower-right causal over
+    ``own_tokens >= new_tokens`` keys, or, with ``SLOTS`` (a reader's cache of ``own_tokens``
+    slots), up to slot ``slots[t]`` (on the device). The tile's readers' keys are read as one run
+    of ``reader x own_tokens + key`` indices, each row masked to its reader's."""
     reader = rows // reader_rows
-    sees_up_to = rows % new_tokens + (own_tokens - new_tokens)
+    if SLOTS:
+        sees_up_to = tl.load(slot_ptr + rows % new_tokens, mask=kept, other=-1).to(tl.int32)
+    else:
+        sees_up_to = rows % new_tokens + (own_tokens - new_tokens)
     first = tl.min(tl.where(kept, reader, 2147483647), 0) * own_tokens
     end = (tl.max(tl.where(kept, reader, 0), 0) + 1) * own_tokens
     top = tl.full([BLOCK_M], float("-inf"), tl.float32)
@@ -103,8 +107,10 @@ def _split_attention_kernel(
     q_h, q_m, k_h, k_l, v_h, v_l, o_s, o_h, o_m, l_s, l_h,  # strides: head, row or key, part
     limit_ptr, group_rows,  # LIMITED: row r sees keys before limit[r // group_rows]
     ko_ptr, vo_ptr, ko_b, ko_h, ko_t, vo_b, vo_h, vo_t, reader_rows, new_tokens, own_tokens,  # OWN: the readers' keys
+    slot_ptr,  # SLOTS: row r sees its reader's cache up to slot[r % new_tokens]
     rows_n, keys_n, part, scale_log2,
-    LIMITED: tl.constexpr, OWN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr,
+    LIMITED: tl.constexpr, OWN: tl.constexpr, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    D: tl.constexpr,
 ):  # fmt: skip
     tile, h, s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -114,7 +120,7 @@ def _split_attention_kernel(
     if OWN and s == tl.num_programs(2) - 1:  # the last program along the parts: the readers' own keys
         top, total, acc = _own_part(
             q, rows, kept, d, h, ko_ptr, vo_ptr, ko_b, ko_h, ko_t, vo_b, vo_h, vo_t, reader_rows, new_tokens,
-            own_tokens, scale_log2, BLOCK_M, BLOCK_N, D,
+            own_tokens, slot_ptr, scale_log2, SLOTS, BLOCK_M, BLOCK_N, D,
         )  # fmt: skip
     else:
         top, total, acc = _document_part(
@@ -193,6 +199,7 @@ def split_pass(
     limits: torch.Tensor | None = None,
     group_rows: int = 1,
     own: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+    slots: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of ``q`` ``(1, Hkv, M, d)`` over ``k``, ``v`` ``(1, Hkv, L, d)``, in parts of ``part`` keys.
 
@@ -203,7 +210,9 @@ def split_pass(
     With ``own = (k_own, v_own, T)`` (``(B, Hkv, T', d)`` each, ``T' >= T``) the rows are also ``B``
     readers' ``T`` new tokens, ``M / B`` rows a reader (its ``G`` query heads, then its tokens:
     row ``r`` is token ``r % T`` of reader ``r // (M / B)``), and each also sees its reader's own
-    keys, lower-right causal: one more part, merged with the document's.
+    keys, lower-right causal: one more part, merged with the document's. With ``slots`` ``(T,)``
+    integers on the device, the own keys are each reader's cache of ``T'`` slots instead, and token
+    ``t`` sees the slots up to ``slots[t]`` (a decoding reader's cache, its new tokens written first).
 
     Every tensor is read in place in any layout whose last dimension is contiguous (a token-major
     cache too); ``d`` is a power of two. Returns ``(1, Hkv, M, d)`` out in ``q``'s dtype and
@@ -240,8 +249,9 @@ def split_pass(
         q if limits is None else limits, group_rows,  # q: a pointer never read when not LIMITED
         k_own, v_own, k_own.stride(0), k_own.stride(1), k_own.stride(2), v_own.stride(0), v_own.stride(1),
         v_own.stride(2), rows // k_own.shape[0], new_tokens, k_own.shape[2],
+        q if slots is None else slots,  # q: a pointer never read without SLOTS
         rows, length, part, scale * LOG2E,
-        LIMITED=limits is not None, OWN=own is not None, BLOCK_M=block_m, BLOCK_N=block_n, D=d,
+        LIMITED=limits is not None, OWN=own is not None, SLOTS=slots is not None, BLOCK_M=block_m, BLOCK_N=block_n, D=d,
         num_warps=warps, num_stages=stages,
     )  # fmt: skip
     if parts > 1:

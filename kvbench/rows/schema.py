@@ -336,6 +336,15 @@ class Row:
     decode_step_ms_p25: float = col("25th percentile of decode_step_ms")
     decode_step_ms_p75: float = col("75th percentile of decode_step_ms")
     decode_doc_kernel: str = col("decode step (shared document): the document pass's kernel for B one-token rows")
+    decode_attention: str = col(
+        "decode step (shared document), document_kernel=auto: `passes` (the document pass, the own-cache pass, "
+        "their merge) or `fused` (the document and each reader's cache in one split-KV Triton launch); "
+        "kvbench.forward.reuse_plan"
+    )
+    decode_attention_passes_ms: float = col("decode step: one layer's attention as passes (CUDA-graph replay)")
+    decode_attention_fused_ms: float = col(
+        "decode step: one layer's attention as one Triton launch (CUDA-graph replay)"
+    )
     decode_own_kernel: str = col(
         "decode step: the pass over each reader's own KV (`masked` | `flash` | `triton`; fast.own_kernel, "
         "auto resolved; kvbench.forward.own_pass)"

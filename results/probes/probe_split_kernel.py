@@ -70,7 +70,7 @@ def reuse_attention(readers: int, tokens: int, length: int) -> None:
     """A layer's whole reuse attention as reuse_plan times it: ``auto``'s document pass, the own-key
     pass and their merge (``passes``) against one Triton launch for both (``fused``)."""
     reuse_plan.reuse_plan(readers, tokens, 4, torch.randn(1, HKV, length, D, device=dev, dtype=dt))
-    say(f"reuse_B{readers}_T{tokens}_L{length}", reuse_plan.reuse_plan_chosen(readers, tokens, length))
+    say(f"reuse_B{readers}_T{tokens}_L{length}", reuse_plan.plan_chosen(readers, tokens, length))
 
 
 def audit_shape(tokens: int) -> None:

@@ -79,7 +79,7 @@ def length(tag: str, fwd: FastForward, model, tokens: int, query, batches: list[
     say(f"{tag}_L{tokens}_kv_floor_ms", art.nbytes / hbm_gbps / 1e6)
     say(f"{tag}_L{tokens}_max_abs_logit_diff_vs_hf", float((reader(query) - ref).abs().max()))
     say(f"{tag}_L{tokens}_doc_kernel", document_pass.chosen(4 * 32, tokens))
-    say(f"{tag}_L{tokens}_reuse_attention", reuse_plan.reuse_plan_chosen(1, 32, tokens))
+    say(f"{tag}_L{tokens}_reuse_attention", reuse_plan.plan_chosen(1, 32, tokens))
     for batch in batches:
         decoder = GreedyDecoder(fwd, art, batch, 32, 8, graph=True)
         decoder.tokens(torch.randint(0, 30000, (batch, 32), device=dev))
