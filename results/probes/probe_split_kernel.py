@@ -7,8 +7,9 @@ flash, cuDNN over parts, and the Triton kernel at its defaults, at other launch 
 (keys per block, warps, pipeline stages) and at half and twice :func:`split_plan`'s part.
 Each is set beside the KV read at the measured copy bandwidth, and each Triton variant's largest
 difference from flash's out is recorded. Then a layer's whole reuse attention (document, own keys,
-merge) as two passes and as one Triton launch, as ``reuse_plan`` times them, and an audit's k = 4
-chunks at 3774 and 32768 tokens as ``chunk_plan`` times them. Run from the repository root on a GPU node:
+merge) and a decode step's (64 and 256 readers) as two passes and as one Triton launch, as
+``reuse_plan`` and ``cached_plan`` time them, and an audit's k = 4 chunks at 3774 and 32768
+tokens as ``chunk_plan`` times them. Run from the repository root on a GPU node:
 
     python3 results/probes/probe_split_kernel.py   # writes $OUT/probe_split_kernel.json
 """
@@ -27,6 +28,7 @@ from _probe import ceilings, dev, dt, save, say
 from kvbench.forward import audit_chunks, document_pass, reuse_plan
 from kvbench.forward.compiled import RECOMPILE_LIMIT
 from kvbench.forward.kernel_timing import try_graph_ms
+from kvbench.forward.own_pass import cache_layer
 from kvbench.forward.split_kernel import BLOCK_N, STAGES, WARPS, block_rows, split_pass, split_plan
 
 HKV, D = 8, 128
@@ -73,6 +75,15 @@ def reuse_attention(readers: int, tokens: int, length: int) -> None:
     say(f"reuse_B{readers}_T{tokens}_L{length}", reuse_plan.plan_chosen(readers, tokens, length))
 
 
+def decode_attention(readers: int, length: int, slots: int = 48) -> None:
+    """A decode step's whole attention as cached_plan times it, on the own-cache kernel the step's
+    rows chose (the Triton step kernel from 64 readers): passes against one launch with the caches."""
+    k = torch.randn(1, HKV, length, D, device=dev, dtype=dt)
+    cache = cache_layer(k, readers, slots, token_major=False)
+    reuse_plan.cached_plan(readers, 1, 4, cache, "triton", k)
+    say(f"decode_B{readers}_L{length}", reuse_plan.plan_chosen(readers, 1, length, slots=slots))
+
+
 def audit_shape(tokens: int) -> None:
     """An audit's k = 4 chunks of 64 tokens: chunk_plan times a layer's chunk attention on the whole and
     split variable-length passes and on the Triton launch, compiled and replayed as the check runs them."""
@@ -95,6 +106,8 @@ def main() -> None:
         shape(rows, tokens, hbm_gbps, sms)
     for readers, tokens, length in ((1, 32, 3774), (1, 32, 32768), (64, 32, 3774), (64, 1, 3774)):
         reuse_attention(readers, tokens, length)
+    for readers, length in ((64, 3774), (256, 3774), (64, 32768)):
+        decode_attention(readers, length)
     for tokens in (3774, 32768):
         audit_shape(tokens)
     save("probe_split_kernel.json")
