@@ -26,7 +26,8 @@ split-KV), a handful of the GPU's SMs do it. Three library kernels and one of ou
   whole in it (:func:`document_own_pass`): the question's own keys (or the reader's cache) are one
   more part of the same launch, so the layer has no own-key pass and no merge of its own.
   ``fast.document_kernel=triton`` always does so; under ``auto`` :mod:`kvbench.forward.reuse_plan`
-  times that against the two passes per shape. As a candidate of ``auto``'s document pass it runs the document alone, timed like the others.
+  times that against the two passes per shape. As a candidate of ``auto``'s document pass it runs
+  the document alone, timed like the others.
 
 ``auto`` (the default) times flash, cuDNN and Triton once per shape, replayed as a CUDA graph as the
 reader runs them (CUDA events after warmup; the choice itself is made outside any capture), and
