@@ -125,8 +125,9 @@ def test_a_cached_attention_on_the_triton_op_equals_the_two_passes_merged(tokens
 
 
 def test_a_chunk_attention_on_the_triton_op_equals_the_variable_length_passes_merged():
-    """chunk_triton_pass (its reference off CUDA) folds chunks its own way and masks each chunk's own
-    keys causally: the whole chunk attention equals the two passes merged, a chunk at 0 included."""
+    """document_own_pass with a chunk as a reader (its reference off CUDA) folds chunks its own way and
+    masks each chunk's own keys causally: the whole chunk attention equals the two passes merged, a
+    chunk at 0 included."""
     from kvbench.forward.attention import chunked_prefix_attention
     from kvbench.forward.document_pass import chunk_sequences
 
@@ -201,7 +202,7 @@ def test_every_custom_op_returns_what_its_fake_promises_on_cpu():
     failed every compiled reader, issue 21); opcheck holds the CPU paths to their fakes, eager and
     under AOT dispatch with dynamic shapes (test_gpu.py holds the CUDA kernels)."""
     from kvbench.forward.attention import causal_attention
-    from kvbench.forward.document_pass import chunk_triton_pass, document_own_pass, document_pass
+    from kvbench.forward.document_pass import document_own_pass, document_pass
     from kvbench.forward.own_pass import cache_layer, write_cache
     from kvbench.forward.varlen import varlen_pass
 
@@ -228,16 +229,18 @@ def test_every_custom_op_returns_what_its_fake_promises_on_cpu():
                 torch.arange(2, 5),
             ),
         ),
-        # three chunks of 2 heads x 2 tokens, one at 0 (it sees only its own keys), their keys strided views
+        # an audit's three chunks of 2 heads x 2 tokens, one at 0 (only its own keys), their keys strided views
         (
-            chunk_triton_pass,
+            document_own_pass,
             (
                 rand(1, 2, 12, 16),
                 k,
                 v,
-                torch.tensor([0, 17, 40], dtype=torch.int32),
                 *(rand(1, 2, 6, 16)[0].unflatten(1, (3, 2)).transpose(0, 1) for _ in "kv"),
+                2,
                 0.25,
+                None,
+                torch.tensor([0, 17, 40], dtype=torch.int32),
             ),
         ),
         (varlen_pass, (rand(12, 2, 16), *doc, *_sequences([0, 4, 12], [0, 0, 0], [20, 0]), 8, 40, 0.25)),

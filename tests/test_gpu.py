@@ -310,7 +310,7 @@ def test_the_triton_chunk_attention_matches_flash_varlen_in_bf16(splits):
     """Four chunks of 64 tokens, one at 0 (its own keys only), over 3774 tokens read in place: the
     Triton launch against the variable-length passes (whole or in parts) and the causal own pass, merged."""
     from kvbench.forward.attention import chunked_prefix_attention
-    from kvbench.forward.document_pass import chunk_sequences, chunk_triton_pass
+    from kvbench.forward.document_pass import chunk_sequences, document_own_pass
 
     rand = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
     q, k_new, v_new = rand(1, 32, 4 * 64, 128), rand(1, 8, 4 * 64, 128), rand(1, 8, 4 * 64, 128)
@@ -324,8 +324,8 @@ def test_the_triton_chunk_attention_matches_flash_varlen_in_bf16(splits):
     assert float((fused.float() - ref.float()).norm() / ref.float().norm()) < 1e-2
     folded = q[0].reshape(8, 4, 4, 64, 128).transpose(1, 2).reshape(1, 8, 1024, 128)  # as the attention folds
     per_chunk = lambda t: t[0].unflatten(1, (4, 64)).transpose(0, 1)
-    args = (folded, k, v, starts.to(torch.int32), per_chunk(k_new), per_chunk(v_new), 128**-0.5)
-    torch.library.opcheck(chunk_triton_pass, args, test_utils="test_faketensor")
+    args = (folded, k, v, per_chunk(k_new), per_chunk(v_new), 64, 128**-0.5, None, starts.to(torch.int32))
+    torch.library.opcheck(document_own_pass, args, test_utils="test_faketensor")
 
 
 def test_captured_chunk_check_replays_the_eager_errors_for_new_draws():

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kvbench.forward.document_pass import chunk_triton_pass, chunked_document_pass, document_own_pass, document_pass
+from kvbench.forward.document_pass import chunked_document_pass, document_own_pass, document_pass
 from kvbench.forward.own_pass import own_cache_pass, write_cache
 from kvbench.forward.reference import merge, on_flash, reference_pass
 from kvbench.forward.varlen import Sequences
@@ -209,8 +209,8 @@ def chunked_prefix_attention(
     into ``k_out``, ``v_out`` (same shape as ``k_new``) for the auditor to compare with the stored
     ones. ``kernel``: ``varlen`` (FlashAttention-2's variable-length call over the prefixes, in as
     many parts as ``chunks`` holds, a causal pass over the chunks' own keys, and a merge) or
-    ``triton`` (all of it in one launch, :func:`kvbench.forward.document_pass.chunk_triton_pass`:
-    ``chunks`` whole, its ``used_k`` the starts). Returns ``(1, H, n * chunk, d)``.
+    ``triton`` (all of it in one launch, :func:`kvbench.forward.document_pass.document_own_pass`
+    with a chunk as a reader: ``chunks`` whole, its ``used_k`` the starts). Returns ``(1, H, n * chunk, d)``.
     """
     k_out.copy_(k_new)
     v_out.copy_(v_new)
@@ -221,7 +221,8 @@ def chunked_prefix_attention(
         hkv, d = k_doc.shape[1], q.shape[3]
         # (Hkv, G, n, chunk, d) -> (Hkv, n, G, chunk, d): rows grouped by chunk, G x chunk rows each
         folded = q[0].reshape(hkv, heads // hkv, n, chunk, d).transpose(1, 2).reshape(1, hkv, rows * heads // hkv, d)
-        out = chunk_triton_pass(folded, k_doc, v_doc, chunks.used_k, per_chunk(k_new), per_chunk(v_new), scale)
+        own = (per_chunk(k_new), per_chunk(v_new))
+        out = document_own_pass(folded, k_doc, v_doc, *own, chunk, scale, limits=chunks.used_k)
         return out.reshape(hkv, n, heads // hkv, chunk, d).transpose(1, 2).reshape(1, heads, rows, d)
     doc_out, doc_lse = chunked_document_pass(q, k_doc, v_doc, chunks, chunk, scale)
     own_out, own_lse = attention_pass(per_chunk(q), per_chunk(k_new), per_chunk(v_new), True, scale)

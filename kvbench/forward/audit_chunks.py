@@ -11,7 +11,7 @@ Three ways run that attention:
   parts (PyTorch's variable-length FlashAttention-2 does not split keys itself, so ``k = 1`` chunk
   is 16 CTAs on the Qwen3-4B shape);
 * ``triton``: all of it in one split-KV Triton launch and its merge
-  (:func:`kvbench.forward.document_pass.chunk_triton_pass`).
+  (:func:`kvbench.forward.document_pass.document_own_pass`, a chunk as a reader).
 
 :func:`chunk_plan` times the whole attention of each, as the reader runs it (compiled, replayed as
 a CUDA graph, CUDA events after warmup), on chunks spread evenly over the document, and keeps the

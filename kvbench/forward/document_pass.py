@@ -51,9 +51,9 @@ folded rows are ``k x Hkv x 2`` CTAs, 16 at k = 1 on the Qwen3-4B shape, against
 SMs. So the document may be split too: ``S`` parts of ``ceil(L / S)`` keys, each chunk's queries
 a sequence per part (part ``s`` sees the keys of part ``s`` before ``starts[i]``), all in the same
 one call, merged by log-sum-exp where the layer is compiled. Or the split-KV Triton kernel runs a
-chunk's whole attention (:func:`chunk_triton_pass`): every chunk's rows over the document's parts
-in one launch, each row stopping at its chunk's start, the chunks' own keys one more part, and its
-own merge. :mod:`kvbench.forward.audit_chunks` chooses among them per shape.
+chunk's whole attention (:func:`document_own_pass` with a key limit per chunk): every chunk's rows
+over the document's parts in one launch, each row stopping at its chunk's start, the chunks' own
+keys one more part, and its own merge. :mod:`kvbench.forward.audit_chunks` chooses among them per shape.
 """
 
 from __future__ import annotations
@@ -198,14 +198,18 @@ def _cudnn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> t
     return split_pass(q, k, v, scale, splits, _cudnn_call)
 
 
-def _triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The split-KV Triton kernel and its merge, over parts sized from the rows and the SM count."""
+def _split_kv(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, **options
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The split-KV Triton kernel and its merge (:func:`kvbench.forward.split_kernel.split_pass` with
+    ``options``), over parts sized from the rows and the SM count."""
     from kvbench.forward.split_kernel import split_pass, split_plan  # imports Triton, which CPU installs may lack
 
-    return split_pass(q, k, v, scale, split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device)))
+    part = split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device))
+    return split_pass(q, k, v, scale, part, **options)
 
 
-_RUN = {"flash": _flash, "flex": _flex, "cudnn": _cudnn, "triton": _triton}
+_RUN = {"flash": _flash, "flex": _flex, "cudnn": _cudnn, "triton": _split_kv}
 
 
 def _key(q: torch.Tensor, k: torch.Tensor) -> tuple:
@@ -299,77 +303,44 @@ def document_own_pass(
     new_tokens: int,
     scale: float,
     slots: torch.Tensor | None = None,
+    limits: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Readers' queries over a shared document and, causally, their own keys, merged: the whole of
-    a reuse's (or a decoding reader's) attention in one split-KV Triton launch and its merge (no
-    own-key pass of its own, no merge in the layer).
+    a reuse's, a decoding reader's or an audit's attention in one split-KV Triton launch and its
+    merge (no own-key pass of its own, no merge in the layer).
 
     ``q`` ``(1, Hkv, B * G * T, d)``: reader ``b``'s ``G`` query heads of its ``T = new_tokens``
     tokens at rows ``b * G * T + g * T + t``; ``k``, ``v`` ``(1, Hkv, L, d)``; ``k_own``, ``v_own``
     ``(B, Hkv, T', d)``, ``T' >= T``, each reader's own keys: its new tokens last (lower-right
     causal), or, with ``slots`` ``(T,)`` on the device, its cache of ``T'`` slots, token ``t``
-    seeing the slots up to ``slots[t]``. Returns ``(1, Hkv, B * G * T, d)``, contiguous. Off CUDA
-    half types, the float32 reference: the two passes merged by log-sum-exp.
+    seeing the slots up to ``slots[t]``. With ``limits`` ``(B,)`` int32 on the device, reader ``b``
+    sees only the document's keys before ``limits[b]`` (an audit's chunks: a reader is a chunk, its
+    own keys its recomputed ones). Returns ``(1, Hkv, B * G * T, d)``, contiguous. Off CUDA half
+    types, the float32 reference: the two passes merged by log-sum-exp.
     """
+    batch = k_own.shape[0]
     if not on_flash(q):
-        batch, hkv, own_tokens, d = k_own.shape
+        _, hkv, own_tokens, d = k_own.shape
+        reader_rows = q.shape[2] // batch
         rows, keys = torch.arange(q.shape[2], device=q.device), torch.arange(batch * own_tokens, device=q.device)
-        same_reader = keys // own_tokens == (rows // (q.shape[2] // batch)).unsqueeze(1)
+        same_reader = keys // own_tokens == (rows // reader_rows).unsqueeze(1)
         last = rows % new_tokens + own_tokens - new_tokens if slots is None else slots[rows % new_tokens]
         allowed = same_reader & (keys % own_tokens <= last.unsqueeze(1))
         readers_keys = lambda t: t.transpose(0, 1).reshape(1, hkv, batch * own_tokens, d)
-        doc_out, doc_lse = reference_pass(q, k, v, False, scale)
+        sees = (
+            None
+            if limits is None
+            else torch.arange(k.shape[2], device=q.device) < limits.repeat_interleave(reader_rows)[:, None]
+        )
+        doc_out, doc_lse = masked_pass(q, k, v, sees, scale)
         own_out, own_lse = masked_pass(q, readers_keys(k_own), readers_keys(v_own), allowed, scale)
         return merge([doc_out, own_out], [doc_lse, own_lse]).contiguous()
-    from kvbench.forward.split_kernel import split_pass, split_plan  # imports Triton, which CPU installs may lack
-
-    part = split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device))
-    return split_pass(q, k, v, scale, part, own=(k_own, v_own, new_tokens), slots=slots)[0]
+    own = (k_own, v_own, new_tokens)
+    return _split_kv(q, k, v, scale, own=own, slots=slots, limits=limits, group_rows=q.shape[2] // batch)[0]
 
 
 @document_own_pass.register_fake
-def _(q, k, v, k_own, v_own, new_tokens, scale, slots=None):
-    return q.new_empty(q.shape)
-
-
-@torch.library.custom_op("kvbench::chunk_triton_pass", mutates_args=())
-def chunk_triton_pass(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    starts: torch.Tensor,
-    k_own: torch.Tensor,
-    v_own: torch.Tensor,
-    scale: float,
-) -> torch.Tensor:
-    """An audit's whole chunk attention in one split-KV Triton launch and its merge: each chunk over
-    the document before it (a key limit per chunk) and, causally, over its own keys (one more part).
-
-    ``q`` ``(1, Hkv, n * G * c, d)``: chunk ``i``'s ``G`` query heads of its ``c`` tokens at rows
-    ``i * G * c + g * c + t``; ``k``, ``v`` ``(1, Hkv, L, d)`` read in place; ``starts`` ``(n,)``
-    int32 on the device: chunk ``i`` sees the document's keys before ``starts[i]``; ``k_own``,
-    ``v_own`` ``(n, Hkv, c, d)``: the chunks' recomputed keys and values. Returns ``(1, Hkv, n * G *
-    c, d)``, contiguous. Off CUDA half types, the float32 reference: the two passes merged.
-    """
-    n, hkv, chunk, d = k_own.shape
-    if not on_flash(q):
-        group = q.shape[2] // n
-        sees = torch.arange(k.shape[2], device=q.device) < starts.repeat_interleave(group)[:, None]  # the prefix
-        doc_out, doc_lse = masked_pass(q, k, v, sees, scale)
-        rows, keys = torch.arange(q.shape[2], device=q.device), torch.arange(n * chunk, device=q.device)
-        causal = (keys // chunk == (rows // group)[:, None]) & (keys % chunk <= (rows % chunk)[:, None])
-        chunks_keys = lambda t: t.transpose(0, 1).reshape(1, hkv, n * chunk, d)
-        own_out, own_lse = masked_pass(q, chunks_keys(k_own), chunks_keys(v_own), causal, scale)
-        return merge([doc_out, own_out], [doc_lse, own_lse]).contiguous()
-    from kvbench.forward.split_kernel import split_pass, split_plan  # imports Triton, which CPU installs may lack
-
-    part = split_plan(q.shape[2], hkv, k.shape[2], _sms(q.device))
-    group = q.shape[2] // n
-    return split_pass(q, k, v, scale, part, limits=starts, group_rows=group, own=(k_own, v_own, chunk))[0]
-
-
-@chunk_triton_pass.register_fake
-def _(q, k, v, starts, k_own, v_own, scale):
+def _(q, k, v, k_own, v_own, new_tokens, scale, slots=None, limits=None):
     return q.new_empty(q.shape)
 
 

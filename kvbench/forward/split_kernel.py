@@ -13,8 +13,7 @@ the first kernel writes the final out itself. The same two-stage shape as SGLang
 attention and FlashInfer's split-KV decode, for many rows per KV head rather than one token's.
 With a key limit per group of rows it runs an audit's chunks, each over the document before it;
 with the readers' (or the chunks') own keys as one more part, a reuse's (or an audit's) whole
-attention in one launch (:func:`kvbench.forward.document_pass.document_own_pass`,
-:func:`~kvbench.forward.document_pass.chunk_triton_pass`).
+attention in one launch (:func:`kvbench.forward.document_pass.document_own_pass`).
 
 It imports Triton, so only CUDA callers (or tests under ``TRITON_INTERPRET=1``) import this module.
 """
