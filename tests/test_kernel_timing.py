@@ -49,3 +49,19 @@ def test_a_candidate_that_raises_is_refused_loudly(monkeypatch):
     with pytest.warns(UserWarning, match="kernel broken failed, left out of auto: RuntimeError: no kernel"):
         name, timed = timed_choice("kernel", ("shape",), lambda: {"ref": lambda: torch.ones(3), "broken": broken})
     assert name == "ref" and timed == {"ref": 1.0, "broken": float("inf")}
+
+
+def test_a_shape_first_seen_inside_a_capture_gets_the_default_untimed_and_is_timed_later(monkeypatch):
+    """Nothing can be timed while a CUDA graph is being captured: the callers' shared rule lives here."""
+    monkeypatch.setattr(kernel_timing, "try_graph_ms", lambda what, name, fn: {"ref": 2.0, "fast": 1.0}[name])
+    monkeypatch.setattr(kernel_timing, "_timed", {})
+    made = []
+    candidates = lambda: made.append(1) or {"ref": lambda: torch.ones(2), "fast": lambda: torch.ones(2)}
+    monkeypatch.setattr(kernel_timing, "_capturing", lambda: True)
+    assert timed_choice("kernel", ("shape",), candidates, default="ref") == ("ref", {}) and not made
+    with pytest.raises(RuntimeError, match=r"kernel: \('shape',\) was first seen inside a CUDA-graph capture"):
+        timed_choice("kernel", ("shape",), candidates)
+    monkeypatch.setattr(kernel_timing, "_capturing", lambda: False)
+    assert timed_choice("kernel", ("shape",), candidates, default="ref") == ("fast", {"ref": 2.0, "fast": 1.0})
+    monkeypatch.setattr(kernel_timing, "_capturing", lambda: True)  # timed now: looked up in a capture
+    assert timed_choice("kernel", ("shape",), candidates, default="ref")[0] == "fast" and made == [1]

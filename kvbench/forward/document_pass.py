@@ -65,7 +65,7 @@ import torch
 
 from kvbench.config.names import DOCUMENT_KERNELS as KERNELS
 from kvbench.forward.compiled import compiled_for
-from kvbench.forward.kernel_timing import fastest, is_timed, timed_choice, timings
+from kvbench.forward.kernel_timing import fastest, timed_choice, timings
 from kvbench.forward.reference import masked_pass, merge, merge_stacked, on_flash, reference_pass
 from kvbench.forward.varlen import Sequences, varlen_pass
 
@@ -222,10 +222,8 @@ def _pick(kernel: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     if kernel != "auto":
         return kernel
     key = _key(q, k)
-    if torch.cuda.is_current_stream_capturing() and not is_timed(TIMED, key):
-        return "flash"  # a shape first seen inside a capture cannot be timed; captures come after warmups
     candidates = lambda: {name: functools.partial(_RUN[name], q, k, v, scale) for name in AUTO_CANDIDATES}
-    return timed_choice(TIMED, key, candidates)[0]
+    return timed_choice(TIMED, key, candidates, default=AUTO_CANDIDATES[0])[0]
 
 
 @torch.library.custom_op("kvbench::document_pass", mutates_args=())

@@ -100,14 +100,27 @@ def checked_ms(what: str, name: str, fn: Callable[[], object], reference: object
 _timed: dict[tuple, dict[str, float]] = {}
 
 
+def _capturing() -> bool:
+    """Whether a CUDA graph is being captured on the current stream (never, on a build without CUDA)."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
 def timed_choice(
-    what: str, key: tuple, candidates: Callable[[], Mapping[str, Callable[[], object]]]
+    what: str, key: tuple, candidates: Callable[[], Mapping[str, Callable[[], object]]], default: str | None = None
 ) -> tuple[str, dict[str, float]]:
     """The fastest of ``candidates()`` (name -> one call) for ``what`` at ``key`` (a shape), and a copy
     of each candidate's median ms: on the first call per process and key each candidate is checked
     against the first one's output and timed (:func:`checked_ms`); later calls only look it up
     (``candidates`` is not called again). Ties go to the first candidate (callers list the default
-    first); one that failed or disagreed (inf) never wins over one that ran."""
+    first); one that failed or disagreed (inf) never wins over one that ran.
+
+    Inside a CUDA-graph capture nothing can be timed: a key not timed before (captures come after
+    warmups, so a shape first seen in one) gets ``default`` and no times, and is timed at its next
+    call outside a capture; without a ``default`` that is an error."""
+    if (what, key) not in _timed and _capturing():
+        if default is None:
+            raise RuntimeError(f"{what}: {key} was first seen inside a CUDA-graph capture, where it cannot be timed")
+        return default, {}
     if (what, key) not in _timed:
         timed: dict[str, float] = {}
         reference = None
@@ -118,11 +131,6 @@ def timed_choice(
         _timed[(what, key)] = timed
     timed = _timed[(what, key)]
     return fastest(timed), dict(timed)
-
-
-def is_timed(what: str, key: tuple) -> bool:
-    """Whether :func:`timed_choice` has timed ``what`` at ``key`` in this process."""
-    return (what, key) in _timed
 
 
 def timings(what: str) -> Iterator[tuple[tuple, dict[str, float]]]:
