@@ -65,3 +65,29 @@ def test_a_shape_first_seen_inside_a_capture_gets_the_default_untimed_and_is_tim
     assert timed_choice("kernel", ("shape",), candidates, default="ref") == ("fast", {"ref": 2.0, "fast": 1.0})
     monkeypatch.setattr(kernel_timing, "_capturing", lambda: True)  # timed now: looked up in a capture
     assert timed_choice("kernel", ("shape",), candidates, default="ref")[0] == "fast" and made == [1]
+
+
+def test_plan_fields_report_the_reuse_and_the_decode_step_apart(monkeypatch):
+    """One batch and document length, timed once as a reuse and once as a decode step over 48-slot
+    caches: each row reads its own plan, and a named kernel reports none."""
+    from kvbench.experiments.base import plan_fields
+    from kvbench.forward import reuse_plan
+
+    shape = (1, 8, 3774, 128)
+    monkeypatch.setattr(
+        kernel_timing,
+        "_timed",
+        {
+            (reuse_plan.TIMED, (64, 1, 4, shape, torch.bfloat16, "cuda", None)): {"passes": 1.0, "fused": 2.0},
+            (reuse_plan.TIMED, (64, 1, 4, shape, torch.bfloat16, "cuda", (48, "triton"))): {
+                "passes": 3.0,
+                "fused": 2.5,
+            },
+        },
+    )
+    reuse = plan_fields("reuse_attention", "auto", 64, 1, 3774)
+    decode = plan_fields("decode_attention", "auto", 64, 1, 3774, slots=48)
+    assert reuse == {"reuse_attention": "passes", "reuse_attention_passes_ms": 1.0, "reuse_attention_fused_ms": 2.0}
+    assert decode == {"decode_attention": "fused", "decode_attention_passes_ms": 3.0, "decode_attention_fused_ms": 2.5}
+    assert plan_fields("decode_attention", "auto", 64, 1, 3774, slots=40) == {}  # another cache: never timed
+    assert plan_fields("reuse_attention", "flash", 64, 1, 3774) == {}  # a named kernel: no plan ran

@@ -94,11 +94,21 @@ def fast_fields(
     name, timed = document_pass.chosen(groups * readers, doc_tokens)
     fields["doc_kernel"] = name if fwd.document_kernel == "auto" else fwd.document_kernel
     fields.update(kernel_times("doc_kernel", timed))
-    plan, plan_timed = reuse_plan.plan_chosen(batch, readers // batch, doc_tokens) if batch else (None, {})
-    if fwd.document_kernel == "auto" and plan is not None:
-        fields["reuse_attention"] = plan
-        fields.update(kernel_times("reuse_attention", plan_timed))
+    if batch:
+        fields.update(plan_fields("reuse_attention", fwd.document_kernel, batch, readers // batch, doc_tokens))
     return fields
+
+
+def plan_fields(
+    prefix: str, document_kernel: str, batch: int, tokens: int, doc_tokens: int, slots: int | None = None
+) -> dict[str, Any]:
+    """Row fields ``{prefix}`` (``passes`` | ``fused``) and ``{prefix}_{way}_ms`` of how a reader's
+    attention ran under ``auto`` (:mod:`kvbench.forward.reuse_plan`; with the caches' ``slots``, a
+    decoding reader's); none under a named kernel or where that shape was not timed."""
+    plan, timed = reuse_plan.plan_chosen(batch, tokens, doc_tokens, slots)
+    if document_kernel != "auto" or plan is None:
+        return {}
+    return {prefix: plan, **kernel_times(prefix, timed)}
 
 
 def kernel_times(prefix: str, timed: dict[str, float]) -> dict[str, float | None]:

@@ -28,8 +28,7 @@ from typing import Any
 
 import torch
 
-from kvbench.experiments.base import RunContext, fast_fields, kernel_times, publish
-from kvbench.forward import reuse_plan
+from kvbench.experiments.base import RunContext, fast_fields, kernel_times, plan_fields, publish
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.fast import GreedyDecoder
 from kvbench.kv.artifact import KVArtifact
@@ -190,15 +189,12 @@ class ThroughputExperiment:
             decode_doc_kernel=fast_fields(
                 ctx.fast_forward(), ctx.lm.model, ctx.device, B if copies == 1 else None, artifact.num_tokens
             ).get("doc_kernel"),
-            **decode_plan_fields(ctx.fast_forward().document_kernel, B, artifact.num_tokens, decoder.cache.keys[0]),
+            **plan_fields(
+                "decode_attention",
+                ctx.fast_forward().document_kernel,
+                B,
+                1,
+                artifact.num_tokens,
+                slots=decoder.cache.keys[0].shape[2],
+            ),
         )
-
-
-def decode_plan_fields(document_kernel: str, batch: int, doc_tokens: int, k_cache: torch.Tensor) -> dict[str, Any]:
-    """How a decode step's attention ran under ``auto`` (:func:`kvbench.forward.reuse_plan.cached_plan`):
-    ``decode_attention`` and each way's ms on one layer; none where it was not timed (off CUDA, a
-    named kernel, or a copy of the document per reader)."""
-    plan, timed = reuse_plan.plan_chosen(batch, 1, doc_tokens, slots=k_cache.shape[2])
-    if document_kernel != "auto" or plan is None:
-        return {}
-    return dict(decode_attention=plan, **kernel_times("decode_attention", timed))
