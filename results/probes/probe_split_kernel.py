@@ -9,7 +9,8 @@ Each is set beside the KV read at the measured copy bandwidth, and each Triton v
 difference from flash's out is recorded. Then a layer's whole reuse attention (document, own keys,
 merge) and a decode step's (64 and 256 readers) as two passes and as one Triton launch, as
 ``reuse_plan`` and ``cached_plan`` time them, and an audit's k = 4 chunks at 3774 and 32768
-tokens as ``chunk_plan`` times them. Run from the repository root on a GPU node:
+tokens as ``chunk_plan`` times them; the other launch settings last. The file is written after each of these
+steps, so a call stopped at its limit keeps what finished. Run from the repository root on a GPU node:
 
     python3 results/probes/probe_split_kernel.py   # writes $OUT/probe_split_kernel.json
 """
@@ -45,18 +46,21 @@ SETTINGS = [  # (keys per block, warps, stages): split_pass's defaults first
 ]
 
 
-def shape(rows: int, tokens: int, hbm_gbps: float, sms: int) -> None:
+def shape(rows: int, tokens: int, hbm_gbps: float, sms: int, settings: list[tuple[int, int, int]]) -> None:
+    """One document-pass shape: the library kernels (with the defaults) and the Triton kernel at ``settings``."""
+    torch.manual_seed(0)
     q = torch.randn(1, HKV, rows, D, device=dev, dtype=dt)
     k, v = (torch.randn(1, HKV, tokens, D, device=dev, dtype=dt) for _ in range(2))
     scale = D**-0.5
     key = f"r{rows}_L{tokens}"
-    say(f"{key}_kv_floor_ms", 2 * k.numel() * k.element_size() / hbm_gbps / 1e6)
     ref = document_pass._flash(q, k, v, scale)[0].float()
-    for name in ("flash", "cudnn"):
-        library = functools.partial(document_pass._RUN[name], q, k, v, scale)
-        say(f"{key}_{name}_ms", try_graph_ms("probe", name, library))
-    say(f"{key}_block_rows", block_rows(rows))
-    for block_n, warps, stages in SETTINGS:
+    if SETTINGS[0] in settings:
+        say(f"{key}_kv_floor_ms", 2 * k.numel() * k.element_size() / hbm_gbps / 1e6)
+        for name in ("flash", "cudnn"):
+            library = functools.partial(document_pass._RUN[name], q, k, v, scale)
+            say(f"{key}_{name}_ms", try_graph_ms("probe", name, library))
+        say(f"{key}_block_rows", block_rows(rows))
+    for block_n, warps, stages in settings:
         part = split_plan(rows, HKV, tokens, sms, block_n)
         for label, p in (("", part), ("_half", max(block_n, part // 2)), ("_twice", min(tokens, 2 * part))):
             if label and (block_n, warps, stages) != SETTINGS[0]:
@@ -102,15 +106,22 @@ def main() -> None:
     sms = torch.cuda.get_device_properties(dev).multi_processor_count
     say("device", torch.cuda.get_device_name(dev))
     say("hbm_gbps", hbm_gbps)
+    # what the rows' choices turn on first, the other launch settings last; saved after each, so a
+    # call that ends at its limit keeps what finished
     for rows, tokens in SHAPES:
-        shape(rows, tokens, hbm_gbps, sms)
+        shape(rows, tokens, hbm_gbps, sms, SETTINGS[:1])
+    save("probe_split_kernel.json")
     for readers, tokens, length in ((1, 32, 3774), (1, 32, 32768), (64, 32, 3774), (64, 1, 3774)):
         reuse_attention(readers, tokens, length)
+    save("probe_split_kernel.json")
     for readers, length in ((64, 3774), (256, 3774), (64, 32768)):
         decode_attention(readers, length)
     for tokens in (3774, 32768):
         audit_shape(tokens)
     save("probe_split_kernel.json")
+    for rows, tokens in SHAPES:
+        shape(rows, tokens, hbm_gbps, sms, SETTINGS[1:])
+        save("probe_split_kernel.json")
 
 
 if __name__ == "__main__":
