@@ -40,22 +40,16 @@ def reuse_plan(batch: int, tokens: int, groups: int, k_prefix: torch.Tensor) -> 
     query heads per KV head) over a document layer ``k_prefix`` with: ``auto`` (``passes``) or
     ``triton`` (``fused``), whichever timed faster for this shape (once per process). A private copy
     per reader, CPU tensors, and a shape first seen inside a capture: ``auto``."""
-    if not on_flash(k_prefix) or k_prefix.shape[0] != 1:
-        return "auto"
-    key = (batch, tokens, groups, tuple(k_prefix.shape), k_prefix.dtype, k_prefix.device, None)
 
-    def candidates() -> dict[str, Callable[[], object]]:  # made only when the shape is first timed
+    def calls() -> Callable[[str], Callable[[], object]]:
         _, hkv, _, d = k_prefix.shape
         rand = lambda *shape: torch.randn(*shape, dtype=k_prefix.dtype, device=k_prefix.device)
         q = rand(batch, hkv * groups, tokens, d)
         own = [rand(batch, tokens, hkv, d).transpose(1, 2) for _ in "kv"]  # token-major, as a layer leaves them
         run = compiled_for(q, prefix_attention)
-        return {
-            name: functools.partial(run, q, *own, k_prefix, k_prefix, d**-0.5, kernel)
-            for name, kernel in KERNEL.items()
-        }
+        return lambda kernel: functools.partial(run, q, *own, k_prefix, k_prefix, d**-0.5, kernel)
 
-    return KERNEL[timed_choice(TIMED, key, candidates, default="passes")[0]]
+    return _timed_plan(batch, tokens, groups, k_prefix, None, calls)
 
 
 def cached_plan(
@@ -64,35 +58,43 @@ def cached_plan(
     """:func:`reuse_plan` for decoding readers: ``batch`` readers' ``tokens`` new tokens over a shared
     document layer ``k_prefix`` and their caches (one layer ``k_cache`` ``(B, Hkv, S, d)``, in the
     layout ``own_kernel`` reads), timed at the caches' last slots (the longest read)."""
-    if not on_flash(k_prefix) or k_prefix.shape[0] != 1:
-        return "auto"
-    token_major = k_cache.transpose(1, 2).is_contiguous()
-    key = (
-        batch,
-        tokens,
-        groups,
-        tuple(k_prefix.shape),
-        k_prefix.dtype,
-        k_prefix.device,
-        (k_cache.shape[2], own_kernel),
-    )
 
-    def candidates() -> dict[str, Callable[[], object]]:  # made only when the shape is first timed
+    def calls() -> Callable[[str], Callable[[], object]]:
         _, hkv, slots, d = k_cache.shape
         rand = lambda *shape: torch.randn(*shape, dtype=k_prefix.dtype, device=k_prefix.device)
         q, new = rand(batch, hkv * groups, tokens, d), rand(batch, tokens, hkv, d).transpose(1, 2)
+        token_major = k_cache.transpose(1, 2).is_contiguous()
         cache = [cache_layer(k_prefix, batch, slots, token_major=token_major).normal_() for _ in "kv"]
         at = torch.arange(slots - tokens, slots, device=k_prefix.device)  # the new tokens' slots: the last
         steps = None
         if own_kernel == "flash" and tokens == 1:
             steps = step_sequences(batch, groups, slots, torch.tensor(slots - 1, device=k_prefix.device))
         run = compiled_for(q, cached_prefix_attention)
-        return {
-            name: functools.partial(
-                run, q, new, new, k_prefix, k_prefix, *cache, at, d**-0.5, kernel, own_kernel, steps
-            )
-            for name, kernel in KERNEL.items()
-        }
+        return lambda kernel: functools.partial(
+            run, q, new, new, k_prefix, k_prefix, *cache, at, d**-0.5, kernel, own_kernel, steps
+        )
+
+    return _timed_plan(batch, tokens, groups, k_prefix, (k_cache.shape[2], own_kernel), calls)
+
+
+def _timed_plan(
+    batch: int,
+    tokens: int,
+    groups: int,
+    k_prefix: torch.Tensor,
+    cache: tuple[int, str] | None,
+    calls: Callable[[], Callable[[str], Callable[[], object]]],
+) -> str:
+    """The two plans' shared part: ``auto`` off a shared document on the GPU; otherwise each way timed
+    once per shape (``cache``: the caches' slots and own kernel, None for a reuse), ``calls()``
+    making the inputs once and one layer's attention per document kernel."""
+    if not on_flash(k_prefix) or k_prefix.shape[0] != 1:
+        return "auto"
+    key = (batch, tokens, groups, tuple(k_prefix.shape), k_prefix.dtype, k_prefix.device, cache)
+
+    def candidates() -> dict[str, Callable[[], object]]:  # made only when the shape is first timed
+        call = calls()
+        return {name: call(kernel) for name, kernel in KERNEL.items()}
 
     return KERNEL[timed_choice(TIMED, key, candidates, default="passes")[0]]
 
