@@ -29,9 +29,9 @@ import triton.language as tl
 from kvbench.forward.online_softmax import LOG2E, finish, online_block
 
 MIN_PART_TOKENS = 256  # a part's fixed cost (its query tile, its partial's write) against its read
-# One wave: at every shape probed on an H100 (results/probes/probe_split_kernel_h100_5c460cf.json),
-# about one program per SM beat two by 2-27% at the six shapes where the plans differ (and four by
-# more): the extra parts' float32 partials cost the merge more than a second wave of programs hides.
+# One wave: on an H100 (results/probes/probe_split_kernel_h100_5c460cf.json) about one program per
+# SM beat two by 2-27% at the six of seven shapes where the plans differ, and four by more: the
+# extra parts' float32 partials cost the merge more than a second wave of programs hides.
 CTAS_PER_SM = 1
 BLOCK_N, STAGES = 64, 3  # keys per block and software-pipeline depth (Triton's Hopper attention tutorial's range)
 # Eight warps: with four, tiles of 32 rows and more spill registers to local memory on sm_90 (a
