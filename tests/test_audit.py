@@ -91,6 +91,10 @@ def test_detection_probability_is_the_exact_chance_over_draws():
         assert audit.detection_probability(n, m, k) == pytest.approx(caught)
 
 
+def test_an_audit_with_nothing_flagged_detects_exactly_nothing():
+    assert audit.detection_probability(64, 0, 16) == 0.0  # not 1.1e-16: an honest row reads 0
+
+
 def test_sampled_audit_agrees_with_the_exhaustive_verdicts(tiny_lm, doc):
     ids, artifact = doc
     bad = altered(tiny_lm, "rederived", ids, artifact)

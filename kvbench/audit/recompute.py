@@ -244,7 +244,8 @@ def flagged(errors: torch.Tensor, tolerance: torch.Tensor) -> torch.Tensor:
 
 def detection_probability(n_chunks: int, n_flagged: int, k: int) -> float:
     """Chance that ``k`` chunks drawn without replacement include at least one flagged chunk."""
-    return float(1.0 - stats.hypergeom(n_chunks, n_flagged, k).pmf(0))
+    # P(X > 0) directly: 1 - pmf(0) leaves 1e-16 where nothing is flagged.
+    return float(stats.hypergeom(n_chunks, n_flagged, k).sf(0))
 
 
 @dataclass
