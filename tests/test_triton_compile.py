@@ -92,11 +92,15 @@ def test_the_probes_other_settings_compile_for_hopper(block_n, stages):
     assert _compile(_split_attention_kernel, pointers, constants, WARPS, stages).metadata.shared <= SHARED_BYTES
 
 
-def test_the_split_kv_merge_compiles_for_hopper():
-    from kvbench.forward.split_kernel import _split_attention_merge_kernel
+# a reuse's 14 document parts and its own (3774 tokens, 8 KV heads, one wave on 132 SMs), two parts, and 67 (2 KV heads)
+@pytest.mark.parametrize("parts", [15, 2, 67])
+def test_the_split_kv_merge_compiles_for_hopper_without_spilling(parts):
+    from kvbench.forward.split_kernel import _split_attention_merge_kernel, merge_launch
 
     pointers = {"part_out_ptr": "*fp32", "part_lse_ptr": "*fp32", "out_ptr": "*bf16", "lse_ptr": "*fp32"}
-    compiled = _compile(_split_attention_merge_kernel, pointers, {"BLOCK_R": 16, "D": 128}, 4, 3)
+    block_r, warps = merge_launch(parts, 128)
+    constants = {"PARTS": triton.next_power_of_2(parts), "BLOCK_R": block_r, "D": 128}
+    compiled = _compile(_split_attention_merge_kernel, pointers, constants, warps, 3)
     assert compiled.metadata.shared <= SHARED_BYTES and _spills(compiled) == 0
 
 
