@@ -386,7 +386,8 @@ for M, Hkv, L, d, part, token_major, dtype in [
     (128, 2, 200, 128, 1000, True, torch.float16),  # one part: the first kernel writes the out itself
     (5, 3, 257, 32, 64, True, torch.float32),  # five parts, the last of one key
     (130, 1, 150, 16, 64, False, torch.float32),  # two row tiles, the second of 2 rows
-    (3, 1, 2600, 128, 64, False, torch.float32),  # 41 parts: the merge loads 64 (padded), one row a program
+    (40, 2, 1100, 16, 64, True, torch.float16),  # 18 parts: the merge reads them all at once (32, padded)
+    (3, 1, 2600, 128, 64, False, torch.float32),  # 41 parts all at once, one row a program
 ]:
     rand = lambda *shape: torch.randn(*shape, generator=g).to(dtype)
     q = rand(1, Hkv, M, d)

@@ -98,9 +98,9 @@ def test_the_split_kv_merge_compiles_for_hopper_without_spilling(parts):
     from kvbench.forward.split_kernel import _split_attention_merge_kernel, merge_launch
 
     pointers = {"part_out_ptr": "*fp32", "part_lse_ptr": "*fp32", "out_ptr": "*bf16", "lse_ptr": "*fp32"}
-    block_r, warps = merge_launch(parts, 128)
-    constants = {"PARTS": triton.next_power_of_2(parts), "BLOCK_R": block_r, "D": 128}
-    compiled = _compile(_split_attention_merge_kernel, pointers, constants, warps, 3)
+    launch = merge_launch(parts, 128)
+    warps = launch.pop("num_warps")
+    compiled = _compile(_split_attention_merge_kernel, pointers, dict(launch, D=128), warps, 3)
     assert compiled.metadata.shared <= SHARED_BYTES and _spills(compiled) == 0
 
 

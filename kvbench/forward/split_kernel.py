@@ -39,7 +39,12 @@ BLOCK_N, STAGES = 64, 3  # keys per block and software-pipeline depth (Triton's 
 # the readers' own keys, 64- and 128-row tiles spill at 64 keys a block too, so they read 32
 # (tests/test_triton_compile.py).
 WARPS, MASKED_BLOCK_N = 8, 32
-MERGE_VALUES = 8192  # float32 partial values one merge program holds: 64 a thread at four warps
+# The merge's partials (results/probes/probe_split_kernel_h100_e4ff50f.json, an H100): read one part
+# after another, each read waits on the one before (15 parts of 1024 rows took 8.6 µs a layer against
+# 2.6 µs to read them); read all at once, the document pass gained 3-7% at 12-16 parts and the
+# reuse's fused attention 11% at 15, but lost 5-14% at 2-8 parts.
+LOOP_PARTS = 8
+MERGE_VALUES = 8192  # float32 partial values one merge program holds at once: 64 a thread at four warps
 
 
 @triton.jit
@@ -139,41 +144,56 @@ def _split_attention_kernel(
 @triton.jit
 def _split_attention_merge_kernel(
     part_out_ptr, part_lse_ptr, out_ptr, lse_ptr, parts, o_s, l_s, rows_n,
-    PARTS: tl.constexpr, BLOCK_R: tl.constexpr, D: tl.constexpr,
+    AT_ONCE: tl.constexpr, PARTS: tl.constexpr, BLOCK_R: tl.constexpr, D: tl.constexpr,
 ):  # fmt: skip
     """Rows ``(Hkv x M)`` in blocks: out = sum_s exp(lse_s - lse) out_s, lse = logsumexp_s lse_s; a row
-    whose every part saw no key (lse ``-inf``: its weights NaN) gets out 0 and lse ``-inf``. Every
-    part's partial is loaded at once (``PARTS``, a power of two, at least ``parts``): loaded one part
-    after another, the loads waited on each other, 8.6 µs a layer for 15 parts of 1024 rows on an
-    H100 against 2.6 µs to read them (results/probes/probe_stages_h100_321768d.json)."""
+    whose every part saw no key (lse ``-inf``: its weights NaN) gets out 0 and lse ``-inf``. The
+    parts are read one after another, or with ``AT_ONCE`` all in one load (``PARTS``, a power of
+    two, at least ``parts``), whose reads do not wait on each other (:func:`merge_launch`)."""
     rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     kept = rows < rows_n
-    s = tl.arange(0, PARTS)
     d = tl.arange(0, D)
-    read = (s < parts)[:, None] & kept[None, :]  # (PARTS, BLOCK_R)
-    part_lse = tl.load(part_lse_ptr + s[:, None] * l_s + rows[None, :], mask=read, other=float("-inf"))
-    top = tl.max(part_lse, 0)
-    weight = tl.exp(part_lse - top[None, :])
-    total = tl.sum(weight, 0)
-    outs = tl.load(
-        part_out_ptr + s[:, None, None] * o_s + rows[None, :, None] * D + d[None, None, :],
-        mask=read[:, :, None],
-        other=0.0,
-    )
-    acc = tl.sum(weight[:, :, None] * outs, 0)
+    if AT_ONCE:
+        s = tl.arange(0, PARTS)
+        read = (s < parts)[:, None] & kept[None, :]  # (PARTS, BLOCK_R)
+        part_lse = tl.load(part_lse_ptr + s[:, None] * l_s + rows[None, :], mask=read, other=float("-inf"))
+        top = tl.max(part_lse, 0)
+        weight = tl.exp(part_lse - top[None, :])
+        total = tl.sum(weight, 0)
+        outs = tl.load(
+            part_out_ptr + s[:, None, None] * o_s + rows[None, :, None] * D + d[None, None, :],
+            mask=read[:, :, None],
+            other=0.0,
+        )
+        acc = tl.sum(weight[:, :, None] * outs, 0)
+    else:
+        top = tl.full([BLOCK_R], float("-inf"), tl.float32)
+        for s in range(0, parts):
+            top = tl.maximum(top, tl.load(part_lse_ptr + s * l_s + rows, mask=kept, other=float("-inf")))
+        total = tl.zeros([BLOCK_R], tl.float32)
+        acc = tl.zeros([BLOCK_R, D], tl.float32)
+        for s in range(0, parts):
+            weight = tl.exp(tl.load(part_lse_ptr + s * l_s + rows, mask=kept, other=float("-inf")) - top)
+            total += weight
+            part_out = tl.load(part_out_ptr + s * o_s + rows[:, None] * D + d[None, :], mask=kept[:, None])
+            acc += weight[:, None] * part_out
     seen = total > 0  # false for NaN too
     merged = tl.where(seen[:, None], acc / tl.where(seen, total, 1.0)[:, None], 0.0)
     tl.store(out_ptr + rows[:, None] * D + d[None, :], merged.to(out_ptr.dtype.element_ty), mask=kept[:, None])
     tl.store(lse_ptr + rows, tl.where(seen, top + tl.log(total), float("-inf")), mask=kept)
 
 
-def merge_launch(parts: int, d: int) -> tuple[int, int]:
-    """Rows per program of the merge and its warps: as many rows (a power of two, from 1 to 16) as keep
-    its ``parts x rows x d`` float32 partials within ``MERGE_VALUES``, and more warps where one row's
-    partials alone are more (64 values a thread)."""
-    values = triton.next_power_of_2(parts) * d
-    rows = max(1, min(16, MERGE_VALUES // values))
-    return rows, min(16, max(4, rows * values // (64 * 32)))
+def merge_launch(parts: int, d: int) -> dict:
+    """The merge's launch settings for ``parts`` partials of ``d`` values a row. Up to
+    ``LOOP_PARTS`` parts, 16 rows a program reading one part after another; beyond, every part in
+    one load, as many rows (a power of two, 1 to 16) as keep a program's ``parts x rows x d`` float32
+    values within ``MERGE_VALUES``, with more warps where one row's alone are more (64 values a thread)."""
+    parts_p2 = triton.next_power_of_2(parts)
+    if parts_p2 <= LOOP_PARTS:
+        return {"AT_ONCE": False, "PARTS": parts_p2, "BLOCK_R": 16, "num_warps": 4}
+    rows = max(1, min(16, MERGE_VALUES // (parts_p2 * d)))
+    warps = min(16, max(4, rows * parts_p2 * d // (64 * 32)))
+    return {"AT_ONCE": True, "PARTS": parts_p2, "BLOCK_R": rows, "num_warps": warps}
 
 
 def block_rows(rows: int) -> int:
@@ -265,9 +285,8 @@ def split_pass(
         num_warps=warps, num_stages=stages,
     )  # fmt: skip
     if parts > 1:
-        block_r, merge_warps = merge_launch(parts, d)
-        _split_attention_merge_kernel[(-(-(hkv * rows) // block_r),)](
-            part_out, part_lse, out, lse, parts, part_out.stride(0), part_lse.stride(0), hkv * rows,
-            PARTS=triton.next_power_of_2(parts), BLOCK_R=block_r, D=d, num_warps=merge_warps,
+        launch = merge_launch(parts, d)
+        _split_attention_merge_kernel[(-(-(hkv * rows) // launch["BLOCK_R"]),)](
+            part_out, part_lse, out, lse, parts, part_out.stride(0), part_lse.stride(0), hkv * rows, D=d, **launch
         )  # fmt: skip
     return out, lse
