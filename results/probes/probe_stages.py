@@ -70,6 +70,16 @@ def profile(call, replays: int = 10, top: int = 8) -> dict:
     return {**{k: round(v, 4) for k, v in totals.items()}, "kernels": kernels // replays, "top": heaviest}
 
 
+def decode_step(fwd: FastForward, art, batch: int) -> tuple[GreedyDecoder, torch.Tensor]:
+    """A captured decoder of ``batch`` readers over ``art`` (32 question tokens, room for 8 more), its
+    caches held at 36 slots so that every timed step reads the same own keys, and the ``(batch, 1)``
+    token that step feeds."""
+    decoder = GreedyDecoder(fwd, art, batch, 32, 8, graph=True)
+    decoder.tokens(torch.randint(0, 30000, (batch, 32), device=dev))
+    decoder.cache.rewind(36)
+    return decoder, torch.zeros(batch, 1, dtype=torch.long, device=dev)
+
+
 def length(tag: str, fwd: FastForward, model, tokens: int, query, batches: list[int], hbm_gbps: float) -> None:
     """One document length of one variant: the reader, the decode step at each batch, the audit."""
     doc, art, ref = document_kv(model, tokens, query)
@@ -81,10 +91,7 @@ def length(tag: str, fwd: FastForward, model, tokens: int, query, batches: list[
     say(f"{tag}_L{tokens}_doc_kernel", document_pass.chosen(4 * 32, tokens))
     say(f"{tag}_L{tokens}_reuse_attention", reuse_plan.plan_chosen(1, 32, tokens))
     for batch in batches:
-        decoder = GreedyDecoder(fwd, art, batch, 32, 8, graph=True)
-        decoder.tokens(torch.randint(0, 30000, (batch, 32), device=dev))
-        decoder.cache.rewind(36)
-        token = torch.zeros(batch, 1, dtype=torch.long, device=dev)
+        decoder, token = decode_step(fwd, art, batch)
         say(f"{tag}_L{tokens}_decode_B{batch}_step_ms", med(lambda d=decoder: d.step(token)))
         say(f"{tag}_L{tokens}_decode_B{batch}_stages", profile(lambda d=decoder: d.step(token)))
         say(f"{tag}_L{tokens}_decode_B{batch}_doc_kernel", document_pass.chosen(4 * batch, tokens))
