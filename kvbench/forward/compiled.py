@@ -20,6 +20,12 @@ import torch
 # eager with a warning, and the point would be timed uncompiled; here it raises instead, so the point
 # fails and says why (issue 21's run at b374e6c hit it silently).
 RECOMPILE_LIMIT = 64
+# Inductor times a few launch settings for each pointwise kernel when it first runs, on inputs its
+# own timing loop keeps in L2. For the decode step's log-sum-exp merge that chose settings 5-12x
+# slower on the step's cold inputs in some processes and not in others (0.43 against 0.08 ms a step
+# at 64 readers of 3774 tokens on an H100); its heuristic settings ran the step 5% faster at 64
+# readers and 13% at 256 than the timed ones did (results/probes/probe_decode_merge.py).
+OPTIONS = {"triton.autotune_pointwise": False}
 
 
 def compiled_layer(layer: torch.nn.Module) -> torch.nn.Module:
@@ -27,12 +33,13 @@ def compiled_layer(layer: torch.nn.Module) -> torch.nn.Module:
     recompile limit that a whole sweep fits in, and that fails a point rather than run it eager."""
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
     torch._dynamo.config.fail_on_recompile_limit_hit = True
-    return cast(torch.nn.Module, torch.compile(layer, dynamic=True))  # an OptimizedModule, typed as a callable
+    compiled = torch.compile(layer, dynamic=True, options=OPTIONS)
+    return cast(torch.nn.Module, compiled)  # an OptimizedModule, typed as a callable
 
 
 @functools.cache
 def _compiled(fn: Callable) -> Callable:
-    return torch.compile(fn)
+    return torch.compile(fn, options=OPTIONS)
 
 
 def compiled_for(like: torch.Tensor, fn: Callable) -> Callable:

@@ -10,6 +10,10 @@ heuristic setting, no benchmark); ``static`` (the layers compiled for static sha
 repository root on a GPU node, one mode per process:
 
     python3 results/probes/probe_decode_merge.py default   # writes $OUT/probe_decode_merge_default.json
+
+Run at d8a6020 (results/probes/README.md): the timed settings were the slow ones, so since then
+kvbench compiles with ``triton.autotune_pointwise`` off (``kvbench.forward.compiled.OPTIONS``), and
+``default`` is ``noautotune``.
 """
 
 from __future__ import annotations
