@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import torch
 
@@ -25,7 +25,7 @@ RECOMPILE_LIMIT = 64
 # slower on the step's cold inputs in some processes and not in others (0.43 against 0.08 ms a step
 # at 64 readers of 3774 tokens on an H100); its heuristic settings ran the step 5% faster at 64
 # readers and 13% at 256 than the timed ones did (results/probes/probe_decode_merge.py).
-OPTIONS = {"triton.autotune_pointwise": False}
+OPTIONS: dict[str, str | int | bool | Callable[..., Any]] = {"triton.autotune_pointwise": False}
 
 
 def compiled_layer(layer: torch.nn.Module) -> torch.nn.Module:
