@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _probe import ceilings, dev, document_kv, med, qwen3_4b_random, save, say
 
 from kvbench.audit.recompute import ChunkCheck
-from kvbench.forward import audit_chunks, document_pass, reuse_plan
+from kvbench.forward import audit_chunks, document_pass, kernel_timing, own_pass, reuse_plan
 from kvbench.forward.cuda_graph import Replayable
 from kvbench.forward.fast import FastForward, GreedyDecoder
 from kvbench.measure.floors import weight_bytes
@@ -96,6 +96,8 @@ def length(tag: str, fwd: FastForward, model, tokens: int, query, batches: list[
         say(f"{tag}_L{tokens}_decode_B{batch}_stages", profile(lambda d=decoder: d.step(token)))
         say(f"{tag}_L{tokens}_decode_B{batch}_doc_kernel", document_pass.chosen(4 * batch, tokens))
         say(f"{tag}_L{tokens}_decode_B{batch}_own_kernel", decoder.cache.kernel)
+        own_ms = [ms for key, ms in kernel_timing.timings(own_pass.TIMED) if key[0] == batch]
+        say(f"{tag}_L{tokens}_decode_B{batch}_own_kernel_ms", own_ms)  # each candidate, as `auto` timed it
     if tag == "after":  # the audit: k = 4 chunks of 64 tokens in one captured check
         check = ChunkCheck(fwd, art, doc, 4, 64, graph=True)
         draw = [(s, s + 64) for s in (64 * 3, 64 * 20, 64 * 40, 64 * 57)]
