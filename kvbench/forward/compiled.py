@@ -22,9 +22,9 @@ import torch
 RECOMPILE_LIMIT = 64
 # Inductor times a few launch settings for each pointwise kernel when it first runs, on inputs its
 # own timing loop keeps in L2. For the decode step's log-sum-exp merge that chose settings 5-12x
-# slower on the step's cold inputs in some processes and not in others (0.43 against 0.08 ms a step
-# at 64 readers of 3774 tokens on an H100); its heuristic settings ran the step 5% faster at 64
-# readers and 13% at 256 than the timed ones did (results/probes/probe_decode_merge.py).
+# slower on the step's cold inputs in some runs and not in others (0.43 against 0.08 ms a step at 64
+# readers of 3774 tokens on H100s); in one process each on one H100, its heuristic settings ran the
+# step 5% faster at 64 readers and 13% at 256 than the timed ones (results/probes/probe_decode_merge.py).
 OPTIONS: dict[str, str | int | bool | Callable[..., Any]] = {"triton.autotune_pointwise": False}
 
 
