@@ -20,11 +20,11 @@ import torch
 # eager with a warning, and the point would be timed uncompiled; here it raises instead, so the point
 # fails and says why (issue 21's run at b374e6c hit it silently).
 RECOMPILE_LIMIT = 64
-# Inductor times a few launch settings for each pointwise kernel when it first runs, on inputs its
-# own timing loop keeps in L2. For the decode step's log-sum-exp merge that chose settings 5-12x
-# slower on the step's cold inputs in some runs and not in others (0.43 against 0.08 ms a step at 64
-# readers of 3774 tokens on H100s); in one process each on one H100, its heuristic settings ran the
-# step 5% faster at 64 readers and 13% at 256 than the timed ones (results/probes/probe_decode_merge.py).
+# Inductor times a few launch settings for each pointwise kernel when it first runs. With dynamic
+# shapes that chose settings 5-12x slower for the decode step's log-sum-exp merge in some runs and
+# not in others (0.43 against 0.08 ms a step at 64 readers of 3774 tokens on H100s); in one process
+# each on one H100, the heuristic settings ran the step 5% faster at 64 readers and 13% at 256 than
+# the timed ones (results/probes/probe_decode_merge.py).
 OPTIONS: dict[str, str | int | bool | Callable[..., Any]] = {"triton.autotune_pointwise": False}
 
 

@@ -149,7 +149,7 @@ def _split_attention_merge_kernel(
     """Rows ``(Hkv x M)`` in blocks: out = sum_s exp(lse_s - lse) out_s, lse = logsumexp_s lse_s; a row
     whose every part saw no key (lse ``-inf``: its weights NaN) gets out 0 and lse ``-inf``. The
     parts are read one after another, or with ``AT_ONCE`` all in one load (``PARTS``, a power of
-    two, at least ``parts``), whose reads do not wait on each other (:func:`merge_launch`)."""
+    two, at least ``parts``; unused without it), whose reads do not wait on each other (:func:`merge_launch`)."""
     rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     kept = rows < rows_n
     d = tl.arange(0, D)
@@ -185,12 +185,13 @@ def _split_attention_merge_kernel(
 
 def merge_launch(parts: int, d: int) -> dict:
     """The merge's launch settings for ``parts`` partials of ``d`` values a row. Up to
-    ``LOOP_PARTS`` parts, 16 rows a program reading one part after another; beyond, every part in
-    one load, as many rows (a power of two, 1 to 16) as keep a program's ``parts x rows x d`` float32
-    values within ``MERGE_VALUES``, with more warps where one row's alone are more (64 values a thread)."""
+    ``LOOP_PARTS`` parts, 16 rows a program reading one part after another (``PARTS`` 1: one compiled
+    kernel for every such count); beyond, every part in one load, as many rows (a power of two, 1 to
+    16) as keep a program's ``parts x rows x d`` float32 values within ``MERGE_VALUES``, with more
+    warps where one row's alone are more (64 values a thread)."""
     parts_p2 = triton.next_power_of_2(parts)
     if parts_p2 <= LOOP_PARTS:
-        return {"AT_ONCE": False, "PARTS": parts_p2, "BLOCK_R": 16, "num_warps": 4}
+        return {"AT_ONCE": False, "PARTS": 1, "BLOCK_R": 16, "num_warps": 4}
     rows = max(1, min(16, MERGE_VALUES // (parts_p2 * d)))
     warps = min(16, max(4, rows * parts_p2 * d // (64 * 32)))
     return {"AT_ONCE": True, "PARTS": parts_p2, "BLOCK_R": rows, "num_warps": warps}
