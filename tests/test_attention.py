@@ -372,7 +372,8 @@ def test_the_triton_step_kernel_gives_the_masked_step_pass_under_the_interpreter
 
 # The split-KV Triton document kernel under the interpreter: row tiles cut short (M not a multiple of
 # BLOCK_M), parts and a short last part, a last block cut short, one part (no merge), token-major keys;
-# with a key limit per group of rows (the audit's chunks), rows that see no key among them; and with the
+# with a key limit per group of rows (the audit's chunks), rows that see no key among them, tiles whose
+# rows share a limit and tiles whose rows do not (masked one by one past the nearest); and with the
 # readers' own keys as one more part (a reuse's whole attention).
 # float16 and float32: the interpreter computes bfloat16 wrongly (numpy has none); the GPU tests take bf16.
 _SPLIT_KERNEL_CASES = """
@@ -405,6 +406,7 @@ for M, L, part, group, limits in [
     (96, 300, 128, 24, [0, 130, 300, 64]),  # groups straddle a 64-row tile; a chunk at 0; one sees all
     (64, 500, 128, 32, [129, 384]),  # a limit one key into a part; one at a part's edge
     (40, 200, 1000, 8, [0, 0, 1, 199, 200]),  # one part; two chunks at 0 share a tile with others
+    (256, 300, 128, 128, [200, 37]),  # a chunk a tile (128 rows): every key read unmasked; 200 ends mid-part
 ]:
     q, k, v = (torch.randn(1, 2, n, 32, generator=g) for n in (M, L, L))
     limit = torch.tensor(limits, dtype=torch.int32)

@@ -35,9 +35,9 @@ MIN_PART_TOKENS = 256  # a part's fixed cost (its query tile, its partial's writ
 CTAS_PER_SM = 1
 BLOCK_N, STAGES = 64, 3  # keys per block and software-pipeline depth (Triton's Hopper attention tutorial's range)
 # Eight warps: with four, tiles of 32 rows and more spill registers to local memory on sm_90 (a
-# 64 x 128 float32 accumulator and the scores' block in 128 threads); with a key limit per row or
-# the readers' own keys, 64- and 128-row tiles spill at 64 keys a block too, so they read 32
-# (tests/test_triton_compile.py).
+# 64 x 128 float32 accumulator and the scores' block in 128 threads). Keys masked per row (an audit
+# tile's keys past its nearest limit, the readers' own keys) read 32 a block: at 64, 64- and
+# 128-row tiles spill there too (tests/test_triton_compile.py).
 WARPS, MASKED_BLOCK_N = 8, 32
 # The merge's partials (results/probes/probe_split_kernel_h100_e4ff50f.json, an H100): read one part
 # after another, each read waits on the one before (15 parts of 1024 rows took 8.6 µs a layer against
@@ -48,25 +48,18 @@ MERGE_VALUES = 8192  # float32 partial values one merge program holds at once: 6
 
 
 @triton.jit
-def _document_part(
-    q, rows, kept, d, h, s, k_ptr, v_ptr, k_h, k_l, v_h, v_l, limit_ptr, group_rows, keys_n, part, scale_log2,
-    LIMITED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr,
+def _fold_keys(
+    q, d, h, k_ptr, v_ptr, k_h, k_l, v_h, v_l, first, end, limit, scale_log2, top, total, acc,
+    PER_ROW: tl.constexpr, N: tl.constexpr,
 ):  # fmt: skip
-    """Part ``s`` of the document's keys (``part`` of them) for one row tile: the online softmax's final state."""
-    first = s * part
-    end = tl.minimum(first + part, keys_n)
-    if LIMITED:  # row r sees only the keys before limit[r // group_rows] (an audit's chunk, its prefix)
-        limit = tl.load(limit_ptr + rows // group_rows, mask=kept, other=0)
-        end = tl.minimum(end, tl.max(limit, 0))  # no block past the tile's furthest limit
-    top = tl.full([BLOCK_M], float("-inf"), tl.float32)  # running max of each row's scores (log2 units)
-    total = tl.zeros([BLOCK_M], tl.float32)  # running sum of exp2(score - top)
-    acc = tl.zeros([BLOCK_M, D], tl.float32)
-    for start in range(first, end, BLOCK_N):
-        keys = start + tl.arange(0, BLOCK_N)
+    """Keys ``first .. end`` of head ``h`` in blocks of ``N``, folded into the tile's online softmax:
+    seen by every row, or with ``PER_ROW`` by row ``r`` only before ``limit[r]``."""
+    for start in range(first, end, N):
+        keys = start + tl.arange(0, N)
         loaded = keys < end
         k = tl.load(k_ptr + h * k_h + keys[:, None] * k_l + d[None, :], mask=loaded[:, None], other=0.0)
         v = tl.load(v_ptr + h * v_h + keys[:, None] * v_l + d[None, :], mask=loaded[:, None], other=0.0)
-        if LIMITED:
+        if PER_ROW:
             seen = loaded[None, :] & (keys[None, :] < limit[:, None])
         else:
             seen = loaded[None, :]
@@ -75,15 +68,49 @@ def _document_part(
 
 
 @triton.jit
+def _document_part(
+    q, rows, kept, d, h, s, k_ptr, v_ptr, k_h, k_l, v_h, v_l, limit_ptr, group_rows, keys_n, part, scale_log2,
+    LIMITED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, MASKED_N: tl.constexpr, D: tl.constexpr,
+):  # fmt: skip
+    """Part ``s`` of the document's keys (``part`` of them) for one row tile: the online softmax's final
+    state. With ``LIMITED`` (row ``r`` sees the keys before ``limit[r // group_rows]``: an audit's
+    chunk, its prefix) the keys before the tile's nearest limit are read as every row's, in blocks
+    of ``BLOCK_N``, and only those up to its furthest limit with a mask per row, in the smaller
+    blocks of ``MASKED_N`` (none where the tile's rows share one limit, as an audit's chunks' do)."""
+    first = s * part
+    end = tl.minimum(first + part, keys_n)
+    top = tl.full([BLOCK_M], float("-inf"), tl.float32)  # running max of each row's scores (log2 units)
+    total = tl.zeros([BLOCK_M], tl.float32)  # running sum of exp2(score - top)
+    acc = tl.zeros([BLOCK_M, D], tl.float32)
+    shared_end = end
+    if LIMITED:
+        limit = tl.load(limit_ptr + rows // group_rows, mask=kept, other=0)
+        shared_end = tl.maximum(first, tl.minimum(end, tl.min(tl.where(kept, limit, keys_n), 0)))
+        end = tl.minimum(end, tl.max(limit, 0))  # no block past the tile's furthest limit
+    else:
+        limit = end  # unread
+    top, total, acc = _fold_keys(
+        q, d, h, k_ptr, v_ptr, k_h, k_l, v_h, v_l, first, shared_end, limit, scale_log2, top, total, acc, False, BLOCK_N
+    )  # fmt: skip
+    if LIMITED:
+        top, total, acc = _fold_keys(
+            q, d, h, k_ptr, v_ptr, k_h, k_l, v_h, v_l, shared_end, end, limit, scale_log2, top, total, acc, True,
+            MASKED_N,
+        )  # fmt: skip
+    return top, total, acc
+
+
+@triton.jit
 def _own_part(
     q, rows, kept, d, h, ko_ptr, vo_ptr, ko_b, ko_h, ko_t, vo_b, vo_h, vo_t, reader_rows, new_tokens, own_tokens,
-    slot_ptr, scale_log2, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr,
+    slot_ptr, scale_log2, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, MASKED_N: tl.constexpr, D: tl.constexpr,
 ):  # fmt: skip
-    """The readers' own keys for one row tile: row ``r`` is reader ``r // reader_rows``'s new token
-    ``t = r % new_tokens`` and sees that reader's own keys up to its own: lower-right causal over
-    ``own_tokens >= new_tokens`` keys, or, with ``SLOTS`` (a reader's cache of ``own_tokens``
-    slots), up to slot ``slots[t]`` (on the device). The tile's readers' keys are read as one run
-    of ``reader x own_tokens + key`` indices, each row masked to its reader's."""
+    """The readers' own keys for one row tile, in blocks of ``MASKED_N``: row ``r`` is reader
+    ``r // reader_rows``'s new token ``t = r % new_tokens`` and sees that reader's own keys up to
+    its own: lower-right causal over ``own_tokens >= new_tokens`` keys, or, with ``SLOTS`` (a
+    reader's cache of ``own_tokens`` slots), up to slot ``slots[t]`` (on the device). The tile's
+    readers' keys are read as one run of ``reader x own_tokens + key`` indices, each row masked to
+    its reader's."""
     reader = rows // reader_rows
     if SLOTS:
         sees_up_to = tl.load(slot_ptr + rows % new_tokens, mask=kept, other=-1).to(tl.int32)
@@ -94,8 +121,8 @@ def _own_part(
     top = tl.full([BLOCK_M], float("-inf"), tl.float32)
     total = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, D], tl.float32)
-    for start in range(first, end, BLOCK_N):
-        keys = start + tl.arange(0, BLOCK_N)
+    for start in range(first, end, MASKED_N):
+        keys = start + tl.arange(0, MASKED_N)
         loaded = keys < end
         of, at = keys // own_tokens, keys % own_tokens  # the key's reader and its position
         k = tl.load(
@@ -118,7 +145,7 @@ def _split_attention_kernel(
     slot_ptr,  # SLOTS: row r sees its reader's cache up to slot[r % new_tokens]
     rows_n, keys_n, part, scale_log2,
     LIMITED: tl.constexpr, OWN: tl.constexpr, SLOTS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    D: tl.constexpr,
+    MASKED_N: tl.constexpr, D: tl.constexpr,
 ):  # fmt: skip
     tile, h, s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -128,12 +155,12 @@ def _split_attention_kernel(
     if OWN and s == tl.num_programs(2) - 1:  # the last program along the parts: the readers' own keys
         top, total, acc = _own_part(
             q, rows, kept, d, h, ko_ptr, vo_ptr, ko_b, ko_h, ko_t, vo_b, vo_h, vo_t, reader_rows, new_tokens,
-            own_tokens, slot_ptr, scale_log2, SLOTS, BLOCK_M, BLOCK_N, D,
+            own_tokens, slot_ptr, scale_log2, SLOTS, BLOCK_M, MASKED_N, D,
         )  # fmt: skip
     else:
         top, total, acc = _document_part(
             q, rows, kept, d, h, s, k_ptr, v_ptr, k_h, k_l, v_h, v_l, limit_ptr, group_rows, keys_n, part,
-            scale_log2, LIMITED, BLOCK_M, BLOCK_N, D,
+            scale_log2, LIMITED, BLOCK_M, BLOCK_N, MASKED_N, D,
         )  # fmt: skip
     out, lse = finish(top, total, acc)  # a row with no key in this part: out 0, lse -inf
     out_rows = out_ptr + s * o_s + h * o_h + rows[:, None] * o_m
@@ -202,12 +229,6 @@ def block_rows(rows: int) -> int:
     return min(128, max(16, triton.next_power_of_2(rows)))
 
 
-def block_keys(masked: bool) -> int:
-    """Keys per block of the first kernel: fewer where rows carry masks of their own (a key limit per
-    row, or the readers' own keys), which take registers of their own."""
-    return MASKED_BLOCK_N if masked else BLOCK_N
-
-
 def split_plan(rows: int, kv_heads: int, kv_tokens: int, sms: int, block_n: int = BLOCK_N) -> int:
     """Keys per part: about ``CTAS_PER_SM x sms`` programs in all over ``kv_heads x ceil(rows / BLOCK_M)``
     tiles, each part at least ``MIN_PART_TOKENS`` keys and a whole number of ``block_n`` blocks
@@ -224,7 +245,7 @@ def split_pass(
     v: torch.Tensor,
     scale: float,
     part: int,
-    block_n: int | None = None,
+    block_n: int = BLOCK_N,
     warps: int = WARPS,
     stages: int = STAGES,
     limits: torch.Tensor | None = None,
@@ -250,9 +271,9 @@ def split_pass(
     ``(1, Hkv, M)`` float32 natural log-sum-exp, both contiguous, as
     :func:`kvbench.forward.document_pass.document_pass` promises. With ``part >= L`` one kernel
     writes them; otherwise ``ceil(L / part)`` float32 partials ``(S, Hkv, M, d)`` are merged by a second.
-    ``block_n`` keys per block (:func:`block_keys`),
-    ``warps`` and ``stages`` are the first kernel's launch settings (``results/probes/probe_split_kernel.py``
-    times others).
+    ``block_n`` keys per block where every row of a tile sees them (:data:`MASKED_BLOCK_N` where
+    rows are masked one by one), ``warps`` and ``stages`` are the first kernel's launch settings
+    (``results/probes/probe_split_kernel.py`` times others).
     """
     _, hkv, rows, d = q.shape
     length = k.shape[2]
@@ -268,7 +289,6 @@ def split_pass(
         part_out = torch.empty(parts, hkv, rows, d, dtype=torch.float32, device=q.device)
         part_lse = torch.empty(parts, hkv, rows, dtype=torch.float32, device=q.device)
     block_m = block_rows(rows)
-    block_n = block_n or block_keys(limits is not None or own is not None)
     k_own, v_own, new_tokens = own if own is not None else (k, v, 1)  # unread without OWN
     if k_own.stride(3) != 1 or v_own.stride(3) != 1:
         raise ValueError("split_pass reads rows of d contiguous values: the own keys need stride 1 in d")
@@ -282,8 +302,8 @@ def split_pass(
         v_own.stride(2), rows // k_own.shape[0], new_tokens, k_own.shape[2],
         q if slots is None else slots,  # q: a pointer never read without SLOTS
         rows, length, part, scale * LOG2E,
-        LIMITED=limits is not None, OWN=own is not None, SLOTS=slots is not None, BLOCK_M=block_m, BLOCK_N=block_n, D=d,
-        num_warps=warps, num_stages=stages,
+        LIMITED=limits is not None, OWN=own is not None, SLOTS=slots is not None, BLOCK_M=block_m, BLOCK_N=block_n,
+        MASKED_N=MASKED_BLOCK_N, D=d, num_warps=warps, num_stages=stages,
     )  # fmt: skip
     if parts > 1:
         launch = merge_launch(parts, d)

@@ -9,7 +9,8 @@ Each is set beside the KV read at the measured copy bandwidth, and each Triton v
 difference from flash's out is recorded. Then a layer's whole reuse attention (document, own keys,
 merge) and a decode step's (64 and 256 readers) as two passes and as one Triton launch, as
 ``reuse_plan`` and ``cached_plan`` time them, and an audit's k = 4 chunks at 3774 and 32768
-tokens as ``chunk_plan`` times them; the other launch settings last. The file is written after each of these
+tokens as ``chunk_plan`` times them; a reuse's and an audit's one launch at the key blocks and,
+for the audit, the parts it might take; the other launch settings last. The file is written after each of these
 steps, so a call stopped at its limit keeps what finished. Run from the repository root on a GPU node:
 
     python3 results/probes/probe_split_kernel.py   # writes $OUT/probe_split_kernel.json
@@ -99,6 +100,34 @@ def audit_shape(tokens: int) -> None:
     say(f"audit_k4_L{tokens}_ms", timed)
 
 
+def fused_launch(rows: int, tokens: int, readers: int, own_tokens: int, limited: bool, sms: int) -> None:
+    """One layer's whole attention as one Triton launch, ``readers`` readers' (or chunks')
+    ``own_tokens`` new tokens over the document and their own keys: the keys every row of a tile
+    sees in blocks of 64 (the default from session 24) against 32 (before, where any row of the
+    launch carried a mask), and, with a key limit per reader (an audit's ``readers`` chunks, spread
+    evenly as :func:`audit_chunks.chunk_plan` places them), at :func:`split_plan`'s part, half and a
+    quarter of it: a program past its tile's furthest limit reads nothing, so about half of them work."""
+    torch.manual_seed(0)
+    q = torch.randn(1, HKV, rows, D, device=dev, dtype=dt)
+    k, v = (torch.randn(1, HKV, tokens, D, device=dev, dtype=dt) for _ in range(2))
+    own = (*(torch.randn(readers, HKV, own_tokens, D, device=dev, dtype=dt) for _ in range(2)), own_tokens)
+    limits = None
+    if limited:
+        spacing = tokens // (readers + 1)
+        limits = torch.tensor([(i + 1) * spacing for i in range(readers)], dtype=torch.int32, device=dev)
+    masks = {"limits": limits, "group_rows": rows // readers, "own": own}
+    part = split_plan(rows, HKV, tokens, sms)
+    ref = split_pass(q, k, v, D**-0.5, tokens, **masks)[0].float()  # one part
+    key = f"fused_r{rows}_L{tokens}_{'audit' if limited else 'reuse'}"
+    fractions = (1, 2, 4) if limited else (1,)
+    for block_n, fraction in [(BLOCK_N, f) for f in fractions] + [(32, 1)]:
+        p = max(block_n, part // fraction // block_n * block_n)
+        tag = f"{key}_n{block_n}_parts{-(-tokens // p)}"
+        run = functools.partial(split_pass, q, k, v, D**-0.5, p, block_n, **masks)
+        say(f"{tag}_ms", try_graph_ms("probe", tag, run))
+        say(f"{tag}_max_abs_diff_vs_one_part", float((run()[0].float() - ref).abs().max()))
+
+
 def main() -> None:
     # as a compiled forward sets it (kvbench.forward.compiled): the plans compile one attention per shape
     torch._dynamo.config.recompile_limit = RECOMPILE_LIMIT
@@ -118,6 +147,10 @@ def main() -> None:
         decode_attention(readers, length)
     for tokens in (3774, 32768):
         audit_shape(tokens)
+    save("probe_split_kernel.json")
+    for tokens in (3774, 32768):  # a reuse's question (one reader of 32 tokens); an audit's k = 4 chunks of 64
+        fused_launch(128, tokens, 1, 32, False, sms)
+        fused_launch(1024, tokens, 4, 64, True, sms)
     save("probe_split_kernel.json")
     for rows, tokens in SHAPES:
         shape(rows, tokens, hbm_gbps, sms, SETTINGS[1:])
