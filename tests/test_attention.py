@@ -489,6 +489,9 @@ def test_the_split_kernels_parts_are_whole_blocks_of_at_least_256_keys_filling_t
     assert parts == 1 or programs <= sms + tiles  # one wave: split only as far as the SMs need
     # the SMs filled, or the parts as short as they may be
     assert programs >= sms - tiles or part <= MIN_PART_TOKENS + 64 or tokens < 2 * MIN_PART_TOKENS
+    limited = split_plan(rows, 8, tokens, sms, limited=True)  # an audit's chunks: about half the programs work
+    assert limited == part or (parts < -(-tokens // limited) <= 2 * parts + 1 and limited >= MIN_PART_TOKENS)
+    assert limited < part or part == tokens or part <= MIN_PART_TOKENS + 64  # more parts unless none may be shorter
 
 
 def test_the_triton_step_op_off_cuda_is_the_masked_step_pass():

@@ -202,10 +202,11 @@ def _split_kv(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, **options
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The split-KV Triton kernel and its merge (:func:`kvbench.forward.split_kernel.split_pass` with
-    ``options``), over parts sized from the rows and the SM count."""
+    ``options``), over parts sized from the rows, the SM count and whether rows stop at key limits."""
     from kvbench.forward.split_kernel import split_pass, split_plan  # imports Triton, which CPU installs may lack
 
-    part = split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device))
+    limited = options.get("limits") is not None
+    part = split_plan(q.shape[2], q.shape[1], k.shape[2], _sms(q.device), limited=limited)
     return split_pass(q, k, v, scale, part, **options)
 
 

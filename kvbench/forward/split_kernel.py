@@ -229,12 +229,17 @@ def block_rows(rows: int) -> int:
     return min(128, max(16, triton.next_power_of_2(rows)))
 
 
-def split_plan(rows: int, kv_heads: int, kv_tokens: int, sms: int, block_n: int = BLOCK_N) -> int:
+def split_plan(
+    rows: int, kv_heads: int, kv_tokens: int, sms: int, block_n: int = BLOCK_N, limited: bool = False
+) -> int:
     """Keys per part: about ``CTAS_PER_SM x sms`` programs in all over ``kv_heads x ceil(rows / BLOCK_M)``
     tiles, each part at least ``MIN_PART_TOKENS`` keys and a whole number of ``block_n`` blocks
-    (the last part takes the remainder). Returns the part's length in keys; ``kv_tokens`` is one part."""
+    (the last part takes the remainder). Returns the part's length in keys; ``kv_tokens`` is one part.
+    ``limited`` (rows that stop at a key limit, an audit's chunks anywhere in the document): twice
+    the programs, since a program past its tile's furthest limit reads nothing and about half work."""
     tiles = kv_heads * -(-rows // block_rows(rows))
-    wanted = max(1, min(round(CTAS_PER_SM * sms / tiles), kv_tokens // MIN_PART_TOKENS))
+    programs = CTAS_PER_SM * sms * (2 if limited else 1)
+    wanted = max(1, min(round(programs / tiles), kv_tokens // MIN_PART_TOKENS))
     part = -(-kv_tokens // wanted)
     return min(kv_tokens, -(-part // block_n) * block_n)
 

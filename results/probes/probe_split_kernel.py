@@ -105,8 +105,9 @@ def fused_launch(rows: int, tokens: int, readers: int, own_tokens: int, limited:
     ``own_tokens`` new tokens over the document and their own keys: the keys every row of a tile
     sees in blocks of 64 (the default from session 24) against 32 (before, where any row of the
     launch carried a mask), and, with a key limit per reader (an audit's ``readers`` chunks, spread
-    evenly as :func:`audit_chunks.chunk_plan` places them), at :func:`split_plan`'s part, half and a
-    quarter of it: a program past its tile's furthest limit reads nothing, so about half of them work."""
+    evenly as :func:`audit_chunks.chunk_plan` places them), at :func:`split_plan`'s part, half (its
+    part with ``limited``, the default from session 24: a program past its tile's furthest limit
+    reads nothing, so about half of them work) and a quarter of it."""
     torch.manual_seed(0)
     q = torch.randn(1, HKV, rows, D, device=dev, dtype=dt)
     k, v = (torch.randn(1, HKV, tokens, D, device=dev, dtype=dt) for _ in range(2))
