@@ -28,16 +28,22 @@ SHARED_BYTES = 227 * 1024  # the most shared memory one block may take on sm_90
 
 def _compile(kernel, pointers: dict[str, str], constants: dict[str, int], warps: int, stages: int):
     """``kernel`` compiled for sm_90: pointer arguments typed by ``pointers``, ``constants`` as its
-    constexprs, ``scale_log2`` float32 and every other argument int32."""
-    signature = {}
-    for name in kernel.arg_names:
+    constexprs, ``scale_log2`` float32 and every other argument int32. As Triton's launcher
+    specializes them at the hot launches (bf16 rows of 128 values), the pointers and the strides
+    (``x_h``, ``x_l``, ...) and ``part`` are known to be multiples of 16. Without that, the loops
+    never pipeline their loads (no asynchronous copies at any ``stages``), so the compile would not
+    be the program the GPU runs."""
+    signature, attrs = {}, {}
+    for at, name in enumerate(kernel.arg_names):
         if name in constants:
             signature[name] = "constexpr"
         elif name in pointers:
             signature[name] = pointers[name]
         else:
             signature[name] = "fp32" if name == "scale_log2" else "i32"
-    source = ASTSource(fn=kernel, signature=signature, constexprs=constants)
+        if name in pointers or re.fullmatch(r"[a-z]+_[bhlmst]|part", name):
+            attrs[(at,)] = [["tt.divisibility", 16]]
+    source = ASTSource(fn=kernel, signature=signature, constexprs=constants, attrs=attrs)
     return triton.compile(source, target=HOPPER, options={"num_warps": warps, "num_stages": stages})
 
 
@@ -84,9 +90,9 @@ def _spills_in_loops(compiled) -> int:
 @pytest.mark.parametrize("rows", [4, 32, 64, 128, 1024])  # tiles of 16, 32, 64 and 128 rows
 def test_the_split_kv_kernel_compiles_for_hopper_without_spilling(rows, out, limited, own, slots):
     """At the launch settings split_pass picks: it builds, fits shared memory, spills no register
-    inside a loop (four warps spilled up to 688 bytes a thread; 128-row tiles with a masked loop
-    beside the 64-key one keep up to 40 bytes, stored before the loops and read after), and runs its
-    products on wgmma from 64 rows a tile."""
+    inside a loop (four warps spill at 128-row tiles, inside the loops too; 16-row tiles with a key
+    limit keep up to 16 bytes, stored before the loops and read after), and runs its products on
+    wgmma from 64 rows a tile."""
     from kvbench.forward.split_kernel import BLOCK_N, MASKED_BLOCK_N, STAGES, WARPS, _split_attention_kernel, block_rows
 
     block_m = block_rows(rows)

@@ -34,10 +34,10 @@ MIN_PART_TOKENS = 256  # a part's fixed cost (its query tile, its partial's writ
 # extra parts' float32 partials cost the merge more than a second wave of programs hides.
 CTAS_PER_SM = 1
 BLOCK_N, STAGES = 64, 3  # keys per block and software-pipeline depth (Triton's Hopper attention tutorial's range)
-# Eight warps: with four, tiles of 32 rows and more spill registers to local memory on sm_90 (a
-# 64 x 128 float32 accumulator and the scores' block in 128 threads). Keys masked per row (an audit
-# tile's keys past its nearest limit, the readers' own keys) read 32 a block: at 64, 64- and
-# 128-row tiles spill there too (tests/test_triton_compile.py).
+# Eight warps: with four, tiles of 128 rows spill registers to local memory on sm_90 (a 128 x 128
+# float32 accumulator and the scores' block in 128 threads; tests/test_triton_compile.py). Keys
+# masked per row (an audit tile's keys past its nearest limit, the readers' own keys, which come in
+# runs of tens) are read 32 a block, as every key of such a launch was when its probes were timed.
 WARPS, MASKED_BLOCK_N = 8, 32
 # The merge's partials (results/probes/probe_split_kernel_h100_e4ff50f.json, an H100): read one part
 # after another, each read waits on the one before (15 parts of 1024 rows took 8.6 µs a layer against

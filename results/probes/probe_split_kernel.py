@@ -40,10 +40,10 @@ SHAPES = [(128, 3774), (128, 32768), (256, 3774), (256, 16384), (1024, 3774), (1
 SETTINGS = [  # (keys per block, warps, stages): split_pass's defaults first
     (BLOCK_N, WARPS, STAGES),
     (32, 8, 3),
-    (128, 8, 3),  # spills 112 bytes a thread at 128 rows (tests/test_triton_compile.py)
+    (128, 8, 3),
     (64, 8, 2),
     (64, 8, 4),
-    (64, 4, 3),  # spills at 32 rows and more: what four warps cost
+    (64, 4, 3),  # spills at 128-row tiles (tests/test_triton_compile.py): what four warps cost
 ]
 
 
