@@ -103,10 +103,10 @@ def audit_shape(tokens: int) -> None:
 def fused_launch(rows: int, tokens: int, readers: int, own_tokens: int, limited: bool, sms: int) -> None:
     """One layer's whole attention as one Triton launch, ``readers`` readers' (or chunks')
     ``own_tokens`` new tokens over the document and their own keys: the keys every row of a tile
-    sees in blocks of 64 (the default from session 24) against 32 (before, where any row of the
+    sees in blocks of 64 (the default since 5d4481e) against 32 (before, where any row of the
     launch carried a mask), and, with a key limit per reader (an audit's ``readers`` chunks, spread
     evenly as :func:`audit_chunks.chunk_plan` places them), at :func:`split_plan`'s part, half (its
-    part with ``limited``, the default from session 24: a program past its tile's furthest limit
+    part with ``limited``, the default since bf68e25: a program past its tile's furthest limit
     reads nothing, so about half of them work) and a quarter of it."""
     torch.manual_seed(0)
     q = torch.randn(1, HKV, rows, D, device=dev, dtype=dt)
