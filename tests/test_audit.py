@@ -266,3 +266,18 @@ def test_a_chunk_check_refuses_other_chunks_than_it_was_built_for(tiny_lm, doc):
     for bounds in ([(0, CHUNK)], [(0, CHUNK), (CHUNK, CHUNK + 3)]):
         with pytest.raises(ValueError, match=f"recomputes 2 chunks of {CHUNK} tokens, not"):
             check(bounds)
+
+
+def test_a_layers_chunk_errors_are_each_chunks_largest_token_error_on_k_and_v():
+    from kvbench.audit.recompute import _layer_errors
+
+    g = torch.Generator().manual_seed(0)
+    n, tokens, heads, d = 3, 4, 2, 8
+    old_k, old_v = (torch.randn(1, heads, 20, d, generator=g) for _ in range(2))
+    index = (torch.tensor([0, 8, 16])[:, None] + torch.arange(tokens)).reshape(-1)
+    new_k, new_v = old_k[:, :, index].clone(), old_v[:, :, index].clone()
+    new_v[0, 1, tokens + 2, 3] += 1.0  # chunk 1's third token, V only
+    errors = _layer_errors(new_k, new_v, old_k, old_v, index, n, tokens)
+    changed = new_v[0, :, tokens + 2].flatten()  # that token's heads x head_dim
+    assert errors.shape == (n, 2) and torch.all(errors[:, 0] == 0) and errors[0, 1] == errors[2, 1] == 0
+    assert errors[1, 1] == pytest.approx(1.0 / float(torch.linalg.vector_norm(changed)))

@@ -77,25 +77,37 @@ def recompute_chunk(model, artifact: KVArtifact, token_ids: torch.Tensor, start:
 
 
 def _relative_errors(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    """``(chunks,)`` largest per-token relative error of ``new`` against ``old``, both ``(chunks, tokens, width)``."""
+    """``(..., chunks)`` largest per-token relative error of ``new`` against ``old``, both
+    ``(..., chunks, tokens, width)``."""
     scale = torch.linalg.vector_norm(new, dim=-1).clamp_min(torch.finfo(torch.float32).tiny)
     return (torch.linalg.vector_norm(new - old, dim=-1) / scale).amax(dim=-1)
 
 
-def _pair_errors(new: torch.Tensor, old: torch.Tensor, index: torch.Tensor, n: int, tokens: int) -> torch.Tensor:
-    """``(n,)`` errors of ``n`` chunks of ``tokens`` tokens in one (layer, side) pair: ``new``
-    ``(1, Hkv, n * tokens, d)`` recomputed, against ``old`` ``(1, Hkv, L, d)`` stored, at the positions
-    ``index`` ``(n * tokens,)``.
+def _layer_errors(
+    new_k: torch.Tensor,
+    new_v: torch.Tensor,
+    old_k: torch.Tensor,
+    old_v: torch.Tensor,
+    index: torch.Tensor,
+    n: int,
+    tokens: int,
+) -> torch.Tensor:
+    """``(n, 2)`` errors (K, V) of ``n`` chunks of ``tokens`` tokens in one layer: ``new_k``, ``new_v``
+    ``(1, Hkv, n * tokens, d)`` recomputed, against ``old_k``, ``old_v`` ``(1, Hkv, L, d)`` stored, at
+    the positions ``index`` ``(n * tokens,)``.
 
-    Compiled, it is a fused kernel or two instead of a dozen eager ones (a cast, a gather, copies,
-    two norms, a division, a maximum): two kernels a pair on an H100, 0.28 ms for the 72 pairs of a
-    4-chunk check. It is compiled per pair, not over all of them: every pair has the same shapes, so
-    one small graph serves the 2 x layers calls, where one graph of all the pairs took minutes to
-    compile anew for each chunk count (issue 21's probe on an H100 stalled there).
+    Both sides go through one reduction over their stack, so a compiled layer check can be a fused
+    kernel or two for the layer. A call per (layer, side) pair was two kernels a pair: 144 launches,
+    0.28 ms, for a 4-chunk check on an H100. It is compiled per layer, not over all of them: every
+    layer has the same shapes, so one small graph serves them all, where one graph of all the
+    layers took minutes to compile anew for each chunk count (issue 21's probe on an H100 stalled
+    there).
     """
     # (1, kv_heads, n x tokens, head_dim) -> (n, tokens, kv_heads x head_dim)
     per_chunk = lambda t: t[0].float().transpose(0, 1).reshape(n, tokens, -1)
-    return _relative_errors(per_chunk(new), per_chunk(old.index_select(2, index)))
+    new = torch.stack([per_chunk(new_k), per_chunk(new_v)])  # (2, n, tokens, kv_heads x head_dim)
+    old = torch.stack([per_chunk(old_k.index_select(2, index)), per_chunk(old_v.index_select(2, index))])
+    return _relative_errors(new, old).transpose(0, 1)
 
 
 def chunk_errors(cache, artifact: KVArtifact, start: int, end: int) -> torch.Tensor:
@@ -141,15 +153,13 @@ class ChunkCheck:
         self.n, self.tokens, self.device = n, tokens, artifact.device
         offsets = torch.arange(tokens, device=self.device)
         buffers = Chunks.empty(artifact, torch.zeros(n, dtype=torch.long, device=self.device), tokens)
-        news = [t for pair in zip(buffers.keys, buffers.values) for t in pair]  # (layer, side) pairs, K then V
-        olds = [t for pair in zip(artifact.keys, artifact.values) for t in pair]
-        pair_errors = compiled_for(token_ids, _pair_errors)
+        layers = list(zip(buffers.keys, buffers.values, artifact.keys, artifact.values))
+        layer_errors = compiled_for(token_ids, _layer_errors)
 
         def errors(starts: torch.Tensor) -> torch.Tensor:  # (n,) long -> (n, layers, 2) float32, on the device
             index = (starts.unsqueeze(1) + offsets).reshape(-1)
             fwd.recompute(token_ids[:, index], artifact, Chunks(starts, tokens, buffers.keys, buffers.values))
-            pairs = [pair_errors(new, old, index, n, tokens) for new, old in zip(news, olds)]
-            return torch.stack(pairs, dim=1).reshape(n, len(artifact.keys), 2)
+            return torch.stack([layer_errors(*layer, index, n, tokens) for layer in layers], dim=1)
 
         self._check = Replayable(errors, buffers.starts, graph=graph)
 
