@@ -29,29 +29,59 @@ def git_state() -> dict[str, object]:
     return {"git_sha": "unknown", "git_dirty": "unknown"}
 
 
+# Asked of nvidia-smi beside the driver: a card held below its rated power or clock computes
+# slower, so two runs' calibrated peaks can differ on the same model of GPU.
+_SMI_FIELDS = {
+    "driver": "driver_version",
+    "power_limit_w": "power.limit",
+    "power_max_limit_w": "power.max_limit",
+    "max_sm_clock_mhz": "clocks.max.sm",
+}
+
+
+def _smi_number(value: str) -> float | str | None:
+    """``"700.00 W"`` -> 700.0; ``"[N/A]"`` -> None; a version string stays as it is."""
+    value = value.strip()
+    if not value or value.startswith("["):
+        return None
+    head = value.split()[0]
+    try:
+        return float(head)
+    except ValueError:
+        return value
+
+
+def nvidia_smi_info(gpu: str | None = None) -> dict[str, object]:
+    """Driver, power limits and maximum SM clock of ``gpu`` (nvidia-smi's ``--id``: index or UUID;
+    None: the first GPU it lists). Each is None where nvidia-smi can't say."""
+    info: dict[str, object] = dict.fromkeys(_SMI_FIELDS)
+    select = [f"--id={gpu}"] if gpu else []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", *select, f"--query-gpu={','.join(_SMI_FIELDS.values())}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return info
+    values = out.strip().splitlines()[0].split(",") if out.strip() else []
+    if len(values) == len(_SMI_FIELDS):
+        info = {key: _smi_number(v) for key, v in zip(_SMI_FIELDS, values, strict=True)}
+        info["driver"] = values[0].strip()
+    return info
+
+
 def device_info(device: torch.device) -> dict[str, object]:
-    """Name of the compute device, and for CUDA the driver, runtime and memory."""
+    """Name of the compute device, and for CUDA the driver, runtime, memory, power limit and SM clock."""
     if device.type != "cuda":
         return {"device_name": "cpu"}
     props = torch.cuda.get_device_properties(device)
-    driver = None
-    try:
-        driver = (
-            subprocess.run(
-                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=20,
-            )
-            .stdout.strip()
-            .splitlines()[0]
-        )
-    except (OSError, IndexError, subprocess.TimeoutExpired):
-        pass
+    uuid = getattr(props, "uuid", None)  # nvidia-smi ignores CUDA_VISIBLE_DEVICES, so name the card
     return {
         "device_name": props.name,
         "cuda_runtime": torch.version.cuda,
-        "driver": driver,
+        **nvidia_smi_info(f"GPU-{uuid}" if uuid else None),
         "gpu_memory_gib": round(props.total_memory / 2**30, 1),
         "compute_capability": f"{props.major}.{props.minor}",
     }
