@@ -31,44 +31,38 @@ def git_state() -> dict[str, object]:
 
 # Asked of nvidia-smi beside the driver: a card held below its rated power or clock computes
 # slower, so two runs' calibrated peaks can differ on the same model of GPU.
-_SMI_FIELDS = {
-    "driver": "driver_version",
+_SMI_NUMBERS = {
     "power_limit_w": "power.limit",
     "power_max_limit_w": "power.max_limit",
     "max_sm_clock_mhz": "clocks.max.sm",
 }
 
 
-def _smi_number(value: str) -> float | str | None:
-    """``"700.00 W"`` -> 700.0; ``"[N/A]"`` -> None; a version string stays as it is."""
-    value = value.strip()
-    if not value or value.startswith("["):
-        return None
-    head = value.split()[0]
+def _smi_number(value: str) -> float | None:
+    """``"700.00 W"`` -> 700.0; ``"[N/A]"`` or anything else unreadable -> None."""
     try:
-        return float(head)
-    except ValueError:
-        return value
+        return float(value.split()[0])
+    except (IndexError, ValueError):
+        return None
 
 
 def nvidia_smi_info(gpu: str | None = None) -> dict[str, object]:
     """Driver, power limits and maximum SM clock of ``gpu`` (nvidia-smi's ``--id``: index or UUID;
     None: the first GPU it lists). Each is None where nvidia-smi can't say."""
-    info: dict[str, object] = dict.fromkeys(_SMI_FIELDS)
-    select = [f"--id={gpu}"] if gpu else []
+    info: dict[str, object] = dict.fromkeys(["driver", *_SMI_NUMBERS])
+    query = ",".join(["driver_version", *_SMI_NUMBERS.values()])
     try:
         out = subprocess.run(
-            ["nvidia-smi", *select, f"--query-gpu={','.join(_SMI_FIELDS.values())}", "--format=csv,noheader"],
+            ["nvidia-smi", *([f"--id={gpu}"] if gpu else []), f"--query-gpu={query}", "--format=csv,noheader"],
             capture_output=True,
             text=True,
             timeout=20,
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return info
-    values = out.strip().splitlines()[0].split(",") if out.strip() else []
-    if len(values) == len(_SMI_FIELDS):
-        info = {key: _smi_number(v) for key, v in zip(_SMI_FIELDS, values, strict=True)}
-        info["driver"] = values[0].strip()
+    values = [v.strip() for v in out.splitlines()[0].split(",")] if out.strip() else []
+    if len(values) == len(info):
+        info = {"driver": values[0], **{key: _smi_number(v) for key, v in zip(_SMI_NUMBERS, values[1:], strict=True)}}
     return info
 
 
