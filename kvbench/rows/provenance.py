@@ -71,7 +71,8 @@ def device_info(device: torch.device) -> dict[str, object]:
     if device.type != "cuda":
         return {"device_name": "cpu"}
     props = torch.cuda.get_device_properties(device)
-    uuid = getattr(props, "uuid", None)  # nvidia-smi ignores CUDA_VISIBLE_DEVICES, so name the card
+    # nvidia-smi ignores CUDA_VISIBLE_DEVICES, so name the card by its UUID (NVML's form: "GPU-...")
+    uuid = str(props.uuid).removeprefix("GPU-") if getattr(props, "uuid", None) else None
     return {
         "device_name": props.name,
         "cuda_runtime": torch.version.cuda,
