@@ -72,11 +72,11 @@ def device_info(device: torch.device) -> dict[str, object]:
         return {"device_name": "cpu"}
     props = torch.cuda.get_device_properties(device)
     # nvidia-smi ignores CUDA_VISIBLE_DEVICES, so name the card by its UUID (NVML's form: "GPU-...")
-    uuid = str(props.uuid).removeprefix("GPU-") if getattr(props, "uuid", None) else None
+    card = "GPU-" + str(props.uuid).removeprefix("GPU-") if getattr(props, "uuid", None) else None
     return {
         "device_name": props.name,
         "cuda_runtime": torch.version.cuda,
-        **nvidia_smi_info(f"GPU-{uuid}" if uuid else None),
+        **nvidia_smi_info(card),
         "gpu_memory_gib": round(props.total_memory / 2**30, 1),
         "compute_capability": f"{props.major}.{props.minor}",
     }
