@@ -87,7 +87,9 @@ name=$(printf %s "$line" | tr -c 'A-Za-z0-9=._' _ | cut -c1-120)
 echo "$(date +%T) gpu$gpu start: $line" >> logs/queue.log
 CUDA_VISIBLE_DEVICES=$gpu timeout "$left" bash -c "python3 -m kvbench $line results_dir=$OUTDIR" \
     > "logs/$name.log" 2>&1
-echo "$(date +%T) gpu$gpu end rc=$?: $line" >> logs/queue.log
+rc=$?  # kept before $(date) below, which would reset $? to its own 0
+[ $rc = 124 ] && rc="124 (stopped at the deadline; its folder holds the points done before it)"
+echo "$(date +%T) gpu$gpu end rc=$rc: $line" >> logs/queue.log
 WORKER
 }
 

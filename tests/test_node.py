@@ -123,6 +123,35 @@ def test_run_executes_a_recipe_file_and_a_literal_line(tmp_path):
     assert proc.stdout.count("end rc=0") == 3
 
 
+def test_the_queue_log_gives_each_jobs_own_exit_status(tmp_path):
+    """A failed job's status reaches the log (the line's own ``$(date)`` once reset it to 0), and
+    ``timeout``'s 124 is named as the deadline, whose job left only the points done before it."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    # exit 3 for one job; 124, what `timeout` returns for a job it stopped, for another
+    env, _ = _fake_python(tmp_path, 'case "$*" in *tier=disk*) exit 3;; *tier=host*) exit 124;; esac')
+    proc = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "scripts" / "node.sh"),
+            "run",
+            "-t",
+            "60",
+            "+exp=smoke",
+            "+exp=tiers tier=disk",
+            "+exp=tiers tier=host",
+        ],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert "end rc=0: +exp=smoke" in proc.stdout, proc.stdout + proc.stderr
+    assert "end rc=3: +exp=tiers tier=disk" in proc.stdout
+    assert "end rc=124 (stopped at the deadline" in proc.stdout and "tier=host" in proc.stdout
+
+
 def test_a_started_queue_sees_the_carried_wheelhouse(tmp_path):
     """The queue runs from a copy of the tree without the wheelhouse; recipes still name
     wheelhouse/tokenizer relative to the root, so the copy links it."""
