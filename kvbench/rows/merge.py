@@ -5,7 +5,8 @@ Each run folder found under ``SRC`` lands in the same place under ``DST``, as if
 written there: its rows replace the rows of the same point id (rows of other points stay), its
 manifest's jobs join the folder's (the ``RECIPE`` follows), its resolved config replaces the
 folder's (the newest job's, as a run's own write does) and its log is appended. A source line
-that is not a row is left behind with a warning, never copied. This is the one step that
+that is not a row is left behind with a warning, never copied; a job that stopped before its end
+(no ``end_time`` in its manifest) is merged with a warning. This is the one step that
 changes committed rows after a node run, and only when asked.
 """
 
@@ -30,6 +31,13 @@ def merge_folder(source: Path, target: Path) -> tuple[int, int]:
     kept = dst.extend(rows)
     for job in src.manifests():
         dst.record_job(job)
+        if "end_time" in job and job["end_time"] is None:  # killed (a deadline, OOM-kill) or crashed mid-run
+            log.warning(
+                "%s: job %s started %s has no end_time: it stopped early, and only the points it finished are merged",
+                source,
+                job.get("pid"),
+                job.get("start_time"),
+            )
     if (source / CONFIG_FILE).exists():
         dst.write_config((source / CONFIG_FILE).read_text())
     if (source / LOG_FILE).exists():
