@@ -74,7 +74,10 @@ def test_a_job_that_stopped_early_is_merged_with_a_warning(tmp_path, caplog):
     )
     with caplog.at_level("WARNING", logger="kvbench.rows.merge"):
         assert merge_folder(node, committed) == (0, 1)
-        assert merge_folder(tmp_path / "node-results" / "audit" / "done", tmp_path / "results" / "audit" / "done")
+        assert merge_folder(tmp_path / "node-results" / "audit" / "done", tmp_path / "results" / "audit" / "done") == (
+            0,
+            1,
+        )
     assert [r.getMessage() for r in caplog.records if "no end_time" in r.getMessage()] == [
         f"{node}: job 5 started 2026-12-07 has no end_time: "
         "it stopped early, and only the points it finished are merged"

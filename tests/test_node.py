@@ -89,6 +89,11 @@ def _fake_python(tmp_path: Path, body: str) -> tuple[dict, Path]:
     return dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", CALLS=str(calls), OUT=str(tmp_path)), calls
 
 
+def _node(script: Path, tree: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    """``bash SCRIPT ARGS...`` from ``tree`` (the node's repository root) with ``env``."""
+    return subprocess.run(["bash", str(script), *args], cwd=tree, capture_output=True, text=True, env=env, timeout=60)
+
+
 def test_run_executes_a_recipe_file_and_a_literal_line(tmp_path):
     """Without a GPU the runner still queues each job, passes its overrides through and collects logs;
     a literal line may keep the recipe file's ``python -m kvbench``."""
@@ -96,23 +101,9 @@ def test_run_executes_a_recipe_file_and_a_literal_line(tmp_path):
     (tree / "results" / "x").mkdir(parents=True)
     (tree / "results" / "x" / "RECIPE").write_text("# made by\npython -m kvbench +exp=smoke 'doc_tokens=[64]'\n")
     env, calls = _fake_python(tmp_path, 'echo "$@" >> "$CALLS"')  # records its arguments instead of measuring
-    proc = subprocess.run(
-        [
-            "bash",
-            str(ROOT / "scripts" / "node.sh"),
-            "run",
-            "-t",
-            "60",
-            "results/x/RECIPE",
-            "+exp=tiers tier=disk",
-            "python -m kvbench +exp=tiers tier=host",
-        ],  # a literal line copied from a recipe file
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    node = ROOT / "scripts" / "node.sh"
+    literal = "python -m kvbench +exp=tiers tier=host"  # a line copied from a recipe file
+    proc = _node(node, tree, env, "run", "-t", "60", "results/x/RECIPE", "+exp=tiers tier=disk", literal)
     assert proc.returncode == 0, proc.stderr
     lines = sorted(calls.read_text().splitlines())
     assert lines == [
@@ -130,23 +121,8 @@ def test_the_queue_log_gives_each_jobs_own_exit_status(tmp_path):
     tree.mkdir()
     # exit 3 for one job; 124, what `timeout` returns for a job it stopped, for another
     env, _ = _fake_python(tmp_path, 'case "$*" in *tier=disk*) exit 3;; *tier=host*) exit 124;; esac')
-    proc = subprocess.run(
-        [
-            "bash",
-            str(ROOT / "scripts" / "node.sh"),
-            "run",
-            "-t",
-            "60",
-            "+exp=smoke",
-            "+exp=tiers tier=disk",
-            "+exp=tiers tier=host",
-        ],
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    jobs = ["+exp=smoke", "+exp=tiers tier=disk", "+exp=tiers tier=host"]
+    proc = _node(ROOT / "scripts" / "node.sh", tree, env, "run", "-t", "60", *jobs)
     assert "end rc=0: +exp=smoke" in proc.stdout, proc.stdout + proc.stderr
     assert "end rc=3: +exp=tiers tier=disk" in proc.stdout
     assert "end rc=124 (stopped at the deadline" in proc.stdout and "tier=host" in proc.stdout
@@ -162,15 +138,7 @@ def test_a_started_queue_sees_the_carried_wheelhouse(tmp_path):
     shutil.copy(ROOT / "scripts" / "node.sh", tree / "scripts" / "node.sh")  # the queue sources its copy
     # checks the tokenizer is where the job's overrides say, from its working folder
     env, calls = _fake_python(tmp_path, 'ls wheelhouse/tokenizer/tokenizer.json >> "$CALLS" 2>&1')
-    node = ["bash", str(tree / "scripts" / "node.sh")]
-    start = subprocess.run(
-        [*node, "start", "+exp=smoke model.tokenizer=wheelhouse/tokenizer"],
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    start = _node(tree / "scripts" / "node.sh", tree, env, "start", "+exp=smoke model.tokenizer=wheelhouse/tokenizer")
     assert start.returncode == 0 and "started 1 job" in start.stdout, start.stderr
     deadline = time.monotonic() + 60  # the detached queue runs the job when it gets to it
     while not (calls.exists() and calls.read_text().endswith("\n")) and time.monotonic() < deadline:
@@ -185,9 +153,8 @@ def test_collect_waits_for_a_queue_whose_first_job_has_not_started(tmp_path):
     (tree / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "node.sh", tree / "scripts" / "node.sh")
     env, calls = _fake_python(tmp_path, 'sleep 3; echo "$@" >> "$CALLS"')  # a job that takes a while
-    node = ["bash", str(tree / "scripts" / "node.sh")]
-    run = lambda *args: subprocess.run([*node, *args], cwd=tree, capture_output=True, text=True, env=env, timeout=60)
-    assert run("start", "+exp=smoke").returncode == 0
-    collected = run("collect", "30")
+    node = tree / "scripts" / "node.sh"
+    assert _node(node, tree, env, "start", "+exp=smoke").returncode == 0
+    collected = _node(node, tree, env, "collect", "30")
     assert "end rc=0: +exp=smoke" in collected.stdout, collected.stdout + collected.stderr
     assert calls.read_text().startswith("-m kvbench +exp=smoke")
