@@ -67,18 +67,13 @@ def test_nothing_to_merge_is_one_line_and_exit_2(tmp_path, capsys):
 
 def test_a_job_that_stopped_early_is_merged_with_a_warning(tmp_path, caplog):
     """A job killed at a deadline leaves ``end_time: null``: its finished points merge, and the merge says so."""
-    committed, node = tmp_path / "results" / "audit" / "base", tmp_path / "node-results" / "audit" / "base"
-    _run(node, [_row("a1", 1.0)], {**_job(5, "2026-12-07", ["+exp=audit"]), "end_time": None})
-    _run(
-        tmp_path / "node-results" / "audit" / "done", [_row("a2", 1.0)], {**_job(6, "2026-12-07", []), "end_time": "x"}
-    )
+    stopped, done = tmp_path / "node-results" / "audit" / "stopped", tmp_path / "node-results" / "audit" / "done"
+    _run(stopped, [_row("a1", 1.0)], {**_job(5, "2026-12-07", ["+exp=audit"]), "end_time": None})
+    _run(done, [_row("a2", 1.0)], {**_job(6, "2026-12-07", []), "end_time": "2026-12-07T05:39"})
     with caplog.at_level("WARNING", logger="kvbench.rows.merge"):
-        assert merge_folder(node, committed) == (0, 1)
-        assert merge_folder(tmp_path / "node-results" / "audit" / "done", tmp_path / "results" / "audit" / "done") == (
-            0,
-            1,
-        )
+        assert merge_folder(stopped, tmp_path / "results" / "stopped") == (0, 1)
+        assert merge_folder(done, tmp_path / "results" / "done") == (0, 1)
     assert [r.getMessage() for r in caplog.records if "no end_time" in r.getMessage()] == [
-        f"{node}: job 5 started 2026-12-07 has no end_time: "
+        f"{stopped}: job 5 started 2026-12-07 has no end_time: "
         "it stopped early, and only the points it finished are merged"
     ]
